@@ -1,0 +1,140 @@
+// rewards/reward.h: rule-based rewards for RL of language models.
+//
+// A Reward is a weighted sum of named rules, compiled once from a spec and then shared,
+// read-only, by every thread that scores:
+//
+//   std::string error;
+//   auto reward = rl::rewards::Reward::FromYamlFile("configs/rewards/r1.yaml", &error);
+//   if (!reward) { std::cerr << error << "\n"; return 1; }
+//
+//   rl::rewards::Sample s;
+//   s.completion = "<think>2+2 is 4</think><answer>4</answer><|im_end|>";
+//   s.gold = "4";
+//   rl::rewards::RewardResult r = reward->Score(s);
+//   if (r.status == rl::rewards::ScoreStatus::kOk) use(*r.total);
+//
+//   // Many samples, scored in parallel; results identical for any thread count.
+//   std::vector<rl::rewards::RewardResult> rs = reward->ScoreBatch(samples, /*threads=*/0);
+//
+// Rules (names as written in a spec):
+//   format.think_answer   1/0: <think>…</think> then <answer>…</answer>, nothing else
+//   format.tags           0.25 per correctly placed tag (R1-Onevision)
+//   format.tag_count      0.25 per exactly-once newline-delimited tag (open-r1)
+//   format.boxed          1/0: a brace-balanced \boxed{…} or \fbox{…} in the answer
+//   length.soft_overlong  DAPO's soft overlong punishment (needs completion_tokens)
+//   repetition.ngram      n-gram repetition penalty (open-r1)
+//   reasoning.steps       step-by-step markers (open-r1)
+//   accuracy.math         the answer is mathematically equivalent to the gold (needs gold)
+//   length.cosine         cosine-scaled length reward keyed on correctness (open-r1)
+//
+// A rule that cannot score a sample (no gold answer, no token count, an unreadable gold, a
+// budget hit) says so in its status. The composite then reports the sample as unscorable
+// (total empty) or, when the spec says `on_unscorable: zero`, scores that rule 0 and still
+// reports the status. A reward never silently becomes 0.
+//
+// Thread safety: a Reward is immutable after construction; Score and ScoreBatch may be called
+// concurrently from any number of threads. Copying is disabled because rules own compiled
+// regexes; share a Reward by reference or shared_ptr.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "rewards/math/verify.h"
+
+namespace rl::rewards {
+
+// One completion to score. Views must outlive the call.
+struct Sample {
+  std::string_view prompt;                  // the prompt as the policy saw it; may be empty
+  std::string_view completion;              // the generated text, special tokens possibly kept
+  std::optional<std::string_view> gold;     // the gold answer, when the task has one
+  std::optional<int64_t> completion_tokens; // the completion's length in tokens, when known
+};
+
+enum class ScoreStatus {
+  kOk,
+  kMissingGold,        // the rule needs a gold answer and the sample has none
+  kMissingTokenCount,  // the rule needs completion_tokens and the sample has none
+  kInvalidGold,        // the gold answer could not be read
+  kBudgetExceeded,     // the time or size budget ran out before a verdict
+};
+// "ok", "missing_gold", "missing_token_count", "invalid_gold", "budget_exceeded".
+std::string_view ToString(ScoreStatus status);
+
+// One rule's contribution. `value` is the rule's own score (before weighting); it is
+// meaningful only when status == kOk.
+struct RuleScore {
+  std::string rule;   // e.g. "format.think_answer"
+  double weight = 1;
+  double value = 0;
+  ScoreStatus status = ScoreStatus::kOk;
+  std::string detail; // why, when status != kOk (empty otherwise)
+};
+
+struct RewardResult {
+  // Weighted sum of components. Empty when some rule could not score and the spec says
+  // `on_unscorable: skip` (the default).
+  std::optional<double> total;
+  // kOk, or the status of the first rule (in spec order) that could not score.
+  ScoreStatus status = ScoreStatus::kOk;
+  std::vector<RuleScore> components;  // one per rule, in spec order
+  // The answer check, when a rule of the reward needed it (accuracy.math, length.cosine).
+  std::optional<math::CheckResult> answer_check;
+};
+
+// What to do with a sample that a rule could not score.
+enum class OnUnscorable { kSkip, kZero };
+
+// Whether the completion starts inside an already-open <think> block.
+enum class PrefilledThink {
+  kAuto,    // yes when the prompt ends with the opening think tag (ignoring whitespace)
+  kAlways,
+  kNever,
+};
+
+class Reward {
+ public:
+  // Builds from a spec (JSON object with the same keys as the YAML files in
+  // configs/rewards/). On failure returns null and sets *error to a message naming the field
+  // and what was expected; `origin` (a file name) prefixes the message.
+  static std::unique_ptr<Reward> FromJson(const nlohmann::json& spec, std::string* error,
+                                          std::string_view origin = "reward spec");
+  // Reads a YAML file; errors name the file, line and key.
+  static std::unique_ptr<Reward> FromYamlFile(const std::string& path, std::string* error);
+  // Parses YAML text (for specs embedded in other configs); `origin` names it in errors.
+  static std::unique_ptr<Reward> FromYamlText(std::string_view yaml, std::string* error,
+                                              std::string_view origin = "reward spec");
+
+  ~Reward();
+  Reward(const Reward&) = delete;
+  Reward& operator=(const Reward&) = delete;
+
+  // Scores one sample. Never throws; bounded in time by the rules' budgets.
+  RewardResult Score(const Sample& sample) const;
+
+  // Scores many samples with up to `threads` OpenMP threads (0: all cores). results[i]
+  // belongs to samples[i] and does not depend on the thread count.
+  std::vector<RewardResult> ScoreBatch(std::span<const Sample> samples, int threads = 0) const;
+
+  // Rule names in spec order (the keys of per-rule metrics and OpenRLHF's extra_logs).
+  const std::vector<std::string>& rule_names() const;
+  // The spec as compiled, with defaults filled in (for /health and --print-config).
+  const nlohmann::json& spec() const;
+  // The completion as rules see it: trailing special tokens removed.
+  std::string_view StripSpecialTokens(std::string_view completion) const;
+
+ private:
+  struct Impl;
+  explicit Reward(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rl::rewards

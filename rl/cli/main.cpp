@@ -1,0 +1,21 @@
+// `rl`: the launcher. One binary, one subcommand per user: `train` (the GRPO trainer),
+// `serve` (the reward server), `score` (rules over a JSONL file), `generate` (sampling).
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "rl/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rl: rule-based reinforcement learning of language models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(RL_VERSION));
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
+
+  // rl::cli::AddScoreCommand(app); ... (one line per implemented subcommand)
+
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
