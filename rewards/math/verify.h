@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rl::math {
 
@@ -35,11 +36,42 @@ enum class Verdict {
 // "correct", "incorrect", "no_answer", "unparseable_answer", "invalid_gold", "budget_exceeded".
 std::string_view ToString(Verdict verdict);
 
+// Where the final answer is looked for in a completion, in the order of
+// VerifierOptions::extraction; the first kind that finds something wins.
+enum class Extraction {
+  kAnswerTag,  // the last <answer>…</answer> block (a \boxed{} inside it is unwrapped)
+  kBoxed,      // the last brace-matched \boxed{} / \fbox{} (adjacent boxes joined by "and", ",")
+  kAnchor,     // "final answer is …", "the answer is …", "Answer: …"
+  kMathEnv,    // the last $…$, $$…$$, \(…\), \[…\]
+  kNumber,     // the last plain number (with thousands separators, a fraction or a percent)
+};
+// "answer_tag", "boxed", "anchor", "math_env", "number".
+std::string_view ToString(Extraction extraction);
+
 struct VerifierOptions {
   int precision = 6;               // decimal places compared when a side is a decimal
   double time_budget_ms = 50;      // wall-clock budget per Check
   int64_t node_budget = 200000;    // parse + evaluation nodes per Check
   int64_t bit_budget = 1 << 16;    // bits per exact integer; beyond it, magnitudes only
+  // Extraction priority for the completion (the gold is always read leniently: a \boxed{}
+  // or math environment in it is used when present, else the whole text).
+  std::vector<Extraction> extraction = {Extraction::kAnswerTag, Extraction::kBoxed,
+                                        Extraction::kAnchor, Extraction::kMathEnv,
+                                        Extraction::kNumber};
+  // true: free symbols must have the same names; false: one free symbol on each side may be
+  // renamed (f(y) equals f(x)).
+  bool strict = true;
+  // A gold interval also accepts an equivalent inequality (x \in [-2,7] vs -2 \le x \le 7).
+  // An inequality gold always accepts the equivalent interval.
+  bool interval_accepts_inequality = false;
+  // A gold percent 10\% accepts the bare number 10 (besides 10\%, "10 percent" and 0.1).
+  bool percent_accepts_bare_number = true;
+  // A gold plain number 10 accepts 10\%.
+  bool number_accepts_percent = false;
+  // Multiple-choice labels (e.g. {"A","B","C","D"}): when not empty, the completion's answer is
+  // the choice named by an anchor ("the answer is B"), else the first standalone label.
+  std::vector<std::string> choices;
+  bool choices_ignore_case = false;  // also accept "b" for "B"
 };
 
 struct CheckResult {
