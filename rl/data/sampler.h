@@ -1,0 +1,69 @@
+// rl/data/sampler.h: reproducible, resumable order over a dataset.
+//
+//   rl::data::EpochSampler sampler(/*size=*/dataset.size(), /*seed=*/7, /*shuffle=*/true);
+//   std::vector<int64_t> batch = sampler.Next(16);   // indices into the dataset
+//   EpochSampler::Position where = sampler.position();  // save with a checkpoint ...
+//   sampler.Seek(where);                                // ... and continue exactly there
+//
+// Each epoch visits every index once, in an order that depends only on (seed, epoch), so the
+// position (epoch, offset) is all the state a checkpoint needs. Batches may span epochs.
+// Thread safety: an EpochSampler is not synchronised; use one per thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace rl::data {
+
+// A small, fully specified generator (Steele et al.'s SplitMix64), so that generated data
+// and orders are the same with every standard library.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t Below(uint64_t n) { return Next() % n; }  // bias below 2^-50 for small n
+  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+// Fisher–Yates with SplitMix64.
+template <class T>
+void Shuffle(std::vector<T>& items, SplitMix64& rng) {
+  for (std::size_t i = items.size(); i > 1; --i) {
+    std::swap(items[i - 1], items[rng.Below(i)]);
+  }
+}
+
+class EpochSampler {
+ public:
+  struct Position {
+    int64_t epoch = 0;
+    int64_t offset = 0;
+  };
+
+  EpochSampler(int64_t size, uint64_t seed, bool shuffle);
+
+  std::vector<int64_t> Next(int64_t count);
+  Position position() const { return position_; }
+  void Seek(Position position);
+
+ private:
+  void MakeOrder();
+
+  int64_t size_;
+  uint64_t seed_;
+  bool shuffle_;
+  Position position_;
+  std::vector<int64_t> order_;  // the current epoch's order
+};
+
+}  // namespace rl::data

@@ -1,0 +1,81 @@
+#include <catch2/catch.hpp>
+
+#include "trainer/config.h"
+
+using namespace rl::trainer;
+
+TEST_CASE("defaults and a round trip through --print-config", "[config]") {
+  TrainConfig c = ParseTrainConfig(
+      "run: {name: t, seed: 3}\n"
+      "grpo:\n"
+      "  steps: 10\n"
+      "  loss_type: dr_grpo\n"
+      "  epsilon_high: 0.28\n"
+      "  learning_rate: 1e-5\n"
+      "rewards:\n"
+      "  spec: {rules: [{name: format.think_answer, weight: 1}]}\n"
+      "rollout: {stop_strings: ['</answer>']}\n",
+      "t.yaml");
+  CHECK(c.run.name == "t");
+  CHECK(c.run.seed == 3);
+  CHECK(c.grpo.loss_type == LossType::kDrGrpo);
+  CHECK(c.grpo.epsilon_high == 0.28);
+  CHECK(c.grpo.optim.learning_rate == 1e-5);
+  CHECK(c.grpo.scale_rewards == ScaleRewards::kGroup);  // default
+  CHECK(c.rollout.stop_strings == std::vector<std::string>{"</answer>"});
+  CHECK_THAT(c.rewards.spec, Catch::Contains("format.think_answer"));
+
+  const std::string printed = ToYaml(c);
+  CHECK_THAT(printed, Catch::Contains("loss_type: dr_grpo"));
+  TrainConfig again = ParseTrainConfig(printed, "printed");
+  CHECK(ToYaml(again) == printed);
+  CHECK(again.grpo.epsilon_high == 0.28);
+  CHECK(again.rewards.spec == c.rewards.spec);
+}
+
+TEST_CASE("an empty file is the defaults", "[config]") {
+  TrainConfig c = ParseTrainConfig("", "empty.yaml");
+  CHECK(c.grpo.steps == 0);
+  CHECK_FALSE(c.grpo.epsilon_high.has_value());
+}
+
+TEST_CASE("unknown keys name the nearest valid key and the line", "[config]") {
+  CHECK_THROWS_WITH(ParseTrainConfig("run:\n  seed: 1\ngrpo:\n  lerning_rate: 0.1\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:4: grpo.lerning_rate: unknown key; did you mean 'learning_rate'?"));
+  CHECK_THROWS_WITH(ParseTrainConfig("rollut: {}\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:1: rollut: unknown key; did you mean 'rollout'?"));
+  CHECK_THROWS_WITH(ParseTrainConfig("model:\n  tiny:\n    hiden_size: 3\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:3: model.tiny.hiden_size: unknown key; did you mean 'hidden_size'?"));
+}
+
+TEST_CASE("wrong types and ranges name the key and its line", "[config]") {
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo:\n  steps: 10\n  beta: lots\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:3: grpo.beta: expected a number, got 'lots'"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo:\n  steps: 1.5\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:2: grpo.steps: expected an integer, got '1.5'"));
+  CHECK_THROWS_WITH(ParseTrainConfig("data:\n  shuffle: maybe\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:2: data.shuffle: expected true or false"));
+  CHECK_THROWS_WITH(ParseTrainConfig("rollout:\n  stop_strings: '</answer>'\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:2: rollout.stop_strings: expected a list of strings"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo:\n  loss_type: ppo\n", "c.yaml"),
+                    Catch::Contains("grpo.loss_type: expected one of 'grpo', 'dapo', 'dr_grpo', got 'ppo'"));
+  CHECK_THROWS_WITH(ParseTrainConfig("rollout:\n  temperature: -1\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:2: rollout.temperature: value -1 out of range"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: 3\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:1: grpo: expected a mapping"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: [1}\n", "c.yaml"), Catch::Contains("not valid YAML"));
+}
+
+TEST_CASE("cross-field checks", "[config]") {
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: 1}\nrollout: {num_generations: 1}\n", "c.yaml"),
+                    Catch::Contains("num_generations must be at least 2"));
+  CHECK_THROWS_WITH(
+      ParseTrainConfig("grpo: {steps: 1, prompts_per_step: 3, num_mini_batches: 2}\nrollout: {num_generations: 3}\n", "c.yaml"),
+      Catch::Contains("must be divisible"));
+}
+
+TEST_CASE("edit distance", "[config]") {
+  CHECK(EditDistance("kitten", "sitting") == 3);
+  CHECK(EditDistance("", "abc") == 3);
+  CHECK(EditDistance("beta", "beta") == 0);
+}

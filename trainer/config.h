@@ -1,0 +1,201 @@
+// trainer/config.h: the configuration of a training run (`rl train CONFIG.yaml`).
+//
+// A run is described by one YAML file with ten sections, every field optional (defaults
+// below). Names follow TRL's GRPOConfig where TRL has the concept:
+//
+//   run:        {name: quickstart, output_dir: runs/quickstart, seed: 0, threads: 2}
+//   model:      {path: ""}                 # a Hugging Face directory; empty: `tiny` from scratch
+//   tokenizer:  {path: ""}                 # tokenizer.json; empty: the model's, or trained
+//   data:       {train_file: "", prompt_key: prompt, answer_key: answer, task: {...}}
+//   rewards:    {spec_file: configs/rewards/r1.yaml}   # or `spec: {...}` or `server: http://…`
+//   rollout:    {num_generations: 8, max_new_tokens: 64, temperature: 1.0}
+//   sft:        {steps: 200, batch_size: 32, learning_rate: 1e-3}
+//   grpo:       {steps: 60, prompts_per_step: 16, beta: 0.0, loss_type: dapo, ...}
+//   eval:       {num_problems: 200, temperature: 0}
+//   checkpoint: {every: 20, keep_last: 2}
+//
+// Validation happens once, here, at the edge: an unknown key is an error naming the nearest
+// valid key; a value of the wrong type or out of range is an error naming the key, the file
+// and its line. ToYaml() prints the effective configuration (`rl train --print-config`).
+//
+// Errors: LoadTrainConfig and ParseTrainConfig throw ConfigError with a message of the form
+// "FILE:LINE: grpo.lerning_rate: unknown key; did you mean 'learning_rate'? (valid keys: …)".
+// Thread safety: plain values; the functions are pure.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rl::trainer {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class LossType { kGrpo, kDapo, kDrGrpo };          // "grpo", "dapo", "dr_grpo"
+enum class ScaleRewards { kGroup, kBatch, kNone };      // "group", "batch", "none"
+enum class LrSchedule { kConstant, kCosine, kLinear };  // "constant", "cosine", "linear"
+enum class PromptFormat { kPlain, kChatMl };            // "plain", "chatml"
+
+struct RunSection {
+  std::string name = "run";
+  std::string output_dir = "runs/run";  // metrics.jsonl, checkpoints/, final/
+  int64_t seed = 0;
+  int64_t threads = 0;  // LibTorch intra-op threads; 0: all cores
+};
+
+// The architecture of a Qwen2-shaped model trained from scratch (model.path empty).
+struct TinyModelSection {
+  int64_t hidden_size = 128;
+  int64_t intermediate_size = 384;
+  int64_t num_hidden_layers = 4;
+  int64_t num_attention_heads = 4;
+  int64_t num_key_value_heads = 2;
+  int64_t max_position_embeddings = 256;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = true;
+  double init_std = 0.02;  // normal init of every weight matrix; norms start at 1, biases 0
+};
+
+struct ModelSection {
+  std::string path;  // Hugging Face directory (config.json + model.safetensors)
+  TinyModelSection tiny;
+};
+
+struct TokenizerSection {
+  std::string path;  // tokenizer.json; empty: <model.path>/tokenizer.json, or trained when
+                     // the model is trained from scratch
+  int64_t train_vocab_size = 384;  // byte-level BPE trained on the SFT corpus (from scratch)
+  std::string eos_token = "<|endoftext|>";
+  PromptFormat prompt_format = PromptFormat::kPlain;  // chatml: Qwen2.5 chat template
+  std::string system_prompt;  // chatml only; empty: the template's default
+};
+
+// The built-in synthetic task (rl/data/fraction_task.h), used when data.train_file is empty.
+struct TaskSection {
+  std::string name = "fractions";
+  int64_t num_train = 4000;      // SFT traces and GRPO prompts drawn from the training problems
+  int64_t num_eval = 200;        // held-out problems (never seen in training)
+  int64_t max_numerator = 9;
+  int64_t max_denominator = 9;
+  double teacher_slip_rate = 0.5;  // share of SFT traces with the add-the-denominators slip
+};
+
+struct DataSection {
+  std::string train_file;  // JSONL; empty: the built-in task
+  std::string eval_file;   // JSONL of held-out problems; empty: none (or the task's)
+  std::string prompt_key = "prompt";
+  std::string answer_key = "answer";
+  std::string response_key = "response";  // SFT target text (only needed when sft.steps > 0)
+  bool shuffle = true;
+  TaskSection task;
+};
+
+struct RewardsSection {
+  std::string spec_file = "configs/rewards/r1.yaml";  // used when `spec` is not given
+  std::string spec;      // an inline reward spec (YAML text of the mapping), overrides spec_file
+  std::string server;    // http://host:port: score through a reward server instead
+  std::string reward_name;  // the server's named reward; empty: its default
+  int64_t max_retries = 5;
+  double retry_backoff_s = 0.5;  // doubled after each failed try
+  double timeout_s = 60.0;
+  int64_t threads = 0;  // in-process scoring threads; 0: all cores
+};
+
+struct RolloutSection {
+  int64_t num_generations = 8;  // G completions per prompt
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0;  // also the temperature of the log-prob recomputation
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  double min_p = 0.0;
+  std::vector<std::string> stop_strings;
+  int64_t batch_size = 64;  // sequences decoded together
+};
+
+struct OptimizerSection {
+  double learning_rate = 1e-6;
+  LrSchedule lr_scheduler_type = LrSchedule::kConstant;
+  double warmup_ratio = 0.0;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_epsilon = 1e-8;
+  double max_grad_norm = 1.0;  // 0: no clipping
+};
+
+struct SftSection {
+  int64_t steps = 0;  // 0: no SFT stage
+  int64_t batch_size = 32;
+  int64_t max_length = 256;  // prompt + response tokens; longer examples are cut from the right
+  OptimizerSection optim;
+};
+
+struct GrpoSection {
+  int64_t steps = 0;  // 0: no GRPO stage
+  int64_t prompts_per_step = 8;
+  int64_t num_iterations = 1;  // μ: updates per generated batch
+  int64_t num_mini_batches = 1;  // optimizer steps per pass over a generated batch
+  int64_t gradient_accumulation_steps = 1;  // micro-batches per mini-batch (memory only)
+  OptimizerSection optim;
+  double beta = 0.0;  // KL coefficient; 0 loads no reference model
+  double epsilon = 0.2;
+  std::optional<double> epsilon_high;  // unset: epsilon
+  LossType loss_type = LossType::kDapo;
+  ScaleRewards scale_rewards = ScaleRewards::kGroup;
+  bool rloo = false;  // leave-one-out baseline instead of the group mean
+  double advantage_eps = 1e-4;
+  bool mask_truncated_completions = false;
+  double kl_log_ratio_clamp = 10.0;
+  int64_t logprob_chunk_size = 64;  // positions per Logits() call in log-prob passes
+  bool dynamic_sampling = false;    // DAPO: drop zero-variance groups, draw more prompts
+  int64_t dynamic_sampling_max_rounds = 4;
+  int64_t max_nonfinite_steps = 3;  // stop after this many skipped non-finite updates
+};
+
+struct EvalSection {
+  int64_t num_problems = 200;  // held-out problems scored for the SFT and GRPO policies
+  int64_t num_samples = 1;     // completions per problem
+  double temperature = 0.0;    // 0: greedy
+  int64_t max_new_tokens = 0;  // 0: rollout.max_new_tokens
+  int64_t every = 0;           // also evaluate every N GRPO steps (0: only before and after)
+};
+
+struct CheckpointSection {
+  int64_t every = 0;  // GRPO steps between checkpoints; 0: only the final model
+  int64_t keep_last = 2;
+};
+
+struct TrainConfig {
+  RunSection run;
+  ModelSection model;
+  TokenizerSection tokenizer;
+  DataSection data;
+  RewardsSection rewards;
+  RolloutSection rollout;
+  SftSection sft;
+  GrpoSection grpo;
+  EvalSection eval;
+  CheckpointSection checkpoint;
+  std::string origin = "<defaults>";  // the file the config came from, for messages
+};
+
+// Reads and validates a YAML file. Relative paths inside stay as written (relative to the
+// working directory, like every launcher of this kind).
+TrainConfig LoadTrainConfig(const std::string& path);
+// Parses YAML text; `origin` prefixes error messages.
+TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin);
+// The effective configuration as YAML, every field present; ParseTrainConfig(ToYaml(c))
+// gives back c.
+std::string ToYaml(const TrainConfig& config);
+
+// Levenshtein distance (for "did you mean" suggestions).
+int64_t EditDistance(std::string_view a, std::string_view b);
+
+}  // namespace rl::trainer
