@@ -1,0 +1,271 @@
+// Reading, validating and writing config.json / generation_config.json.
+#include "rl/model/config.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+namespace rl::model {
+namespace {
+
+[[noreturn]] void Fail(const std::string& source, const std::string& field,
+                       const std::string& what) {
+  throw ModelError("'" + source + "', field \"" + field + "\": " + what);
+}
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError("'" + path + "': cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ModelError("'" + path + "': not valid JSON: " + e.what());
+  }
+}
+
+void WriteJson(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw ModelError("writing '" + tmp + "': cannot open");
+    out << j.dump(2) << "\n";
+    out.close();
+    if (!out) throw ModelError("writing '" + tmp + "': I/O error");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw ModelError("writing '" + path + "': rename failed: " + ec.message());
+}
+
+bool Present(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && !j[key].is_null();
+}
+
+int64_t GetInt(const nlohmann::json& j, const std::string& source, const char* key,
+               std::optional<int64_t> fallback) {
+  if (!Present(j, key)) {
+    if (!fallback) Fail(source, key, "is required");
+    return *fallback;
+  }
+  if (!j[key].is_number_integer()) Fail(source, key, "must be an integer, got " + j[key].dump());
+  return j[key].get<int64_t>();
+}
+
+double GetNumber(const nlohmann::json& j, const std::string& source, const char* key,
+                 double fallback) {
+  if (!Present(j, key)) return fallback;
+  if (!j[key].is_number()) Fail(source, key, "must be a number, got " + j[key].dump());
+  return j[key].get<double>();
+}
+
+bool GetBool(const nlohmann::json& j, const std::string& source, const char* key, bool fallback) {
+  if (!Present(j, key)) return fallback;
+  if (!j[key].is_boolean()) Fail(source, key, "must be true or false, got " + j[key].dump());
+  return j[key].get<bool>();
+}
+
+std::optional<int64_t> GetOptionalInt(const nlohmann::json& j, const std::string& source,
+                                      const char* key) {
+  if (!Present(j, key)) return std::nullopt;
+  return GetInt(j, source, key, std::nullopt);
+}
+
+// A RoPE settings object (v4 "rope_scaling" or v5 "rope_parameters"): only the default
+// (unscaled) rotary embedding is implemented.
+void CheckRopeType(const nlohmann::json& rope, const std::string& source, const char* field) {
+  if (!rope.is_object()) Fail(source, field, "must be an object or null");
+  for (const char* key : {"rope_type", "type"}) {
+    if (Present(rope, key) && rope[key] != "default") {
+      Fail(source, field,
+           std::string(key) + " " + rope[key].dump() +
+               " is not implemented (only \"default\" RoPE is supported)");
+    }
+  }
+}
+
+}  // namespace
+
+Qwen2Config Qwen2Config::FromJsonFile(const std::string& path) {
+  return FromJson(ReadJson(path), path);
+}
+
+Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw ModelError("'" + source + "': expected a JSON object");
+  if (!Present(j, "model_type")) Fail(source, "model_type", "is required (expected \"qwen2\")");
+  if (j["model_type"] != "qwen2") {
+    Fail(source, "model_type", j["model_type"].dump() + " is not supported (expected \"qwen2\")");
+  }
+  if (Present(j, "hidden_act") && j["hidden_act"] != "silu") {
+    Fail(source, "hidden_act", j["hidden_act"].dump() + " is not supported (expected \"silu\")");
+  }
+  if (GetBool(j, source, "use_sliding_window", false)) {
+    Fail(source, "use_sliding_window", "sliding-window attention is not implemented");
+  }
+  if (Present(j, "layer_types")) {  // transformers v5 spells sliding layers out per layer
+    for (const auto& t : j["layer_types"]) {
+      if (t != "full_attention") {
+        Fail(source, "layer_types", "layer type " + t.dump() + " is not implemented");
+      }
+    }
+  }
+  if (GetNumber(j, source, "attention_dropout", 0.0) != 0.0) {
+    Fail(source, "attention_dropout", "must be 0 (dropout in attention is not implemented)");
+  }
+
+  Qwen2Config c;
+  c.vocab_size = GetInt(j, source, "vocab_size", std::nullopt);
+  c.hidden_size = GetInt(j, source, "hidden_size", std::nullopt);
+  c.intermediate_size = GetInt(j, source, "intermediate_size", std::nullopt);
+  c.num_hidden_layers = GetInt(j, source, "num_hidden_layers", std::nullopt);
+  c.num_attention_heads = GetInt(j, source, "num_attention_heads", std::nullopt);
+  c.num_key_value_heads = GetInt(j, source, "num_key_value_heads", c.num_attention_heads);
+  c.head_dim = GetInt(j, source, "head_dim",
+                      c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  c.max_position_embeddings = GetInt(j, source, "max_position_embeddings", 32768);
+  c.rms_norm_eps = GetNumber(j, source, "rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = GetBool(j, source, "tie_word_embeddings", false);
+  c.initializer_range = GetNumber(j, source, "initializer_range", 0.02);
+  c.bos_token_id = GetOptionalInt(j, source, "bos_token_id");
+  c.eos_token_id = j.contains("eos_token_id") && j["eos_token_id"].is_array()
+                       ? std::nullopt  // a list belongs in generation_config.json
+                       : GetOptionalInt(j, source, "eos_token_id");
+
+  // RoPE: v4 top-level rope_theta / rope_scaling; v5 rope_parameters.
+  c.rope_theta = GetNumber(j, source, "rope_theta", 10000.0);
+  if (Present(j, "rope_scaling")) CheckRopeType(j["rope_scaling"], source, "rope_scaling");
+  if (Present(j, "rope_parameters")) {
+    const auto& rope = j["rope_parameters"];
+    CheckRopeType(rope, source, "rope_parameters");
+    if (Present(rope, "rope_theta")) {
+      if (!rope["rope_theta"].is_number()) {
+        Fail(source, "rope_parameters.rope_theta", "must be a number");
+      }
+      c.rope_theta = rope["rope_theta"].get<double>();
+    }
+  }
+  c.Validate(source);
+  return c;
+}
+
+Qwen2Config Qwen2Config::Tiny(int64_t vocab_size) {
+  Qwen2Config c;
+  c.vocab_size = vocab_size;
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 16;
+  c.max_position_embeddings = 2048;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+void Qwen2Config::Validate(const std::string& source) const {
+  auto positive = [&](const char* field, int64_t v) {
+    if (v <= 0) Fail(source, field, "must be positive, got " + std::to_string(v));
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("intermediate_size", intermediate_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("num_key_value_heads", num_key_value_heads);
+  positive("head_dim", head_dim);
+  positive("max_position_embeddings", max_position_embeddings);
+  if (num_attention_heads % num_key_value_heads != 0) {
+    Fail(source, "num_key_value_heads",
+         std::to_string(num_key_value_heads) + " does not divide num_attention_heads " +
+             std::to_string(num_attention_heads));
+  }
+  if (head_dim % 2 != 0) Fail(source, "head_dim", "must be even for rotary embeddings");
+  if (!(rms_norm_eps > 0)) Fail(source, "rms_norm_eps", "must be positive");
+  if (!(rope_theta > 0)) Fail(source, "rope_theta", "must be positive");
+}
+
+nlohmann::json Qwen2Config::ToJson(const std::string& torch_dtype) const {
+  nlohmann::json j = {
+      {"architectures", {"Qwen2ForCausalLM"}},
+      {"model_type", "qwen2"},
+      {"vocab_size", vocab_size},
+      {"hidden_size", hidden_size},
+      {"intermediate_size", intermediate_size},
+      {"num_hidden_layers", num_hidden_layers},
+      {"num_attention_heads", num_attention_heads},
+      {"num_key_value_heads", num_key_value_heads},
+      {"head_dim", head_dim},
+      {"max_position_embeddings", max_position_embeddings},
+      {"rms_norm_eps", rms_norm_eps},
+      {"rope_theta", rope_theta},
+      {"rope_scaling", nullptr},
+      {"tie_word_embeddings", tie_word_embeddings},
+      {"hidden_act", "silu"},
+      {"attention_dropout", 0.0},
+      {"use_sliding_window", false},
+      {"initializer_range", initializer_range},
+      {"use_cache", true},
+      {"torch_dtype", torch_dtype},
+  };
+  if (bos_token_id) j["bos_token_id"] = *bos_token_id;
+  if (eos_token_id) j["eos_token_id"] = *eos_token_id;
+  return j;
+}
+
+void Qwen2Config::WriteJsonFile(const std::string& path, const std::string& torch_dtype) const {
+  WriteJson(path, ToJson(torch_dtype));
+}
+
+GenerationConfig GenerationConfig::FromJsonFile(const std::string& path) {
+  return FromJson(ReadJson(path), path);
+}
+
+GenerationConfig GenerationConfig::FromJson(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw ModelError("'" + source + "': expected a JSON object");
+  GenerationConfig g;
+  if (Present(j, "eos_token_id")) {
+    const auto& eos = j["eos_token_id"];
+    if (eos.is_number_integer()) {
+      g.eos_token_ids.push_back(eos.get<int64_t>());
+    } else if (eos.is_array()) {
+      for (const auto& id : eos) {
+        if (!id.is_number_integer()) Fail(source, "eos_token_id", "list must hold integers");
+        g.eos_token_ids.push_back(id.get<int64_t>());
+      }
+    } else {
+      Fail(source, "eos_token_id", "must be an integer or a list of integers");
+    }
+  }
+  g.bos_token_id = GetOptionalInt(j, source, "bos_token_id");
+  g.pad_token_id = GetOptionalInt(j, source, "pad_token_id");
+  if (Present(j, "do_sample")) g.do_sample = GetBool(j, source, "do_sample", false);
+  if (Present(j, "temperature")) g.temperature = GetNumber(j, source, "temperature", 1.0);
+  if (Present(j, "top_p")) g.top_p = GetNumber(j, source, "top_p", 1.0);
+  g.top_k = GetOptionalInt(j, source, "top_k");
+  if (Present(j, "repetition_penalty")) {
+    g.repetition_penalty = GetNumber(j, source, "repetition_penalty", 1.0);
+  }
+  g.max_new_tokens = GetOptionalInt(j, source, "max_new_tokens");
+  return g;
+}
+
+nlohmann::json GenerationConfig::ToJson() const {
+  nlohmann::json j = nlohmann::json::object();
+  if (eos_token_ids.size() == 1) j["eos_token_id"] = eos_token_ids[0];
+  if (eos_token_ids.size() > 1) j["eos_token_id"] = eos_token_ids;
+  if (bos_token_id) j["bos_token_id"] = *bos_token_id;
+  if (pad_token_id) j["pad_token_id"] = *pad_token_id;
+  if (do_sample) j["do_sample"] = *do_sample;
+  if (temperature) j["temperature"] = *temperature;
+  if (top_p) j["top_p"] = *top_p;
+  if (top_k) j["top_k"] = *top_k;
+  if (repetition_penalty) j["repetition_penalty"] = *repetition_penalty;
+  if (max_new_tokens) j["max_new_tokens"] = *max_new_tokens;
+  return j;
+}
+
+void GenerationConfig::WriteJsonFile(const std::string& path) const { WriteJson(path, ToJson()); }
+
+}  // namespace rl::model

@@ -1,0 +1,187 @@
+// The Qwen2 / Qwen2.5 decoder in LibTorch, with Hugging Face parameter names, a preallocated
+// KV cache, and checkpoint loading/saving in the Hugging Face layout.
+//
+//   rl::model::ConfigureThreads(4);
+//   rl::model::Qwen2 model = rl::model::LoadQwen2("Qwen2.5-0.5B-Instruct", torch::kBFloat16,
+//                                                 torch::kCPU);
+//   // input_ids [B,T]; positions [B,T] (left padding: the first real token is position 0);
+//   // key_mask [B,S] bool, true where the key slot holds a real token.
+//   torch::Tensor hidden = model->Hidden(input_ids, positions, key_mask);   // [B,T,C]
+//   torch::Tensor logits = model->Logits(hidden);                           // [B,T,V] float32
+//
+//   // Incremental decoding: prefill, then one token per step; only the last position's
+//   // logits are needed, so apply Logits to hidden.select(1, -1).
+//   rl::model::KvCache cache(model->config(), B, capacity, torch::kBFloat16, torch::kCPU);
+//   hidden = model->Hidden(prompt_ids, prompt_positions, prompt_mask, &cache);  // S = T
+//   hidden = model->Hidden(next_ids /*[B,1]*/, next_positions, mask /*[B,S+1]*/, &cache);
+//
+//   rl::model::SaveQwen2(model, "out_dir", torch::kBFloat16);  // config.json + model.safetensors
+//
+// The forward pass follows transformers' Qwen2 equations: RMSNorm in float32 then cast back,
+// half-split RoPE, grouped-query attention (q/k/v bias, no o bias, scale head_dim^-0.5,
+// softmax in float32), SwiGLU MLP, tied or untied lm_head. Parameter names are exactly
+// transformers' (named_parameters(): "model.layers.0.self_attn.q_proj.weight", ...).
+//
+// Concurrency: a model may run forward passes from several threads at once under
+// torch::NoGradGuard (it holds no per-call state); a KvCache belongs to one caller at a time.
+// Errors: ModelError naming the file, tensor or argument.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "rl/model/config.h"
+#include "rl/model/model_error.h"
+
+namespace rl::model {
+
+// Sets LibTorch's intra-op thread count (and so OpenMP/OpenBLAS's); n <= 0 means one thread per
+// hardware core. LibTorch's default here is 1, so every entry point that runs a model calls
+// this with its configured value.
+void ConfigureThreads(int num_threads);
+
+// Preallocated keys and values of every layer, [B, kv_heads, capacity, head_dim] each. Hidden()
+// writes the new positions in place at [length, length + T) and advances length.
+class KvCache {
+ public:
+  KvCache(const Qwen2Config& config, int64_t batch, int64_t capacity, torch::ScalarType dtype,
+          torch::Device device);
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t batch() const { return batch_; }
+  // Forgets every position (no reallocation).
+  void Reset() { length_ = 0; }
+  // Forgets positions from `length` on (length <= this->length()).
+  void Truncate(int64_t length);
+  // Keeps batch rows `indices` (int64 [B'], repeats allowed): e.g. prefill a prompt once and
+  // repeat it G times for a group, or drop finished rows. Reallocates.
+  void SelectBatch(const torch::Tensor& indices);
+  const torch::Tensor& keys(int64_t layer) const { return keys_.at(layer); }
+  const torch::Tensor& values(int64_t layer) const { return values_.at(layer); }
+
+ private:
+  friend class Qwen2Impl;
+  std::vector<torch::Tensor> keys_, values_;
+  int64_t batch_, capacity_, length_ = 0;
+};
+
+// y = x W^T (+ b), with HF names "weight" and "bias".
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+// x / sqrt(mean(x^2) + eps) * weight, computed in float32 and cast back before the weight.
+class RmsNormImpl : public torch::nn::Module {
+ public:
+  RmsNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RmsNorm);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+class Qwen2AttentionImpl : public torch::nn::Module {
+ public:
+  Qwen2AttentionImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(Qwen2Attention);
+
+class Qwen2MlpImpl : public torch::nn::Module {
+ public:
+  Qwen2MlpImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Qwen2Mlp);
+
+class Qwen2DecoderLayerImpl : public torch::nn::Module {
+ public:
+  Qwen2DecoderLayerImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Qwen2Attention self_attn{nullptr};
+  Qwen2Mlp mlp{nullptr};
+};
+TORCH_MODULE(Qwen2DecoderLayer);
+
+// The "model." prefix of the HF names.
+class Qwen2BodyImpl : public torch::nn::Module {
+ public:
+  Qwen2BodyImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  Embedding embed_tokens{nullptr};
+  std::vector<Qwen2DecoderLayer> layers;
+  RmsNorm norm{nullptr};
+};
+TORCH_MODULE(Qwen2Body);
+
+class Qwen2Impl : public torch::nn::Module {
+ public:
+  // A model with parameters of `options` (dtype, device). With random_init, weights are drawn as
+  // transformers initialises Qwen2 (normal(0, initializer_range), zero biases, unit norms) from
+  // LibTorch's global generator (torch::manual_seed makes it reproducible); without it they are
+  // left uninitialised for a loader to fill.
+  explicit Qwen2Impl(const Qwen2Config& config, const torch::TensorOptions& options = {},
+                     bool random_init = true);
+
+  // input_ids [B,T] int64; positions [B,T] int64, or undefined for past..past+T-1;
+  // key_mask [B,S] bool with S = past + T, or undefined for all real. Causal masking is applied
+  // inside. Appends to `cache` when given (past = cache->length()). Returns the final-normed
+  // hidden states [B,T,C] in the model's dtype.
+  torch::Tensor Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                       const torch::Tensor& key_mask, KvCache* cache = nullptr);
+  // [..., C] -> [..., V] float32.
+  torch::Tensor Logits(const torch::Tensor& hidden);
+  // Logits(Hidden(...)).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                        const torch::Tensor& key_mask, KvCache* cache = nullptr);
+
+  const Qwen2Config& config() const { return config_; }
+  torch::ScalarType dtype() const;
+  torch::Device device() const;
+  // Copies every parameter of `other` (same shapes) into this model, converting dtype/device:
+  // e.g. a frozen reference model for the KL term. Does not change requires_grad.
+  void CopyWeightsFrom(Qwen2Impl& other);
+
+  Qwen2Body model{nullptr};
+  Linear lm_head{nullptr};  // null when tie_word_embeddings: the embedding matrix is used
+
+ private:
+  torch::Tensor Attention(Qwen2AttentionImpl& attn, const torch::Tensor& x,
+                          const torch::Tensor& cos, const torch::Tensor& sin,
+                          const torch::Tensor& allowed, KvCache* cache, int64_t layer);
+  Qwen2Config config_;
+};
+TORCH_MODULE(Qwen2);
+
+// Loads config.json and model.safetensors (or the shards of model.safetensors.index.json) from
+// `dir`, converting to `dtype` on `device`. Every parameter must be present with the right
+// shape; an unexpected tensor is an error (a checkpoint of another architecture), except a
+// tied lm_head.weight, which is ignored as transformers does. Throws ModelError.
+Qwen2 LoadQwen2(const std::string& dir, torch::ScalarType dtype, torch::Device device);
+
+// Writes config.json and model.safetensors (tensors in `dtype`; a tied lm_head is not written)
+// into `dir` (created if needed), and generation_config.json when `generation` is given, so
+// that transformers and vLLM load the directory. Throws ModelError.
+void SaveQwen2(Qwen2& model, const std::string& dir, torch::ScalarType dtype,
+               const GenerationConfig* generation = nullptr);
+
+// A new model with `model`'s config and a copy of its weights in dtype/device.
+Qwen2 CloneQwen2(Qwen2Impl& model, torch::ScalarType dtype, torch::Device device);
+
+}  // namespace rl::model
