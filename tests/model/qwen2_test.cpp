@@ -83,3 +83,150 @@ TEST_CASE("KV-cache decoding equals full recompute", "[model]") {
   CHECK(MaxAbsDiff(full, incremental) < 1e-4);
   CHECK(torch::equal(full.argmax(-1), incremental.argmax(-1)));
 }
+
+namespace {
+
+// Left-pads `prompts` into one batch: ids [B,T], positions [B,T] (0 at the first real token),
+// key_mask [B,T]. Pad slots hold arbitrary ids: they must not matter.
+struct Padded {
+  torch::Tensor ids, positions, mask;
+};
+Padded LeftPad(const std::vector<std::vector<int64_t>>& prompts, int64_t extra_pad = 0) {
+  int64_t T = 0;
+  for (const auto& p : prompts) T = std::max<int64_t>(T, static_cast<int64_t>(p.size()));
+  T += extra_pad;
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  Padded out{torch::full({B, T}, 5, torch::kLong), torch::zeros({B, T}, torch::kLong),
+             torch::zeros({B, T}, torch::kBool)};
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = static_cast<int64_t>(prompts[b].size()), pad = T - n;
+    for (int64_t t = 0; t < n; ++t) {
+      out.ids[b][pad + t] = prompts[b][t];
+      out.positions[b][pad + t] = t;
+      out.mask[b][pad + t] = true;
+    }
+    for (int64_t t = 0; t < pad; ++t) out.ids[b][t] = (b * 31 + t * 7) % 97;
+  }
+  return out;
+}
+
+// Greedy decoding with the cache: `steps` new tokens per row, and the logits of every step.
+std::pair<torch::Tensor, std::vector<torch::Tensor>> GreedyDecode(Qwen2& model, const Padded& batch,
+                                                                  int64_t steps) {
+  const int64_t B = batch.ids.size(0), T = batch.ids.size(1);
+  KvCache cache(model->config(), B, T + steps, model->dtype(), torch::kCPU);
+  torch::Tensor mask = batch.mask;
+  torch::Tensor next_pos = batch.positions.select(1, -1) + 1;  // [B]
+  torch::Tensor logits = model->Logits(model->Hidden(batch.ids, batch.positions, mask, &cache).select(1, -1));
+  std::vector<torch::Tensor> all_logits{logits};
+  std::vector<torch::Tensor> tokens;
+  for (int64_t s = 0; s < steps; ++s) {
+    const torch::Tensor next = logits.argmax(-1);  // [B]
+    tokens.push_back(next);
+    if (s + 1 == steps) break;
+    mask = torch::cat({mask, torch::ones({B, 1}, torch::kBool)}, 1);
+    logits = model->Logits(
+        model->Hidden(next.unsqueeze(1), next_pos.unsqueeze(1), mask, &cache).select(1, -1));
+    all_logits.push_back(logits);
+    next_pos = next_pos + 1;
+  }
+  return {torch::stack(tokens, 1), all_logits};
+}
+
+}  // namespace
+
+TEST_CASE("batched equals unbatched, with left padding", "[model]") {
+  torch::NoGradGuard no_grad;
+  Qwen2 model = TinyModel(/*tied=*/false);
+  const std::vector<std::vector<int64_t>> prompts = {{3, 14, 15, 92, 65, 35}, {89, 79}, {32, 38, 46, 26}};
+  const auto [batched_tokens, batched_logits] = GreedyDecode(model, LeftPad(prompts), 8);
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    const auto [tokens, logits] = GreedyDecode(model, LeftPad({prompts[b]}), 8);
+    INFO("row " << b);
+    CHECK(torch::equal(tokens[0], batched_tokens[b]));
+    for (size_t s = 0; s < logits.size(); ++s) CHECK(MaxAbsDiff(logits[s][0], batched_logits[s][b]) < 1e-4);
+  }
+}
+
+TEST_CASE("left padding does not change real positions", "[model]") {
+  torch::NoGradGuard no_grad;
+  Qwen2 model = TinyModel();
+  const std::vector<int64_t> prompt = {11, 22, 33, 44, 55};
+  const Padded plain = LeftPad({prompt});
+  const torch::Tensor reference = model->forward(plain.ids, plain.positions, plain.mask);  // [1,5,V]
+  for (int64_t pad : {1, 4, 9}) {
+    const Padded padded = LeftPad({prompt}, pad);
+    const torch::Tensor logits = model->forward(padded.ids, padded.positions, padded.mask);
+    INFO("pad " << pad);
+    CHECK(MaxAbsDiff(logits.narrow(1, pad, 5), reference) < 1e-4);
+    CHECK(torch::isfinite(logits).all().item<bool>());  // padding queries see no key: still finite
+  }
+}
+
+TEST_CASE("Hidden refuses inconsistent arguments", "[model]") {
+  torch::NoGradGuard no_grad;
+  Qwen2 model = TinyModel();
+  const torch::Tensor ids = RandomIds(2, 4, 97, 3);
+  CHECK_THROWS_AS(model->Hidden(ids.to(torch::kInt), {}, {}), ModelError);
+  CHECK_THROWS_WITH(model->Hidden(ids, {}, torch::ones({2, 3}, torch::kBool)), Catch::Contains("key_mask"));
+  CHECK_THROWS_WITH(model->Hidden(ids, torch::zeros({2, 5}, torch::kLong), {}), Catch::Contains("positions"));
+  KvCache small(model->config(), 2, 5, torch::kFloat32, torch::kCPU);
+  model->Hidden(ids, {}, {}, &small);
+  CHECK_THROWS_WITH(model->Hidden(ids, {}, {}, &small), Catch::Contains("capacity"));
+  KvCache other_batch(model->config(), 3, 8, torch::kFloat32, torch::kCPU);
+  CHECK_THROWS_WITH(model->Hidden(ids, {}, {}, &other_batch), Catch::Contains("batch"));
+}
+
+TEST_CASE("KvCache SelectBatch repeats a prefilled prompt", "[model]") {
+  torch::NoGradGuard no_grad;
+  Qwen2 model = TinyModel();
+  const torch::Tensor prompt = RandomIds(1, 6, 97, 9);
+  KvCache cache(model->config(), 1, 10, torch::kFloat32, torch::kCPU);
+  model->Hidden(prompt, {}, {}, &cache);
+  cache.SelectBatch(torch::tensor({0, 0, 0}, torch::kLong));
+  CHECK(cache.batch() == 3);
+  CHECK(cache.length() == 6);
+  const torch::Tensor next = torch::tensor({{1}, {2}, {3}}, torch::kLong);
+  const torch::Tensor step = model->forward(next, {}, {}, &cache);  // [3,1,V]
+  for (int64_t b = 0; b < 3; ++b) {
+    const torch::Tensor full = model->forward(torch::cat({prompt, next[b].unsqueeze(0)}, 1), {}, {});
+    CHECK(MaxAbsDiff(full.select(1, -1), step[b].select(0, 0).unsqueeze(0)) < 1e-4);
+  }
+  cache.Truncate(2);
+  CHECK(cache.length() == 2);
+  CHECK_THROWS_AS(cache.Truncate(3), ModelError);
+}
+
+TEST_CASE("bfloat16 path", "[model]") {
+  torch::NoGradGuard no_grad;
+  Qwen2 model32 = TinyModel();
+  Qwen2 model16 = rl::model::CloneQwen2(*model32, torch::kBFloat16, torch::kCPU);
+  CHECK(model16->dtype() == torch::kBFloat16);
+  const torch::Tensor ids = RandomIds(2, 10, 97, 5);
+  const torch::Tensor logits32 = model32->forward(ids, {}, {});
+  const torch::Tensor logits16 = model16->forward(ids, {}, {});
+  CHECK(logits16.scalar_type() == torch::kFloat32);  // Logits always returns float32
+  CHECK(torch::isfinite(logits16).all().item<bool>());
+  const double scale = logits32.abs().max().item<double>();
+  CHECK(MaxAbsDiff(logits16, logits32) < 0.1 * scale);
+  const double agree = (logits16.argmax(-1) == logits32.argmax(-1)).to(torch::kFloat32).mean().item<double>();
+  CHECK(agree >= 0.8);
+  // The bf16 cache path agrees with bf16 recompute.
+  KvCache cache(model16->config(), 2, 10, torch::kBFloat16, torch::kCPU);
+  model16->forward(ids.narrow(1, 0, 9), {}, {}, &cache);
+  const torch::Tensor last = model16->forward(ids.narrow(1, 9, 1), {}, {}, &cache);
+  CHECK(MaxAbsDiff(last.select(1, 0), logits16.select(1, 9)) < 0.05 * scale);
+}
+
+TEST_CASE("gradients reach every parameter", "[model]") {
+  Qwen2 model = TinyModel();
+  model->train();
+  const torch::Tensor ids = RandomIds(2, 6, 97, 4);
+  const torch::Tensor logits = model->forward(ids, {}, {});
+  torch::nn::functional::cross_entropy(logits.reshape({-1, 97}), ids.reshape({-1})).backward();
+  for (const auto& p : model->named_parameters()) {
+    INFO(p.key());
+    REQUIRE(p.value().grad().defined());
+    CHECK(p.value().grad().abs().sum().item<double>() > 0);
+  }
+}

@@ -1,0 +1,179 @@
+// LoadQwen2 / SaveQwen2: bit-exact round trips (tied, untied, bf16), sharded checkpoints, and
+// clear errors for checkpoints that do not fit the config.
+#include <filesystem>
+#include <fstream>
+
+// LibTorch pulls in glog, whose CHECK macro would replace Catch2's: include Catch2 after it.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "rl/model/qwen2.h"
+#include "rl/model/safetensors.h"
+#include "rl/model/tensor_io.h"
+#include "tests/model/temp_dir.h"
+
+using rl::model::ModelError;
+using rl::model::Qwen2;
+using rl::model::Qwen2Config;
+using rl::model::testing::TempDir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+Qwen2 RandomModel(bool tied, uint64_t seed) {
+  Qwen2Config config = Qwen2Config::Tiny(53);
+  config.tie_word_embeddings = tied;
+  config.initializer_range = 0.2;
+  torch::manual_seed(seed);
+  return Qwen2(config);
+}
+
+void CheckSameParameters(Qwen2& a, Qwen2& b) {
+  auto theirs = b->named_parameters();
+  REQUIRE(a->named_parameters().size() == theirs.size());
+  for (const auto& p : a->named_parameters()) {
+    INFO(p.key());
+    REQUIRE(theirs.find(p.key()) != nullptr);
+    CHECK(theirs[p.key()].scalar_type() == p.value().scalar_type());
+    CHECK(torch::equal(theirs[p.key()], p.value()));
+  }
+}
+
+// Rewrites dir/model.safetensors as two shards plus model.safetensors.index.json.
+void Shard(const std::string& dir) {
+  namespace fs = std::filesystem;
+  nlohmann::json weight_map;
+  {
+    const auto file = rl::model::SafetensorsFile::Open((fs::path(dir) / "model.safetensors").string());
+    std::vector<rl::model::TensorBlob> parts[2];
+    for (size_t i = 0; i < file.tensors().size(); ++i) {
+      const auto& t = file.tensors()[i];
+      parts[i % 2].push_back({t.name, t.dtype, t.shape, t.bytes});
+      weight_map[t.name] = "model-0000" + std::to_string(i % 2 + 1) + "-of-00002.safetensors";
+    }
+    for (int s = 0; s < 2; ++s) {
+      rl::model::WriteSafetensors(
+          (fs::path(dir) / ("model-0000" + std::to_string(s + 1) + "-of-00002.safetensors")).string(),
+          parts[s]);
+    }
+  }
+  fs::remove(fs::path(dir) / "model.safetensors");
+  std::ofstream(fs::path(dir) / "model.safetensors.index.json")
+      << nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump(2);
+}
+
+}  // namespace
+
+TEST_CASE("save/load round trip is bit-exact", "[checkpoint]") {
+  torch::NoGradGuard no_grad;
+  for (bool tied : {true, false}) {
+    INFO("tied " << tied);
+    TempDir dir;
+    Qwen2 model = RandomModel(tied, 11);
+    rl::model::GenerationConfig generation;
+    generation.eos_token_ids = {1, 2};
+    rl::model::SaveQwen2(model, dir.str(), torch::kFloat32, &generation);
+    CHECK(std::filesystem::exists(dir / "config.json"));
+    CHECK(std::filesystem::exists(dir / "generation_config.json"));
+    const auto file = rl::model::SafetensorsFile::Open(dir / "model.safetensors");
+    CHECK((file.Find("lm_head.weight") != nullptr) == !tied);
+    CHECK(file.metadata().at("format") == "pt");
+
+    Qwen2 loaded = rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+    CheckSameParameters(model, loaded);
+    const torch::Tensor ids = torch::randint(0, 53, {2, 7}, torch::kLong);
+    CHECK(torch::equal(model->forward(ids, {}, {}), loaded->forward(ids, {}, {})));
+    CHECK(rl::model::GenerationConfig::FromJsonFile(dir / "generation_config.json").eos_token_ids ==
+          generation.eos_token_ids);
+  }
+}
+
+TEST_CASE("bfloat16 checkpoints", "[checkpoint]") {
+  torch::NoGradGuard no_grad;
+  TempDir dir;
+  Qwen2 model = RandomModel(false, 12);
+  rl::model::SaveQwen2(model, dir.str(), torch::kBFloat16);
+  const auto file = rl::model::SafetensorsFile::Open(dir / "model.safetensors");
+  CHECK(file.Get("model.norm.weight").dtype == rl::model::Dtype::kBF16);
+  CHECK(Qwen2Config::FromJsonFile(dir / "config.json").ToJson("bfloat16")["torch_dtype"] == "bfloat16");
+
+  Qwen2 as_bf16 = rl::model::LoadQwen2(dir.str(), torch::kBFloat16, torch::kCPU);
+  Qwen2 expected = rl::model::CloneQwen2(*model, torch::kBFloat16, torch::kCPU);
+  CheckSameParameters(expected, as_bf16);
+  // Loading bf16 weights as float32 widens them exactly.
+  Qwen2 as_f32 = rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+  Qwen2 widened = rl::model::CloneQwen2(*expected, torch::kFloat32, torch::kCPU);
+  CheckSameParameters(widened, as_f32);
+}
+
+TEST_CASE("sharded checkpoints load like single files", "[checkpoint]") {
+  torch::NoGradGuard no_grad;
+  TempDir dir;
+  Qwen2 model = RandomModel(false, 13);
+  rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
+  Shard(dir.str());
+  REQUIRE_FALSE(std::filesystem::exists(dir / "model.safetensors"));
+  Qwen2 loaded = rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+  CheckSameParameters(model, loaded);
+}
+
+TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {
+  torch::NoGradGuard no_grad;
+  TempDir dir;
+  Qwen2 model = RandomModel(true, 14);
+  rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
+  const std::string st = dir / "model.safetensors";
+  auto rewrite = [&](auto edit) {  // rewrites model.safetensors with edited (name, tensor) pairs
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    {
+      const auto file = rl::model::SafetensorsFile::Open(st);
+      for (const auto& t : file.tensors()) tensors.emplace_back(t.name, rl::model::ToTensor(t));
+    }
+    edit(tensors);
+    rl::model::WriteTensorFile(st, tensors, torch::kFloat32);
+  };
+  auto load_error = [&] {
+    try {
+      rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+    } catch (const ModelError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+
+  SECTION("a tied lm_head.weight is ignored, as transformers does") {
+    rewrite([](auto& t) { t.emplace_back("lm_head.weight", torch::zeros({53, 64})); });
+    CHECK(load_error().empty());
+  }
+  SECTION("missing tensor") {
+    rewrite([](auto& t) { std::erase_if(t, [](auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; }); });
+    CHECK_THAT(load_error(), Contains("model.layers.1.mlp.up_proj.weight") && Contains("missing"));
+  }
+  SECTION("unexpected tensor") {
+    rewrite([](auto& t) { t.emplace_back("v_head.summary.weight", torch::zeros({1, 64})); });
+    CHECK_THAT(load_error(), Contains("v_head.summary.weight") && Contains("model.safetensors"));
+  }
+  SECTION("shape that does not match config.json") {
+    nlohmann::json config = Qwen2Config::FromJsonFile(dir / "config.json").ToJson();
+    config["intermediate_size"] = 96;
+    std::ofstream(dir / "config.json") << config.dump();
+    CHECK_THAT(load_error(), Contains("model.layers.0.mlp.gate_proj.weight") && Contains("shape") &&
+                                 Contains("model.safetensors"));
+  }
+  SECTION("unsupported config") {
+    nlohmann::json config = Qwen2Config::FromJsonFile(dir / "config.json").ToJson();
+    config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+    std::ofstream(dir / "config.json") << config.dump();
+    CHECK_THAT(load_error(), Contains("config.json") && Contains("rope_scaling") && Contains("dynamic"));
+  }
+  SECTION("damaged weights file") {
+    std::filesystem::resize_file(st, std::filesystem::file_size(st) - 100);
+    CHECK_THAT(load_error(), Contains("model.safetensors") && Contains("truncated"));
+  }
+  SECTION("no config.json") {
+    std::filesystem::remove(dir / "config.json");
+    CHECK_THAT(load_error(), Contains("config.json") && Contains("cannot open"));
+  }
+}
