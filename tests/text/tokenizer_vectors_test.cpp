@@ -149,6 +149,31 @@ void CheckVectors(const Tokenizer& tokenizer, const std::string& name) {
   std::cout << name << ": " << matched << "/" << v.inputs.size() << " vectors match\n";
 }
 
+// Strings made by make_hf_vectors.js, with the ids and decodings of Hugging Face's tokenizers.
+void CheckRandomVectors(const Tokenizer& tokenizer, const std::string& name) {
+  std::ifstream in("fixtures/tokenizer/hf_random_" + name + ".jsonl");
+  REQUIRE(in.good());
+  size_t total = 0, encoded = 0, decoded = 0;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json v = nlohmann::json::parse(line);
+    const std::string text = v["text"].get<std::string>();
+    const std::vector<int32_t> expected = v["ids"].get<std::vector<int32_t>>();
+    INFO(name << " line " << total + 1 << ": " << v["text"].dump());
+    const std::vector<int32_t> ids = tokenizer.Encode(text);
+    CHECK(Show(ids) == Show(expected));
+    const bool decode_ok = tokenizer.Decode(expected) == v["decoded"].get<std::string>() &&
+                           tokenizer.Decode(expected, true) ==
+                               v["decoded_skip_special"].get<std::string>();
+    CHECK(decode_ok);
+    ++total;
+    encoded += ids == expected;
+    decoded += decode_ok;
+  }
+  CHECK(total == 1502);
+  std::cout << "hf_random_" << name << ": Encode " << encoded << "/" << total << ", Decode "
+            << decoded << "/" << total << " match Hugging Face\n";
+}
+
 }  // namespace
 
 TEST_CASE("Qwen2.5's tokenizer reproduces Hugging Face's ids on the llama.cpp vectors") {
@@ -157,6 +182,11 @@ TEST_CASE("Qwen2.5's tokenizer reproduces Hugging Face's ids on the llama.cpp ve
 
 TEST_CASE("GPT-2's tokenizer reproduces Hugging Face's ids on the llama.cpp vectors") {
   CheckVectors(Gpt2(), "gpt2");
+}
+
+TEST_CASE("Qwen2.5 and GPT-2 agree with Hugging Face on 1502 generated strings") {
+  CheckRandomVectors(Qwen2(), "qwen2");
+  CheckRandomVectors(Gpt2(), "gpt2");
 }
 
 TEST_CASE("Qwen2.5: added tokens, special-token skipping and the vocabulary") {

@@ -1,0 +1,109 @@
+// Generates tests/fixtures/tokenizer/hf_random_{qwen2,gpt2}.jsonl: pseudo-random strings that
+// stress the pre-tokenizer (scripts, digits of every kind, Unicode whitespace, contractions,
+// combining marks that NFC composes, emoji sequences, added tokens, long runs) and the ids,
+// decodings and special-skipping decodings that Hugging Face's own Rust tokenizers produce.
+//
+//   mkdir /tmp/hf && cd /tmp/hf && npm install tokenizers@0.23.2   (HF's Node bindings)
+//   NODE_PATH=/tmp/hf/node_modules node tests/text/make_hf_vectors.js \
+//       QWEN_TOKENIZER_JSON GPT2_ENCODER_JSON GPT2_VOCAB_BPE tests/fixtures/tokenizer
+// (the three inputs are the files tests/text/fetch_tokenizers.sh caches). Deterministic.
+const fs = require('fs');
+const path = require('path');
+const { Tokenizer } = require('tokenizers');
+
+function mulberry32(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const fragments = [
+  // words and cases
+  'Hello', 'world', 'the', 'The', 'THE', 'tokenization', 'GRPO', 'x', 'a', 'I', 'camelCase',
+  'snake_case', 'München', 'naïve', 'façade', 'Ærøskøbing', 'straße', 'İstanbul', 'ΣΊΣΥΦΟΣ',
+  'Привет', 'мир', 'שלום', 'مرحبا', 'नमस्ते', 'হ্যালো', 'สวัสดี', 'ສະບາຍດີ', 'កាន់តែ', '안녕하세요',
+  '你好', '世界', '我想在apple工作', 'こんにちは', 'カタカナ', 'ｆｕｌｌｗｉｄｔｈ', 'Ⅻ', 'ǅ', 'ﬁ',
+  // contractions, including case variants and the long s that folds to s
+  "'s", "'S", "'t", "'T", "'re", "'RE", "'ve", "'m", "'ll", "'LL", "'d", "'D", "'ſ", "'K", "'x",
+  "don't", "y'all", "O'Neil", '’s',
+  // digits and numbers of every kind
+  '0', '7', '42', '333', '2024', '1234567', '3.14159', '1e-9', '٣٤', '３', '²', '½', '⅓', '१२',
+  // punctuation and symbols
+  '.', ',', '!', '?', '...', '!!!', '?!', '(', ')', '[', ']', '{', '}', '<', '>', '/', '\\', '-',
+  '--', '—', '–', '_', '__', '#', '@', '$', '%', '^', '&', '*', '+', '=', '|', '~', '`', '"',
+  "'", '«', '»', '“', '”', '€', '£', '¥', '©', '®', '™', '°', '±', '×', '÷', '∑', '√', '∞', '≤',
+  '→', '⇒', '∀', 'ℝ', '\\frac{1}{2}', '\\boxed{42}', 'x^2', 'f(x)=', 'a_{n+1}', '$$',
+  // whitespace of every kind (U+180E and U+200B are not White_Space)
+  ' ', ' ', ' ', '  ', '   ', '    ', '\t', '\t\t', '\n', '\n\n', '\n\n\n', '\r\n', '\r', ' \n',
+  '\n ', '\u000b', '\u000c', '\u0085', '\u00a0', '\u1680', '\u2003', '\u2009', '\u2028',
+  '\u2029', '\u202f', '\u205f', '\u3000', '\u180e', '\u200b', '\u200d', '\ufeff',
+  // combining marks: NFC composes some, not others
+  'e\u0301', 'a\u0308', 'n\u0303', 'A\u030a', 'o\u0302\u0323', 'q\u0307', '\u0301',
+  '\u1100\u1161\u11a8', 'ｶﾞ', '\u0915\u093c',
+  // emoji: single, ZWJ sequences, skin tones, flags, keycaps, variation selectors
+  '🦙', '🚀', '😁', '✅', '😶‍🌫️', '👩‍👩‍👧‍👦', '👍🏽', '🇫🇷', '1️⃣', '❤️', '☺︎', '🫠',
+  // added tokens (Qwen2's) and near misses
+  '<|endoftext|>', '<|im_start|>', '<|im_end|>', '<think>', '</think>', '<tool_call>',
+  '<|im_start|>user\n', '<|im_', '|>', '<|fim_prefix|>', '<|box_start|>',
+  // code
+  'def f(x):', '    return x', 'if (a && b) {', '}', '#include <vector>', '//', '/* */',
+  'std::vector<int32_t>', '=>', '!==', 'ptr->next', '0x1F', 'i++', 'SELECT * FROM t;',
+];
+
+function makeStrings() {
+  const random = mulberry32(20240607);
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const strings = [];
+  for (let i = 0; i < 1500; ++i) {
+    const n = 1 + Math.floor(random() * 12);
+    let s = '';
+    for (let k = 0; k < n; ++k) s += pick(fragments);
+    strings.push(s);
+  }
+  // Long inputs: runs of whitespace and a long mixed paragraph.
+  strings.push(' '.repeat(300) + 'x' + '\n'.repeat(50) + '\t'.repeat(20) + 'y   ');
+  let paragraph = '';
+  while (paragraph.length < 5000) paragraph += pick(fragments) + (random() < 0.5 ? ' ' : '');
+  strings.push(paragraph);
+  return strings;
+}
+
+function gpt2Json(encoderPath, vocabPath) {
+  const vocab = JSON.parse(fs.readFileSync(encoderPath, 'utf8'));
+  const merges = fs.readFileSync(vocabPath, 'utf8').split('\n')
+      .filter((line) => line.length > 0 && !line.startsWith('#'));
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true,
+                      use_regex: true };
+  return JSON.stringify({
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [{ id: 50256, content: '<|endoftext|>', single_word: false, lstrip: false,
+                     rstrip: false, normalized: true, special: true }],
+    normalizer: null, pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '',
+             end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
+  });
+}
+
+async function write(tokenizer, strings, file) {
+  const lines = [];
+  for (const text of strings) {
+    const ids = (await tokenizer.encode(text, null, { addSpecialTokens: false })).getIds();
+    lines.push(JSON.stringify({
+      text, ids,
+      decoded: await tokenizer.decode(ids, false),
+      decoded_skip_special: await tokenizer.decode(ids, true),
+    }));
+  }
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+}
+
+(async () => {
+  const [qwenPath, encoderPath, vocabPath, outDir] = process.argv.slice(2);
+  const strings = makeStrings();
+  await write(Tokenizer.fromFile(qwenPath), strings, path.join(outDir, 'hf_random_qwen2.jsonl'));
+  await write(Tokenizer.fromString(gpt2Json(encoderPath, vocabPath)), strings,
+              path.join(outDir, 'hf_random_gpt2.jsonl'));
+})();
