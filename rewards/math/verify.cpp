@@ -1,65 +1,155 @@
-// Verifier: the narrow first version (integers, fractions, decimals, \boxed extraction).
+// Verifier::Check: extract, normalise, parse both sides, compare; every failure is a verdict.
 #include "rewards/math/verify.h"
 
-#include <optional>
-#include <string>
+#include <algorithm>
+#include <exception>
+#include <new>
 
-#include <boost/multiprecision/cpp_int.hpp>
+#include "rewards/math/internal.h"
 
 namespace rl::math {
 namespace {
 
-using Rational = boost::multiprecision::cpp_rational;
+using internal::Budget;
+using internal::BudgetError;
+using internal::ParseError;
+using internal::Tree;
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '$')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '$' || s.back() == '.')) s.remove_suffix(1);
+CheckResult Make(Verdict verdict, std::string detail = {}) {
+  CheckResult result;
+  result.verdict = verdict;
+  result.detail = std::move(detail);
+  return result;
+}
+
+// Trailing sentence punctuation and a leading "x \in" are not part of an answer.
+std::string_view TrimAnswer(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '.' ||
+                        s.back() == ',' || s.back() == ';')) {
+    s.remove_suffix(1);
+  }
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\n')) s.remove_prefix(1);
   return s;
 }
 
-std::optional<std::string_view> LastBoxed(std::string_view text) {
-  size_t at = text.rfind("\\boxed{");
-  if (at == std::string_view::npos) return std::nullopt;
-  size_t start = at + 7;
-  int depth = 1;
-  for (size_t i = start; i < text.size(); ++i) {
-    if (text[i] == '{') ++depth;
-    if (text[i] == '}' && --depth == 0) return text.substr(start, i - start);
+// With options.strict off, one free symbol that only the prediction has may stand for the
+// one that only the gold has: f(y) equals f(x).
+std::vector<std::string> Renaming(const Tree& gold, const Tree& pred, bool strict) {
+  if (strict) return {};
+  std::vector<std::string> g, p, only_g, only_p;
+  internal::CollectSymbols(gold, gold.root, &g);
+  internal::CollectSymbols(pred, pred.root, &p);
+  for (const std::string& name : g) {
+    if (std::find(p.begin(), p.end(), name) == p.end()) only_g.push_back(name);
   }
-  return std::nullopt;
+  for (const std::string& name : p) {
+    if (std::find(g.begin(), g.end(), name) == g.end()) only_p.push_back(name);
+  }
+  if (only_g.size() != 1 || only_p.size() != 1) return {};
+  return {only_p[0], only_g[0]};
 }
 
-std::optional<Rational> ParseNumber(std::string_view s) {
-  s = Trim(s);
-  bool negative = false;
-  if (!s.empty() && s.front() == '-') {
-    negative = true;
-    s.remove_prefix(1);
+// "1,22" and "0,111" written alone are decimal commas; "7,425" stays thousands.
+std::string DecimalComma(std::string s) {
+  size_t comma = s.find(',');
+  if (comma == std::string::npos || comma == 0 || s.find(',', comma + 1) != std::string::npos) {
+    return s;
   }
-  if (s.size() > 1000 || s.empty()) return std::nullopt;
-  Rational value = 0;
-  size_t slash = s.find('/');
-  if (slash != std::string_view::npos) {
-    auto num = ParseNumber(s.substr(0, slash));
-    auto den = ParseNumber(s.substr(slash + 1));
-    if (!num || !den || *den == 0) return std::nullopt;
-    value = *num / *den;
-  } else {
-    Rational scale = 1;
-    bool point = false;
-    for (char c : s) {
-      if (c == '.' && !point) {
-        point = true;
-      } else if (c >= '0' && c <= '9') {
-        value = value * 10 + (c - '0');
-        if (point) scale *= 10;
-      } else if (c != ',') {
-        return std::nullopt;
-      }
+  size_t start = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  auto digits = [&](size_t from, size_t to) {
+    if (from >= to) return false;
+    for (size_t k = from; k < to; ++k) {
+      if (s[k] < '0' || s[k] > '9') return false;
     }
-    value /= scale;
+    return true;
+  };
+  if (!digits(start, comma) || !digits(comma + 1, s.size())) return s;
+  if (s.size() - comma - 1 != 3 || s.compare(start, comma - start, "0") == 0) s[comma] = '.';
+  return s;
+}
+
+CheckResult CheckChoice(std::string_view completion, std::string_view gold,
+                        const VerifierOptions& options) {
+  std::string g = internal::NormalizeText(gold);
+  std::optional<std::string> choice = internal::ExtractChoice(completion, options);
+  if (!choice) return Make(Verdict::kNoAnswer, "no choice label found");
+  CheckResult result;
+  result.extracted = *choice;
+  result.pred_canonical = internal::NormalizeText(*choice);
+  result.gold_canonical = g;
+  result.verdict = result.pred_canonical == g ? Verdict::kCorrect : Verdict::kIncorrect;
+  return result;
+}
+
+CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
+                           const VerifierOptions& options, Budget& budget) {
+  if (gold.size() > static_cast<size_t>(options.node_budget) * 64) {
+    throw BudgetError{"gold answer longer than the node budget allows"};
   }
-  return negative ? Rational(-value) : value;
+  if (!internal::IsValidUtf8(gold)) return Make(Verdict::kInvalidGold, "gold is not valid UTF-8");
+  if (!options.choices.empty()) return CheckChoice(completion, gold, options);
+
+  // A plain gold such as "1,22" is a number with a decimal comma, not a pair.
+  std::string gold_text = internal::NormalizeMath(TrimAnswer(internal::ExtractGold(gold, budget)));
+  if (gold_text == TrimAnswer(gold)) gold_text = DecimalComma(gold_text);
+  Tree gold_tree;
+  std::string gold_error;
+  try {
+    internal::Parse(gold_text, /*lenient=*/true, budget, &gold_tree);
+  } catch (const ParseError& e) {
+    gold_error = e.what;
+  }
+
+  std::optional<internal::Extracted> extracted =
+      internal::ExtractAnswer(completion, options, budget);
+  CheckResult result;
+  if (gold_error.empty()) result.gold_canonical = internal::Render(gold_tree, gold_tree.root);
+  if (!extracted) {
+    if (!gold_error.empty()) return Make(Verdict::kInvalidGold, "gold: " + gold_error);
+    result.verdict = Verdict::kNoAnswer;
+    result.detail = "no answer found in the completion";
+    return result;
+  }
+  result.extracted = extracted->text;
+  if (!internal::IsValidUtf8(extracted->text)) {
+    result.verdict = Verdict::kUnparseableAnswer;
+    result.detail = "answer is not valid UTF-8";
+    return result;
+  }
+  std::string pred_text = internal::NormalizeMath(TrimAnswer(extracted->text));
+  // The same text is the same answer, even where our parser has no reading of it.
+  std::string gold_plain = internal::NormalizeText(gold_text);
+  if (!gold_plain.empty() && gold_plain == internal::NormalizeText(pred_text) &&
+      !extracted->hedged) {
+    result.verdict = Verdict::kCorrect;
+    result.pred_canonical = gold_error.empty() ? result.gold_canonical : gold_plain;
+    return result;
+  }
+  if (!gold_error.empty()) {
+    result.verdict = Verdict::kInvalidGold;
+    result.detail = "gold: " + gold_error;
+    return result;
+  }
+  if (extracted->hedged) {
+    result.verdict = Verdict::kIncorrect;
+    result.detail = "several different final answers joined by 'or'";
+    return result;
+  }
+  Tree pred_tree;
+  try {
+    internal::Parse(pred_text, /*lenient=*/false, budget, &pred_tree);
+  } catch (const ParseError& e) {
+    result.verdict = Verdict::kUnparseableAnswer;
+    result.detail = e.what;
+    return result;
+  }
+  result.pred_canonical = internal::Render(pred_tree, pred_tree.root);
+  internal::Prepare(&gold_tree, budget);
+  internal::Prepare(&pred_tree, budget);
+  internal::CompareContext context{options, budget, gold_tree, pred_tree,
+                                   Renaming(gold_tree, pred_tree, options.strict)};
+  result.verdict = internal::Equivalent(context) ? Verdict::kCorrect : Verdict::kIncorrect;
+  return result;
 }
 
 }  // namespace
@@ -90,25 +180,20 @@ std::string_view ToString(Extraction extraction) {
 Verifier::Verifier(VerifierOptions options) : options_(std::move(options)) {}
 
 CheckResult Verifier::Check(std::string_view completion, std::string_view gold) const {
-  CheckResult result;
-  std::optional<Rational> g = ParseNumber(LastBoxed(gold).value_or(gold));
-  if (!g) {
-    result.verdict = Verdict::kInvalidGold;
-    result.detail = "gold is not a number";
-    return result;
+  try {
+    Budget budget(options_);
+    return CheckUnguarded(completion, gold, options_, budget);
+  } catch (const BudgetError& e) {
+    return Make(Verdict::kBudgetExceeded, e.what);
+  } catch (const ParseError& e) {
+    return Make(Verdict::kUnparseableAnswer, e.what);
+  } catch (const std::bad_alloc&) {
+    return Make(Verdict::kBudgetExceeded, "out of memory");
+  } catch (const std::exception& e) {
+    return Make(Verdict::kUnparseableAnswer, std::string("internal: ") + e.what());
+  } catch (...) {
+    return Make(Verdict::kUnparseableAnswer, "internal error");
   }
-  result.gold_canonical = g->str();
-  std::optional<std::string_view> boxed = LastBoxed(completion);
-  if (!boxed) return result;
-  result.extracted = std::string(*boxed);
-  std::optional<Rational> p = ParseNumber(*boxed);
-  if (!p) {
-    result.verdict = Verdict::kUnparseableAnswer;
-    return result;
-  }
-  result.pred_canonical = p->str();
-  result.verdict = *p == *g ? Verdict::kCorrect : Verdict::kIncorrect;
-  return result;
 }
 
 }  // namespace rl::math

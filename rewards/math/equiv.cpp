@@ -1,0 +1,650 @@
+// Equivalence of a predicted answer and a gold answer, both parsed.
+//
+// Structures first (lists and sets unordered, tuples ordered, intervals bracket-sensitive,
+// unions unordered, matrices element-wise, relations by their solution sets or as multiples
+// of each other), then scalars: exact rationals when both sides have them, decimal rounding
+// when a side is written as a decimal, else values at the sample points.
+#include <algorithm>
+#include <cmath>
+
+#include "rewards/math/internal.h"
+
+namespace rl::math::internal {
+namespace {
+
+struct Ref {
+  const Tree* tree;
+  int32_t id;
+  const Node& node() const { return (*tree)[id]; }
+  Kind kind() const { return node().kind; }
+  Ref kid(size_t k) const { return {tree, node().kids[k]}; }
+};
+
+bool IsInequality(RelOp op) {
+  return op == RelOp::kLt || op == RelOp::kGt || op == RelOp::kLe || op == RelOp::kGe ||
+         op == RelOp::kNe;
+}
+
+// Significant digits of the least precise decimal literal in a subtree (0: none).
+int DecimalDigits(const Tree& tree, int32_t id) {
+  const Node& n = tree[id];
+  if (n.kind == Kind::kNumber) return (n.flags & kDecimal) ? n.cols : 0;
+  int best = 0;
+  for (int32_t k : n.kids) {
+    int d = DecimalDigits(tree, k);
+    if (d > 0 && (best == 0 || d < best)) best = d;
+  }
+  return best;
+}
+
+// Left-hand sides that name a quantity (x, f(x), |AB|, a_3, (p,q), A:B) make "lhs = v" an
+// assignment whose value is v; sums and numbers make it an equation.
+bool NameLike(Ref r) {
+  switch (r.kind()) {
+    case Kind::kSymbol:
+    case Kind::kTuple:
+    case Kind::kRatio:
+      return true;
+    case Kind::kFunc:
+      return r.node().name == "abs" || r.node().name.size() == 1;
+    case Kind::kMul:  // AB, \frac{NO}{BO}
+      for (size_t k = 0; k < r.node().kids.size(); ++k) {
+        Ref kid = r.kid(k);
+        if (kid.kind() == Kind::kInv) kid = kid.kid(0);
+        if (!NameLike(kid)) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool HasSymbols(Ref r) {
+  std::vector<std::string> names;
+  CollectSymbols(*r.tree, r.id, &names);
+  return !names.empty();
+}
+
+class Comparer {
+ public:
+  explicit Comparer(CompareContext& context) : c_(context) {}
+
+  bool Equal(Ref g, Ref p, int depth = 0) {
+    if (depth > 64) throw BudgetError{"structure nested too deeply"};
+    c_.budget.Spend();
+    g = Unwrap(g);
+    p = Unwrap(p);
+    Kind gk = g.kind(), pk = p.kind();
+    if (gk == Kind::kRelation) return GoldRelation(g, p, depth);
+    if (pk == Kind::kRelation) {
+      std::optional<Ref> value = ValueOf(p, /*gold=*/false);
+      if (value) return Equal(g, *value, depth + 1);
+      if (c_.options.interval_accepts_inequality && IsIntervalLike(g)) {
+        return RelationMatchesIntervals(p, g);
+      }
+      return false;
+    }
+    if (gk == Kind::kText || pk == Kind::kText) {
+      return gk == pk && NormalizeText(g.node().name) == NormalizeText(p.node().name);
+    }
+    if (gk == Kind::kList || gk == Kind::kSet) {
+      if (gk == Kind::kSet && pk == Kind::kTuple) return false;
+      if (gk == Kind::kList && pk == Kind::kTuple) return Ordered(g, p, depth);
+      if (pk == Kind::kList || pk == Kind::kSet) return Unordered(g, p, depth);
+      return false;
+    }
+    if (gk == Kind::kTuple) {
+      if (pk == Kind::kTuple || pk == Kind::kList) return Ordered(g, p, depth);
+      if (pk == Kind::kInterval || pk == Kind::kUnion) return Intervals(g, p);
+      return false;
+    }
+    if (IsIntervalLike(g) && gk != Kind::kTuple) {
+      if (IsIntervalLike(p) || pk == Kind::kSet) return Intervals(g, p);
+      return false;
+    }
+    if (gk == Kind::kMatrix) {
+      if (pk != Kind::kMatrix || g.node().cols != p.node().cols ||
+          g.node().kids.size() != p.node().kids.size()) {
+        return false;
+      }
+      for (size_t k = 0; k < g.node().kids.size(); ++k) {
+        if (!Equal(g.kid(k), p.kid(k), depth + 1)) return false;
+      }
+      return true;
+    }
+    if (gk == Kind::kRatio && pk == Kind::kRatio) return Ratios(g, p);
+    if (IsStructure(pk) || IsStructure(gk)) return false;
+    return Scalars(g, p);
+  }
+
+ private:
+  static bool IsStructure(Kind k) {
+    return k == Kind::kTuple || k == Kind::kSet || k == Kind::kList || k == Kind::kInterval ||
+           k == Kind::kUnion || k == Kind::kIntersect || k == Kind::kMatrix ||
+           k == Kind::kEmptySet || k == Kind::kRelation || k == Kind::kRatio;
+  }
+  static bool IsIntervalLike(Ref r) {
+    Kind k = r.kind();
+    return k == Kind::kInterval || k == Kind::kUnion || k == Kind::kEmptySet ||
+           (k == Kind::kTuple && r.node().kids.size() == 2);
+  }
+
+  // One-element lists, "x \in S" and groupings read as their content.
+  Ref Unwrap(Ref r) {
+    while (true) {
+      const Node& n = r.node();
+      if ((n.kind == Kind::kList) && n.kids.size() == 1) {
+        r = r.kid(0);
+      } else if (n.kind == Kind::kRelation && n.ops.size() == 1 && n.ops[0] == RelOp::kIn) {
+        r = r.kid(1);
+      } else {
+        return r;
+      }
+    }
+  }
+
+  // The value a relation states: "x = 5" -> 5, "x = 5+5+1 = 11" -> 11, "x \approx 3" -> 3.
+  // nullopt for equations and inequalities. A prediction "1/2 = 5/10" (no symbols on the
+  // left) also states its right side; a gold "7 = 11a+c" is an equation.
+  std::optional<Ref> ValueOf(Ref r, bool gold) {
+    const Node& n = r.node();
+    size_t approx = n.ops.size();
+    for (size_t k = 0; k < n.ops.size(); ++k) {
+      if (n.ops[k] == RelOp::kApprox) {
+        approx = k;
+        break;
+      }
+      if (n.ops[k] != RelOp::kEq) return std::nullopt;
+    }
+    if (approx == 0) return r.kid(1);
+    if (approx >= 2) return r.kid(approx);
+    Ref lhs = r.kid(0);
+    if (NameLike(lhs) || (!gold && !HasSymbols(lhs))) return r.kid(1);
+    return std::nullopt;
+  }
+
+  bool GoldRelation(Ref g, Ref p, int depth) {
+    const Node& n = g.node();
+    bool inequality = std::any_of(n.ops.begin(), n.ops.end(), IsInequality);
+    if (inequality) {
+      if (p.kind() == Kind::kRelation) return Inequalities(g, p);
+      if (IsIntervalLike(p)) return RelationMatchesIntervals(g, p);
+      return false;
+    }
+    std::optional<Ref> value = ValueOf(g, /*gold=*/true);
+    if (p.kind() == Kind::kRelation) {
+      std::optional<Ref> pred_value = ValueOf(p, /*gold=*/false);
+      if (value && pred_value && SameNames(g, p) && Equal(*value, *pred_value, depth + 1)) {
+        return true;
+      }
+      return IsEquation(g) && IsEquation(p) && Proportional(g, p, /*positive=*/false);
+    }
+    return value && Equal(*value, p, depth + 1);
+  }
+
+  // In strict mode two assignments to different plain symbols (x = 1 vs y = 1) differ.
+  bool SameNames(Ref g, Ref p) {
+    if (g.node().ops.size() != 1 || p.node().ops.size() != 1) return true;
+    Ref gl = g.kid(0), pl = p.kid(0);
+    if (gl.kind() != Kind::kSymbol || pl.kind() != Kind::kSymbol) return true;
+    return gl.node().name == pl.node().name || !c_.options.strict;
+  }
+
+  static bool IsEquation(Ref r) {
+    return r.node().ops.size() == 1 && r.node().ops[0] == RelOp::kEq;
+  }
+
+  // lhs - rhs of both relations are nonzero multiples of each other at every sample point.
+  bool Proportional(Ref g, Ref p, bool positive) {
+    return ProportionalDiffs(g, g.kid(0), g.kid(1), p, p.kid(0), p.kid(1), positive);
+  }
+
+  bool ProportionalDiffs(Ref, Ref gl, Ref gr, Ref, Ref pl, Ref pr, bool positive) {
+    std::optional<Complex> ratio;
+    int valid = 0;
+    for (int point = 0; point < kPoints; ++point) {
+      long double scale = 1;
+      Complex a = Value(gl, point, &scale, false) - Value(gr, point, &scale, false);
+      Complex b = Value(pl, point, &scale, true) - Value(pr, point, &scale, true);
+      if (!Finite(a) || !Finite(b)) continue;
+      long double tiny = 1e-13L * scale;
+      bool a_zero = std::abs(a) <= tiny, b_zero = std::abs(b) <= tiny;
+      if (a_zero != b_zero) return false;
+      if (a_zero) continue;
+      Complex r = b / a;
+      if (ratio && std::abs(r - *ratio) > 1e-9L * std::abs(*ratio)) return false;
+      ratio = r;
+      ++valid;
+    }
+    if (!ratio) return false;
+    if (positive && !(std::fabs(ratio->imag()) <= 1e-9L * std::abs(*ratio) && ratio->real() > 0)) {
+      return false;
+    }
+    return valid > 0;
+  }
+
+  // --- inequalities: each adjacent pair of a chain is a constraint "diff > 0" (or >=, !=).
+  struct Constraint {
+    Ref big, small;
+    RelOp kind;  // kGt, kGe or kNe
+  };
+
+  std::vector<Constraint> Constraints(Ref r) {
+    std::vector<Constraint> out;
+    const Node& n = r.node();
+    for (size_t k = 0; k < n.ops.size(); ++k) {
+      Ref a = r.kid(k), b = r.kid(k + 1);
+      switch (n.ops[k]) {
+        case RelOp::kLt: out.push_back({b, a, RelOp::kGt}); break;
+        case RelOp::kLe: out.push_back({b, a, RelOp::kGe}); break;
+        case RelOp::kGt: out.push_back({a, b, RelOp::kGt}); break;
+        case RelOp::kGe: out.push_back({a, b, RelOp::kGe}); break;
+        case RelOp::kNe: out.push_back({a, b, RelOp::kNe}); break;
+        default: out.push_back({a, b, RelOp::kEq}); break;
+      }
+    }
+    return out;
+  }
+
+  bool Inequalities(Ref g, Ref p) {
+    std::vector<Constraint> gc = Constraints(g), pc = Constraints(p);
+    if (gc.size() != pc.size()) return false;
+    std::vector<bool> used(pc.size(), false);
+    for (const Constraint& a : gc) {
+      bool matched = false;
+      for (size_t k = 0; k < pc.size() && !matched; ++k) {
+        const Constraint& b = pc[k];
+        if (used[k] || a.kind != b.kind) continue;
+        bool positive = a.kind != RelOp::kNe && a.kind != RelOp::kEq;
+        if (ProportionalDiffs(g, a.big, a.small, p, b.big, b.small, positive)) {
+          used[k] = matched = true;
+        }
+      }
+      if (!matched) return false;
+    }
+    return true;
+  }
+
+  // --- intervals
+  struct Endpoint {
+    std::optional<Ref> value;  // absent: infinite
+    int infinity = 0;          // -1, +1
+    bool closed = false;
+  };
+  struct Piece {
+    Endpoint lo, hi;
+  };
+
+  static int InfinitySign(Ref r) {
+    if (r.kind() == Kind::kConst && r.node().name == "inf") return 1;
+    if (r.kind() == Kind::kNeg && InfinitySign(r.kid(0)) != 0) return -InfinitySign(r.kid(0));
+    return 0;
+  }
+
+  static Endpoint MakeEndpoint(Ref r, bool closed) {
+    int inf = InfinitySign(r);
+    if (inf != 0) return Endpoint{std::nullopt, inf, false};
+    return Endpoint{r, 0, closed};
+  }
+
+  bool Pieces(Ref r, std::vector<Piece>* out) {
+    const Node& n = r.node();
+    switch (n.kind) {
+      case Kind::kInterval:
+      case Kind::kTuple:
+        if (n.kids.size() != 2) return false;
+        out->push_back({MakeEndpoint(r.kid(0), n.flags & kLeftClosed),
+                        MakeEndpoint(r.kid(1), n.flags & kRightClosed)});
+        return true;
+      case Kind::kUnion:
+        for (size_t k = 0; k < n.kids.size(); ++k) {
+          if (!Pieces(r.kid(k), out)) return false;
+        }
+        return true;
+      case Kind::kEmptySet:
+        return true;
+      case Kind::kSet:  // {a} is the degenerate interval [a, a]
+        for (size_t k = 0; k < n.kids.size(); ++k) {
+          out->push_back({Endpoint{r.kid(k), 0, true}, Endpoint{r.kid(k), 0, true}});
+        }
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  bool SameEndpoint(const Endpoint& a, const Endpoint& b) {
+    if (a.infinity != b.infinity) return false;
+    if (a.infinity != 0) return true;
+    return a.closed == b.closed && Scalars(*a.value, *b.value);
+  }
+
+  bool SamePieces(const std::vector<Piece>& a, const std::vector<Piece>& b) {
+    if (a.size() != b.size()) return false;
+    std::vector<bool> used(b.size(), false);
+    for (const Piece& x : a) {
+      bool matched = false;
+      for (size_t k = 0; k < b.size() && !matched; ++k) {
+        if (!used[k] && SameEndpoint(x.lo, b[k].lo) && SameEndpoint(x.hi, b[k].hi)) {
+          used[k] = matched = true;
+        }
+      }
+      if (!matched) return false;
+    }
+    return true;
+  }
+
+  bool Intervals(Ref g, Ref p) {
+    std::vector<Piece> a, b;
+    return Pieces(g, &a) && Pieces(p, &b) && SamePieces(a, b);
+  }
+
+  // A chain "lo < E <= hi" or "E >= lo" around one non-constant E, as interval pieces; a
+  // bare |x| in the middle gives the two mirrored pieces.
+  bool RelationPieces(Ref r, std::vector<Piece>* out) {
+    const Node& n = r.node();
+    std::optional<size_t> middle;
+    for (size_t k = 0; k < n.kids.size(); ++k) {
+      if (HasSymbols(r.kid(k)) || InfinitySign(r.kid(k)) != 0) {
+        if (InfinitySign(r.kid(k)) != 0) continue;
+        if (middle) return false;
+        middle = k;
+      }
+    }
+    if (!middle) return false;
+    Piece piece{Endpoint{std::nullopt, -1, false}, Endpoint{std::nullopt, 1, false}};
+    for (const Constraint& c : Constraints(r)) {
+      bool strict = c.kind == RelOp::kGt;
+      if (c.kind == RelOp::kNe) {
+        if (n.ops.size() != 1) return false;
+        Ref value = c.big.id == r.kid(*middle).id ? c.small : c.big;
+        out->push_back({Endpoint{std::nullopt, -1, false}, Endpoint{value, 0, false}});
+        out->push_back({Endpoint{value, 0, false}, Endpoint{std::nullopt, 1, false}});
+        return true;
+      }
+      if (c.kind != RelOp::kGt && c.kind != RelOp::kGe) return false;
+      if (c.big.id == r.kid(*middle).id) piece.lo = MakeEndpoint(c.small, !strict);
+      else if (c.small.id == r.kid(*middle).id) piece.hi = MakeEndpoint(c.big, !strict);
+      else return false;
+    }
+    Ref e = r.kid(*middle);
+    abs_middle_ = e.kind() == Kind::kFunc && e.node().name == "abs";
+    out->push_back(piece);
+    return true;
+  }
+
+  bool RelationMatchesIntervals(Ref relation, Ref intervals) {
+    std::vector<Piece> a, b;
+    abs_middle_ = false;
+    if (!RelationPieces(relation, &a) || !Pieces(intervals, &b)) return false;
+    if (!abs_middle_) return SamePieces(a, b);
+    // lo <= |x| <= hi: the intervals must be [-hi, -lo] and [lo, hi].
+    if (b.size() != 2) return false;
+    const Piece& positive = a[0];
+    for (int flip = 0; flip < 2; ++flip) {
+      const Piece& bp = b[flip], &bn = b[1 - flip];
+      if (!SameEndpoint(positive.lo, bp.lo) || !SameEndpoint(positive.hi, bp.hi)) continue;
+      if (bn.lo.closed != positive.hi.closed || bn.hi.closed != positive.lo.closed) continue;
+      if (!bn.lo.value || !bn.hi.value || !positive.hi.value) continue;
+      if (Negatives(*positive.hi.value, *bn.lo.value) && Negatives(*positive.lo.value, *bn.hi.value)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool Negatives(Ref a, Ref b) {
+    auto x = ExactValue(*a.tree, a.id, c_.budget);
+    auto y = ExactValue(*b.tree, b.id, c_.budget);
+    if (x && y) return *x == -*y;
+    long double scale = 1;
+    Complex u = NumericValue(*a.tree, a.id, 0, c_.budget, &scale);
+    Complex v = NumericValue(*b.tree, b.id, 0, c_.budget, &scale);
+    return std::abs(u + v) <= 1e-12L * scale;
+  }
+
+  // --- lists
+  std::vector<Ref> Elements(Ref r) {
+    std::vector<Ref> out;
+    const Node& n = r.node();
+    if (n.kind == Kind::kList || n.kind == Kind::kSet) {
+      for (size_t k = 0; k < n.kids.size(); ++k) out.push_back(Unwrap(r.kid(k)));
+    } else {
+      out.push_back(r);
+    }
+    return out;
+  }
+
+  bool Ordered(Ref g, Ref p, int depth) {
+    if (g.node().kids.size() != p.node().kids.size()) return false;
+    for (size_t k = 0; k < g.node().kids.size(); ++k) {
+      if (!Equal(g.kid(k), p.kid(k), depth + 1)) return false;
+    }
+    return true;
+  }
+
+  // Sets of answers: every gold element has an equal prediction and vice versa
+  // (duplicates allowed on either side).
+  bool Unordered(Ref g, Ref p, int depth) {
+    std::vector<Ref> a = Elements(g), b = Elements(p);
+    if (a.size() * b.size() > 4096) throw BudgetError{"lists too long to match"};
+    std::vector<bool> b_hit(b.size(), false);
+    for (Ref x : a) {
+      bool found = false;
+      for (size_t k = 0; k < b.size(); ++k) {
+        if ((found && b_hit[k]) || !Equal(x, b[k], depth + 1)) continue;
+        found = true;
+        b_hit[k] = true;
+      }
+      if (!found) return false;
+    }
+    return std::all_of(b_hit.begin(), b_hit.end(), [](bool hit) { return hit; });
+  }
+
+  bool Ratios(Ref g, Ref p) {
+    auto gz = IsZero(g.kid(1)), pz = IsZero(p.kid(1));
+    if (gz || pz) return Scalars(g.kid(0), p.kid(0)) && Scalars(g.kid(1), p.kid(1));
+    // a:b == c:d  <=>  a/b == c/d, compared at the sample points.
+    for (int point = 0; point < kPoints; ++point) {
+      long double scale = 1;
+      Complex x = Value(g.kid(0), point, &scale, false) / Value(g.kid(1), point, &scale, false);
+      Complex y = Value(p.kid(0), point, &scale, true) / Value(p.kid(1), point, &scale, true);
+      if (!Finite(x) || !Finite(y) || std::abs(x - y) > 1e-10L * std::max<long double>(1, std::abs(x))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool IsZero(Ref r) {
+    auto v = ExactValue(*r.tree, r.id, c_.budget);
+    return v && *v == 0;
+  }
+
+  // --- scalars
+  static bool Finite(Complex z) { return std::isfinite(z.real()) && std::isfinite(z.imag()); }
+
+  Complex Value(Ref r, int point, long double* scale, bool pred) {
+    return NumericValue(*r.tree, r.id, point, c_.budget, scale,
+                        pred && !c_.rename.empty() ? &c_.rename : nullptr);
+  }
+
+  bool Scalars(Ref g, Ref p) {
+    bool gp = g.kind() == Kind::kPercent, pp = p.kind() == Kind::kPercent;
+    if (gp && !pp) {
+      // 10% accepts 0.1, and 10 when configured (Math-Verify's reading).
+      if (c_.options.percent_accepts_bare_number && Values(g.kid(0), p)) return true;
+      return Values(g, p);
+    }
+    if (pp && !gp) {
+      if (c_.options.number_accepts_percent && Values(g, p.kid(0))) return true;
+      return Values(g, p);
+    }
+    return Values(g, p);
+  }
+
+  // Decimal literal on a side: equal when within 10^-precision absolutely and, relative to
+  // the magnitude, within the decimal's own significant digits (so 1.5e-9 != 1.6e-9).
+  bool DecimalClose(long double x, long double y, int digits) {
+    long double diff = std::fabs(x - y);
+    long double absolute = std::pow(10.0L, -c_.options.precision) * (1 + 1e-9L);
+    long double relative = std::max(0.5L * std::pow(10.0L, -(digits - 1)),
+                                    std::pow(10.0L, -c_.options.precision)) * (1 + 1e-9L);
+    return diff <= absolute && diff <= relative * std::max(std::fabs(x), std::fabs(y));
+  }
+
+  bool Values(Ref g, Ref p) {
+    int digits = DecimalDigits(*g.tree, g.id);
+    int pred_digits = DecimalDigits(*p.tree, p.id);
+    if (pred_digits > 0 && (digits == 0 || pred_digits < digits)) digits = pred_digits;
+    auto x = ExactValue(*g.tree, g.id, c_.budget);
+    if (x) {
+      auto y = ExactValue(*p.tree, p.id, c_.budget);
+      if (y) {
+        if (*x == *y) return true;
+        if (digits == 0) return false;
+        return DecimalClose(x->convert_to<long double>(), y->convert_to<long double>(), digits);
+      }
+    }
+    bool symbolic = HasSymbols(g) || HasSymbols(p);
+    int valid = 0;
+    for (int point = 0; point < (symbolic ? kPoints : 1); ++point) {
+      long double scale = 1;
+      Complex a = Value(g, point, &scale, false);
+      Complex b = Value(p, point, &scale, true);
+      bool fa = Finite(a), fb = Finite(b);
+      if (!fa && !fb) continue;
+      if (fa != fb) return false;
+      ++valid;
+      long double diff = std::abs(a - b);
+      if (digits > 0 && !symbolic) {
+        if (std::fabs(a.imag()) > 1e-12L || std::fabs(b.imag()) > 1e-12L) {
+          if (diff > 1e-12L * scale) return false;
+          continue;
+        }
+        if (!DecimalClose(a.real(), b.real(), digits)) return false;
+        continue;
+      }
+      long double tolerance = digits > 0 ? std::pow(10.0L, -c_.options.precision) *
+                                               std::max<long double>(1, std::abs(a))
+                                         : 1e-12L * std::max(std::abs(a), std::abs(b)) +
+                                               1e-16L * scale;
+      if (diff > tolerance) return false;
+    }
+    return valid > 0;
+  }
+
+  CompareContext& c_;
+  bool abs_middle_ = false;
+};
+
+// Copies a subtree choosing + or - for each \pm in it (bit k of `choice` for the k-th).
+int32_t CopyChoosing(Tree* tree, int32_t id, uint32_t choice, int* seen, Budget& budget) {
+  budget.Spend();
+  Node node = (*tree)[id];
+  if (node.kind == Kind::kPlusMinus) {
+    bool minus = (choice >> (*seen)++) & 1;
+    int32_t right = CopyChoosing(tree, node.kids.back(), choice, seen, budget);
+    if (minus) right = tree->Add(Node{Kind::kNeg, 0, 0, -1, {}, {right}, {}});
+    if (node.kids.size() == 1) return right;
+    int32_t left = CopyChoosing(tree, node.kids[0], choice, seen, budget);
+    return tree->Add(Node{Kind::kAdd, 0, 0, -1, {}, {left, right}, {}});
+  }
+  for (int32_t& kid : node.kids) kid = CopyChoosing(tree, kid, choice, seen, budget);
+  return tree->Add(std::move(node));
+}
+
+int CountPlusMinus(const Tree& tree, int32_t id) {
+  const Node& n = tree[id];
+  int count = n.kind == Kind::kPlusMinus ? 1 : 0;
+  for (int32_t k : n.kids) count += CountPlusMinus(tree, k);
+  return count;
+}
+
+// "1 \pm \sqrt{19}" -> the list {1 + \sqrt{19}, 1 - \sqrt{19}}, element by element.
+void ExpandPlusMinus(Tree* tree, Budget& budget) {
+  const Node& root = (*tree)[tree->root];
+  bool is_list = root.kind == Kind::kList || root.kind == Kind::kSet;
+  std::vector<int32_t> elements = is_list ? root.kids : std::vector<int32_t>{tree->root};
+  std::vector<int32_t> expanded;
+  bool changed = false;
+  for (int32_t element : elements) {
+    int count = CountPlusMinus(*tree, element);
+    if (count == 0 || count > 4) {
+      expanded.push_back(element);
+      continue;
+    }
+    changed = true;
+    for (uint32_t choice = 0; choice < (1u << count); ++choice) {
+      int seen = 0;
+      expanded.push_back(CopyChoosing(tree, element, choice, &seen, budget));
+    }
+  }
+  if (!changed) return;
+  Kind kind = is_list ? (*tree)[tree->root].kind : Kind::kList;
+  tree->root = tree->Add(Node{kind, 0, 0, -1, {}, std::move(expanded), {}});
+}
+
+// Matrix arithmetic written out (A + B, A B, 2A) becomes one matrix of element expressions.
+int32_t FoldMatrices(Tree* tree, int32_t id, Budget& budget, int depth) {
+  if (depth > 400) throw BudgetError{"expression nested too deeply"};
+  budget.Spend();
+  std::vector<int32_t> kids = (*tree)[id].kids;
+  for (int32_t& kid : kids) kid = FoldMatrices(tree, kid, budget, depth + 1);
+  tree->nodes[id].kids = kids;
+  Kind kind = (*tree)[id].kind;
+  if (kind != Kind::kAdd && kind != Kind::kMul) return id;
+  bool any_matrix = std::any_of(kids.begin(), kids.end(),
+                                [&](int32_t k) { return (*tree)[k].kind == Kind::kMatrix; });
+  if (!any_matrix) return id;
+  auto make = [&](Kind k, std::vector<int32_t> args) {
+    budget.Spend();
+    return tree->Add(Node{k, 0, 0, -1, {}, std::move(args), {}});
+  };
+  int32_t acc = kids[0];
+  for (size_t k = 1; k < kids.size(); ++k) {
+    const Node a = (*tree)[acc];
+    const Node b = (*tree)[kids[k]];
+    bool am = a.kind == Kind::kMatrix, bm = b.kind == Kind::kMatrix;
+    Node out{Kind::kMatrix};
+    if (kind == Kind::kAdd) {
+      if (!am || !bm || a.cols != b.cols || a.kids.size() != b.kids.size()) return id;
+      out.cols = a.cols;
+      for (size_t e = 0; e < a.kids.size(); ++e) out.kids.push_back(make(Kind::kAdd, {a.kids[e], b.kids[e]}));
+    } else if (am && bm) {
+      int32_t n = static_cast<int32_t>(a.kids.size()) / a.cols, inner = a.cols, m = b.cols;
+      if (static_cast<int32_t>(b.kids.size()) != inner * m) return id;
+      out.cols = m;
+      for (int32_t i = 0; i < n; ++i) {
+        for (int32_t j = 0; j < m; ++j) {
+          std::vector<int32_t> terms;
+          for (int32_t t = 0; t < inner; ++t) {
+            terms.push_back(make(Kind::kMul, {a.kids[i * inner + t], b.kids[t * m + j]}));
+          }
+          out.kids.push_back(make(Kind::kAdd, std::move(terms)));
+        }
+      }
+    } else {
+      const Node& matrix = am ? a : b;
+      int32_t scalar = am ? kids[k] : acc;
+      out.cols = matrix.cols;
+      for (int32_t e : matrix.kids) out.kids.push_back(make(Kind::kMul, {scalar, e}));
+    }
+    acc = tree->Add(std::move(out));
+  }
+  return acc;
+}
+
+}  // namespace
+
+void Prepare(Tree* tree, Budget& budget) {
+  tree->root = FoldMatrices(tree, tree->root, budget, 0);
+  ExpandPlusMinus(tree, budget);
+}
+
+bool Equivalent(CompareContext& context) {
+  Comparer comparer(context);
+  return comparer.Equal(Ref{&context.gold, context.gold.root}, Ref{&context.pred, context.pred.root});
+}
+
+}  // namespace rl::math::internal

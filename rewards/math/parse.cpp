@@ -1,0 +1,1005 @@
+// Lexer and recursive-descent parser: normalised LaTeX or plain text -> arena expression tree.
+//
+// Precedence, loosest first: ";" lists, "," / "and" / "or" lists, relation chains, ratios
+// (a:b), \cup / \cap, + - \pm, * / \cdot \times \div and implicit products, unary signs,
+// powers, postfix (! % _ '), primaries. Nesting is limited so hostile input cannot exhaust
+// the stack; every token and node is charged to the budget.
+#include <algorithm>
+#include <cctype>
+
+#include "rewards/math/internal.h"
+
+namespace rl::math::internal {
+namespace {
+
+constexpr int kMaxDepth = 160;
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+enum class Tok : uint8_t { kEnd, kNum, kIdent, kCmd, kChar, kText, kAnd, kOr, kPercent };
+
+struct Token {
+  Tok type;
+  std::string text;
+};
+
+bool IsFunctionName(std::string_view n) {
+  static constexpr std::string_view kNames[] = {
+      "sin",  "cos",  "tan",  "sec",  "csc",  "cot",  "arcsin", "arccos", "arctan", "asin",
+      "acos", "atan", "sinh", "cosh", "tanh", "ln",   "log",    "exp",    "lg",     "arccot"};
+  return std::find(std::begin(kNames), std::end(kNames), n) != std::end(kNames);
+}
+
+bool IsUnitWord(std::string_view w) {
+  static constexpr std::string_view kUnits[] = {
+      "cm",      "mm",     "km",     "kg",     "mg",      "units",  "unit",   "dollars",
+      "dollar",  "cents",  "miles",  "mile",   "meters",  "meter",  "metres", "yuan",
+      "degrees", "degree", "feet",   "foot",   "inches",  "inch",   "hours",  "hour",
+      "minutes", "seconds", "mph",   "sq",     "ft",      "grams",  "liters", "days",
+      "years",   "people", "students", "cups", "pounds",  "square", "cubic",  "yards"};
+  return std::find(std::begin(kUnits), std::end(kUnits), w) != std::end(kUnits);
+}
+
+class Lexer {
+ public:
+  Lexer(std::string_view s, Budget& budget) : s_(s), budget_(budget) {}
+
+  std::vector<Token> Run() {
+    std::vector<Token> out;
+    Lex(s_, &out, 0);
+    out.push_back({Tok::kEnd, ""});
+    return out;
+  }
+
+ private:
+  void Push(std::vector<Token>* out, Tok type, std::string text) {
+    budget_.Spend();
+    out->push_back({type, std::move(text)});
+  }
+
+  // The content of the brace group at s[i] == '{'; i moves past it.
+  static std::string_view Group(std::string_view s, size_t* i) {
+    int depth = 0;
+    for (size_t k = *i; k < s.size(); ++k) {
+      if (s[k] == '\\') {
+        ++k;
+        continue;
+      }
+      if (s[k] == '{') ++depth;
+      if (s[k] == '}' && --depth == 0) {
+        std::string_view inner = s.substr(*i + 1, k - *i - 1);
+        *i = k + 1;
+        return inner;
+      }
+    }
+    throw ParseError{"unbalanced braces"};
+  }
+
+  void LexNumber(std::string_view s, size_t* i, std::vector<Token>* out) {
+    size_t j = *i;
+    std::string num;
+    while (j < s.size() && IsDigit(s[j])) num += s[j++];
+    // Thousands groups "7,425,000" after a head of 1-3 digits.
+    if (!num.empty() && num.size() <= 3) {
+      // "1,000" could be a pair; thousands is the common meaning in answers.
+      while (j + 3 < s.size() && s[j] == ',' && IsDigit(s[j + 1]) && IsDigit(s[j + 2]) &&
+             IsDigit(s[j + 3]) && (j + 4 >= s.size() || !IsDigit(s[j + 4]))) {
+        num.append(s.substr(j + 1, 3));
+        j += 4;
+      }
+    }
+    if (j + 1 < s.size() && s[j] == '.' && IsDigit(s[j + 1])) {
+      num += '.';
+      ++j;
+      while (j < s.size() && IsDigit(s[j])) num += s[j++];
+    } else if (j < s.size() && s[j] == '.' && num.empty()) {
+      throw ParseError{"stray '.'"};
+    }
+    if (num.front() == '.') num.insert(num.begin(), '0');
+    // Scientific notation written plainly: 1.5e3, 2E-4 (not followed by more letters).
+    if (j + 1 < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+      size_t k = j + 1;
+      if (k < s.size() && (s[k] == '-' || s[k] == '+')) ++k;
+      size_t digits = k;
+      while (k < s.size() && IsDigit(s[k])) ++k;
+      if (k > digits && k - digits < 6 && (k >= s.size() || !IsAlpha(s[k]))) {
+        num += 'e';
+        num.append(s.substr(j + 1, k - j - 1));
+        j = k;
+      }
+    }
+    *i = j;
+    Push(out, Tok::kNum, std::move(num));
+  }
+
+  void LexWord(std::string_view s, size_t* i, std::vector<Token>* out) {
+    size_t j = *i;
+    while (j < s.size() && IsAlpha(s[j])) ++j;
+    std::string word(s.substr(*i, j - *i));
+    *i = j;
+    std::string lower = word;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "and") return Push(out, Tok::kAnd, word);
+    if (lower == "or") return Push(out, Tok::kOr, word);
+    if (lower == "percent" || lower == "pct" || lower == "percentage") {
+      return Push(out, Tok::kPercent, "%");
+    }
+    if (word.size() > 1 && IsFunctionName(lower)) return Push(out, Tok::kCmd, lower);
+    if (lower == "pi" || lower == "sqrt" || lower == "infty" || lower == "inf" ||
+        lower == "infinity") {
+      return Push(out, Tok::kCmd, lower == "inf" || lower == "infinity" ? "infty" : lower);
+    }
+    if (word.size() > 1 && IsUnitWord(lower)) return;
+    for (char c : word) Push(out, Tok::kIdent, std::string(1, c));
+  }
+
+  void LexTextCommand(std::string_view name, std::string_view content,
+                      std::vector<Token>* out, int depth) {
+    std::string_view t = content;
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+    bool font = name.starts_with("math") && name != "mathrm";
+    if (name == "mathrm" || font || name == "operatorname") {
+      if (t == "e" || t == "i" || t == "d") return Push(out, Tok::kIdent, std::string(t));
+      bool word = !t.empty() && std::all_of(t.begin(), t.end(), IsAlpha);
+      if (name == "operatorname" && word) return Push(out, Tok::kCmd, std::string(t));
+      if (font && word) return Push(out, Tok::kIdent, std::string(t));
+    }
+    std::string lower(t);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "and" || lower == ",") return Push(out, Tok::kAnd, "and");
+    if (lower == "or") return Push(out, Tok::kOr, "or");
+    if (lower.empty()) return;
+    if (lower == "percent" || lower == "%" || lower == "\\%") return Push(out, Tok::kPercent, "%");
+    bool mathy = std::all_of(t.begin(), t.end(), [](char c) {
+      return IsDigit(c) || c == '.' || c == ',' || c == '-' || c == '(' || c == ')' || c == ' ';
+    });
+    if (mathy || name.starts_with("math")) return Lex(t, out, depth + 1);
+    Push(out, Tok::kText, std::string(t));
+  }
+
+  void Lex(std::string_view s, std::vector<Token>* out, int depth) {
+    if (depth > 8) throw ParseError{"text nested too deeply"};
+    size_t i = 0;
+    while (i < s.size()) {
+      char c = s[i];
+      if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f') {
+        ++i;
+      } else if (IsDigit(c) || (c == '.' && i + 1 < s.size() && IsDigit(s[i + 1]))) {
+        LexNumber(s, &i, out);
+      } else if (IsAlpha(c)) {
+        LexWord(s, &i, out);
+      } else if (c == '\\') {
+        if (i + 1 >= s.size()) throw ParseError{"trailing backslash"};
+        char n = s[i + 1];
+        if (!IsAlpha(n)) {
+          if (n == '\\') Push(out, Tok::kChar, "\\\\");
+          else if (n == '%') Push(out, Tok::kPercent, "%");
+          else if (n == '$' || n == '#') {}  // currency and stray escapes carry no value
+          else Push(out, Tok::kChar, std::string{'\\', n});
+          i += 2;
+          continue;
+        }
+        size_t j = i + 1;
+        while (j < s.size() && IsAlpha(s[j])) ++j;
+        std::string name(s.substr(i + 1, j - i - 1));
+        i = j;
+        static constexpr std::string_view kTextual[] = {
+            "text",   "textbf", "textit", "textnormal", "textrm", "textsf", "mbox",
+            "mathrm", "mathbf", "mathit", "mathsf",     "mathbb", "mathcal", "operatorname",
+            "boldsymbol", "emph", "hbox", "texttt"};
+        if (std::find(std::begin(kTextual), std::end(kTextual), name) != std::end(kTextual)) {
+          while (i < s.size() && s[i] == ' ') ++i;
+          if (i < s.size() && s[i] == '{') {
+            std::string_view content = Group(s, &i);
+            LexTextCommand(name, content, out, depth);
+          }
+          continue;
+        }
+        if (name == "boxed" || name == "fbox" || name == "hline" || name == "cline" ||
+            name == "noindent" || name == "centering") {
+          continue;  // the group that follows is plain grouping
+        }
+        Push(out, Tok::kCmd, std::move(name));
+      } else if (c == '%') {
+        Push(out, Tok::kPercent, "%");
+        ++i;
+      } else if (c == '$') {
+        ++i;  // leftover math delimiters
+      } else {
+        Push(out, Tok::kChar, std::string(1, c));
+        ++i;
+      }
+    }
+  }
+
+  std::string_view s_;
+  Budget& budget_;
+};
+
+RelOp RelOpOf(std::string_view cmd, bool* found) {
+  *found = true;
+  if (cmd == "le" || cmd == "leq" || cmd == "leqslant") return RelOp::kLe;
+  if (cmd == "ge" || cmd == "geq" || cmd == "geqslant") return RelOp::kGe;
+  if (cmd == "ne" || cmd == "neq") return RelOp::kNe;
+  if (cmd == "lt") return RelOp::kLt;
+  if (cmd == "gt") return RelOp::kGt;
+  if (cmd == "approx" || cmd == "simeq" || cmd == "sim") return RelOp::kApprox;
+  if (cmd == "in") return RelOp::kIn;
+  if (cmd == "equiv" || cmd == "Rightarrow" || cmd == "implies" || cmd == "to") {
+    return RelOp::kEq;
+  }
+  *found = false;
+  return RelOp::kEq;
+}
+
+class Parser {
+ public:
+  Parser(std::vector<Token> tokens, bool lenient, Budget& budget, Tree* tree)
+      : t_(std::move(tokens)), lenient_(lenient), budget_(budget), tree_(*tree) {}
+
+  int32_t Run() {
+    int32_t root = ParseSemicolonList();
+    // Trailing punctuation of a sentence.
+    while (IsChar(".") || IsChar(",") || IsChar(";") || IsChar(":")) ++pos_;
+    if (Peek().type != Tok::kEnd) {
+      throw ParseError{"unexpected '" + Peek().text + "'"};
+    }
+    return root;
+  }
+
+ private:
+  // --- token helpers
+  const Token& Peek(size_t ahead = 0) const {
+    size_t k = std::min(pos_ + ahead, t_.size() - 1);
+    return t_[k];
+  }
+  bool IsChar(std::string_view c, size_t ahead = 0) const {
+    return Peek(ahead).type == Tok::kChar && Peek(ahead).text == c;
+  }
+  bool IsCmd(std::string_view c, size_t ahead = 0) const {
+    return Peek(ahead).type == Tok::kCmd && Peek(ahead).text == c;
+  }
+  void Expect(std::string_view c) {
+    if (!IsChar(c)) throw ParseError{"expected '" + std::string(c) + "'"};
+    ++pos_;
+  }
+
+  // --- node helpers
+  int32_t Make(Kind kind, std::vector<int32_t> kids = {}, std::string name = {}) {
+    budget_.Spend();
+    Node node{kind};
+    node.kids = std::move(kids);
+    node.name = std::move(name);
+    return tree_.Add(std::move(node));
+  }
+  int32_t MakeNumber(std::string_view text);
+
+  struct DepthGuard {
+    explicit DepthGuard(int* depth) : depth_(depth) {
+      if (++*depth_ > kMaxDepth) throw ParseError{"nested too deeply"};
+    }
+    ~DepthGuard() { --*depth_; }
+    int* depth_;
+  };
+
+  // --- grammar
+  bool AtListEnd() const {
+    const Token& t = Peek();
+    if (t.type == Tok::kEnd) return true;
+    if (t.type != Tok::kChar) return t.type == Tok::kCmd && (t.text == "end" || t.text == "rangle");
+    return t.text == ")" || t.text == "]" || t.text == "}" || t.text == "\\}" || t.text == ";" ||
+           t.text == "&" || t.text == "\\\\" || (t.text == "|" && abs_depth_ > 0);
+  }
+
+  int32_t ParseSemicolonList() {
+    std::vector<int32_t> items{ParseCommaList()};
+    while (IsChar(";")) {
+      ++pos_;
+      if (Peek().type == Tok::kEnd) break;
+      items.push_back(ParseCommaList());
+    }
+    if (items.size() == 1) return items[0];
+    return Make(Kind::kList, std::move(items));
+  }
+
+  // `semicolons`: inside brackets, (0;-2;6) separates like commas.
+  int32_t ParseCommaList(bool semicolons = false) {
+    DepthGuard guard(&depth_);
+    std::vector<int32_t> items;
+    bool separated = true;
+    while (!AtListEnd() || (semicolons && IsChar(";"))) {
+      if (IsChar(",") || Peek().type == Tok::kAnd || Peek().type == Tok::kOr ||
+          (semicolons && IsChar(";"))) {
+        ++pos_;
+        separated = true;
+        continue;
+      }
+      if (!separated && !items.empty()) break;
+      items.push_back(ParseRelation());
+      separated = false;
+    }
+    if (items.empty()) throw ParseError{"empty expression"};
+    if (items.size() == 1) return items[0];
+    return Make(Kind::kList, std::move(items));
+  }
+
+  bool PeekRelOp(RelOp* op, size_t* width) const {
+    const Token& t = Peek();
+    *width = 1;
+    if (t.type == Tok::kCmd) {
+      bool found = false;
+      *op = RelOpOf(t.text, &found);
+      return found;
+    }
+    if (t.type != Tok::kChar) return false;
+    bool eq_next = IsChar("=", 1);
+    if (t.text == "=") {
+      *op = RelOp::kEq;
+    } else if (t.text == "<") {
+      *op = eq_next ? RelOp::kLe : RelOp::kLt;
+      *width = eq_next ? 2 : 1;
+    } else if (t.text == ">") {
+      *op = eq_next ? RelOp::kGe : RelOp::kGt;
+      *width = eq_next ? 2 : 1;
+    } else if (t.text == "!" && eq_next) {
+      *op = RelOp::kNe;
+      *width = 2;
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  int32_t ParseRelation() {
+    std::vector<int32_t> operands{ParseRatio()};
+    std::vector<RelOp> ops;
+    RelOp op;
+    size_t width;
+    while (PeekRelOp(&op, &width)) {
+      pos_ += width;
+      ops.push_back(op);
+      operands.push_back(ParseRatio());
+    }
+    if (ops.empty()) return operands[0];
+    int32_t node = Make(Kind::kRelation, std::move(operands));
+    tree_.nodes[node].ops = std::move(ops);
+    return node;
+  }
+
+  int32_t ParseRatio() {
+    int32_t left = ParseSetExpr();
+    if (!IsChar(":")) return left;
+    ++pos_;
+    return Make(Kind::kRatio, {left, ParseSetExpr()});
+  }
+
+  int32_t ParseSetExpr() {
+    int32_t left = ParseAdditive();
+    while (IsCmd("cup") || IsCmd("cap")) {
+      Kind kind = IsCmd("cap") ? Kind::kIntersect : Kind::kUnion;
+      ++pos_;
+      int32_t right = ParseAdditive();
+      left = Make(kind, {left, right});
+    }
+    return left;
+  }
+
+  int32_t ParseAdditive() {
+    DepthGuard guard(&depth_);
+    std::vector<int32_t> terms{ParseUnary()};
+    while (true) {
+      if (IsChar("+")) {
+        ++pos_;
+        terms.push_back(ParseUnary());
+      } else if (IsChar("-")) {
+        ++pos_;
+        terms.push_back(Make(Kind::kNeg, {ParseUnary()}));
+      } else if (IsCmd("pm") || IsCmd("mp")) {
+        ++pos_;
+        int32_t sum = terms.size() == 1 ? terms[0] : Make(Kind::kAdd, terms);
+        int32_t right = ParseUnary();
+        terms = {Make(Kind::kPlusMinus, {sum, right})};
+      } else {
+        break;
+      }
+    }
+    if (terms.size() == 1) return terms[0];
+    return Make(Kind::kAdd, std::move(terms));
+  }
+
+  int32_t ParseUnary() {
+    DepthGuard guard(&depth_);
+    if (IsChar("-")) {
+      ++pos_;
+      return Make(Kind::kNeg, {ParseUnary()});
+    }
+    if (IsChar("+")) {
+      ++pos_;
+      return ParseUnary();
+    }
+    if (IsCmd("pm") || IsCmd("mp")) {
+      ++pos_;
+      return Make(Kind::kPlusMinus, {ParseUnary()});
+    }
+    return ParseTerm();
+  }
+
+  bool StartsFactor() const {
+    const Token& t = Peek();
+    switch (t.type) {
+      case Tok::kNum:
+      case Tok::kIdent:
+      case Tok::kText:
+        return true;
+      case Tok::kCmd: {
+        bool rel = false;
+        RelOpOf(t.text, &rel);
+        return !rel && t.text != "cdot" && t.text != "times" && t.text != "div" &&
+               t.text != "cup" && t.text != "cap" && t.text != "pm" && t.text != "mp" &&
+               t.text != "end" && t.text != "rfloor" && t.text != "rceil" && t.text != "rangle" &&
+               t.text != "rvert" && t.text != "circ";
+      }
+      case Tok::kChar:
+        return t.text == "(" || t.text == "{" || t.text == "[" || t.text == "\\{" ||
+               (t.text == "|" && abs_depth_ == 0);
+      default:
+        return false;
+    }
+  }
+
+  int32_t ParseTerm() {
+    std::vector<int32_t> factors{ParsePower()};
+    while (true) {
+      if (IsChar("*") || IsCmd("cdot") || IsCmd("times")) {
+        ++pos_;
+        factors.push_back(ParseUnaryFactor());
+      } else if (IsChar("/") || IsCmd("div")) {
+        ++pos_;
+        factors.push_back(Make(Kind::kInv, {ParseUnaryFactor()}));
+      } else if (StartsFactor()) {
+        int32_t next = ParsePower();
+        // Mixed number: an integer directly followed by a proper fraction (2\frac{1}{2}).
+        if (factors.size() == 1 && IsMixedNumber(factors[0], next)) {
+          factors[0] = Make(Kind::kAdd, {factors[0], next});
+        } else {
+          factors.push_back(next);
+        }
+      } else {
+        break;
+      }
+    }
+    if (factors.size() == 1) return factors[0];
+    return Make(Kind::kMul, std::move(factors));
+  }
+
+  // After an explicit operator a sign may follow: 2 \cdot -3.
+  int32_t ParseUnaryFactor() {
+    if (IsChar("-")) {
+      ++pos_;
+      return Make(Kind::kNeg, {ParseUnaryFactor()});
+    }
+    if (IsChar("+")) ++pos_;
+    return ParsePower();
+  }
+
+  bool IsMixedNumber(int32_t whole, int32_t frac) const {
+    const Node& w = tree_[whole];
+    const Node& f = tree_[frac];
+    if (w.kind != Kind::kNumber || w.flags != 0 || f.kind != Kind::kMul || f.name != "frac") {
+      return false;
+    }
+    const Node& num = tree_[f.kids[0]];
+    const Node& inv = tree_[f.kids[1]];
+    if (num.kind != Kind::kNumber || num.flags != 0 || inv.kind != Kind::kInv) return false;
+    const Node& den = tree_[inv.kids[0]];
+    if (den.kind != Kind::kNumber || den.flags != 0) return false;
+    const Rational& n = tree_.numbers[num.num];
+    const Rational& d = tree_.numbers[den.num];
+    return n >= 0 && d > 0 && n < d;
+  }
+
+  int32_t ParsePower() {
+    DepthGuard guard(&depth_);
+    int32_t base = ParsePostfix();
+    while (IsChar("^")) {
+      ++pos_;
+      if (IsCmd("circ") || (IsChar("{") && IsCmd("circ", 1) && IsChar("}", 2))) {
+        pos_ += IsCmd("circ") ? 1 : 3;  // degrees: the number itself
+        continue;
+      }
+      if (IsCmd("prime")) {
+        ++pos_;
+        continue;
+      }
+      int32_t exponent = ParseExponent();
+      base = Make(Kind::kPow, {base, exponent});
+      base = ParsePostfixOps(base);
+    }
+    return base;
+  }
+
+  int32_t ParseExponent() {
+    if (IsChar("-")) {
+      ++pos_;
+      return Make(Kind::kNeg, {ParseExponent()});
+    }
+    if (IsChar("{")) return ParseGroup();
+    const Token& t = Peek();
+    if (t.type == Tok::kNum && t.text.size() > 1 && t.text.find_first_of(".e") == std::string::npos) {
+      // x^23 means x^2 followed by 3 in TeX; keep the first digit as the exponent.
+      std::string rest = t.text.substr(1);
+      int32_t exponent = MakeNumber(t.text.substr(0, 1));
+      t_[pos_].text = rest;
+      return exponent;
+    }
+    return ParsePrimary();
+  }
+
+  int32_t ParsePostfix() { return ParsePostfixOps(ParsePrimary()); }
+
+  int32_t ParsePostfixOps(int32_t node) {
+    while (true) {
+      if (IsChar("!") && !IsChar("=", 1)) {
+        ++pos_;
+        node = Make(Kind::kFunc, {node}, "fact");
+      } else if (Peek().type == Tok::kPercent) {
+        ++pos_;
+        node = Make(Kind::kPercent, {node});
+      } else if (IsChar("'")) {
+        ++pos_;
+        if (tree_[node].kind != Kind::kSymbol) throw ParseError{"prime on a non-symbol"};
+        tree_.nodes[node].name += "'";
+      } else if (IsChar("_")) {
+        ++pos_;
+        node = Subscript(node);
+      } else {
+        return node;
+      }
+    }
+  }
+
+  // a_1, a_{37}, x_{n+1} (names), 1011_2 (a base literal).
+  int32_t Subscript(int32_t base) {
+    size_t start = pos_;
+    int32_t sub = IsChar("{") ? ParseGroup() : ParsePrimary();
+    Node& b = tree_.nodes[base];
+    const Node& s = tree_[sub];
+    if (b.kind == Kind::kNumber && b.flags == 0 && s.kind == Kind::kNumber && s.flags == 0) {
+      return BaseLiteral(base, sub);
+    }
+    if (b.kind != Kind::kSymbol && b.kind != Kind::kConst) {
+      if (lenient_) return base;
+      throw ParseError{"subscript on an expression"};
+    }
+    std::string name = (b.kind == Kind::kConst ? b.name : b.name) + "_";
+    for (size_t k = start; k < pos_; ++k) {
+      if (t_[k].text != "{" && t_[k].text != "}") name += t_[k].text;
+    }
+    return Make(Kind::kSymbol, {}, std::move(name));
+  }
+
+  int32_t BaseLiteral(int32_t digits_node, int32_t base_node) {
+    const Rational& base_value = tree_.numbers[tree_[base_node].num];
+    if (base_value < 2 || base_value > 36) throw ParseError{"base out of range"};
+    int base = static_cast<int>(numerator(base_value));
+    std::string digits = Render(tree_, digits_node);
+    Integer value = 0;
+    for (char c : digits) {
+      int d = c - '0';
+      if (d < 0 || d >= base) throw ParseError{"digit out of range for its base"};
+      value = value * base + d;
+      budget_.Spend();
+    }
+    return tree_.AddNumber(Rational(value));
+  }
+
+  int32_t ParseGroup() {
+    DepthGuard guard(&depth_);
+    Expect("{");
+    if (IsChar("}")) throw ParseError{"empty group"};
+    int32_t inner = ParseSemicolonList();
+    Expect("}");
+    return inner;
+  }
+
+  // A command argument: a brace group or one token (\frac12, \sqrt3).
+  int32_t ParseArgument() {
+    if (IsChar("{")) return ParseGroup();
+    const Token& t = Peek();
+    if (t.type == Tok::kNum && t.text.size() > 1 && t.text.find_first_of(".e") == std::string::npos) {
+      int32_t digit = MakeNumber(t.text.substr(0, 1));
+      t_[pos_].text = t.text.substr(1);
+      return digit;
+    }
+    return ParsePrimary();
+  }
+
+  int32_t ParseFunctionArgument() {
+    if (IsChar("(")) return ParsePrimary();
+    if (IsChar("{")) return ParseGroup();
+    // \sin 2x, \sin b \cos a: the factors up to the next operator or function.
+    std::vector<int32_t> factors{ParsePower()};
+    while (StartsFactor() && !(Peek().type == Tok::kCmd && IsFunctionName(Peek().text)) &&
+           !IsChar("(")) {
+      factors.push_back(ParsePower());
+    }
+    return factors.size() == 1 ? factors[0] : Make(Kind::kMul, std::move(factors));
+  }
+
+  int32_t ParseFunction(std::string name) {
+    static constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
+        {"arcsin", "asin"}, {"arccos", "acos"}, {"arctan", "atan"}, {"arccot", "acot"},
+        {"lg", "log10"}};
+    for (auto [from, to] : kAliases) {
+      if (name == from) name = std::string(to);
+    }
+    int32_t power = -1;
+    int32_t log_base = -1;
+    if (name == "log" && IsChar("_")) {
+      ++pos_;
+      log_base = ParseArgument();
+    }
+    if (IsChar("^")) {
+      ++pos_;
+      power = ParseExponent();
+      const Node& p = tree_[power];
+      if (p.kind == Kind::kNeg && tree_[p.kids[0]].kind == Kind::kNumber &&
+          tree_.numbers[tree_[p.kids[0]].num] == 1 && name.size() == 3 && name[0] != 'l') {
+        name = "a" + name;  // \sin^{-1} is arcsin
+        power = -1;
+      }
+    }
+    int32_t arg = ParseFunctionArgument();
+    int32_t call;
+    if (log_base >= 0) {
+      int32_t num = Make(Kind::kFunc, {arg}, "ln");
+      int32_t den = Make(Kind::kFunc, {log_base}, "ln");
+      call = Make(Kind::kMul, {num, Make(Kind::kInv, {den})});
+    } else {
+      call = Make(Kind::kFunc, {arg}, name == "log" ? "log" : name);
+    }
+    return power >= 0 ? Make(Kind::kPow, {call, power}) : call;
+  }
+
+  // ( ... ) or [ ... ] or a mix: grouping, tuple, or interval.
+  int32_t ParseBracketed() {
+    DepthGuard guard(&depth_);
+    bool left_closed = IsChar("[");
+    ++pos_;
+    std::vector<int32_t> items;
+    if (!IsChar(")") && !IsChar("]")) {
+      int32_t content = ParseCommaList(/*semicolons=*/true);
+      if (tree_[content].kind == Kind::kList) items = tree_[content].kids;
+      else items = {content};
+    }
+    bool right_closed = IsChar("]");
+    if (!IsChar(")") && !IsChar("]")) throw ParseError{"unclosed bracket"};
+    ++pos_;
+    if (items.size() == 1 && left_closed == right_closed) return items[0];
+    if (items.size() == 2 && (left_closed || right_closed)) {
+      int32_t node = Make(Kind::kInterval, std::move(items));
+      tree_.nodes[node].flags = (left_closed ? kLeftClosed : 0) | (right_closed ? kRightClosed : 0);
+      return node;
+    }
+    if (left_closed != right_closed) throw ParseError{"mismatched brackets"};
+    return Make(Kind::kTuple, std::move(items));
+  }
+
+  int32_t ParseSet() {
+    DepthGuard guard(&depth_);
+    ++pos_;  // \{
+    std::vector<int32_t> items;
+    if (!IsChar("\\}")) {
+      int32_t content = ParseSemicolonList();
+      if (tree_[content].kind == Kind::kList) items = tree_[content].kids;
+      else items = {content};
+    }
+    Expect("\\}");
+    return Make(Kind::kSet, std::move(items));
+  }
+
+  int32_t ParseDelimited(std::string_view close_cmd, std::string name) {
+    ++pos_;
+    ++abs_depth_;
+    int32_t inner = ParseAdditive();
+    --abs_depth_;
+    if (close_cmd == "|") {
+      Expect("|");
+    } else if (IsCmd(close_cmd)) {
+      ++pos_;
+    } else {
+      throw ParseError{"expected \\" + std::string(close_cmd)};
+    }
+    return Make(Kind::kFunc, {inner}, std::move(name));
+  }
+
+  int32_t ParseEnvironment() {
+    ++pos_;  // \begin
+    std::string env;
+    Expect("{");
+    while (!IsChar("}") && Peek().type != Tok::kEnd) env += t_[pos_++].text;
+    Expect("}");
+    if (env == "array" && IsChar("{")) {  // column spec
+      while (!IsChar("}") && Peek().type != Tok::kEnd) ++pos_;
+      Expect("}");
+    }
+    static constexpr std::string_view kMatrices[] = {"pmatrix", "bmatrix", "Bmatrix", "matrix",
+                                                     "smallmatrix", "array", "vmatrix"};
+    if (std::find(std::begin(kMatrices), std::end(kMatrices), env) == std::end(kMatrices)) {
+      throw ParseError{"unsupported environment " + env};
+    }
+    std::vector<std::vector<int32_t>> rows(1);
+    while (!IsCmd("end")) {
+      if (Peek().type == Tok::kEnd) throw ParseError{"unclosed environment"};
+      if (IsChar("&")) {
+        ++pos_;
+        continue;
+      }
+      if (IsChar("\\\\")) {
+        ++pos_;
+        rows.emplace_back();
+        continue;
+      }
+      rows.back().push_back(ParseRelation());
+      if (!IsChar("&") && !IsChar("\\\\") && !IsCmd("end")) throw ParseError{"bad matrix cell"};
+    }
+    ++pos_;  // \end
+    if (IsChar("{")) {
+      while (!IsChar("}") && Peek().type != Tok::kEnd) ++pos_;
+      Expect("}");
+    }
+    while (!rows.empty() && rows.back().empty()) rows.pop_back();
+    if (rows.empty()) throw ParseError{"empty matrix"};
+    std::vector<int32_t> cells;
+    for (const auto& row : rows) {
+      if (row.size() != rows[0].size()) throw ParseError{"ragged matrix"};
+      cells.insert(cells.end(), row.begin(), row.end());
+    }
+    int32_t node = Make(Kind::kMatrix, std::move(cells));
+    tree_.nodes[node].cols = static_cast<int32_t>(rows[0].size());
+    return node;
+  }
+
+  int32_t ParseCommand() {
+    std::string name = Peek().text;
+    if (name == "frac") {
+      ++pos_;
+      int32_t num = ParseArgument();
+      int32_t den = ParseArgument();
+      int32_t node = Make(Kind::kMul, {num, Make(Kind::kInv, {den})});
+      tree_.nodes[node].name = "frac";  // lets the parser spot mixed numbers
+      return node;
+    }
+    if (name == "sqrt") {
+      ++pos_;
+      if (IsChar("[")) {
+        ++pos_;
+        int32_t index = ParseAdditive();
+        Expect("]");
+        int32_t radicand = ParseArgument();
+        return Make(Kind::kPow, {radicand, Make(Kind::kInv, {index})});
+      }
+      return Make(Kind::kFunc, {ParseArgument()}, "sqrt");
+    }
+    if (name == "binom" || name == "choose") {
+      ++pos_;
+      int32_t n = ParseArgument();
+      int32_t k = ParseArgument();
+      return Make(Kind::kFunc, {n, k}, "binom");
+    }
+    if (IsFunctionName(name) || name == "acot" || name == "log10") {
+      ++pos_;
+      return ParseFunction(name);
+    }
+    if (name == "pi") {
+      ++pos_;
+      return Make(Kind::kConst, {}, "pi");
+    }
+    if (name == "infty" || name == "infin") {
+      ++pos_;
+      return Make(Kind::kConst, {}, "inf");
+    }
+    if (name == "emptyset" || name == "varnothing") {
+      ++pos_;
+      return Make(Kind::kEmptySet);
+    }
+    if (name == "lfloor") return ParseDelimited("rfloor", "floor");
+    if (name == "lceil") return ParseDelimited("rceil", "ceil");
+    if (name == "lvert" || name == "vert") return ParseDelimited(name == "lvert" ? "rvert" : "vert", "abs");
+    if (name == "langle") {
+      ++pos_;
+      int32_t content = ParseCommaList();
+      if (!IsCmd("rangle")) throw ParseError{"expected \\rangle"};
+      ++pos_;
+      std::vector<int32_t> items = tree_[content].kind == Kind::kList ? tree_[content].kids
+                                                                       : std::vector{content};
+      return Make(Kind::kTuple, std::move(items));
+    }
+    if (name == "begin") return ParseEnvironment();
+    if (name == "overline" || name == "bar" || name == "vec" || name == "hat" ||
+        name == "overrightarrow" || name == "mathbf" || name == "widehat" || name == "angle" ||
+        name == "triangle") {
+      ++pos_;
+      size_t start = pos_;
+      if (name != "angle" && name != "triangle") ParseArgument();
+      else ParsePrimary();
+      std::string id = name + ":";
+      for (size_t k = start; k < pos_; ++k) id += t_[k].text;
+      return Make(Kind::kSymbol, {}, std::move(id));
+    }
+    static constexpr std::string_view kRejected[] = {
+        "dots", "ldots", "cdots", "vdots", "ddots", "sum", "prod", "int", "lim", "circ",
+        "mod",  "pmod",  "bmod",  "cdot", "times", "div", "end", "rfloor", "rceil", "rangle",
+        "rvert", "cup",  "cap",   "pm",   "mp",    "quad", "setminus"};
+    if (std::find(std::begin(kRejected), std::end(kRejected), name) != std::end(kRejected)) {
+      throw ParseError{"unsupported \\" + name};
+    }
+    // Greek letters and any other name: a symbol.
+    ++pos_;
+    return Make(Kind::kSymbol, {}, "\\" + name);
+  }
+
+  int32_t ParsePrimary() {
+    DepthGuard guard(&depth_);
+    const Token& t = Peek();
+    switch (t.type) {
+      case Tok::kNum: {
+        std::string text = t.text;
+        ++pos_;
+        return MakeNumber(text);
+      }
+      case Tok::kIdent: {
+        std::string text = t.text;
+        ++pos_;
+        if (text == "e" || text == "i") return Make(Kind::kConst, {}, text);
+        return Make(Kind::kSymbol, {}, std::move(text));
+      }
+      case Tok::kText: {
+        std::string text = t.text;
+        ++pos_;
+        return Make(Kind::kText, {}, std::move(text));
+      }
+      case Tok::kCmd:
+        return ParseCommand();
+      case Tok::kChar:
+        if (t.text == "(" || t.text == "[") return ParseBracketed();
+        if (t.text == "{") return ParseGroup();
+        if (t.text == "\\{") return ParseSet();
+        if (t.text == "|" || t.text == "\\|") return ParseDelimited(t.text == "|" ? "|" : "|", "abs");
+        throw ParseError{"unexpected '" + t.text + "'"};
+      default:
+        throw ParseError{t.type == Tok::kEnd ? "unexpected end" : "unexpected '" + t.text + "'"};
+    }
+  }
+
+  std::vector<Token> t_;
+  size_t pos_ = 0;
+  bool lenient_;
+  Budget& budget_;
+  Tree& tree_;
+  int depth_ = 0;
+  int abs_depth_ = 0;
+};
+
+int32_t Parser::MakeNumber(std::string_view text) {
+  budget_.Spend(1 + static_cast<int64_t>(text.size() / 16));
+  if (text.size() * 4 > static_cast<size_t>(budget_.bit_budget())) {
+    throw BudgetError{"number longer than the bit budget"};
+  }
+  std::string digits;
+  int64_t exponent = 0;
+  size_t e = text.find('e');
+  if (e != std::string_view::npos) exponent = std::stoll(std::string(text.substr(e + 1)));
+  std::string_view mantissa = text.substr(0, e);
+  size_t point = mantissa.find('.');
+  bool decimal = point != std::string_view::npos || e != std::string_view::npos;
+  for (char c : mantissa) {
+    if (c != '.') digits += c;
+  }
+  if (point != std::string_view::npos) exponent -= static_cast<int64_t>(mantissa.size() - point - 1);
+  size_t nonzero = digits.find_first_not_of('0');  // a leading 0 would read as octal
+  Integer value(nonzero == std::string::npos ? std::string("0") : digits.substr(nonzero));
+  Rational r(value);
+  Integer scale = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(std::abs(exponent)));
+  if (exponent >= 0) r *= scale;
+  else r /= scale;
+  int32_t node = tree_.AddNumber(std::move(r), decimal ? kDecimal : 0);
+  size_t first = digits.find_first_not_of('0');
+  tree_.nodes[node].cols = first == std::string::npos ? 1 : static_cast<int32_t>(digits.size() - first);
+  return node;
+}
+
+void RenderInto(const Tree& tree, int32_t id, std::string* out, int depth) {
+  const Node& n = tree[id];
+  if (depth > 60 || out->size() > 4000) {
+    *out += "...";
+    return;
+  }
+  auto list = [&](std::string_view open, std::string_view sep, std::string_view close) {
+    *out += open;
+    for (size_t k = 0; k < n.kids.size(); ++k) {
+      if (k) *out += sep;
+      RenderInto(tree, n.kids[k], out, depth + 1);
+    }
+    *out += close;
+  };
+  switch (n.kind) {
+    case Kind::kNumber: {
+      const Rational& r = tree.numbers[n.num];
+      if (boost::multiprecision::msb(abs(numerator(r)) + 1) > 256) *out += "<big>";
+      else *out += r.str();
+      break;
+    }
+    case Kind::kSymbol:
+    case Kind::kConst:
+      *out += n.name;
+      break;
+    case Kind::kText:
+      *out += "\\text{" + n.name + "}";
+      break;
+    case Kind::kAdd: list("(", " + ", ")"); break;
+    case Kind::kMul: list("(", "*", ")"); break;
+    case Kind::kNeg: list("-", "", ""); break;
+    case Kind::kInv: list("1/", "", ""); break;
+    case Kind::kPow: list("(", "^", ")"); break;
+    case Kind::kFunc: list(n.name + "(", ", ", ")"); break;
+    case Kind::kPercent: list("", "", "%"); break;
+    case Kind::kTuple: list("(", ", ", ")"); break;
+    case Kind::kSet: list("{", ", ", "}"); break;
+    case Kind::kList: list("", ", ", ""); break;
+    case Kind::kInterval:
+      list((n.flags & kLeftClosed) ? "[" : "(", ", ", (n.flags & kRightClosed) ? "]" : ")");
+      break;
+    case Kind::kUnion: list("", " U ", ""); break;
+    case Kind::kIntersect: list("", " n ", ""); break;
+    case Kind::kMatrix: {
+      *out += "[";
+      for (size_t k = 0; k < n.kids.size(); ++k) {
+        if (k) *out += (n.cols && k % n.cols == 0) ? "; " : ", ";
+        RenderInto(tree, n.kids[k], out, depth + 1);
+      }
+      *out += "]";
+      break;
+    }
+    case Kind::kRelation: {
+      static constexpr std::string_view kOps[] = {" = ", " < ", " > ", " <= ",
+                                                  " >= ", " != ", " ~ ", " in "};
+      for (size_t k = 0; k < n.kids.size(); ++k) {
+        if (k) *out += kOps[static_cast<int>(n.ops[k - 1])];
+        RenderInto(tree, n.kids[k], out, depth + 1);
+      }
+      break;
+    }
+    case Kind::kPlusMinus: list(n.kids.size() == 1 ? "+-" : "(", " +- ", n.kids.size() == 1 ? "" : ")"); break;
+    case Kind::kRatio: list("", ":", ""); break;
+    case Kind::kEmptySet: *out += "{}"; break;
+  }
+}
+
+}  // namespace
+
+int32_t Tree::AddNumber(Rational value, uint8_t flags) {
+  Node node{Kind::kNumber};
+  node.flags = flags;
+  node.num = static_cast<int32_t>(numbers.size());
+  numbers.push_back(std::move(value));
+  return Add(std::move(node));
+}
+
+void Parse(std::string_view text, bool lenient, Budget& budget, Tree* tree) {
+  Lexer lexer(text, budget);
+  std::vector<Token> tokens = lexer.Run();
+  if (tokens.size() == 1) throw ParseError{"empty answer"};
+  Parser parser(std::move(tokens), lenient, budget, tree);
+  tree->root = parser.Run();
+}
+
+std::string Render(const Tree& tree, int32_t node) {
+  std::string out;
+  RenderInto(tree, node, &out, 0);
+  return out;
+}
+
+}  // namespace rl::math::internal

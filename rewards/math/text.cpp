@@ -1,0 +1,708 @@
+// Text side of the verifier: UTF-8 validation, normalisation to ASCII LaTeX, and finding the
+// final answer in a completion (answer tag, boxed, anchors, math environments, numbers).
+// Every scan here is linear in the input; the clock is checked on long inputs.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+
+#include "rewards/math/internal.h"
+
+namespace rl::math::internal {
+namespace {
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f'; }
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Position just past the brace group opening at `open` (s[open] == '{'), or npos.
+size_t MatchBrace(std::string_view s, size_t open) {
+  int depth = 0;
+  for (size_t i = open; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      ++i;  // \{ and \} do not count
+      continue;
+    }
+    if (s[i] == '{') ++depth;
+    if (s[i] == '}' && --depth == 0) return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+struct Span {
+  size_t begin, end;                  // the whole construct
+  size_t content_begin, content_end;  // what is inside
+};
+
+// All top-level \boxed{...} and \fbox{...} (nested boxes stay inside their parent).
+// `lenient` (gold side): an unclosed box runs to the end of the text.
+std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = false) {
+  std::vector<Span> boxes;
+  size_t at = 0;
+  while (true) {
+    size_t b = s.find("\\boxed", at);
+    size_t f = s.find("\\fbox", at);
+    size_t pos = std::min(b, f);
+    if (pos == std::string_view::npos) break;
+    budget.Spend();
+    size_t name_end = pos + (pos == b ? 6 : 5);
+    size_t i = name_end;
+    while (i < s.size() && s[i] == ' ') ++i;
+    if (i < s.size() && s[i] == '{') {
+      size_t end = MatchBrace(s, i);
+      if (end == std::string_view::npos) {
+        if (lenient) boxes.push_back({pos, s.size(), i + 1, s.size()});
+        break;  // unbalanced: no further box
+      }
+      boxes.push_back({pos, end, i + 1, end - 1});
+      at = end;
+    } else if (i < s.size() && i > name_end && !IsAlpha(s[i])) {
+      // "\boxed 5": one token.
+      size_t j = i;
+      while (j < s.size() && !IsSpace(s[j]) && s[j] != '$' && s[j] != '.') ++j;
+      if (j > i) boxes.push_back({pos, j, i, j});
+      at = std::max(j, i + 1);
+    } else {
+      at = i;
+    }
+  }
+  return boxes;
+}
+
+// Math environments in order: $$..$$, $..$, \(..\), \[..\]. Inline ones do not span lines.
+std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
+  std::vector<Span> envs;
+  size_t i = 0;
+  while (i < s.size()) {
+    if ((i & 0xffff) == 0) budget.CheckClock();
+    char c = s[i];
+    if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '(' || s[i + 1] == '[')) {
+      std::string_view close = s[i + 1] == '(' ? "\\)" : "\\]";
+      size_t end = s.find(close, i + 2);
+      if (end == std::string_view::npos) break;
+      std::string_view inner = s.substr(i + 2, end - i - 2);
+      if (close == "\\)" && inner.find('\n') != std::string_view::npos) {
+        i = end + 2;
+        continue;
+      }
+      envs.push_back({i, end + 2, i + 2, end});
+      i = end + 2;
+    } else if (c == '\\') {
+      i += 2;  // an escaped character such as \$
+    } else if (c == '$') {
+      bool display = i + 1 < s.size() && s[i + 1] == '$';
+      size_t open = i + (display ? 2 : 1);
+      size_t end = open;
+      while (end < s.size()) {
+        if (s[end] == '\\') {
+          end += 2;
+          continue;
+        }
+        if (s[end] == '$') break;
+        if (!display && s[end] == '\n') break;
+        ++end;
+      }
+      if (end >= s.size()) break;
+      if (s[end] == '\n') {
+        i = end;
+        continue;
+      }
+      size_t close_len = display && end + 1 < s.size() && s[end + 1] == '$' ? 2 : 1;
+      envs.push_back({i, end + close_len, open, end});
+      i = end + close_len;
+    } else {
+      ++i;
+    }
+  }
+  return envs;
+}
+
+// How the text between two answers joins them.
+enum class Joint { kNone, kAnd, kOr };
+
+Joint ClassifySeparator(std::string_view sep) {
+  if (sep.size() > 120) return Joint::kNone;
+  std::string words;
+  for (size_t i = 0; i < sep.size(); ++i) {
+    char c = sep[i];
+    if (c == '\\') {
+      size_t j = i + 1;
+      while (j < sep.size() && IsAlpha(sep[j])) ++j;
+      std::string_view cmd = sep.substr(i + 1, j - i - 1);
+      // \text{ and } keeps its words; spacing and delimiters vanish.
+      if (cmd != "text" && cmd != "textbf" && cmd != "mbox" && cmd != "mathrm" && cmd != "quad" &&
+          cmd != "qquad" && !cmd.empty()) {
+        return Joint::kNone;
+      }
+      i = cmd.empty() ? i + 1 : j - 1;
+      words += ' ';
+      continue;
+    }
+    words += IsAlpha(c) ? static_cast<char>(std::tolower(c)) : ' ';
+  }
+  bool has_and = false, has_or = false, other = false;
+  size_t i = 0;
+  while (i < words.size()) {
+    while (i < words.size() && words[i] == ' ') ++i;
+    size_t j = i;
+    while (j < words.size() && words[j] != ' ') ++j;
+    std::string_view w(words.data() + i, j - i);
+    if (w == "and") has_and = true;
+    else if (w == "or") has_or = true;
+    else if (!w.empty()) other = true;
+    i = j;
+  }
+  if (has_or) return Joint::kOr;
+  if (has_and || !other) return Joint::kAnd;
+  return Joint::kNone;
+}
+
+std::string Normalized(std::string_view s) { return NormalizeText(s); }
+
+// Joins the last span with the preceding ones while the separators join them.
+Extracted JoinSpans(std::string_view s, const std::vector<Span>& spans, Extraction kind) {
+  Extracted out;
+  out.kind = kind;
+  size_t first = spans.size() - 1;
+  bool any_or = false;
+  while (first > 0) {
+    Joint joint = ClassifySeparator(s.substr(spans[first - 1].end,
+                                             spans[first].begin - spans[first - 1].end));
+    if (joint == Joint::kNone) break;
+    any_or = any_or || joint == Joint::kOr;
+    --first;
+  }
+  bool differ = false;
+  for (size_t k = first; k < spans.size(); ++k) {
+    std::string_view content =
+        s.substr(spans[k].content_begin, spans[k].content_end - spans[k].content_begin);
+    if (k > first) {
+      out.text += ", ";
+      differ = differ || Normalized(content) != Normalized(s.substr(
+                                                   spans[first].content_begin,
+                                                   spans[first].content_end -
+                                                       spans[first].content_begin));
+    }
+    out.text += content;
+  }
+  out.hedged = any_or && differ;
+  return out;
+}
+
+// The last number in plain text, normalised ("1,000.99" -> "1000.99", "4 4/9" -> "(4+4/9)").
+std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
+                                      size_t* last_end = nullptr) {
+  std::optional<std::string> last;
+  size_t i = 0;
+  while (i < s.size()) {
+    if ((i & 0xffff) == 0) budget.CheckClock();
+    bool starts = IsDigit(s[i]) || (s[i] == '.' && i + 1 < s.size() && IsDigit(s[i + 1]));
+    if (!starts || (i > 0 && (IsAlpha(s[i - 1]) || IsDigit(s[i - 1]) || s[i - 1] == '_' ||
+                              s[i - 1] == '.' || s[i - 1] == '\\'))) {
+      ++i;
+      continue;
+    }
+    std::string number;
+    bool negative = i > 0 && s[i - 1] == '-' && (i < 2 || !IsDigit(s[i - 2]));
+    size_t j = i;
+    size_t head = 0;
+    while (j < s.size() && IsDigit(s[j])) number += s[j++], ++head;
+    // Thousands groups: ",ddd" or " ddd" after a head of 1-3 digits.
+    if (head >= 1 && head <= 3) {
+      for (char sep : {',', ' '}) {
+        while (j + 3 < s.size() + 0 && s[j] == sep && IsDigit(s[j + 1]) && IsDigit(s[j + 2]) &&
+               IsDigit(s[j + 3]) && (j + 4 >= s.size() || !IsDigit(s[j + 4]))) {
+          if (sep == ' ' && j + 4 < s.size() && s[j + 4] == '/') break;  // "1 000/3"? keep apart
+          number.append(s.substr(j + 1, 3));
+          j += 4;
+        }
+      }
+    }
+    // A decimal part: ".dd", or ",dd" that is not a thousands group.
+    if (j + 1 < s.size() && (s[j] == '.' || s[j] == ',') && IsDigit(s[j + 1])) {
+      size_t k = j + 1;
+      while (k < s.size() && IsDigit(s[k])) ++k;
+      if (s[j] == '.' || k - j - 1 != 3 || number == "0") {
+        number += '.';
+        number.append(s.substr(j + 1, k - j - 1));
+        j = k;
+      }
+    }
+    if (number.front() == '.') number.insert(number.begin(), '0');
+    // A fraction "/d", or a mixed number " d/d" after an integer.
+    auto read_int = [&](size_t at, size_t* end) {
+      size_t k = at;
+      while (k < s.size() && IsDigit(s[k])) ++k;
+      *end = k;
+      return k > at;
+    };
+    size_t e1 = 0, e2 = 0;
+    bool is_integer = number.find('.') == std::string::npos;
+    if (j < s.size() && s[j] == '/' && read_int(j + 1, &e1)) {
+      number = "(" + number + "/" + std::string(s.substr(j + 1, e1 - j - 1)) + ")";
+      j = e1;
+    } else if (is_integer && j + 1 < s.size() && s[j] == ' ' && read_int(j + 1, &e1) &&
+               e1 < s.size() && s[e1] == '/' && read_int(e1 + 1, &e2) &&
+               (e2 >= s.size() || s[e2] != '/')) {
+      std::string num(s.substr(j + 1, e1 - j - 1)), den(s.substr(e1 + 1, e2 - e1 - 1));
+      bool proper = num.size() < den.size() || (num.size() == den.size() && num < den);
+      if (proper) {
+        number = "(" + number + "+" + num + "/" + den + ")";
+        j = e2;
+      }
+    }
+    size_t k = j;
+    while (k < s.size() && s[k] == ' ') ++k;
+    if (k < s.size() && s[k] == '%') {
+      number += "\\%";
+      j = k + 1;
+    } else {
+      std::string rest = Lower(s.substr(k, 10));
+      for (const char* word : {"percent", "pct"}) {
+        if (rest.rfind(word, 0) == 0) {
+          number += "\\%";
+          j = k + std::strlen(word);
+          break;
+        }
+      }
+    }
+    last = (negative ? "-" : "") + number;
+    if (last_end != nullptr) *last_end = j;
+    i = std::max(j, i + 1);
+  }
+  return last;
+}
+
+// Text after the last "answer is" / "answer:" anchor, up to the end of its line or sentence.
+std::optional<std::string_view> AnchorSegment(std::string_view s) {
+  std::string lower = Lower(s.substr(s.size() > 4096 ? s.size() - 4096 : 0));
+  size_t offset = s.size() - lower.size();
+  size_t pos = lower.size();
+  while (pos > 0) {
+    size_t at = lower.rfind("answer", pos - 1);
+    if (at == std::string::npos) return std::nullopt;
+    size_t i = at + 6;
+    while (i < lower.size() && (lower[i] == ' ' || lower[i] == '*')) ++i;
+    size_t after = std::string::npos;
+    if (lower.compare(i, 2, "is") == 0 && i + 2 < lower.size() && !IsAlpha(lower[i + 2])) {
+      after = i + 2;
+    } else if (i < lower.size() && (lower[i] == ':' || lower[i] == '=')) {
+      after = i + 1;
+    }
+    if (after != std::string::npos) {
+      while (after < lower.size() && (lower[after] == ' ' || lower[after] == '*' ||
+                                      lower[after] == ':')) {
+        ++after;
+      }
+      size_t end = lower.find('\n', after);
+      if (end == std::string::npos) end = lower.size();
+      std::string_view segment = s.substr(offset + after, end - after);
+      if (!Trim(segment).empty()) return segment;
+    }
+    pos = at;
+  }
+  return std::nullopt;
+}
+
+// Cuts a segment at its first sentence end (". " outside math), keeping math intact.
+std::string_view FirstSentence(std::string_view s) {
+  bool in_math = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      if (s[i + 1] == '(' || s[i + 1] == '[') in_math = true;
+      if (s[i + 1] == ')' || s[i + 1] == ']') in_math = false;
+      ++i;
+    } else if (s[i] == '$') {
+      in_math = !in_math;
+    } else if (!in_math && s[i] == '.' && (i + 1 == s.size() || IsSpace(s[i + 1]))) {
+      return s.substr(0, i);
+    }
+  }
+  return s;
+}
+
+std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
+  size_t open = s.rfind("<answer>");
+  if (open == std::string_view::npos) return std::nullopt;
+  size_t close = s.find("</answer>", open);
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view content = Trim(s.substr(open + 8, close - open - 8));
+  if (content.empty()) return std::nullopt;
+  Extracted out;
+  std::vector<Span> boxes = FindBoxes(content, budget);
+  if (!boxes.empty()) {
+    out = JoinSpans(content, boxes, Extraction::kAnswerTag);
+    out.kind = Extraction::kAnswerTag;
+    return out;
+  }
+  std::vector<Span> envs = FindMathEnvs(content, budget);
+  if (!envs.empty() && envs.front().begin == 0 && envs.back().end == content.size()) {
+    out = JoinSpans(content, envs, Extraction::kAnswerTag);
+  } else {
+    out.text = std::string(content);
+  }
+  out.kind = Extraction::kAnswerTag;
+  return out;
+}
+
+std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
+  std::optional<std::string_view> segment = AnchorSegment(s);
+  if (!segment) return std::nullopt;
+  std::string_view sentence = Trim(FirstSentence(*segment));
+  Extracted out;
+  out.kind = Extraction::kAnchor;
+  std::vector<Span> envs = FindMathEnvs(sentence, budget);
+  if (!envs.empty() && envs.front().begin == 0) {
+    out.text = std::string(sentence.substr(envs[0].content_begin,
+                                           envs[0].content_end - envs[0].content_begin));
+    return out;
+  }
+  size_t number_end = 0;
+  std::optional<std::string> number = LastNumber(sentence, budget, &number_end);
+  if (!envs.empty() && (!number || number_end <= envs.back().end)) {
+    out.text = JoinSpans(sentence, envs, Extraction::kAnchor).text;  // "$12$ and $13$"
+  } else if (number) {
+    out.text = *number;
+  } else {
+    out.text = std::string(sentence);
+  }
+  if (Trim(out.text).empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    if (len == 2 && c < 0xC2) return false;  // overlong
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+std::optional<Extracted> ExtractAnswer(std::string_view completion, const VerifierOptions& options,
+                                       Budget& budget) {
+  auto enabled = [&](Extraction kind) {
+    return std::find(options.extraction.begin(), options.extraction.end(), kind) !=
+           options.extraction.end();
+  };
+  for (Extraction kind : options.extraction) {
+    std::optional<Extracted> found;
+    switch (kind) {
+      case Extraction::kAnswerTag:
+        found = FromAnswerBlock(completion, budget);
+        break;
+      case Extraction::kBoxed: {
+        std::vector<Span> boxes = FindBoxes(completion, budget);
+        if (boxes.empty()) break;
+        // "The final answer is $x$" after the last box is the final word.
+        std::optional<std::string_view> anchor = AnchorSegment(completion);
+        if (anchor && enabled(Extraction::kAnchor) &&
+            static_cast<size_t>(anchor->data() - completion.data()) >= boxes.back().end) {
+          found = FromAnchor(completion, budget);
+        }
+        if (!found) found = JoinSpans(completion, boxes, Extraction::kBoxed);
+        break;
+      }
+      case Extraction::kAnchor:
+        found = FromAnchor(completion, budget);
+        break;
+      case Extraction::kMathEnv: {
+        std::vector<Span> envs = FindMathEnvs(completion, budget);
+        // A plain number after the last math environment is the later statement.
+        size_t number_end = 0;
+        std::optional<std::string> number;
+        if (enabled(Extraction::kNumber)) number = LastNumber(completion, budget, &number_end);
+        if (!envs.empty() && (!number || number_end <= envs.back().end)) {
+          found = JoinSpans(completion, envs, Extraction::kMathEnv);
+        } else if (!envs.empty()) {
+          found = Extracted{*number, Extraction::kNumber, false};
+        } else if (completion.size() <= 300 && completion.find('\\') != std::string_view::npos &&
+                   completion.find('\n') == std::string_view::npos) {
+          // A short bare LaTeX answer ("\frac{10}{9}") is its own environment.
+          found = Extracted{std::string(completion), Extraction::kMathEnv, false};
+        }
+        break;
+      }
+      case Extraction::kNumber: {
+        std::optional<std::string> number = LastNumber(completion, budget);
+        if (number) found = Extracted{*number, Extraction::kNumber, false};
+        break;
+      }
+    }
+    if (found && !Trim(found->text).empty()) return found;
+  }
+  return std::nullopt;
+}
+
+std::string ExtractGold(std::string_view gold, Budget& budget) {
+  std::vector<Span> boxes = FindBoxes(gold, budget, /*lenient=*/true);
+  if (!boxes.empty()) {
+    std::string text = JoinSpans(gold, boxes, Extraction::kBoxed).text;
+    // "$\boxed{20}$ percent": the unit word belongs to the answer.
+    std::string after = Lower(Trim(gold.substr(boxes.back().end)));
+    if (after.starts_with("$")) after = Lower(Trim(std::string_view(after).substr(1)));
+    if (after.starts_with("percent") || after.starts_with("\\%")) text += "\\%";
+    return text;
+  }
+  std::vector<Span> envs = FindMathEnvs(gold, budget);
+  if (!envs.empty()) {
+    // A gold that is mostly math ("$21,16$ or $11$", "$125$ miles") keeps its words.
+    std::string_view trimmed = Trim(gold);
+    if (envs.size() == 1 && trimmed.size() < 2 * (envs[0].end - envs[0].begin) + 20) {
+      std::string text(gold.substr(envs[0].content_begin,
+                                   envs[0].content_end - envs[0].content_begin));
+      std::string_view tail = Trim(gold.substr(envs[0].end));
+      if (!tail.empty() && tail.size() < 20) text += " \\text{" + std::string(tail) + "}";
+      return text;
+    }
+    return JoinSpans(gold, envs, Extraction::kMathEnv).text;
+  }
+  return std::string(Trim(gold));
+}
+
+std::optional<std::string> ExtractChoice(std::string_view completion,
+                                         const VerifierOptions& options) {
+  auto same = [&](std::string_view a, std::string_view b) {
+    return options.choices_ignore_case ? Lower(a) == Lower(b) : a == b;
+  };
+  // Standalone tokens in order; a token right after an anchor wins.
+  std::optional<std::string> first;
+  std::optional<std::string> anchored;
+  std::string lower = Lower(completion);
+  size_t i = 0;
+  while (i < completion.size()) {
+    if (!IsAlpha(completion[i]) && !IsDigit(completion[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < completion.size() && (IsAlpha(completion[j]) || IsDigit(completion[j]))) ++j;
+    std::string_view token = completion.substr(i, j - i);
+    for (const std::string& choice : options.choices) {
+      if (!same(token, choice)) continue;
+      if (!first) first = choice;
+      std::string_view before = std::string_view(lower).substr(0, i);
+      while (!before.empty() && (IsSpace(before.back()) || before.back() == '(' ||
+                                 before.back() == '*' || before.back() == ':' ||
+                                 before.back() == '{')) {
+        before.remove_suffix(1);
+      }
+      if (before.ends_with("answer is") || before.ends_with("answer") ||
+          before.ends_with("\\text") || before.ends_with("\\boxed")) {
+        anchored = choice;
+      }
+    }
+    i = j;
+  }
+  return anchored ? anchored : first;
+}
+
+std::string NormalizeText(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '\\') {
+      size_t j = i + 1;
+      while (j < s.size() && IsAlpha(s[j])) ++j;
+      std::string_view name = s.substr(i + 1, j - i - 1);
+      bool wrapper = name == "text" || name == "textbf" || name == "textit" || name == "mbox" ||
+                     name == "textnormal" || name == "mathrm" || name == "mathbf" ||
+                     name == "emph" || name.empty();
+      if (!wrapper) out.append(s.substr(i, j - i));
+      if (name.empty() && j < s.size() && (s[j] == ',' || s[j] == ';' || s[j] == '!' || s[j] == ' ')) ++j;
+      i = j - 1;
+      continue;
+    }
+    if (IsSpace(c) || c == '{' || c == '}' || c == '$' || c == '~') continue;
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  while (!out.empty() && out.back() == '.') out.pop_back();
+  if (out.size() >= 2 && out.front() == '(' && out.back() == ')' &&
+      out.find_first_of("(),", 1) == out.size() - 1) {
+    out = out.substr(1, out.size() - 2);
+  }
+  return out;
+}
+
+
+namespace {
+
+struct Replacement {
+  std::string_view from, to;
+};
+// Unicode spellings of math, mapped to the LaTeX the parser reads.
+constexpr Replacement kUnicode[] = {
+    {"−", "-"},         {"–", "-"},         {"—", "-"},          {"×", "\\times "},
+    {"÷", "\\div "},    {"·", "\\cdot "},   {"⋅", "\\cdot "},    {"≤", "\\le "},
+    {"≥", "\\ge "},     {"≠", "\\ne "},     {"∞", "\\infty "},   {"π", "\\pi "},
+    {"√", "\\sqrt "},   {"²", "^2"},        {"³", "^3"},         {"°", "^\\circ "},
+    {"∪", "\\cup "},    {"∩", "\\cap "},    {"∈", "\\in "},      {"±", "\\pm "},
+    {"∓", "\\mp "},     {"∅", "\\emptyset "}, {"≈", "\\approx "}, {"€", ""},
+    {"£", ""},          {"¥", ""},          {"\u3000", " "},     {"\u00a0", " "},
+    {"\u200b", ""},     {"，", ","},        {"（", "("},         {"）", ")"},
+    {"％", "%"},        {"：", ":"},        {"．", "."},         {"＝", "="},
+    {"＋", "+"},        {"－", "-"},        {"／", "/"},
+};
+
+// Commands that a doubled backslash ("\\frac", from over-escaped JSON) may stand for.
+bool KnownAfterDoubleBackslash(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "frac",  "dfrac", "tfrac", "sqrt",  "le",    "leq",     "ge",     "geq",   "boxed",
+      "left",  "right", "pi",    "text",  "cdot",  "times",   "infty",  "in",    "cup",
+      "cap",   "neq",   "ne",    "lt",    "gt",    "pm",      "mathrm", "mbox",  "circ",
+      "begin", "end",   "sin",   "cos",   "tan",   "log",     "ln",     "quad",  "qquad",
+      "mp",    "div",   "approx", "emptyset", "varnothing", "binom", "textbf", "fbox"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
+}  // namespace
+
+std::string NormalizeMath(std::string_view in) {
+  // Pass 1: Unicode to ASCII LaTeX.
+  std::string s;
+  s.reserve(in.size());
+  for (size_t i = 0; i < in.size();) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    if (c < 0x80) {
+      s += in[i++];
+      continue;
+    }
+    // Full-width digits and letters U+FF10..U+FF5A.
+    if (c == 0xEF && i + 2 < in.size()) {
+      unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+      unsigned char c2 = static_cast<unsigned char>(in[i + 2]);
+      int code = ((c & 0x0F) << 12) | ((c1 & 0x3F) << 6) | (c2 & 0x3F);
+      if ((code >= 0xFF10 && code <= 0xFF19) || (code >= 0xFF21 && code <= 0xFF3A) ||
+          (code >= 0xFF41 && code <= 0xFF5A)) {
+        s += static_cast<char>(code - 0xFF00 + 0x20);
+        i += 3;
+        continue;
+      }
+    }
+    bool replaced = false;
+    for (const Replacement& r : kUnicode) {
+      if (in.substr(i, r.from.size()) == r.from) {
+        s += r.to;
+        i += r.from.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) s += in[i++];
+  }
+  // Pass 2: LaTeX spacing, sizing and spelling variants.
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    char c = s[i];
+    if (c == '*' && i + 1 < s.size() && s[i + 1] == '*') {  // markdown bold
+      i += 2;
+      continue;
+    }
+    if (c == '{') {  // 10{,}000, 14 {, }916
+      size_t j = i + 1;
+      while (j < s.size() && s[j] == ' ') ++j;
+      if (j < s.size() && s[j] == ',') {
+        size_t k = j + 1;
+        while (k < s.size() && s[k] == ' ') ++k;
+        if (k < s.size() && s[k] == '}') {
+          while (!out.empty() && out.back() == ' ') out.pop_back();
+          i = k + 1;
+          while (i < s.size() && s[i] == ' ') ++i;
+          continue;
+        }
+      }
+    }
+    if (c == '~') {
+      out += ' ';
+      ++i;
+      continue;
+    }
+    if (c != '\\' || i + 1 >= s.size()) {
+      out += c;
+      ++i;
+      continue;
+    }
+    char next = s[i + 1];
+    if (next == '\\') {
+      size_t j = i + 2;
+      while (j < s.size() && IsAlpha(s[j])) ++j;
+      if (j > i + 2 && KnownAfterDoubleBackslash(s.substr(i + 2, j - i - 2))) {
+        i += 1;  // drop one backslash; the command is read next round
+      } else {
+        out += "\\\\";
+        i += 2;
+      }
+      continue;
+    }
+    if (next == '!') {
+      i += 2;
+      if (!out.empty() && out.back() == ',') {  // 11,\! 111: a thousands separator
+        while (i < s.size() && s[i] == ' ') ++i;
+      }
+      continue;
+    }
+    if (next == ',' || next == ';' || next == ':' || next == ' ') {
+      bool between_digits = !out.empty() && IsDigit(out.back()) && i + 2 < s.size() &&
+                            IsDigit(s[i + 2]);
+      if (!between_digits) out += ' ';
+      i += 2;
+      continue;
+    }
+    if (!IsAlpha(next)) {
+      out += c;
+      out += next;
+      i += 2;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < s.size() && IsAlpha(s[j])) ++j;
+    std::string_view name = std::string_view(s).substr(i + 1, j - i - 1);
+    i = j;
+    if (name == "left" || name == "right") {
+      if (i < s.size() && s[i] == '.') ++i;
+      continue;
+    }
+    if (name == "big" || name == "Big" || name == "bigl" || name == "bigr" || name == "Bigl" ||
+        name == "Bigr" || name == "bigg" || name == "Bigg" || name == "biggl" ||
+        name == "biggr" || name == "displaystyle" || name == "textstyle" || name == "limits" ||
+        name == "nolimits") {
+      continue;
+    }
+    if (name == "dfrac" || name == "tfrac" || name == "cfrac") {
+      out += "\\frac";
+    } else if (name == "dbinom" || name == "tbinom") {
+      out += "\\binom";
+    } else if (name.starts_with("qquad") || name.starts_with("quad")) {
+      // "\quadx_2" (a missing space in a gold) is \quad then x_2.
+      out += ' ';
+      out += name.substr(name.starts_with("qquad") ? 5 : 4);
+    } else {
+      out += '\\';
+      out += name;
+    }
+  }
+  return out;
+}
+
+}  // namespace rl::math::internal
