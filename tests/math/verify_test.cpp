@@ -1,0 +1,309 @@
+// Unit tests of rl::math::Verifier, one section per answer form, each with near misses.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "rewards/math/verify.h"
+
+namespace {
+
+using rl::math::CheckResult;
+using rl::math::Verdict;
+using rl::math::Verifier;
+using rl::math::VerifierOptions;
+
+struct Case {
+  const char* pred;  // an answer, boxed before checking
+  const char* gold;
+  bool equal;
+};
+
+void CheckCases(std::initializer_list<Case> cases, const VerifierOptions& options = {}) {
+  Verifier verifier(options);
+  for (const Case& c : cases) {
+    std::string completion = std::string("so the result is \\boxed{") + c.pred + "}.";
+    CheckResult r = verifier.Check(completion, c.gold);
+    INFO("pred: " << c.pred << "  gold: " << c.gold << "  verdict: " << ToString(r.verdict)
+                  << "  pred_canonical: " << r.pred_canonical
+                  << "  gold_canonical: " << r.gold_canonical << "  detail: " << r.detail);
+    CHECK(r.verdict == (c.equal ? Verdict::kCorrect : Verdict::kIncorrect));
+  }
+}
+
+Verdict VerdictOf(std::string_view completion, std::string_view gold,
+                  const VerifierOptions& options = {}) {
+  return Verifier(options).Check(completion, gold).verdict;
+}
+
+}  // namespace
+
+TEST_CASE("numbers: integers, decimals, separators, scientific notation", "[math]") {
+  CheckCases({
+      {"42", "42", true},
+      {"-42", "42", false},
+      {"7,425,000", "7425000", true},
+      {"1\\,000", "1000", true},
+      {"10{,}000", "10000", true},
+      {"1.5\\times10^{3}", "1500", true},
+      {"1.5e3", "1500", true},
+      {"1.5e3", "150", false},
+      {"0.5", "\\frac{1}{2}", true},
+      {"0.33", "\\frac{1}{3}", false},
+      {"0.333333", "\\frac{1}{3}", true},
+      {"2.000", "2", true},
+      {"\\$12.50", "12.5", true},
+      {"−3", "-3", true},          // Unicode minus
+      {"１２", "12", true},         // full-width digits
+      {"1011_2", "11", true},
+      {"204_5", "54", true},
+      {"12", "24", false},          // off by a factor
+  });
+}
+
+TEST_CASE("decimals are compared with magnitude awareness", "[math]") {
+  CheckCases({
+      {"1.5\\times10^{-9}", "1.6\\times10^{-9}", false},
+      {"\\frac{1}{2004!}", "\\frac{1}{2006!}", false},
+      {"\\frac{1}{2004!}", "\\frac{2005 \\cdot 2006}{2006!}", true},
+      {"3.14159", "\\pi", false},       // 6 places by default
+      {"3.141593", "\\pi", true},
+  });
+  VerifierOptions two;
+  two.precision = 2;
+  CheckCases({{"3.14", "\\pi", true}, {"0.33", "\\frac{1}{3}", true}}, two);
+}
+
+TEST_CASE("fractions, roots, mixed numbers, constants", "[math]") {
+  CheckCases({
+      {"\\frac{3}{4}", "0.75", true},
+      {"\\dfrac{6}{8}", "\\frac34", true},
+      {"\\tfrac12", "1/2", true},
+      {"2\\frac{1}{2}", "\\frac{5}{2}", true},
+      {"-2\\frac{1}{2}", "-\\frac{5}{2}", true},
+      {"2\\frac{1}{2}", "1", false},
+      {"\\sqrt{12}", "2\\sqrt{3}", true},
+      {"\\sqrt3", "\\sqrt{3}", true},
+      {"\\sqrt[3]{8}", "2", true},
+      {"-\\sqrt{12}", "2\\sqrt{3}", false},
+      {"\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", true},
+      {"\\frac{9}{4}\\pi", "\\frac94\\pi", true},
+      {"2\\pi", "\\pi", false},
+      {"e^{2}", "\\exp(2)", true},
+      {"\\mathrm{e}", "e", true},
+      {"i^2", "-1", true},
+  });
+}
+
+TEST_CASE("functions: trig, logs, abs, floor, factorial, binomial", "[math]") {
+  CheckCases({
+      {"\\sin^2 x + \\cos^2 x", "1", true},
+      {"\\sec^2(y)", "\\tan^2(y)+1", true},
+      {"2 \\sin b \\cos a", "\\sin(a+b) - \\sin(a-b)", true},
+      {"\\log_2 8", "3", true},
+      {"\\ln(e^3)", "3", true},
+      {"|-5|", "5", true},
+      {"\\lfloor 3.7 \\rfloor", "3", true},
+      {"\\lceil 3.2 \\rceil", "4", true},
+      {"5!", "120", true},
+      {"\\binom{5}{2}", "10", true},
+      {"\\binom{5}{2}", "20", false},
+      {"\\arctan(1)", "\\frac{\\pi}{4}", true},
+  });
+}
+
+TEST_CASE("algebraic expressions by random-point evaluation", "[math]") {
+  CheckCases({
+      {"\\frac{x}{7}+\\frac{2}{7}", "\\frac{x+2}{7}", true},
+      {"(x+1)^2", "x^2+2x+1", true},
+      {"(x+1)^2", "x^2+x+1", false},
+      {"x^2-1", "(x-1)(x+1)", true},
+      {"2-2p", "2-2p", true},
+      {"2+2p", "2-2p", false},
+      {"\\frac{\\pi r}{h+r}", "\\frac{r\\pi}{r+h}", true},
+      {"x+1", "x+2n+1", false},
+      {"1-\\frac{1}{\\mathrm{e}}", "1+\\frac{1}{\\mathrm{e}}", false},  // Math-Verify false positive
+  });
+}
+
+TEST_CASE("percent", "[math]") {
+  CheckCases({
+      {"10\\%", "10\\%", true},
+      {"10 percent", "10\\%", true},
+      {"0.1", "10\\%", true},
+      {"10", "10\\%", true},  // percent_accepts_bare_number (default)
+      {"20\\%", "10\\%", false},
+      {"10\\%", "10", false},
+  });
+  VerifierOptions options;
+  options.number_accepts_percent = true;
+  options.percent_accepts_bare_number = false;
+  CheckCases({{"10\\%", "10", true}, {"10", "10\\%", false}}, options);
+}
+
+TEST_CASE("units, degrees, currency and text", "[math]") {
+  CheckCases({
+      {"15\\text{ cm}^2", "15", true},
+      {"125\\text{ miles}", "125", true},
+      {"90^\\circ", "90", true},
+      {"90^{\\circ}", "91", false},
+      {"\\text{Evelyn}", "\\text{Evelyn}", true},
+      {"\\text{odd}", "\\text{even}", false},
+      {"\\text{(C)}", "\\text{C}", true},
+      {"\\text{(B)}", "\\text{C}", false},
+  });
+}
+
+TEST_CASE("tuples are ordered, sets unordered, and they differ", "[math]") {
+  CheckCases({
+      {"(1, 2)", "(1,2)", true},
+      {"(2, 1)", "(1,2)", false},  // swapped tuple
+      {"(1,4.5)", "(1,\\frac{9}{2})", true},
+      {"\\{1,2\\}", "(1,2)", false},  // Math-Verify false positive
+      {"\\{2,1\\}", "\\{1,2\\}", true},
+      {"\\{1,2\\}", "\\{1,2,3\\}", false},  // missing solution
+      {"\\{1,2,3\\}", "\\{1,2\\}", false},  // extra solution
+      {"\\emptyset", "\\varnothing", true},
+      {"(3,2,7)", "(p,q,r)=(3,2,7)", true},
+      {"(3,7,2)", "(p,q,r)=(3,2,7)", false},
+  });
+}
+
+TEST_CASE("solution lists, plus-minus, several boxed answers", "[math]") {
+  CheckCases({
+      {"-2, 1", "1, -2", true},
+      {"-2, 1", "1, 2", false},
+      {"3 \\pm 2\\sqrt{2}", "3+2\\sqrt{2}, 3-2\\sqrt{2}", true},
+      {"3 + 2\\sqrt{2}", "3 \\pm 2\\sqrt{2}", false},
+      {"\\{1\\pm\\sqrt{5},-2\\}", "\\{-2, 1+\\sqrt5, 1-\\sqrt5\\}", true},
+      {"x = 1, x = 2", "1, 2", true},
+      {"a_3 = 2, a_{37} = 19", "a_{37} = 19, a_3 = 2", true},
+      {"a_3 = 19, a_{37} = 2", "a_{37} = 19, a_3 = 2", false},
+  });
+  CHECK(VerdictOf("\\boxed{1} and \\boxed{2}", "\\{1,2\\}") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{3} or \\boxed{4}", "3") == Verdict::kIncorrect);  // hedging
+  CHECK(VerdictOf("\\boxed{3} or \\boxed{4}", "3, 4") == Verdict::kIncorrect);
+}
+
+TEST_CASE("intervals and unions", "[math]") {
+  CheckCases({
+      {"[0,1)", "[0,1)", true},
+      {"(0,1]", "[0,1)", false},  // wrong bracket
+      {"[0,9)", "(0,9)", false},
+      {"(-\\infty, 3)", "(-\\infty,3)", true},
+      {"(1, +\\infty)", "(1,\\infty)", true},
+      {"(1,2) \\cup (3,4)", "(3,4) \\cup (1,2)", true},
+      {"(1,2) \\cup (3,4)", "(1,2) \\cup (3,5)", false},
+      {"[-1, -\\tfrac12) \\cup (0, 1)", "[-1,-\\frac{1}{2}) \\cup (0,1)", true},
+      {"(0.6,2.6667]", "(\\frac{3}{5},\\frac{8}{3}]", false},  // 6 places by default
+  });
+}
+
+TEST_CASE("inequalities and their intervals", "[math]") {
+  CheckCases({
+      {"x \\geq 5", "x >= 5", true},
+      {"5 \\geq x", "x \\leq 5", true},
+      {"-x > -1", "x < 1", true},
+      {"x > -1", "x < 1", false},
+      {"x \\leq 5", "x \\geq 5", false},
+      {"x < 5", "x \\le 5", false},
+      {"[-2, 7]", "-2 \\le x \\le 7", true},  // an inequality gold accepts the interval
+      {"(-2, 7]", "-2 \\le x \\le 7", false},
+      {"[5, \\infty)", "x \\ge 5", true},
+      {"-2 \\le x \\le 7", "[-2, 7]", false},  // the reverse needs the option
+      {"z \\in [-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]", "1 \\le |z| \\le \\frac{3}{2}", true},
+  });
+  VerifierOptions options;
+  options.interval_accepts_inequality = true;
+  CheckCases({{"-2 \\le x \\le 7", "[-2, 7]", true}, {"-2 < x \\le 7", "[-2, 7]", false}},
+             options);
+}
+
+TEST_CASE("equations: assignments, multiples, chains", "[math]") {
+  CheckCases({
+      {"x = 11", "11", true},
+      {"x = 5+5+1 = 11", "x = 11", true},
+      {"x = 5+5+1 = 12", "x = 11", false},
+      {"y=-\\frac{1}{2}x+\\frac{3}{4}", "2x+4y-3=0", true},
+      {"y=2x+1", "2x-y+1=0", true},
+      {"y=2x+2", "2x-y+1=0", false},
+      {"-34x-45y+20z-100=0", "34x+45y-20z+100=0", true},
+      {"x^2/16 + y^2/12 = 1/4", "x^2/4 + y^2/3 = 1", true},
+      {"0", "3x-y+13=0", false},  // Math-Verify false positive: an equation is not 0
+      {"3x-y+13=0", "0", false},
+      {"k=1", "1", true},
+      {"x \\approx 11", "11", true},
+      {"11a+c", "7 = 11a+c", false},
+  });
+}
+
+TEST_CASE("matrices and vectors", "[math]") {
+  CheckCases({
+      {"\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", true},
+      {"\\begin{pmatrix}1 & 2 \\\\ 3 & 5\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", false},
+      {"\\begin{pmatrix}1 & 3 \\\\ 2 & 4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", false},
+      {"\\begin{pmatrix}1 \\\\ 2\\end{pmatrix} + \\begin{pmatrix}3 \\\\ 4\\end{pmatrix}",
+       "\\begin{pmatrix}4\\\\6\\end{pmatrix}", true},
+      {"2\\begin{pmatrix}1 \\\\ 2\\end{pmatrix}", "\\begin{pmatrix}2\\\\4\\end{pmatrix}", true},
+      {"\\left[\\begin{array}{cc}1 & 2 \\\\3 & 4\\end{array}\\right]",
+       "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", true},
+  });
+}
+
+TEST_CASE("ratios and multiple choice", "[math]") {
+  CheckCases({
+      {"7:32", "S_{MBCN}:S=7:32", true},
+      {"12:00", "12:00", true},
+      {"1:00", "12:00", false},
+      {"2:3", "4:6", true},
+      {"C", "\\text{C}", true},
+      {"D", "\\text{C}", false},
+  });
+  VerifierOptions choices;
+  choices.choices = {"A", "B", "C", "D"};
+  CHECK(VerdictOf("The answer is B.", "B", choices) == Verdict::kCorrect);
+  CHECK(VerdictOf("A is wrong, so the answer is (C)", "C", choices) == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is B.", "C", choices) == Verdict::kIncorrect);
+  CHECK(VerdictOf("no idea", "C", choices) == Verdict::kNoAnswer);
+}
+
+TEST_CASE("extraction order: answer tag, boxed, anchors, math, numbers", "[math]") {
+  CHECK(VerdictOf("<think>maybe \\boxed{3}</think><answer>\\boxed{4}</answer>", "4") ==
+        Verdict::kCorrect);
+  CHECK(VerdictOf("<think>x</think><answer>4</answer>", "4") == Verdict::kCorrect);
+  CHECK(VerdictOf("First \\boxed{3}, then \\boxed{\\frac{1}{2}}", "0.5") == Verdict::kCorrect);
+  CHECK(VerdictOf("We get 5 apples. The final answer is $7$.", "7") == Verdict::kCorrect);
+  CHECK(VerdictOf("Answer: 12", "12") == Verdict::kCorrect);
+  CHECK(VerdictOf("so we get $x = 3$ here", "3") == Verdict::kCorrect);
+  CHECK(VerdictOf("there are **73** ways", "73") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{\\left( \\frac{1}{3} \\right)}", "1/3") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{1\\!000}", "1000") == Verdict::kCorrect);
+  CHECK(VerdictOf("The total is 1,234 dollars", "1234") == Verdict::kCorrect);
+  CHECK(VerdictOf("I do not know", "12") == Verdict::kNoAnswer);
+  CHECK(VerdictOf("", "12") == Verdict::kNoAnswer);
+  VerifierOptions boxed_only;
+  boxed_only.extraction = {rl::math::Extraction::kBoxed};
+  CHECK(VerdictOf("the answer is 12", "12", boxed_only) == Verdict::kNoAnswer);
+}
+
+TEST_CASE("verdicts for unreadable input", "[math]") {
+  CHECK(VerdictOf("\\boxed{3}", "\\frac{") == Verdict::kInvalidGold);
+  CHECK(VerdictOf("\\boxed{3}", "\\foo{(}") == Verdict::kInvalidGold);
+  CHECK(VerdictOf("\\boxed{)(}", "3") == Verdict::kUnparseableAnswer);
+  CHECK(VerdictOf("\\boxed{\\frac{1}{0}}", "3") == Verdict::kIncorrect);
+  CHECK(VerdictOf("\\boxed{3}", std::string("\xff\xfe", 2)) == Verdict::kInvalidGold);
+  CheckResult r = Verifier().Check("\\boxed{\\frac{6}{8}}", "0.75");
+  CHECK(r.verdict == Verdict::kCorrect);
+  CHECK(r.extracted == "\\frac{6}{8}");
+  CHECK(r.pred_canonical == "(6*1/8)");
+  CHECK(r.gold_canonical == "3/4");
+}
+
+TEST_CASE("verdict and extraction names", "[math]") {
+  CHECK(ToString(Verdict::kCorrect) == "correct");
+  CHECK(ToString(Verdict::kIncorrect) == "incorrect");
+  CHECK(ToString(Verdict::kNoAnswer) == "no_answer");
+  CHECK(ToString(Verdict::kUnparseableAnswer) == "unparseable_answer");
+  CHECK(ToString(Verdict::kInvalidGold) == "invalid_gold");
+  CHECK(ToString(Verdict::kBudgetExceeded) == "budget_exceeded");
+  CHECK(ToString(rl::math::Extraction::kMathEnv) == "math_env");
+}
