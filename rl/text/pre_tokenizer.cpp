@@ -301,16 +301,17 @@ bool ParseSteps(const nlohmann::json& j, const std::string& path, std::vector<St
 }
 
 // Appends the matches of `code` in `piece` and the gaps between them (behaviour Isolated).
-void SplitIsolated(const pcre2_code* code, pcre2_match_data* match, pcre2_match_context* context,
-                   std::string_view piece, std::vector<std::string>* out) {
+void SplitIsolated(const pcre2_code* code, pcre2_match_data* match, std::string_view piece,
+                   std::vector<std::string>* out) {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
   size_t gap_start = 0, search = 0;
   while (search < piece.size()) {
-    int rc = pcre2_match(code, subject, piece.size(), search, 0, match, context);
-    // A JIT or heap limit (pathological input) falls back to the interpreter, then to leaving
-    // the rest unsplit: BPE still encodes it losslessly.
+    int rc = pcre2_match(code, subject, piece.size(), search, 0, match, nullptr);
+    // Past the JIT's default 32 KiB stack (pathological input) the interpreter, which works on
+    // the heap, takes over; past its limits too the rest stays unsplit: BPE still encodes it
+    // losslessly.
     if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
-      rc = pcre2_match(code, subject, piece.size(), search, PCRE2_NO_JIT, match, context);
+      rc = pcre2_match(code, subject, piece.size(), search, PCRE2_NO_JIT, match, nullptr);
     }
     if (rc < 0) break;
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
@@ -346,26 +347,19 @@ std::unique_ptr<PreTokenizer> PreTokenizer::FromJson(const nlohmann::json& j,
 
 void PreTokenizer::Split(std::string_view text, std::vector<std::string>* words) const {
   std::vector<std::string> current{std::string(text)}, next;
-  pcre2_jit_stack* jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
-  pcre2_match_context* context = pcre2_match_context_create(nullptr);
-  if (jit_stack != nullptr) pcre2_jit_stack_assign(context, nullptr, jit_stack);
   for (const Step& step : steps_) {
-    next.clear();
     if (step.add_prefix_space) {
       for (std::string& piece : current) {
         if (!piece.empty() && piece[0] != ' ') piece.insert(piece.begin(), ' ');
       }
       continue;
     }
+    next.clear();
     pcre2_match_data* match = pcre2_match_data_create_from_pattern(step.split.get(), nullptr);
-    for (const std::string& piece : current) {
-      SplitIsolated(step.split.get(), match, context, piece, &next);
-    }
+    for (const std::string& piece : current) SplitIsolated(step.split.get(), match, piece, &next);
     pcre2_match_data_free(match);
     current.swap(next);
   }
-  pcre2_match_context_free(context);
-  pcre2_jit_stack_free(jit_stack);
   for (std::string& piece : current) {
     if (!piece.empty()) words->push_back(std::move(piece));
   }
