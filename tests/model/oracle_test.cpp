@@ -1,0 +1,125 @@
+// Compares our Qwen2 logits with an independent reference implementation of transformers'
+// equations (tests/oracle/qwen2_reference.py, plain torch under Debian's /usr/bin/python3).
+// Tiny random checkpoints are written with SaveQwen2; every parameter, biases and norms
+// included, is random so that no term of the equations can hide. A plain program, not Catch2,
+// so that it can report a skip to CTest (exit code 77) when that python has no torch.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "rl/model/qwen2.h"
+#include "rl/model/safetensors.h"
+#include "rl/model/tensor_io.h"
+#include "tests/model/temp_dir.h"
+
+namespace {
+
+constexpr int kSkip = 77;
+constexpr double kTolerance = 1e-4;
+
+std::string Python() {
+  const char* env = std::getenv("RL_ORACLE_PYTHON");
+  return env != nullptr ? env : "/usr/bin/python3";
+}
+
+rl::model::Qwen2 RandomModel(const rl::model::Qwen2Config& config, uint64_t seed) {
+  torch::manual_seed(seed);
+  rl::model::Qwen2 model(config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {
+    if (p.key().ends_with("norm.weight")) {
+      p.value().normal_(1.0, 0.2);
+    } else {
+      p.value().normal_(0.0, 0.15);
+    }
+  }
+  return model;
+}
+
+// Runs one configuration with the oracle computing in `oracle_dtype` (float32: the same
+// arithmetic as ours; float64: the exact equations up to fp32 rounding on our side). Returns the
+// max |ours - reference| over real positions, or -1 when the oracle could not run.
+double Compare(const std::string& name, const rl::model::Qwen2Config& config, uint64_t seed,
+               const std::string& oracle_dtype) {
+  rl::model::testing::TempDir dir;
+  rl::model::Qwen2 model = RandomModel(config, seed);
+  rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
+
+  // Two rows: a full one, and one left-padded by 3 whose positions start at 0.
+  const int64_t B = 2, T = 11, pad = 3;
+  torch::manual_seed(seed + 1);
+  const torch::Tensor ids = torch::randint(0, config.vocab_size, {B, T}, torch::kLong);
+  torch::Tensor mask = torch::ones({B, T}, torch::kBool);
+  mask[1].narrow(0, 0, pad).fill_(false);
+  const torch::Tensor positions = (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+  nlohmann::json request = {
+      {"input_ids", std::vector<std::vector<int64_t>>{}}, {"attention_mask", nlohmann::json::array()}};
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> row(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + T);
+    std::vector<int> m;
+    for (int64_t t = 0; t < T; ++t) m.push_back(mask[b][t].item<bool>() ? 1 : 0);
+    request["input_ids"].push_back(row);
+    request["attention_mask"].push_back(m);
+  }
+  std::ofstream(dir / "input.json") << request.dump();
+
+  const std::string command = Python() + " " + RL_TESTS_DIR + "/oracle/qwen2_reference.py --model " +
+                              dir.str() + " --input " + (dir / "input.json") + " --output " +
+                              (dir / "reference.safetensors") + " --dtype " + oracle_dtype;
+  if (std::system(command.c_str()) != 0) {
+    std::cerr << "FAIL " << name << ": the oracle failed: " << command << "\n";
+    return -1;
+  }
+  const auto file = rl::model::SafetensorsFile::Open(dir / "reference.safetensors");
+  const torch::Tensor reference = rl::model::ToTensor(file.Get("logits"));
+
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ours = model->forward(ids, positions, mask);
+  if (ours.sizes() != reference.sizes()) {
+    std::cerr << "FAIL " << name << ": shapes " << ours.sizes() << " vs " << reference.sizes() << "\n";
+    return -1;
+  }
+  const torch::Tensor real = mask.unsqueeze(-1).expand_as(ours);
+  const double diff = (ours - reference).abs().masked_select(real).max().item<double>();
+  const double scale = reference.abs().masked_select(real).mean().item<double>();
+  std::cout << name << " vs " << oracle_dtype << " oracle: max |ours - reference| = " << diff << " (mean |logit| " << scale << ")\n";
+  return diff;
+}
+
+}  // namespace
+
+int main() {
+  rl::model::ConfigureThreads(1);
+  if (std::system((Python() + " -c 'import torch' 2>/dev/null").c_str()) != 0) {
+    std::cout << "SKIP: " << Python()
+              << " cannot import torch (install python3-torch); the Qwen2 oracle was not run\n";
+    return kSkip;
+  }
+  // Grouped-query attention with tied embeddings; then one key/value head per query head, an
+  // explicit head_dim unlike hidden/heads, another rope_theta and an untied head.
+  rl::model::Qwen2Config gqa = rl::model::Qwen2Config::Tiny(211);
+  rl::model::Qwen2Config mha = rl::model::Qwen2Config::Tiny(173);
+  mha.num_attention_heads = 3;
+  mha.num_key_value_heads = 3;
+  mha.head_dim = 24;
+  mha.num_hidden_layers = 3;
+  mha.rope_theta = 1e6;
+  mha.rms_norm_eps = 1e-5;
+  mha.tie_word_embeddings = false;
+  bool ok = true;
+  for (const auto& [name, config, seed] : {std::tuple{"gqa-tied", gqa, 1}, std::tuple{"mha-untied", mha, 2}}) {
+    for (const char* oracle_dtype : {"float32", "float64"}) {
+      const double diff = Compare(name, config, seed, oracle_dtype);
+      if (!(diff >= 0 && diff <= kTolerance)) {  // NaN fails too
+        std::cerr << "FAIL " << name << " vs " << oracle_dtype << ": difference above " << kTolerance << "\n";
+        ok = false;
+      }
+    }
+  }
+  return ok ? 0 : 1;
+}
