@@ -71,6 +71,12 @@ struct Tokenizer::Impl {
   std::array<std::vector<size_t>, 256> added_by_first_byte;  // indexes into `added`
   std::unordered_map<std::string, int32_t> added_by_content;
 
+  bool LoadOptions(const nlohmann::json& model, std::string* error);
+  bool SizeTables(const nlohmann::json& vocab, const nlohmann::json& added, std::string* error);
+  bool LoadVocab(const nlohmann::json& vocab, std::string* error);
+  bool LoadMerges(const nlohmann::json& merges, std::string* error);
+  bool LoadAddedTokens(const nlohmann::json& added, std::string* error);
+
   std::optional<int32_t> VocabId(std::string_view token) const;
   std::optional<AddedMatch> FindAdded(std::string_view text, size_t from) const;
   void EncodeSegment(std::string_view text, WordCache* cache, std::vector<int32_t>* ids) const;
@@ -228,106 +234,101 @@ bool CheckDecoder(const nlohmann::json& decoder, std::string* error) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::FromJson(const nlohmann::json& j, std::string* error) {
-  std::string local_error;
-  std::string& err = error != nullptr ? *error : local_error;
-  auto fail = [&](std::string message) -> std::unique_ptr<Tokenizer> {
-    err = std::move(message);
-    return nullptr;
-  };
-  if (!j.is_object()) return fail("expected a JSON object (a tokenizer.json)");
-  const auto model_it = j.find("model");
-  if (model_it == j.end() || !model_it->is_object()) return fail("model: missing or not an object");
-  const nlohmann::json& model = *model_it;
+// Checks the model's options; BPE variants a byte-level tokenizer never uses are refused.
+bool Tokenizer::Impl::LoadOptions(const nlohmann::json& model, std::string* error) {
   if (model.contains("type") && model["type"] != "BPE") {
-    return fail("model.type: " + Quote(model["type"]) +
-                " is not supported (expected \"BPE\": byte-level BPE only)");
+    *error = "model.type: " + Quote(model["type"]) +
+             " is not supported (expected \"BPE\": byte-level BPE only)";
+    return false;
   }
-  if (!CheckUnsupported(model, "dropout", {0, 0.0}, "BPE dropout is for training", &err) ||
+  if (!CheckUnsupported(model, "dropout", {0, 0.0}, "BPE dropout is for training", error) ||
       !CheckUnsupported(model, "continuing_subword_prefix", {""}, "byte-level BPE has none",
-                        &err) ||
-      !CheckUnsupported(model, "end_of_word_suffix", {""}, "byte-level BPE has none", &err) ||
-      !CheckUnsupported(model, "byte_fallback", {false}, "byte-level BPE needs none", &err)) {
-    return nullptr;
+                        error) ||
+      !CheckUnsupported(model, "end_of_word_suffix", {""}, "byte-level BPE has none", error) ||
+      !CheckUnsupported(model, "byte_fallback", {false}, "byte-level BPE needs none", error)) {
+    return false;
   }
-  auto impl = std::make_unique<Impl>();
-  if (model.contains("ignore_merges")) {
-    if (!model["ignore_merges"].is_boolean()) return fail("model.ignore_merges: expected a bool");
-    impl->ignore_merges = model["ignore_merges"].get<bool>();
+  const auto it = model.find("ignore_merges");
+  if (it != model.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      *error = "model.ignore_merges: expected true or false, got " + Quote(*it);
+      return false;
+    }
+    ignore_merges = it->get<bool>();
   }
+  return true;
+}
 
-  // Sizes first: ids may have holes, and added tokens may lie past the vocabulary.
-  const auto vocab_it = model.find("vocab");
-  if (vocab_it == model.end() || !vocab_it->is_object()) {
-    return fail("model.vocab: missing or not an object of token -> id");
-  }
-  const auto added_it = j.find("added_tokens");
-  const bool has_added = added_it != j.end() && !added_it->is_null();
-  if (has_added && !added_it->is_array()) return fail("added_tokens: expected an array");
+// Sizes the id tables: ids may have holes, and added tokens may lie past the vocabulary.
+bool Tokenizer::Impl::SizeTables(const nlohmann::json& vocab, const nlohmann::json& added,
+                                 std::string* error) {
+  auto valid_id = [](const nlohmann::json& id) {
+    return id.is_number_integer() && id.get<int64_t>() >= 0 &&
+           id.get<int64_t>() < std::numeric_limits<int32_t>::max();
+  };
   int64_t max_id = -1;
-  for (const auto& [token, id] : vocab_it->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
-        id.get<int64_t>() >= std::numeric_limits<int32_t>::max()) {
-      return fail("model.vocab[" + Quote(token) + "]: expected a non-negative integer id, got " +
-                  Quote(id));
+  for (const auto& [token, id] : vocab.items()) {
+    if (!valid_id(id)) {
+      *error = "model.vocab[" + Quote(token) + "]: expected a non-negative integer id, got " +
+               Quote(id);
+      return false;
     }
     max_id = std::max(max_id, id.get<int64_t>());
   }
-  if (has_added) {
-    for (size_t i = 0; i < added_it->size(); ++i) {
-      const auto& t = (*added_it)[i];
-      const std::string path = "added_tokens[" + std::to_string(i) + "]";
-      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() ||
-          t["id"].get<int64_t>() < 0 ||
-          t["id"].get<int64_t>() >= std::numeric_limits<int32_t>::max()) {
-        return fail(path + ".id: expected a non-negative integer");
-      }
-      max_id = std::max(max_id, t["id"].get<int64_t>());
+  for (size_t i = 0; i < added.size(); ++i) {
+    const auto& t = added[i];
+    if (!t.is_object() || !t.contains("id") || !valid_id(t["id"])) {
+      *error = "added_tokens[" + std::to_string(i) + "].id: expected a non-negative integer";
+      return false;
     }
+    max_id = std::max(max_id, t["id"].get<int64_t>());
   }
-  impl->token_bytes.resize(max_id + 1);
-  impl->token_kind.assign(max_id + 1, TokenKind::kNone);
+  token_bytes.resize(max_id + 1);
+  token_kind.assign(max_id + 1, TokenKind::kNone);
+  return true;
+}
 
+bool Tokenizer::Impl::LoadVocab(const nlohmann::json& vocab, std::string* error) {
   const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::Get();
-  for (const auto& [token, id_json] : vocab_it->items()) {
+  for (const auto& [token, id_json] : vocab.items()) {
     const int32_t id = id_json.get<int32_t>();
-    if (impl->token_kind[id] != TokenKind::kNone) {
-      return fail("model.vocab[" + Quote(token) + "]: id " + std::to_string(id) +
-                  " is used twice");
+    if (token_kind[id] != TokenKind::kNone) {
+      *error = "model.vocab[" + Quote(token) + "]: id " + std::to_string(id) + " is used twice";
+      return false;
     }
-    impl->token_kind[id] = TokenKind::kVocab;
+    token_kind[id] = TokenKind::kVocab;
     if (auto bytes = alphabet.Decode(token)) {
-      impl->token_bytes[id] = *bytes;
-      impl->vocab_by_bytes.emplace(std::move(*bytes), id);
+      token_bytes[id] = *bytes;
+      vocab_by_bytes.emplace(std::move(*bytes), id);
     } else {
-      impl->token_bytes[id] = token;
-      impl->vocab_unmapped.emplace(token, id);
+      token_bytes[id] = token;
+      vocab_unmapped.emplace(token, id);
     }
   }
   for (int b = 0; b < 256; ++b) {
-    auto it = impl->vocab_by_bytes.find(std::string(1, static_cast<char>(b)));
-    if (it == impl->vocab_by_bytes.end()) {
-      return fail("model.vocab: no token for byte " + std::to_string(b) + " (\"" +
-                  alphabet.CharOf(static_cast<uint8_t>(b)) +
-                  "\"); a byte-level vocabulary has all 256");
+    auto it = vocab_by_bytes.find(std::string(1, static_cast<char>(b)));
+    if (it == vocab_by_bytes.end()) {
+      *error = "model.vocab: no token for byte " + std::to_string(b) + " (\"" +
+               alphabet.CharOf(static_cast<uint8_t>(b)) + "\"); a byte-level vocabulary has all 256";
+      return false;
     }
-    impl->byte_ids[b] = it->second;
+    byte_ids[b] = it->second;
   }
+  return true;
+}
 
-  const auto merges_it = model.find("merges");
-  if (merges_it == model.end() || !merges_it->is_array()) {
-    return fail("model.merges: missing or not an array");
-  }
-  impl->merges.reserve(merges_it->size());
-  for (size_t i = 0; i < merges_it->size(); ++i) {
-    const auto& m = (*merges_it)[i];
+bool Tokenizer::Impl::LoadMerges(const nlohmann::json& list, std::string* error) {
+  merges.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto& m = list[i];
     const std::string path = "model.merges[" + std::to_string(i) + "]";
     std::string left, right;
     if (m.is_string()) {
       const std::string s = m.get<std::string>();
       const size_t space = s.find(' ');
       if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-        return fail(path + ": " + Quote(m) + " is not two tokens separated by one space");
+        *error = path + ": " + Quote(m) + " is not two tokens separated by one space";
+        return false;
       }
       left = s.substr(0, space);
       right = s.substr(space + 1);
@@ -335,63 +336,108 @@ std::unique_ptr<Tokenizer> Tokenizer::FromJson(const nlohmann::json& j, std::str
       left = m[0].get<std::string>();
       right = m[1].get<std::string>();
     } else {
-      return fail(path + ": expected \"a b\" or [\"a\", \"b\"], got " + Quote(m));
+      *error = path + ": expected \"a b\" or [\"a\", \"b\"], got " + Quote(m);
+      return false;
     }
-    const auto left_id = impl->VocabId(left), right_id = impl->VocabId(right);
+    const auto left_id = VocabId(left), right_id = VocabId(right);
     if (!left_id || !right_id) {
-      return fail(path + ": token " + Quote(left_id ? right : left) + " is not in model.vocab");
+      *error = path + ": token " + Quote(left_id ? right : left) + " is not in model.vocab";
+      return false;
     }
-    auto merged = impl->vocab_by_bytes.find(impl->token_bytes[*left_id] +
-                                            impl->token_bytes[*right_id]);
-    if (merged == impl->vocab_by_bytes.end()) {
-      return fail(path + ": the merged token " + Quote(left + right) + " is not in model.vocab");
+    auto merged = vocab_by_bytes.find(token_bytes[*left_id] + token_bytes[*right_id]);
+    if (merged == vocab_by_bytes.end()) {
+      *error = path + ": the merged token " + Quote(left + right) + " is not in model.vocab";
+      return false;
     }
-    impl->merges.emplace(PairKey(*left_id, *right_id),
-                         MergeRule{static_cast<int32_t>(i), merged->second});
+    merges.emplace(PairKey(*left_id, *right_id), MergeRule{static_cast<int32_t>(i), merged->second});
   }
+  return true;
+}
 
-  if (has_added) {
-    for (size_t i = 0; i < added_it->size(); ++i) {
-      const auto& t = (*added_it)[i];
-      const std::string path = "added_tokens[" + std::to_string(i) + "]";
-      if (!t.contains("content") || !t["content"].is_string() ||
-          t["content"].get<std::string>().empty()) {
-        return fail(path + ".content: expected a non-empty string");
-      }
-      for (const char* key : {"special", "lstrip", "rstrip", "single_word", "normalized"}) {
-        if (t.contains(key) && !t[key].is_boolean()) {
-          return fail(path + "." + key + ": expected true or false, got " + Quote(t[key]));
-        }
-      }
-      if (t.value("single_word", false)) return fail(path + ".single_word: true is not supported");
-      AddedToken token{t["content"].get<std::string>(), t["id"].get<int32_t>(),
-                       t.value("lstrip", false), t.value("rstrip", false)};
-      if (impl->token_kind[token.id] == TokenKind::kVocab) {
-        // Hugging Face lists vocabulary entries such as GPT-2's <|endoftext|> again here.
-        if (impl->VocabId(token.content) != token.id) {
-          return fail(path + ": id " + std::to_string(token.id) + " is " +
-                      Quote(impl->token_bytes[token.id]) + " in model.vocab, not " +
-                      Quote(token.content));
-        }
-      } else if (impl->token_kind[token.id] != TokenKind::kNone) {
-        return fail(path + ": id " + std::to_string(token.id) + " is listed twice");
-      }
-      if (!impl->added_by_content.emplace(token.content, token.id).second) {
-        return fail(path + ": content " + Quote(token.content) + " is listed twice");
-      }
-      impl->token_kind[token.id] = t.value("special", false) ? TokenKind::kSpecial
-                                                             : TokenKind::kAdded;
-      impl->token_bytes[token.id] = token.content;
-      impl->added.push_back(std::move(token));
+bool Tokenizer::Impl::LoadAddedTokens(const nlohmann::json& list, std::string* error) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto& t = list[i];
+    const std::string path = "added_tokens[" + std::to_string(i) + "]";
+    if (!t.contains("content") || !t["content"].is_string() ||
+        t["content"].get<std::string>().empty()) {
+      *error = path + ".content: expected a non-empty string";
+      return false;
     }
-    std::stable_sort(impl->added.begin(), impl->added.end(), [](const auto& a, const auto& b) {
-      return a.content.size() > b.content.size();
-    });
-    for (size_t i = 0; i < impl->added.size(); ++i) {
-      impl->added_by_first_byte[static_cast<uint8_t>(impl->added[i].content[0])].push_back(i);
+    for (const char* key : {"special", "lstrip", "rstrip", "single_word", "normalized"}) {
+      if (t.contains(key) && !t[key].is_boolean()) {
+        *error = path + "." + key + ": expected true or false, got " + Quote(t[key]);
+        return false;
+      }
     }
+    if (t.value("single_word", false)) {
+      *error = path + ".single_word: true is not supported";
+      return false;
+    }
+    AddedToken token{t["content"].get<std::string>(), t["id"].get<int32_t>(),
+                     t.value("lstrip", false), t.value("rstrip", false)};
+    const std::string id = std::to_string(token.id);
+    if (token_kind[token.id] == TokenKind::kVocab) {
+      // Hugging Face lists vocabulary entries such as GPT-2's <|endoftext|> here again.
+      if (VocabId(token.content) != token.id) {
+        *error = path + ": id " + id + " is " + Quote(token_bytes[token.id]) +
+                 " in model.vocab, not " + Quote(token.content);
+        return false;
+      }
+    } else if (token_kind[token.id] != TokenKind::kNone) {
+      *error = path + ": id " + id + " is listed twice";
+      return false;
+    }
+    if (!added_by_content.emplace(token.content, token.id).second) {
+      *error = path + ": content " + Quote(token.content) + " is listed twice";
+      return false;
+    }
+    token_kind[token.id] = t.value("special", false) ? TokenKind::kSpecial : TokenKind::kAdded;
+    token_bytes[token.id] = token.content;
+    added.push_back(std::move(token));
   }
+  std::stable_sort(added.begin(), added.end(), [](const auto& a, const auto& b) {
+    return a.content.size() > b.content.size();
+  });
+  for (size_t i = 0; i < added.size(); ++i) {
+    added_by_first_byte[static_cast<uint8_t>(added[i].content[0])].push_back(i);
+  }
+  return true;
+}
 
+std::unique_ptr<Tokenizer> Tokenizer::FromJson(const nlohmann::json& j, std::string* error) {
+  std::string local_error;
+  std::string& err = error != nullptr ? *error : local_error;
+  if (!j.is_object()) {
+    err = "expected a JSON object (a tokenizer.json)";
+    return nullptr;
+  }
+  static const nlohmann::json kNoAddedTokens = nlohmann::json::array();
+  const auto model_it = j.find("model");
+  const auto added_it = j.find("added_tokens");
+  const bool no_added = added_it == j.end() || added_it->is_null();
+  const nlohmann::json& added = no_added ? kNoAddedTokens : *added_it;
+  const char* problem = nullptr;
+  if (model_it == j.end() || !model_it->is_object()) {
+    problem = "model: missing or not an object";
+  } else if (!model_it->contains("vocab") || !(*model_it)["vocab"].is_object()) {
+    problem = "model.vocab: missing or not an object of token -> id";
+  } else if (!model_it->contains("merges") || !(*model_it)["merges"].is_array()) {
+    problem = "model.merges: missing or not an array";
+  } else if (!added.is_array()) {
+    problem = "added_tokens: expected an array";
+  }
+  if (problem != nullptr) {
+    err = problem;
+    return nullptr;
+  }
+  const nlohmann::json& model = *model_it;
+
+  auto impl = std::make_unique<Impl>();
+  if (!impl->LoadOptions(model, &err) || !impl->SizeTables(model["vocab"], added, &err) ||
+      !impl->LoadVocab(model["vocab"], &err) || !impl->LoadMerges(model["merges"], &err) ||
+      !impl->LoadAddedTokens(added, &err)) {
+    return nullptr;
+  }
   impl->normalizer = internal::Normalizer::FromJson(j.value("normalizer", nlohmann::json()),
                                                     "normalizer", &err);
   if (!impl->normalizer) return nullptr;
