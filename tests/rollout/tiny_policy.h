@@ -1,0 +1,48 @@
+// A tiny policy for rollout tests: a byte-level BPE tokenizer trained on a few sentences and a
+// random Qwen2 of Qwen2Config::Tiny's shape over its vocabulary. Include after <torch/torch.h>
+// and before Catch2 (glog's CHECK).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rl/model/qwen2.h"
+#include "rl/text/tokenizer.h"
+
+namespace rl::rollout::testing {
+
+inline const std::vector<std::string>& TinyCorpus() {
+  static const std::vector<std::string> corpus = {
+      "<think>two plus two is four</think><answer>4</answer>",
+      "<think>three quarters is 0.75</think><answer>3/4</answer>",
+      "What is 1/2 + 1/4? Think step by step, then answer.",
+      "the quick brown fox jumps over the lazy dog",
+      "Compute 7 * 8 and give the answer in the answer tag.",
+  };
+  return corpus;
+}
+
+inline std::unique_ptr<text::Tokenizer> TinyTokenizer() {
+  std::vector<std::string> specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  nlohmann::json j = text::TrainByteLevelBpe(TinyCorpus(), 320, specials);
+  std::string error;
+  auto tokenizer = text::Tokenizer::FromJson(j, &error);
+  if (!tokenizer) throw std::runtime_error("tiny tokenizer: " + error);
+  return tokenizer;
+}
+
+// A larger init than transformers' 0.02 spreads the logits, so that greedy decoding has no
+// near-ties and sampled tokens vary.
+inline model::Qwen2 TinyModel(int64_t vocab_size, uint64_t seed = 1) {
+  model::Qwen2Config config = model::Qwen2Config::Tiny(vocab_size);
+  config.initializer_range = 0.3;
+  torch::manual_seed(seed);
+  model::Qwen2 model(config);
+  model->eval();
+  return model;
+}
+
+}  // namespace rl::rollout::testing
