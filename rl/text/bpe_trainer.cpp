@@ -89,104 +89,132 @@ void CheckArguments(int32_t vocab_size, std::span<const std::string> specials) {
   }
 }
 
+// The merge loop. Pair counts are kept up to date incrementally: merging a pair revisits only
+// the words that hold it (words_with_), and a priority queue with lazy deletion yields the most
+// frequent pair.
+class BpeTrainer {
+ public:
+  explicit BpeTrainer(const std::vector<std::pair<std::string, int64_t>>& word_counts);
+  // Merges until `target` tokens exist or no pair is left.
+  void Train(size_t target);
+  nlohmann::json VocabJson() const;
+  const nlohmann::json& merges() const { return merges_; }
+  size_t token_count() const { return token_bytes_.size(); }
+
+ private:
+  void AddPairs(int32_t word, int64_t sign);
+  void Merge(int32_t left, int32_t right);
+
+  const ByteLevelAlphabet& alphabet_ = ByteLevelAlphabet::Get();
+  std::vector<std::string> token_bytes_;  // by id
+  std::unordered_map<std::string, int32_t> id_of_;
+  std::vector<Word> words_;
+  std::unordered_map<uint64_t, int64_t> pair_count_;
+  std::unordered_map<uint64_t, std::vector<int32_t>> words_with_;  // may hold stale entries
+  std::priority_queue<Candidate> queue_;
+  std::vector<uint64_t> changed_;  // pairs whose count changed in the current merge
+  nlohmann::json merges_ = nlohmann::json::array();
+};
+
+BpeTrainer::BpeTrainer(const std::vector<std::pair<std::string, int64_t>>& word_counts) {
+  // Tokens 0..255 are the bytes in GPT-2's order, as in Qwen2's vocabulary.
+  std::array<int32_t, 256> byte_id{};
+  for (uint8_t b : alphabet_.order()) {
+    byte_id[b] = static_cast<int32_t>(token_bytes_.size());
+    id_of_.emplace(std::string(1, static_cast<char>(b)), byte_id[b]);
+    token_bytes_.emplace_back(1, static_cast<char>(b));
+  }
+  for (const auto& [text, count] : word_counts) {
+    Word w{{}, count};
+    for (char c : text) w.symbols.push_back(byte_id[static_cast<uint8_t>(c)]);
+    words_.push_back(std::move(w));
+  }
+  for (int32_t wi = 0; wi < static_cast<int32_t>(words_.size()); ++wi) AddPairs(wi, +1);
+  for (const auto& [key, count] : pair_count_) {
+    queue_.push({count, static_cast<int32_t>(key >> 32), static_cast<int32_t>(key & 0xFFFFFFFF)});
+  }
+}
+
+void BpeTrainer::AddPairs(int32_t wi, int64_t sign) {
+  const Word& w = words_[wi];
+  for (size_t k = 0; k + 1 < w.symbols.size(); ++k) {
+    const uint64_t key = PairKey(w.symbols[k], w.symbols[k + 1]);
+    pair_count_[key] += sign * w.count;
+    changed_.push_back(key);
+    if (sign > 0) {
+      auto& list = words_with_[key];
+      if (list.empty() || list.back() != wi) list.push_back(wi);
+    }
+  }
+}
+
+void BpeTrainer::Train(size_t target) {
+  while (token_bytes_.size() < target && !queue_.empty()) {
+    const Candidate top = queue_.top();
+    queue_.pop();
+    if (top.count > 0 && pair_count_[PairKey(top.left, top.right)] == top.count) {
+      Merge(top.left, top.right);
+    }
+  }
+}
+
+void BpeTrainer::Merge(int32_t left, int32_t right) {
+  const std::string merged_bytes = token_bytes_[left] + token_bytes_[right];
+  // Two different pairs can spell the same string; the token is then shared.
+  auto [it, is_new] = id_of_.emplace(merged_bytes, static_cast<int32_t>(token_bytes_.size()));
+  if (is_new) token_bytes_.push_back(merged_bytes);
+  const int32_t merged = it->second;
+  merges_.push_back(alphabet_.Encode(token_bytes_[left]) + " " +
+                    alphabet_.Encode(token_bytes_[right]));
+
+  changed_.clear();
+  const uint64_t key = PairKey(left, right);
+  std::vector<int32_t> holders = std::move(words_with_[key]);
+  words_with_.erase(key);
+  std::sort(holders.begin(), holders.end());
+  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());
+  for (int32_t wi : holders) {
+    AddPairs(wi, -1);
+    std::vector<int32_t>& s = words_[wi].symbols;
+    std::vector<int32_t> out;
+    out.reserve(s.size());
+    for (size_t k = 0; k < s.size(); ++k) {
+      const bool hit = k + 1 < s.size() && s[k] == left && s[k + 1] == right;
+      out.push_back(hit ? merged : s[k]);
+      k += hit;
+    }
+    s = std::move(out);
+    AddPairs(wi, +1);
+  }
+  std::sort(changed_.begin(), changed_.end());
+  changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+  for (uint64_t c : changed_) {
+    const int64_t count = pair_count_[c];
+    if (count > 0) {
+      queue_.push({count, static_cast<int32_t>(c >> 32), static_cast<int32_t>(c & 0xFFFFFFFF)});
+    }
+  }
+}
+
+nlohmann::json BpeTrainer::VocabJson() const {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (size_t id = 0; id < token_bytes_.size(); ++id) {
+    vocab[alphabet_.Encode(token_bytes_[id])] = id;
+  }
+  return vocab;
+}
+
 }  // namespace
 
 nlohmann::json TrainByteLevelBpe(std::span<const std::string> corpus, int32_t vocab_size,
                                  std::span<const std::string> special_tokens) {
   CheckArguments(vocab_size, special_tokens);
-  const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::Get();
+  BpeTrainer trainer(CountWords(corpus, special_tokens));
+  trainer.Train(static_cast<size_t>(vocab_size) - special_tokens.size());
 
-  // Tokens 0..255 are the bytes in GPT-2's order, as in Qwen2's vocabulary.
-  std::vector<std::string> token_bytes;
-  std::unordered_map<std::string, int32_t> id_of;
-  std::array<int32_t, 256> byte_id{};
-  for (uint8_t b : alphabet.order()) {
-    byte_id[b] = static_cast<int32_t>(token_bytes.size());
-    id_of.emplace(std::string(1, static_cast<char>(b)), byte_id[b]);
-    token_bytes.emplace_back(1, static_cast<char>(b));
-  }
-
-  std::vector<Word> words;
-  for (auto& [text, count] : CountWords(corpus, special_tokens)) {
-    Word w{{}, count};
-    for (char c : text) w.symbols.push_back(byte_id[static_cast<uint8_t>(c)]);
-    words.push_back(std::move(w));
-  }
-
-  std::unordered_map<uint64_t, int64_t> pair_count;
-  std::unordered_map<uint64_t, std::vector<int32_t>> words_with;  // may hold stale entries
-  auto add_pairs = [&](int32_t wi, int64_t sign, std::vector<uint64_t>* changed) {
-    const Word& w = words[wi];
-    for (size_t k = 0; k + 1 < w.symbols.size(); ++k) {
-      const uint64_t key = PairKey(w.symbols[k], w.symbols[k + 1]);
-      pair_count[key] += sign * w.count;
-      if (changed != nullptr) changed->push_back(key);
-      if (sign > 0) {
-        auto& list = words_with[key];
-        if (list.empty() || list.back() != wi) list.push_back(wi);
-      }
-    }
-  };
-  for (int32_t wi = 0; wi < static_cast<int32_t>(words.size()); ++wi) add_pairs(wi, +1, nullptr);
-  std::priority_queue<Candidate> queue;
-  for (const auto& [key, count] : pair_count) {
-    queue.push({count, static_cast<int32_t>(key >> 32), static_cast<int32_t>(key & 0xFFFFFFFF)});
-  }
-
-  const size_t target = static_cast<size_t>(vocab_size) - special_tokens.size();
-  nlohmann::json merges = nlohmann::json::array();
-  std::vector<int32_t> last_visit(words.size(), -1);
-  std::vector<uint64_t> changed;
-  while (token_bytes.size() < target && !queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
-    const uint64_t key = PairKey(top.left, top.right);
-    if (top.count <= 0 || pair_count[key] != top.count) continue;
-    const std::string merged_bytes = token_bytes[top.left] + token_bytes[top.right];
-    // Two different pairs can spell the same string; the token is then shared.
-    auto [it, is_new] = id_of.emplace(merged_bytes, static_cast<int32_t>(token_bytes.size()));
-    if (is_new) token_bytes.push_back(merged_bytes);
-    const int32_t merged = it->second;
-    merges.push_back(alphabet.Encode(token_bytes[top.left]) + " " +
-                     alphabet.Encode(token_bytes[top.right]));
-
-    changed.clear();
-    const std::vector<int32_t> holders = std::move(words_with[key]);
-    words_with.erase(key);
-    const int32_t visit = static_cast<int32_t>(merges.size());
-    for (int32_t wi : holders) {
-      if (last_visit[wi] == visit) continue;
-      last_visit[wi] = visit;
-      add_pairs(wi, -1, &changed);
-      std::vector<int32_t>& s = words[wi].symbols;
-      std::vector<int32_t> out;
-      out.reserve(s.size());
-      for (size_t k = 0; k < s.size(); ++k) {
-        if (k + 1 < s.size() && s[k] == top.left && s[k + 1] == top.right) {
-          out.push_back(merged);
-          ++k;
-        } else {
-          out.push_back(s[k]);
-        }
-      }
-      s = std::move(out);
-      add_pairs(wi, +1, &changed);
-    }
-    std::sort(changed.begin(), changed.end());
-    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
-    for (uint64_t c : changed) {
-      const int64_t count = pair_count[c];
-      if (count > 0) {
-        queue.push({count, static_cast<int32_t>(c >> 32), static_cast<int32_t>(c & 0xFFFFFFFF)});
-      }
-    }
-  }
-
-  nlohmann::json vocab = nlohmann::json::object();
-  for (size_t id = 0; id < token_bytes.size(); ++id) vocab[alphabet.Encode(token_bytes[id])] = id;
   nlohmann::json added = nlohmann::json::array();
   for (size_t i = 0; i < special_tokens.size(); ++i) {
-    added.push_back({{"id", token_bytes.size() + i},
+    added.push_back({{"id", trainer.token_count() + i},
                      {"content", special_tokens[i]},
                      {"single_word", false},
                      {"lstrip", false},
@@ -215,8 +243,8 @@ nlohmann::json TrainByteLevelBpe(std::span<const std::string> corpus, int32_t vo
             {"fuse_unk", false},
             {"byte_fallback", false},
             {"ignore_merges", false},
-            {"vocab", vocab},
-            {"merges", merges}}}};
+            {"vocab", trainer.VocabJson()},
+            {"merges", trainer.merges()}}}};
 }
 
 }  // namespace rl::text
