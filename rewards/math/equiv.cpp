@@ -59,6 +59,14 @@ bool NameLike(Ref r) {
   }
 }
 
+bool HasInfinity(Ref r) {
+  if (r.kind() == Kind::kConst && r.node().name == "inf") return true;
+  for (size_t k = 0; k < r.node().kids.size(); ++k) {
+    if (HasInfinity(r.kid(k))) return true;
+  }
+  return false;
+}
+
 bool HasSymbols(Ref r) {
   std::vector<std::string> names;
   CollectSymbols(*r.tree, r.id, &names);
@@ -514,7 +522,11 @@ class Comparer {
       Complex b = Value(p, point, &scale, true);
       bool fa = Finite(a), fb = Finite(b);
       if (!fa && !fb) {
-        if (a == b) ++valid;  // the same infinity; NaN (undefined) decides nothing
+        if (a != b) continue;  // NaN (undefined here) decides nothing
+        // Both overflowed: only a written \infty is really infinite; beyond the range of
+        // magnitudes we cannot decide.
+        if (!HasInfinity(g) || !HasInfinity(p)) throw BudgetError{"values beyond the numeric range"};
+        ++valid;
         continue;
       }
       if (fa != fb) return false;
@@ -609,6 +621,7 @@ int32_t FoldMatrices(Tree* tree, int32_t id, Budget& budget, int depth) {
     const Node a = (*tree)[acc];
     const Node b = (*tree)[kids[k]];
     bool am = a.kind == Kind::kMatrix, bm = b.kind == Kind::kMatrix;
+    if ((am && a.cols <= 0) || (bm && b.cols <= 0)) return id;
     Node out{Kind::kMatrix};
     if (kind == Kind::kAdd) {
       if (!am || !bm || a.cols != b.cols || a.kids.size() != b.kids.size()) return id;

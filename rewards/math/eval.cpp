@@ -1,6 +1,7 @@
 // Evaluation: exact rationals (Boost.Multiprecision, bounded by the bit budget) and complex
 // long-double values at deterministic sample points for everything else.
 #include <cmath>
+#include <ctime>
 #include <limits>
 
 #include "rewards/math/internal.h"
@@ -287,6 +288,9 @@ class NumericEvaluator {
       return result;
     }
     if (base == Complex(0, 0)) return exponent.real() > 0 ? Complex(0, 0) : Complex(NAN, 0);
+    if (base.imag() == 0 && exponent.imag() == 0 && base.real() > 0) {
+      return Complex(std::pow(base.real(), exponent.real()), 0);  // overflows to inf, not NaN
+    }
     return std::pow(base, exponent);
   }
 
@@ -342,14 +346,21 @@ class NumericEvaluator {
 
 }  // namespace
 
+// The time budget is the calling thread's CPU time: a loaded machine or an oversubscribed
+// thread pool slows a check down but does not change its verdict.
 Budget::Budget(const VerifierOptions& options)
-    : deadline_(std::chrono::steady_clock::now() +
-                std::chrono::microseconds(static_cast<int64_t>(options.time_budget_ms * 1000))),
+    : deadline_ns_(ThreadCpuNanos() + static_cast<int64_t>(options.time_budget_ms * 1e6)),
       nodes_left_(options.node_budget),
       bit_budget_(options.bit_budget) {}
 
+int64_t Budget::ThreadCpuNanos() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 void Budget::CheckClock() const {
-  if (std::chrono::steady_clock::now() > deadline_) throw BudgetError{"time budget exhausted"};
+  if (ThreadCpuNanos() > deadline_ns_) throw BudgetError{"time budget exhausted"};
 }
 
 std::optional<Rational> ExactValue(const Tree& tree, int32_t node, Budget& budget) {

@@ -9,7 +9,6 @@
 // Budget overruns and parse errors are internal exceptions caught in Verifier::Check.
 #pragma once
 
-#include <chrono>
 #include <complex>
 #include <cstdint>
 #include <optional>
@@ -48,9 +47,11 @@ class Budget {
   }
   void CheckClock() const;
   int64_t bit_budget() const { return bit_budget_; }
+  // CPU time of the calling thread, in nanoseconds.
+  static int64_t ThreadCpuNanos();
 
  private:
-  std::chrono::steady_clock::time_point deadline_;
+  int64_t deadline_ns_;
   int64_t nodes_left_;
   int64_t bit_budget_;
   uint32_t ticks_ = 0;

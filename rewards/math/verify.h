@@ -10,9 +10,10 @@
 // rounding to `precision` places when one side is a decimal, random-point evaluation for
 // symbolic expressions; sets, intervals, tuples, matrices, equations, percents and units.
 //
-// Bounds: every call stops within options.time_budget_ms, options.node_budget parse/eval
-// nodes and options.bit_budget bits per exact integer, checked inside the work (no signals),
-// and answers kBudgetExceeded when it runs out. Check never throws.
+// Bounds: every call stops within options.time_budget_ms (CPU time of the calling thread, so
+// verdicts do not depend on machine load), options.node_budget parse/eval nodes and
+// options.bit_budget bits per exact integer, checked inside the work (no signals), and
+// answers kBudgetExceeded when it runs out. Check never throws.
 //
 // Thread safety: a Verifier is immutable after construction; Check may be called from any
 // number of threads at once.
@@ -50,7 +51,7 @@ std::string_view ToString(Extraction extraction);
 
 struct VerifierOptions {
   int precision = 6;               // decimal places compared when a side is a decimal
-  double time_budget_ms = 50;      // wall-clock budget per Check
+  double time_budget_ms = 50;      // CPU-time budget per Check (the calling thread's)
   int64_t node_budget = 200000;    // parse + evaluation nodes per Check
   int64_t bit_budget = 1 << 16;    // bits per exact integer; beyond it, magnitudes only
   // Extraction priority for the completion (the gold is always read leniently: a \boxed{}
