@@ -47,8 +47,9 @@ using CodePtr = std::shared_ptr<pcre2_code>;
 
 CodePtr CompileSplitRegex(std::string_view pattern, bool literal, std::string* error) {
   const std::string source = literal ? std::string(pattern) : WithUnicodeWhitespace(pattern);
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL refuses PCRE2_UCP, which a literal does not need.
+  const uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF |
+                           (literal ? PCRE2_LITERAL : PCRE2_UCP);
   int code_error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),

@@ -125,6 +125,23 @@ TEST_CASE("ignore_merges takes a whole word from the vocabulary") {
   CHECK(Load(j)->Encode("abc") == std::vector<int32_t>{257});
 }
 
+TEST_CASE("pre-tokenizers: ByteLevel's prefix space and literal Split patterns") {
+  nlohmann::json j = ByteLevelJson({"Ġa", "ab"}, {"Ġ a", "a b"});
+  CHECK(Load(j)->Encode("ab") == std::vector<int32_t>{257});
+  CHECK(Load(j)->Encode("a") == std::vector<int32_t>{'a'});
+  j["pre_tokenizer"]["add_prefix_space"] = true;
+  CHECK(Load(j)->Encode("a") == std::vector<int32_t>{256});
+  CHECK(Load(j)->Encode(" a") == std::vector<int32_t>{256});
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", {{"String", "b"}}}, {"behavior", "Isolated"}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  // "b" is split off, so the merge "a b" cannot apply.
+  CHECK(Load(j)->Encode("ab") == std::vector<int32_t>{'a', 'b'});
+  CHECK(Load(j)->Encode("a") == std::vector<int32_t>{'a'});
+}
+
 TEST_CASE("added tokens: leftmost-longest, special or not, lstrip and rstrip") {
   const nlohmann::json added = {
       {{"id", 300}, {"content", "<a>"}, {"special", true}},
