@@ -285,33 +285,37 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
   return last;
 }
 
-// Text after the last "answer is" / "answer:" anchor, up to the end of its line or sentence.
+char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Whether s[at..] starts with `word` (lower case), ignoring case.
+bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
+  if (at + word.size() > s.size()) return false;
+  for (size_t k = 0; k < word.size(); ++k) {
+    if (LowerChar(s[at + k]) != word[k]) return false;
+  }
+  return true;
+}
+
+// Text after the last "answer is" / "answer:" anchor, up to the end of its line. Scans
+// backwards without copying: completions are long and this runs for every one.
 std::optional<std::string_view> AnchorSegment(std::string_view s) {
-  std::string lower = Lower(s.substr(s.size() > 4096 ? s.size() - 4096 : 0));
-  size_t offset = s.size() - lower.size();
-  size_t pos = lower.size();
-  while (pos > 0) {
-    size_t at = lower.rfind("answer", pos - 1);
-    if (at == std::string::npos) return std::nullopt;
+  size_t floor = s.size() > 8192 ? s.size() - 8192 : 0;
+  for (size_t at = s.size(); at-- > floor;) {
+    if (LowerChar(s[at]) != 'a' || !StartsWithNoCase(s, at, "answer")) continue;
     size_t i = at + 6;
-    while (i < lower.size() && (lower[i] == ' ' || lower[i] == '*')) ++i;
-    size_t after = std::string::npos;
-    if (lower.compare(i, 2, "is") == 0 && i + 2 < lower.size() && !IsAlpha(lower[i + 2])) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '*')) ++i;
+    size_t after = std::string_view::npos;
+    if (StartsWithNoCase(s, i, "is") && i + 2 < s.size() && !IsAlpha(s[i + 2])) {
       after = i + 2;
-    } else if (i < lower.size() && (lower[i] == ':' || lower[i] == '=')) {
+    } else if (i < s.size() && (s[i] == ':' || s[i] == '=')) {
       after = i + 1;
     }
-    if (after != std::string::npos) {
-      while (after < lower.size() && (lower[after] == ' ' || lower[after] == '*' ||
-                                      lower[after] == ':')) {
-        ++after;
-      }
-      size_t end = lower.find('\n', after);
-      if (end == std::string::npos) end = lower.size();
-      std::string_view segment = s.substr(offset + after, end - after);
-      if (!Trim(segment).empty()) return segment;
-    }
-    pos = at;
+    if (after == std::string_view::npos) continue;
+    while (after < s.size() && (s[after] == ' ' || s[after] == '*' || s[after] == ':')) ++after;
+    size_t end = s.find('\n', after);
+    if (end == std::string_view::npos) end = s.size();
+    std::string_view segment = s.substr(after, end - after);
+    if (!Trim(segment).empty()) return segment;
   }
   return std::nullopt;
 }

@@ -1,0 +1,167 @@
+// Benchmark of rl::math::Verifier::Check on (1) the development set (Math-Verify's cases in
+// tests/data) and (2) generated long chain-of-thought completions. Prints verifications per
+// second on one thread and on all threads, and p50 / p99 / max latency; every figure is the
+// median over --reps repetitions.
+//
+//   build/bench/math/math_verify_bench [--data tests/data] [--reps 5] [--cot 300] [--threads N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rewards/math/verify.h"
+#include "tests/math/suite_common.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Item {
+  std::string completion, gold;
+  rl::math::VerifierOptions options;
+};
+
+// A few hundred realistic completions: paragraphs of reasoning with inline and display math,
+// intermediate results, and a final boxed answer (or an anchor phrase) of varied forms.
+std::vector<Item> GenerateChainOfThought(int count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  struct Answer {
+    std::string pred, gold;
+  };
+  std::vector<Answer> answers = {
+      {"\\frac{3}{4}", "0.75"},       {"12", "12"},
+      {"2\\sqrt{3}", "\\sqrt{12}"},   {"(1, -2)", "(1,-2)"},
+      {"x^2+2x+1", "(x+1)^2"},         {"[0, 5)", "[0,5)"},
+      {"\\frac{\\pi}{6}", "\\pi/6"},   {"7425000", "7,425,000"},
+      {"3 \\pm \\sqrt{5}", "3+\\sqrt5, 3-\\sqrt5"}, {"25\\%", "25\\%"},
+      {"\\{1, 2, 3\\}", "\\{3,2,1\\}"}, {"y = 2x + 1", "2x - y + 1 = 0"},
+      {"\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}"},
+      {"13", "14"},                    {"\\frac{1}{3}", "0.33"}};
+  static const char* kSentences[] = {
+      "First, let us restate the problem in our own words and identify what is being asked. ",
+      "We can simplify the expression by combining like terms and factoring where possible. ",
+      "Note that the constraint implies the variable must be positive, so we discard the other root. ",
+      "Let me double-check this computation, since an arithmetic slip here would propagate. ",
+      "Wait, that does not look right; going back to the previous step, the sign should flip. ",
+      "By symmetry, the two cases contribute equally, so it suffices to count one of them. ",
+      "Substituting back into the original equation confirms that the value satisfies it. "};
+  std::vector<Item> items;
+  for (int k = 0; k < count; ++k) {
+    const Answer& answer = answers[static_cast<size_t>(pick(static_cast<int>(answers.size())))];
+    std::string text = "<think>\n";
+    int paragraphs = 6 + pick(10);
+    for (int p = 0; p < paragraphs; ++p) {
+      for (int s = 0; s < 3 + pick(4); ++s) text += kSentences[pick(7)];
+      int a = 2 + pick(50), b = 2 + pick(50);
+      text += "We compute $" + std::to_string(a) + " \\cdot " + std::to_string(b) + " = " +
+              std::to_string(a * b) + "$ and $\\frac{" + std::to_string(a) + "}{" +
+              std::to_string(b) + "}$, so\n\\[ x^2 - " + std::to_string(a + b) + "x + " +
+              std::to_string(a * b) + " = 0. \\]\n";
+    }
+    text += "</think>\n";
+    if (pick(3) == 0) text += "The final answer is $" + answer.pred + "$.";
+    else text += "Therefore, the answer is $\\boxed{" + answer.pred + "}$.";
+    items.push_back({std::move(text), answer.gold, {}});
+  }
+  return items;
+}
+
+struct Figures {
+  double mean_us, p50_us, p99_us, max_us, per_second_one, per_second_all;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Figures Measure(const std::vector<Item>& items, int reps, int threads) {
+  std::vector<rl::math::Verifier> verifiers;
+  for (const Item& item : items) verifiers.emplace_back(item.options);
+  std::vector<double> means, p50s, p99s, maxes, one, all;
+  std::vector<double> latencies(items.size());
+  for (int rep = 0; rep < reps; ++rep) {
+    // One thread: per-call latencies.
+    auto start = Clock::now();
+    for (size_t k = 0; k < items.size(); ++k) {
+      auto t0 = Clock::now();
+      rl::math::CheckResult r = verifiers[k].Check(items[k].completion, items[k].gold);
+      latencies[k] = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+      if (r.verdict == rl::math::Verdict::kBudgetExceeded) std::fprintf(stderr, "budget hit\n");
+    }
+    double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+    std::vector<double> sorted = latencies;
+    std::sort(sorted.begin(), sorted.end());
+    double sum = 0;
+    for (double l : sorted) sum += l;
+    means.push_back(sum / static_cast<double>(sorted.size()));
+    p50s.push_back(sorted[sorted.size() / 2]);
+    p99s.push_back(sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)]);
+    maxes.push_back(sorted.back());
+    one.push_back(static_cast<double>(items.size()) / total_s);
+    // All threads: each runs the whole set.
+    constexpr int kRounds = 30;  // long enough that thread start-up does not count
+    start = Clock::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (int round = 0; round < kRounds; ++round) {
+          for (size_t k = 0; k < items.size(); ++k) verifiers[k].Check(items[k].completion, items[k].gold);
+        }
+      });
+    }
+    for (auto& thread : pool) thread.join();
+    total_s = std::chrono::duration<double>(Clock::now() - start).count();
+    all.push_back(static_cast<double>(items.size()) * threads * kRounds / total_s);
+  }
+  return {Median(means), Median(p50s), Median(p99s), Median(maxes), Median(one), Median(all)};
+}
+
+void Print(const char* name, size_t n, const Figures& f, int threads) {
+  std::printf("%-28s n=%-4zu mean %8.2f us  p50 %8.2f us  p99 %8.2f us  max %8.2f us  "
+              "1 thread %10.0f checks/s  %d threads %10.0f checks/s\n",
+              name, n, f.mean_us, f.p50_us, f.p99_us, f.max_us, f.per_second_one, threads,
+              f.per_second_all);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string data = "tests/data";
+  int reps = 5, cot = 300;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int k = 1; k + 1 < argc; k += 2) {
+    std::string flag = argv[k];
+    if (flag == "--data") data = argv[k + 1];
+    else if (flag == "--reps") reps = std::max(1, std::atoi(argv[k + 1]));
+    else if (flag == "--cot") cot = std::max(1, std::atoi(argv[k + 1]));
+    else if (flag == "--threads") threads = std::max(1, std::atoi(argv[k + 1]));
+    else {
+      std::fprintf(stderr, "unknown flag %s (expected --data, --reps, --cot, --threads)\n", argv[k]);
+      return 2;
+    }
+  }
+  std::vector<Item> dev;
+  try {
+    for (auto& row : rl::math::testing::LoadDevelopmentSet(data)) {
+      dev.push_back({row.pred, row.gold, row.options});
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s (pass --data DIR, the folder with math_equiv_suite.jsonl)\n", e.what());
+    return 1;
+  }
+  std::vector<Item> chains = GenerateChainOfThought(cot, 42);
+  size_t bytes = 0;
+  for (const Item& item : chains) bytes += item.completion.size();
+  std::printf("math verifier benchmark: medians of %d repetitions, %d threads for the parallel "
+              "figure; generated completions average %zu bytes\n",
+              reps, threads, bytes / chains.size());
+  Print("development set", dev.size(), Measure(dev, reps, threads), threads);
+  Print("chain-of-thought completions", chains.size(), Measure(chains, reps, threads), threads);
+  return 0;
+}
