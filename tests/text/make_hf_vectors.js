@@ -1,7 +1,9 @@
 // Generates tests/fixtures/tokenizer/hf_random_{qwen2,gpt2}.jsonl: pseudo-random strings that
 // stress the pre-tokenizer (scripts, digits of every kind, Unicode whitespace, contractions,
 // combining marks that NFC composes, emoji sequences, added tokens, long runs) and the ids,
-// decodings and special-skipping decodings that Hugging Face's own Rust tokenizers produce.
+// decodings and special-skipping decodings that Hugging Face's own Rust tokenizers produce;
+// and hf_decode_{qwen2,gpt2}.jsonl: random id sequences (mostly single-byte tokens, so most
+// decode to broken UTF-8, and added tokens) with Hugging Face's decodings.
 //
 //   mkdir /tmp/hf && cd /tmp/hf && npm install tokenizers@0.23.2   (HF's Node bindings)
 //   NODE_PATH=/tmp/hf/node_modules node tests/text/make_hf_vectors.js \
@@ -100,10 +102,35 @@ async function write(tokenizer, strings, file) {
   fs.writeFileSync(file, lines.join('\n') + '\n');
 }
 
+async function writeDecode(tokenizer, file) {
+  const random = mulberry32(99);
+  const size = tokenizer.getVocabSize(true);
+  const lines = [];
+  for (let i = 0; i < 500; ++i) {
+    const ids = [];
+    const n = 1 + Math.floor(random() * 10);
+    for (let k = 0; k < n; ++k) {
+      const r = random();
+      // Bytes (ids 0..255 in both vocabularies), the top 30 ids (added tokens), anything.
+      if (r < 0.75) ids.push(Math.floor(random() * 256));
+      else if (r < 0.85) ids.push(size - 1 - Math.floor(random() * 30));
+      else ids.push(Math.floor(random() * size));
+    }
+    lines.push(JSON.stringify({
+      ids, decoded: await tokenizer.decode(ids, false),
+      decoded_skip_special: await tokenizer.decode(ids, true),
+    }));
+  }
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+}
+
 (async () => {
   const [qwenPath, encoderPath, vocabPath, outDir] = process.argv.slice(2);
   const strings = makeStrings();
-  await write(Tokenizer.fromFile(qwenPath), strings, path.join(outDir, 'hf_random_qwen2.jsonl'));
-  await write(Tokenizer.fromString(gpt2Json(encoderPath, vocabPath)), strings,
-              path.join(outDir, 'hf_random_gpt2.jsonl'));
+  const qwen = Tokenizer.fromFile(qwenPath);
+  const gpt2 = Tokenizer.fromString(gpt2Json(encoderPath, vocabPath));
+  await write(qwen, strings, path.join(outDir, 'hf_random_qwen2.jsonl'));
+  await write(gpt2, strings, path.join(outDir, 'hf_random_gpt2.jsonl'));
+  await writeDecode(qwen, path.join(outDir, 'hf_decode_qwen2.jsonl'));
+  await writeDecode(gpt2, path.join(outDir, 'hf_decode_gpt2.jsonl'));
 })();

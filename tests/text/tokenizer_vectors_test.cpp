@@ -174,6 +174,36 @@ void CheckRandomVectors(const Tokenizer& tokenizer, const std::string& name) {
             << decoded << "/" << total << " match Hugging Face\n";
 }
 
+// Random id sequences (broken UTF-8, added tokens) with Hugging Face's decodings; the stream
+// decoder must give the same text.
+void CheckDecodeVectors(const Tokenizer& tokenizer, const std::string& name) {
+  std::ifstream in("fixtures/tokenizer/hf_decode_" + name + ".jsonl");
+  REQUIRE(in.good());
+  size_t total = 0, same = 0;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json v = nlohmann::json::parse(line);
+    const std::vector<int32_t> ids = v["ids"].get<std::vector<int32_t>>();
+    INFO(name << " line " << total + 1 << ": " << v["ids"].dump());
+    bool ok = true;
+    for (bool skip : {false, true}) {
+      const std::string expected =
+          v[skip ? "decoded_skip_special" : "decoded"].get<std::string>();
+      StreamDecoder stream(tokenizer, skip);
+      std::string streamed;
+      for (int32_t id : ids) streamed += stream.Push(id);
+      streamed += stream.Flush();
+      CHECK(tokenizer.Decode(ids, skip) == expected);
+      CHECK(streamed == expected);
+      ok = ok && tokenizer.Decode(ids, skip) == expected && streamed == expected;
+    }
+    ++total;
+    same += ok;
+  }
+  CHECK(total == 500);
+  std::cout << "hf_decode_" << name << ": " << same << "/" << total
+            << " decodings (plain, skipping specials, streamed) match Hugging Face\n";
+}
+
 }  // namespace
 
 TEST_CASE("Qwen2.5's tokenizer reproduces Hugging Face's ids on the llama.cpp vectors") {
@@ -187,6 +217,11 @@ TEST_CASE("GPT-2's tokenizer reproduces Hugging Face's ids on the llama.cpp vect
 TEST_CASE("Qwen2.5 and GPT-2 agree with Hugging Face on 1502 generated strings") {
   CheckRandomVectors(Qwen2(), "qwen2");
   CheckRandomVectors(Gpt2(), "gpt2");
+}
+
+TEST_CASE("Qwen2.5 and GPT-2 decode broken UTF-8 and added tokens as Hugging Face does") {
+  CheckDecodeVectors(Qwen2(), "qwen2");
+  CheckDecodeVectors(Gpt2(), "gpt2");
 }
 
 TEST_CASE("Qwen2.5: added tokens, special-token skipping and the vocabulary") {
