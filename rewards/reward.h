@@ -65,8 +65,10 @@ enum class ScoreStatus {
   kMissingTokenCount,  // the rule needs completion_tokens and the sample has none
   kInvalidGold,        // the gold answer could not be read
   kBudgetExceeded,     // the time or size budget ran out before a verdict
+  kRuleError,          // the rule failed unexpectedly (a bug); the detail says how
 };
-// "ok", "missing_gold", "missing_token_count", "invalid_gold", "budget_exceeded".
+// "ok", "missing_gold", "missing_token_count", "invalid_gold", "budget_exceeded",
+// "rule_error".
 std::string_view ToString(ScoreStatus status);
 
 // One rule's contribution. `value` is the rule's own score (before weighting); it is

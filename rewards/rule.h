@@ -2,10 +2,14 @@
 // A Reward prepares a RuleInput once per sample and calls each of its rules in spec order.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -57,6 +61,56 @@ class Rule {
 using RuleFactory = std::unique_ptr<Rule> (*)(const nlohmann::json& params,
                                               const RuleContext& context, std::string* error);
 
+// Reads a rule's `params` object key by key with type checks. The first problem is kept as
+// "key 'k': expected ..." (the composite prefixes the spec path and line); keys that no read
+// asked for are reported by Finish, naming the nearest known key. Not thread-safe: one per
+// factory call.
+class RuleParams {
+ public:
+  explicit RuleParams(const nlohmann::json& params);
+  RuleParams(const RuleParams&) = delete;  // holds a reference to the caller's params
+  RuleParams& operator=(const RuleParams&) = delete;
+
+  // Each getter returns the value of `key`, or `default_value` when the key is absent.
+  double Number(std::string_view key, double default_value);  // finite number
+  int64_t Integer(std::string_view key, int64_t default_value);
+  bool Bool(std::string_view key, bool default_value);
+  std::string String(std::string_view key, std::string default_value);
+  // Like Number/Integer, but an absent key is an error.
+  double RequiredNumber(std::string_view key);
+  int64_t RequiredInteger(std::string_view key);
+  // Records a problem with `key` (range checks done by the rule); the first one wins.
+  void Fail(std::string_view key, std::string_view expected);
+  // True when every key was known and well typed; otherwise false with *error set.
+  bool Finish(std::string* error);
+
+ private:
+  const nlohmann::json* Find(std::string_view key);
+  const nlohmann::json& params_;
+  std::vector<std::string> known_;
+  std::string error_;
+};
+
+// The candidate closest to `name` by edit distance (for "did you mean" hints); empty when
+// there are no candidates.
+std::string_view NearestName(std::string_view name, std::span<const std::string_view> candidates);
+
+// Factories of the rules in rules_format.cpp and rules_shaping.cpp.
+std::unique_ptr<Rule> MakeFormatThinkAnswerRule(const nlohmann::json& params,
+                                                const RuleContext& context, std::string* error);
+std::unique_ptr<Rule> MakeFormatTagsRule(const nlohmann::json& params,
+                                         const RuleContext& context, std::string* error);
+std::unique_ptr<Rule> MakeFormatTagCountRule(const nlohmann::json& params,
+                                             const RuleContext& context, std::string* error);
+std::unique_ptr<Rule> MakeFormatBoxedRule(const nlohmann::json& params,
+                                          const RuleContext& context, std::string* error);
+std::unique_ptr<Rule> MakeLengthSoftOverlongRule(const nlohmann::json& params,
+                                                 const RuleContext& context, std::string* error);
+std::unique_ptr<Rule> MakeRepetitionNgramRule(const nlohmann::json& params,
+                                              const RuleContext& context, std::string* error);
+std::unique_ptr<Rule> MakeReasoningStepsRule(const nlohmann::json& params,
+                                             const RuleContext& context, std::string* error);
+
 // Looks up a rule by name; null when unknown.
 RuleFactory FindRuleFactory(std::string_view name);
 // Every registered rule name, for "unknown rule, expected one of …" messages.
@@ -67,6 +121,14 @@ std::unique_ptr<Rule> MakeAccuracyMathRule(const nlohmann::json& params,
                                            const RuleContext& context, std::string* error);
 std::unique_ptr<Rule> MakeLengthCosineRule(const nlohmann::json& params,
                                            const RuleContext& context, std::string* error);
+// Converts YAML text to JSON (plain scalars typed as YAML 1.2 core: null, bool, int, float;
+// quoted scalars stay strings). *lines receives the 1-based source line of every key path
+// ("rules", "rules[2]", "rules[2].weight"). False with *error ("origin:line:col: ...") on
+// malformed YAML or duplicate keys.
+using SpecLines = std::vector<std::pair<std::string, int>>;
+bool YamlToJson(std::string_view yaml, std::string_view origin, nlohmann::json* out,
+                SpecLines* lines, std::string* error);
+
 // Parses the spec's `math:` section into verifier options; false with *error on bad input.
 bool ParseVerifierOptions(const nlohmann::json& math, math::VerifierOptions* options,
                           std::string* error);

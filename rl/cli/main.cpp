@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
 
   // rl::cli::AddScoreCommand(app); ... (one line per implemented subcommand)
+  rl::cli::AddScoreCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   return 0;

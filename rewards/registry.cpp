@@ -1,0 +1,47 @@
+// The rule registry: every rule a spec can name, and its factory.
+#include <array>
+#include <string>
+
+#include "rewards/rule.h"
+
+namespace rl::rewards {
+namespace {
+
+struct RegisteredRule {
+  std::string_view name;
+  RuleFactory factory;
+};
+
+constexpr std::array kRegisteredRules = {
+    RegisteredRule{"format.think_answer", &MakeFormatThinkAnswerRule},
+    RegisteredRule{"format.tags", &MakeFormatTagsRule},
+    RegisteredRule{"format.tag_count", &MakeFormatTagCountRule},
+    RegisteredRule{"format.boxed", &MakeFormatBoxedRule},
+    RegisteredRule{"length.soft_overlong", &MakeLengthSoftOverlongRule},
+    RegisteredRule{"repetition.ngram", &MakeRepetitionNgramRule},
+    RegisteredRule{"reasoning.steps", &MakeReasoningStepsRule},
+    RegisteredRule{"accuracy.math", &MakeAccuracyMathRule},
+    RegisteredRule{"length.cosine", &MakeLengthCosineRule},
+};
+
+}  // namespace
+
+RuleFactory FindRuleFactory(std::string_view name) {
+  for (const RegisteredRule& rule : kRegisteredRules) {
+    if (rule.name == name) return rule.factory;
+  }
+  return nullptr;
+}
+
+std::string_view KnownRuleNames() {
+  static const std::string names = [] {
+    std::string joined;
+    for (const RegisteredRule& rule : kRegisteredRules) {
+      joined += (joined.empty() ? "" : ", ") + std::string(rule.name);
+    }
+    return joined;
+  }();
+  return names;
+}
+
+}  // namespace rl::rewards

@@ -1,0 +1,472 @@
+// The composite Reward: spec validation, special-token stripping, prefilled-think detection,
+// and scoring one sample or a batch.
+#include "rewards/reward.h"
+
+#include <omp.h>
+
+#include <array>
+#include <cmath>
+#include <fstream>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rewards/rule.h"
+
+namespace rl::rewards {
+
+std::string_view ToString(ScoreStatus status) {
+  switch (status) {
+    case ScoreStatus::kOk: return "ok";
+    case ScoreStatus::kMissingGold: return "missing_gold";
+    case ScoreStatus::kMissingTokenCount: return "missing_token_count";
+    case ScoreStatus::kInvalidGold: return "invalid_gold";
+    case ScoreStatus::kBudgetExceeded: return "budget_exceeded";
+    case ScoreStatus::kRuleError: return "rule_error";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using nlohmann::json;
+
+// A problem in a spec: the key path ("rules[2].weight", empty for the whole spec) and what
+// was expected there.
+struct SpecError {
+  std::string path;
+  std::string message;
+};
+
+constexpr std::array<std::string_view, 6> kSpecKeys = {
+    "special_tokens", "tags", "prefilled_think", "on_unscorable", "math", "rules"};
+constexpr std::array<std::string_view, 3> kRuleKeys = {"name", "weight", "params"};
+constexpr std::array<std::string_view, 2> kTagKeys = {"think", "answer"};
+const std::vector<std::string> kDefaultSpecialTokens = {"<|im_end|>", "<|endoftext|>",
+                                                        "<|eot_id|>", "</s>"};
+
+std::string Join(std::span<const std::string_view> names) {
+  std::string joined;
+  for (std::string_view name : names) joined += (joined.empty() ? "" : ", ") + std::string(name);
+  return joined;
+}
+
+std::string JsonTypeName(const json& value) {
+  switch (value.type()) {
+    case json::value_t::null: return "nothing";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "a list";
+    case json::value_t::object: return "a mapping";
+    default: return value.is_number() ? "a number" : "something else";
+  }
+}
+
+// "unknown key 'x'; did you mean 'y'? (valid: ...)", or an empty optional when every key of
+// `object` is one of `valid`.
+std::optional<SpecError> CheckKeys(const json& object, const std::string& path,
+                                   std::span<const std::string_view> valid) {
+  for (const auto& [key, value] : object.items()) {
+    bool known = false;
+    for (std::string_view name : valid) known = known || name == key;
+    if (known) continue;
+    return SpecError{path.empty() ? key : path + "." + key,
+                     "unknown key; did you mean '" + std::string(NearestName(key, valid)) +
+                         "'? (valid: " + Join(valid) + ")"};
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> SplitNames(std::string_view joined) {
+  std::vector<std::string_view> names;
+  while (!joined.empty()) {
+    size_t comma = joined.find(", ");
+    names.push_back(joined.substr(0, comma));
+    joined = comma == std::string_view::npos ? std::string_view() : joined.substr(comma + 2);
+  }
+  return names;
+}
+
+bool IsTagName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (c == '<' || c == '>' || c == '/' || c == ' ' || c == '\t' || c == '\n' || c == '\r') return false;
+  }
+  return true;
+}
+
+// A rule factory reports "key 'k': …" relative to the rule's params; the spec error names the
+// full path.
+SpecError RuleParamsError(size_t index, std::string_view rule_name, const std::string& message) {
+  const std::string params_path = "rules[" + std::to_string(index) + "].params";
+  if (message.rfind("key '", 0) == 0) {
+    size_t key_end = message.find("': ", 5);
+    if (key_end != std::string::npos) {
+      return SpecError{params_path + "." + message.substr(5, key_end - 5),
+                       message.substr(key_end + 3) + " (rule " + std::string(rule_name) + ")"};
+    }
+  }
+  return SpecError{params_path, std::string(rule_name) + ": " + message};
+}
+
+// "origin:line: key 'path': message", the line taken from the path or its nearest ancestor.
+std::string FormatSpecError(std::string_view origin, const SpecLines* lines, const SpecError& error) {
+  std::string where(origin);
+  if (lines != nullptr) {
+    std::string path = error.path;
+    while (!path.empty()) {
+      auto it = std::find_if(lines->begin(), lines->end(), [&](const auto& e) { return e.first == path; });
+      if (it != lines->end()) {
+        where += ":" + std::to_string(it->second);
+        break;
+      }
+      size_t cut = path.find_last_of(".[");
+      path = cut == std::string::npos ? std::string() : path.substr(0, cut);
+    }
+  }
+  if (error.path.empty()) return where + ": " + error.message;
+  return where + ": key '" + error.path + "': " + error.message;
+}
+
+bool EndsWith(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+std::string_view TrimRight(std::string_view text) {
+  size_t end = text.find_last_not_of(" \t\r\n\f\v");
+  return end == std::string_view::npos ? std::string_view() : text.substr(0, end + 1);
+}
+
+}  // namespace
+
+struct Reward::Impl {
+  struct CompiledRule {
+    std::string name;
+    double weight = 1;
+    std::unique_ptr<Rule> rule;
+  };
+
+  std::vector<std::string> special_tokens;
+  TagNames tags;
+  std::string think_open;  // "<think>", for prefilled-think detection
+  PrefilledThink prefilled_think = PrefilledThink::kAuto;
+  OnUnscorable on_unscorable = OnUnscorable::kSkip;
+  std::unique_ptr<math::Verifier> verifier;
+  std::vector<CompiledRule> rules;
+  std::vector<std::string> rule_names;
+  json spec;
+
+  // Validates `spec` and compiles its rules; null with *error on the first problem.
+  static std::unique_ptr<Impl> Build(const json& spec, SpecError* error);
+
+  bool ReadSpecialTokens(const json& spec, SpecError* error);
+  bool ReadTags(const json& spec, SpecError* error);
+  bool ReadModes(const json& spec, SpecError* error);
+  bool ReadMath(const json& spec, SpecError* error);
+  bool ReadRules(const json& spec, SpecError* error);
+
+  bool IsPrefilled(std::string_view prompt) const {
+    switch (prefilled_think) {
+      case PrefilledThink::kAlways: return true;
+      case PrefilledThink::kNever: return false;
+      case PrefilledThink::kAuto: return EndsWith(TrimRight(prompt), think_open);
+    }
+    return false;
+  }
+};
+
+std::unique_ptr<Reward::Impl> Reward::Impl::Build(const json& spec, SpecError* error) {
+  if (!spec.is_object()) {
+    *error = {"", "expected a mapping with a 'rules' list, got " + JsonTypeName(spec)};
+    return nullptr;
+  }
+  if (auto bad = CheckKeys(spec, "", kSpecKeys)) {
+    *error = *bad;
+    return nullptr;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->spec = json::object();
+  if (!impl->ReadSpecialTokens(spec, error) || !impl->ReadTags(spec, error) ||
+      !impl->ReadModes(spec, error) || !impl->ReadMath(spec, error) ||
+      !impl->ReadRules(spec, error)) {
+    return nullptr;
+  }
+  return impl;
+}
+
+bool Reward::Impl::ReadSpecialTokens(const json& spec, SpecError* error) {
+  special_tokens = kDefaultSpecialTokens;
+  if (auto it = spec.find("special_tokens"); it != spec.end() && !it->is_null()) {
+    if (!it->is_array()) {
+      *error = {"special_tokens", "expected a list of strings, got " + JsonTypeName(*it)};
+      return false;
+    }
+    special_tokens.clear();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& token = (*it)[i];
+      if (!token.is_string() || token.get_ref<const std::string&>().empty()) {
+        *error = {"special_tokens[" + std::to_string(i) + "]", "expected a non-empty string"};
+        return false;
+      }
+      special_tokens.push_back(token.get<std::string>());
+    }
+  }
+  this->spec["special_tokens"] = special_tokens;
+  return true;
+}
+
+bool Reward::Impl::ReadTags(const json& spec, SpecError* error) {
+  if (auto it = spec.find("tags"); it != spec.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      *error = {"tags", "expected a mapping {think: ..., answer: ...}, got " + JsonTypeName(*it)};
+      return false;
+    }
+    if (auto bad = CheckKeys(*it, "tags", kTagKeys)) {
+      *error = *bad;
+      return false;
+    }
+    for (auto [key, target] : {std::pair{"think", &tags.think}, std::pair{"answer", &tags.answer}}) {
+      auto value = it->find(key);
+      if (value == it->end()) continue;
+      if (!value->is_string() || !IsTagName(value->get<std::string>())) {
+        *error = {std::string("tags.") + key, "expected a tag name without '<', '>', '/' or spaces"};
+        return false;
+      }
+      *target = value->get<std::string>();
+    }
+  }
+  if (tags.think == tags.answer) {
+    *error = {"tags", "the think and answer tags must differ"};
+    return false;
+  }
+  think_open = "<" + tags.think + ">";
+  this->spec["tags"] = {{"think", tags.think}, {"answer", tags.answer}};
+  return true;
+}
+
+bool Reward::Impl::ReadModes(const json& spec, SpecError* error) {
+  if (auto it = spec.find("prefilled_think"); it != spec.end() && !it->is_null()) {
+    const std::string value = it->is_string() ? it->get<std::string>() : "";
+    if (value == "auto") prefilled_think = PrefilledThink::kAuto;
+    else if (value == "always") prefilled_think = PrefilledThink::kAlways;
+    else if (value == "never") prefilled_think = PrefilledThink::kNever;
+    else {
+      *error = {"prefilled_think", "expected one of: auto, always, never"};
+      return false;
+    }
+  }
+  if (auto it = spec.find("on_unscorable"); it != spec.end() && !it->is_null()) {
+    const std::string value = it->is_string() ? it->get<std::string>() : "";
+    if (value == "skip") on_unscorable = OnUnscorable::kSkip;
+    else if (value == "zero") on_unscorable = OnUnscorable::kZero;
+    else {
+      *error = {"on_unscorable", "expected one of: skip, zero"};
+      return false;
+    }
+  }
+  constexpr std::array<std::string_view, 3> kPrefilledNames = {"auto", "always", "never"};
+  this->spec["prefilled_think"] = kPrefilledNames[static_cast<size_t>(prefilled_think)];
+  this->spec["on_unscorable"] = on_unscorable == OnUnscorable::kSkip ? "skip" : "zero";
+  return true;
+}
+
+bool Reward::Impl::ReadMath(const json& spec, SpecError* error) {
+  json math = json::object();
+  if (auto it = spec.find("math"); it != spec.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      *error = {"math", "expected a mapping of verifier options, got " + JsonTypeName(*it)};
+      return false;
+    }
+    math = *it;
+  }
+  math::VerifierOptions options;
+  std::string math_error;
+  if (!ParseVerifierOptions(math, &options, &math_error)) {
+    // ParseVerifierOptions says "math.key: what was expected".
+    size_t colon = math_error.find(": ");
+    if (math_error.rfind("math", 0) == 0 && colon != std::string::npos) {
+      *error = {math_error.substr(0, colon), math_error.substr(colon + 2)};
+    } else {
+      *error = {"math", math_error};
+    }
+    return false;
+  }
+  verifier = std::make_unique<math::Verifier>(options);
+  this->spec["math"] = math;
+  return true;
+}
+
+bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
+  auto it = spec.find("rules");
+  if (it == spec.end() || !it->is_array() || it->empty()) {
+    *error = {"rules", it == spec.end() ? "missing; expected a non-empty list of rules"
+                                        : "expected a non-empty list of rules"};
+    return false;
+  }
+  const std::vector<std::string_view> known_rules = SplitNames(KnownRuleNames());
+  RuleContext context{tags, verifier.get()};
+  json compiled = json::array();
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& entry = (*it)[i];
+    const std::string path = "rules[" + std::to_string(i) + "]";
+    if (!entry.is_object()) {
+      *error = {path, "expected a mapping {name, weight, params}, got " + JsonTypeName(entry)};
+      return false;
+    }
+    if (auto bad = CheckKeys(entry, path, kRuleKeys)) {
+      *error = *bad;
+      return false;
+    }
+    auto name = entry.find("name");
+    if (name == entry.end() || !name->is_string()) {
+      *error = {path + ".name", "expected a rule name (one of: " + std::string(KnownRuleNames()) + ")"};
+      return false;
+    }
+    const std::string rule_name = name->get<std::string>();
+    RuleFactory factory = FindRuleFactory(rule_name);
+    if (factory == nullptr) {
+      *error = {path + ".name", "unknown rule '" + rule_name + "'; did you mean '" +
+                                    std::string(NearestName(rule_name, known_rules)) +
+                                    "'? (known: " + std::string(KnownRuleNames()) + ")"};
+      return false;
+    }
+    for (const CompiledRule& earlier : rules) {
+      if (earlier.name == rule_name) {
+        *error = {path + ".name", "rule '" + rule_name + "' is listed twice"};
+        return false;
+      }
+    }
+    double weight = 1;
+    if (auto w = entry.find("weight"); w != entry.end()) {
+      if (!w->is_number() || !std::isfinite(w->get<double>())) {
+        *error = {path + ".weight", "expected a number, got " + JsonTypeName(*w)};
+        return false;
+      }
+      weight = w->get<double>();
+    }
+    json params = json::object();
+    if (auto p = entry.find("params"); p != entry.end() && !p->is_null()) {
+      if (!p->is_object()) {
+        *error = {path + ".params", "expected a mapping of parameters, got " + JsonTypeName(*p)};
+        return false;
+      }
+      params = *p;
+    }
+    std::string factory_error;
+    std::unique_ptr<Rule> rule = factory(params, context, &factory_error);
+    if (rule == nullptr) {
+      *error = RuleParamsError(i, rule_name, factory_error);
+      return false;
+    }
+    rules.push_back({rule_name, weight, std::move(rule)});
+    rule_names.push_back(rule_name);
+    compiled.push_back({{"name", rule_name}, {"weight", weight}, {"params", params}});
+  }
+  this->spec["rules"] = std::move(compiled);
+  return true;
+}
+
+Reward::Reward(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Reward::~Reward() = default;
+
+std::unique_ptr<Reward> Reward::FromJson(const nlohmann::json& spec, std::string* error,
+                                         std::string_view origin) {
+  SpecError spec_error;
+  std::unique_ptr<Impl> impl = Impl::Build(spec, &spec_error);
+  if (impl == nullptr) {
+    if (error != nullptr) *error = FormatSpecError(origin, nullptr, spec_error);
+    return nullptr;
+  }
+  return std::unique_ptr<Reward>(new Reward(std::move(impl)));
+}
+
+std::unique_ptr<Reward> Reward::FromYamlText(std::string_view yaml, std::string* error,
+                                             std::string_view origin) {
+  std::string local_error;
+  if (error == nullptr) error = &local_error;
+  json spec;
+  SpecLines lines;
+  if (!YamlToJson(yaml, origin, &spec, &lines, error)) return nullptr;
+  SpecError spec_error;
+  std::unique_ptr<Impl> impl = Impl::Build(spec, &spec_error);
+  if (impl == nullptr) {
+    *error = FormatSpecError(origin, &lines, spec_error);
+    return nullptr;
+  }
+  return std::unique_ptr<Reward>(new Reward(std::move(impl)));
+}
+
+std::unique_ptr<Reward> Reward::FromYamlFile(const std::string& path, std::string* error) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    if (error != nullptr) *error = path + ": cannot open the reward spec";
+    return nullptr;
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  return FromYamlText(text.str(), error, path);
+}
+
+std::string_view Reward::StripSpecialTokens(std::string_view completion) const {
+  for (bool stripped = true; stripped;) {
+    stripped = false;
+    std::string_view trimmed = TrimRight(completion);
+    for (const std::string& token : impl_->special_tokens) {
+      if (EndsWith(trimmed, token)) {
+        completion = trimmed.substr(0, trimmed.size() - token.size());
+        stripped = true;
+        break;
+      }
+    }
+  }
+  return completion;
+}
+
+RewardResult Reward::Score(const Sample& sample) const {
+  RewardResult result;
+  result.components.reserve(impl_->rules.size());
+  const RuleInput input{sample, StripSpecialTokens(sample.completion), impl_->IsPrefilled(sample.prompt)};
+  SampleScratch scratch;
+  double total = 0;
+  bool scorable = true;
+  for (const Impl::CompiledRule& compiled : impl_->rules) {
+    RuleOutcome outcome;
+    try {
+      outcome = compiled.rule->Score(input, scratch);
+    } catch (const std::bad_alloc&) {
+      outcome = {0, ScoreStatus::kBudgetExceeded, "out of memory"};
+    } catch (const std::exception& e) {
+      outcome = {0, ScoreStatus::kRuleError, e.what()};
+    }
+    if (outcome.status != ScoreStatus::kOk) {
+      if (result.status == ScoreStatus::kOk) result.status = outcome.status;
+      if (impl_->on_unscorable == OnUnscorable::kSkip) scorable = false;
+      outcome.value = 0;
+    }
+    total += compiled.weight * outcome.value;
+    result.components.push_back(
+        {compiled.name, compiled.weight, outcome.value, outcome.status, std::move(outcome.detail)});
+  }
+  if (scorable) result.total = total;
+  result.answer_check = std::move(scratch.answer_check);
+  return result;
+}
+
+std::vector<RewardResult> Reward::ScoreBatch(std::span<const Sample> samples, int threads) const {
+  std::vector<RewardResult> results(samples.size());
+  const int64_t count = static_cast<int64_t>(samples.size());
+  const int team = threads > 0 ? threads : omp_get_max_threads();
+  // Each result depends only on its own sample, so any schedule gives the same results.
+#pragma omp parallel for num_threads(team) schedule(dynamic, 16) if (team > 1 && count > 16)
+  for (int64_t i = 0; i < count; ++i) results[i] = Score(samples[i]);
+  return results;
+}
+
+const std::vector<std::string>& Reward::rule_names() const { return impl_->rule_names; }
+
+const nlohmann::json& Reward::spec() const { return impl_->spec; }
+
+}  // namespace rl::rewards

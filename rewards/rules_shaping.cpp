@@ -1,0 +1,192 @@
+// Shaping rules: length.soft_overlong (DAPO), repetition.ngram and reasoning.steps (open-r1).
+#include <algorithm>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <re2/re2.h>
+
+#include "rewards/rule.h"
+
+namespace rl::rewards {
+namespace {
+
+// length.soft_overlong (DAPO): 0 up to max_length - cache_length tokens, then linearly down
+// to -1 at max_length, and -1 beyond. Needs the completion's token count.
+class SoftOverlongRule final : public Rule {
+ public:
+  SoftOverlongRule(int64_t max_length, int64_t cache_length)
+      : max_length_(max_length), cache_length_(cache_length) {}
+
+  RuleOutcome Score(const RuleInput& input, SampleScratch&) const override {
+    const std::optional<int64_t>& tokens = input.sample.completion_tokens;
+    if (!tokens) {
+      return {0, ScoreStatus::kMissingTokenCount, "length.soft_overlong needs completion_tokens"};
+    }
+    if (*tokens < 0) {
+      return {0, ScoreStatus::kMissingTokenCount,
+              "completion_tokens is negative (" + std::to_string(*tokens) + ")"};
+    }
+    const int64_t free_length = max_length_ - cache_length_;
+    if (*tokens <= free_length) return {0};
+    if (*tokens > max_length_) return {-1};
+    return {static_cast<double>(free_length - *tokens) / static_cast<double>(cache_length_)};
+  }
+
+ private:
+  int64_t max_length_;
+  int64_t cache_length_;
+};
+
+bool IsWordSeparator(unsigned char c) {
+  // Python's str.split() separators in the ASCII range: whitespace and \x1c-\x1f.
+  return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+unsigned char AsciiLower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c; }
+
+bool SameWordIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(static_cast<unsigned char>(a[i])) != AsciiLower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// repetition.ngram (open-r1): words are the lower-cased, whitespace-separated pieces;
+// value = (1 - distinct n-grams / all n-grams) * max_penalty, 0 for fewer than n words.
+// Lower-casing is ASCII-only.
+class RepetitionNgramRule final : public Rule {
+ public:
+  RepetitionNgramRule(int64_t ngram_size, double max_penalty)
+      : ngram_size_(static_cast<size_t>(ngram_size)), max_penalty_(max_penalty) {}
+
+  RuleOutcome Score(const RuleInput& input, SampleScratch&) const override {
+    std::vector<std::string_view> words;
+    std::vector<uint64_t> word_hashes;
+    SplitWords(input.completion, &words, &word_hashes);
+    if (words.size() < ngram_size_) return {0};
+    const size_t total = words.size() - ngram_size_ + 1;
+    // N-grams are identified by their first word's index; hash and equality look at the words.
+    auto hash = [&](size_t start) {
+      uint64_t h = 0;
+      for (size_t k = 0; k < ngram_size_; ++k) h = h * 0x100000001b3ULL ^ word_hashes[start + k];
+      return static_cast<size_t>(h);
+    };
+    auto equal = [&](size_t a, size_t b) {
+      for (size_t k = 0; k < ngram_size_; ++k) {
+        if (word_hashes[a + k] != word_hashes[b + k] || !SameWordIgnoringCase(words[a + k], words[b + k])) {
+          return false;
+        }
+      }
+      return true;
+    };
+    std::unordered_set<size_t, decltype(hash), decltype(equal)> distinct(total, hash, equal);
+    for (size_t start = 0; start < total; ++start) distinct.insert(start);
+    double scaling = 1.0 - static_cast<double>(distinct.size()) / static_cast<double>(total);
+    return {scaling * max_penalty_};
+  }
+
+ private:
+  static void SplitWords(std::string_view text, std::vector<std::string_view>* words,
+                         std::vector<uint64_t>* hashes) {
+    size_t i = 0;
+    while (i < text.size()) {
+      while (i < text.size() && IsWordSeparator(static_cast<unsigned char>(text[i]))) ++i;
+      if (i == text.size()) break;
+      size_t begin = i;
+      uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the lower-cased bytes
+      while (i < text.size() && !IsWordSeparator(static_cast<unsigned char>(text[i]))) {
+        h = (h ^ AsciiLower(static_cast<unsigned char>(text[i]))) * 0x100000001b3ULL;
+        ++i;
+      }
+      words->push_back(text.substr(begin, i - begin));
+      hashes->push_back(h);
+    }
+  }
+
+  size_t ngram_size_;
+  double max_penalty_;
+};
+
+// reasoning.steps (open-r1): counts "Step N:", numbered-list markers "N." at the start of
+// any line, "-" or "*" bullets after a newline, and "First,", "Second,", "Next,",
+// "Finally,"; value = min(1, count / target_steps).
+class ReasoningStepsRule final : public Rule {
+ public:
+  explicit ReasoningStepsRule(int64_t target_steps)
+      : target_steps_(static_cast<double>(target_steps)),
+        marker_(R"((?m)(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,))", Options()) {}
+
+  bool ok() const { return marker_.ok(); }
+
+  RuleOutcome Score(const RuleInput& input, SampleScratch&) const override {
+    const re2::StringPiece text(input.completion.data(), input.completion.size());
+    re2::StringPiece match;
+    size_t position = 0;
+    int64_t count = 0;
+    // Match() with a start position keeps the whole text as context, so `^` still means
+    // "after a newline" rather than "where the search resumed".
+    while (position < text.size() &&
+           marker_.Match(text, position, text.size(), RE2::UNANCHORED, &match, 1)) {
+      ++count;
+      position = static_cast<size_t>(match.data() - text.data()) + std::max<size_t>(match.size(), 1);
+    }
+    return {std::min(1.0, static_cast<double>(count) / target_steps_)};
+  }
+
+ private:
+  static RE2::Options Options() {
+    RE2::Options options;
+    options.set_encoding(RE2::Options::EncodingLatin1);
+    options.set_log_errors(false);
+    return options;
+  }
+
+  double target_steps_;
+  RE2 marker_;
+};
+
+}  // namespace
+
+std::unique_ptr<Rule> MakeLengthSoftOverlongRule(const nlohmann::json& params, const RuleContext&,
+                                                 std::string* error) {
+  RuleParams reader(params);
+  const int64_t max_length = reader.RequiredInteger("max_length");
+  const int64_t cache_length = reader.RequiredInteger("cache_length");
+  if (max_length <= 0) reader.Fail("max_length", "expected a positive integer (tokens)");
+  if (cache_length <= 0 || cache_length > max_length) {
+    reader.Fail("cache_length", "expected an integer in [1, max_length] (tokens)");
+  }
+  if (!reader.Finish(error)) return nullptr;
+  return std::make_unique<SoftOverlongRule>(max_length, cache_length);
+}
+
+std::unique_ptr<Rule> MakeRepetitionNgramRule(const nlohmann::json& params, const RuleContext&,
+                                              std::string* error) {
+  RuleParams reader(params);
+  const int64_t ngram_size = reader.Integer("ngram_size", 3);
+  const double max_penalty = reader.Number("max_penalty", -1.0);
+  if (ngram_size < 1 || ngram_size > 64) reader.Fail("ngram_size", "expected an integer in [1, 64]");
+  if (max_penalty > 0) reader.Fail("max_penalty", "expected a number <= 0 (it is a penalty)");
+  if (!reader.Finish(error)) return nullptr;
+  return std::make_unique<RepetitionNgramRule>(ngram_size, max_penalty);
+}
+
+std::unique_ptr<Rule> MakeReasoningStepsRule(const nlohmann::json& params, const RuleContext&,
+                                             std::string* error) {
+  RuleParams reader(params);
+  const int64_t target_steps = reader.Integer("target_steps", 3);
+  if (target_steps < 1) reader.Fail("target_steps", "expected a positive integer");
+  if (!reader.Finish(error)) return nullptr;
+  auto rule = std::make_unique<ReasoningStepsRule>(target_steps);
+  if (!rule->ok()) {
+    *error = "could not compile the step-marker pattern";
+    return nullptr;
+  }
+  return rule;
+}
+
+}  // namespace rl::rewards
