@@ -1,0 +1,124 @@
+// rewards/server/server_config.h: what `rl serve` is configured with, and the named rewards
+// it serves.
+//
+//   rl::server::ServerConfig config;                 // defaults: 127.0.0.1:8000, ...
+//   std::string error;
+//   if (!rl::server::LoadServerConfigFile("configs/reward_server.yaml", &config, &error) ||
+//       !rl::server::ValidateServerConfig(config, &error)) { report(error); }
+//   auto registry = rl::server::RewardRegistry::FromConfig(config, &error);
+//
+// The YAML keys are the field names below (nested `get_reward:` for GetRewardOptions);
+// keys not given keep their defaults, unknown keys are an error naming the file, line and key.
+// Reward spec paths in a config file are relative to that file's folder.
+//
+// Thread safety: a ServerConfig is a plain value; a RewardRegistry is immutable after
+// construction and shared read-only by every server thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rewards/reward.h"
+
+namespace rl::server {
+
+// How /get_reward (OpenRLHF) turns its `query` strings into samples and answers.
+struct GetRewardOptions {
+  // Where the completion starts when `prompts[i]` is not a prefix of `query[i]`: just after
+  // the last occurrence of this marker (ChatML's assistant turn by default).
+  std::string assistant_marker = "<|im_start|>assistant\n";
+  // Tokens that may precede the prompt in a query decoded with special tokens kept
+  // (left padding); skipped before matching `prompts[i]` as a prefix.
+  std::vector<std::string> pad_tokens = {"<|endoftext|>", "<|end_of_text|>", "<pad>",
+                                         "<|finetune_right_pad_id|>", "</s>"};
+  // OpenRLHF takes only numbers in `rewards`. kError: a request with an unscorable sample is
+  // answered 422 naming the samples (OpenRLHF retries, then stops with the error). kZero:
+  // such samples get reward 0 and score 0, and are counted in /metrics.
+  enum class OnUnscorable { kError, kZero };
+  OnUnscorable on_unscorable = OnUnscorable::kError;
+};
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";  // any other address only when asked for
+  int port = 8000;                 // 0: an ephemeral port (see Server::port())
+  int io_threads = 2;              // threads running sockets and HTTP parsing
+  int score_threads = 0;           // scoring workers, separate from io threads; 0: all cores
+  // Requests with at most this many items are scored on the io thread that read them (a
+  // thread hop costs more than one item); larger ones go to the scoring workers in chunks.
+  int inline_max_items = 1;
+  int chunk_items = 16;            // items a scoring worker takes at a time
+  // name -> reward spec file, in configuration order; `default_reward` names the one used
+  // when a request names none (the first one when empty).
+  std::vector<std::pair<std::string, std::string>> rewards;
+  std::string default_reward;
+
+  int64_t max_body_bytes = 32 << 20;       // larger bodies: 413
+  int64_t max_inflight_items = 65536;      // beyond it: 503 + Retry-After; a single
+                                           // request with more items: 413
+  int retry_after_s = 1;                   // the Retry-After of a 503
+  int64_t idle_timeout_ms = 60000;         // keep-alive connection with no request
+  int64_t header_timeout_ms = 10000;       // from the first byte to the end of headers
+  int64_t body_timeout_ms = 60000;         // reading the body
+
+  std::string auth_token_file;             // bearer token file; read at startup
+  std::string auth_token_env = "RL_SERVE_TOKEN";  // else this environment variable, when set
+  std::string auth_token;                  // resolved token (never from YAML); empty: no auth
+
+  GetRewardOptions get_reward;
+
+  double summary_interval_s = 60;          // an info log line with totals; 0: only at exit
+  double shutdown_grace_s = 30;            // in-flight requests finish within this on SIGTERM
+  bool handle_signals = false;             // SIGINT/SIGTERM start a graceful shutdown
+};
+
+// Applies the keys of a YAML file (or text; `origin` names it in errors) onto *config.
+bool LoadServerConfigFile(const std::string& path, ServerConfig* config, std::string* error);
+bool LoadServerConfigText(std::string_view yaml, std::string_view origin,
+                          std::string_view base_dir, ServerConfig* config, std::string* error);
+// Checks ranges and names; false with *error naming the field and what was expected.
+bool ValidateServerConfig(const ServerConfig& config, std::string* error);
+// Fills config->auth_token from auth_token_file (whitespace trimmed) or else from the
+// environment variable auth_token_env. An unreadable or empty token file is an error.
+bool ResolveAuthToken(ServerConfig* config, std::string* error);
+// "name=path,name2=path2" (the --rewards flag) -> pairs; false with *error when malformed.
+bool ParseRewardsFlag(std::string_view text,
+                      std::vector<std::pair<std::string, std::string>>* rewards,
+                      std::string* error);
+// The configuration as YAML (for `rl serve --print-config`); the token is never printed.
+std::string ServerConfigToYaml(const ServerConfig& config);
+
+struct NamedReward {
+  std::string name;
+  std::string source;  // spec file, or "(in process)"
+  std::shared_ptr<const rewards::Reward> reward;
+};
+
+class RewardRegistry {
+ public:
+  // Loads every reward spec file of the config; null with *error naming the file on failure.
+  static std::unique_ptr<RewardRegistry> FromConfig(const ServerConfig& config,
+                                                    std::string* error);
+  // For embedding and tests: rewards built in process. The first is the default unless
+  // `default_name` names another; null with *error when names are empty or repeated.
+  static std::unique_ptr<RewardRegistry> FromRewards(std::vector<NamedReward> rewards,
+                                                     std::string_view default_name,
+                                                     std::string* error);
+
+  // The reward called `name`, or the default for an empty name; null when unknown.
+  const NamedReward* Find(std::string_view name) const;
+  const NamedReward& default_reward() const { return rewards_[default_index_]; }
+  const std::vector<NamedReward>& rewards() const { return rewards_; }
+  // "a, b, c": for "unknown reward" messages.
+  std::string Names() const;
+
+ private:
+  RewardRegistry(std::vector<NamedReward> rewards, size_t default_index);
+  std::vector<NamedReward> rewards_;
+  size_t default_index_ = 0;
+};
+
+}  // namespace rl::server
