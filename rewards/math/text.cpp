@@ -337,30 +337,6 @@ std::string_view FirstSentence(std::string_view s) {
   return s;
 }
 
-std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
-  size_t open = s.rfind("<answer>");
-  if (open == std::string_view::npos) return std::nullopt;
-  size_t close = s.find("</answer>", open);
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view content = Trim(s.substr(open + 8, close - open - 8));
-  if (content.empty()) return std::nullopt;
-  Extracted out;
-  std::vector<Span> boxes = FindBoxes(content, budget);
-  if (!boxes.empty()) {
-    out = JoinSpans(content, boxes, Extraction::kAnswerTag);
-    out.kind = Extraction::kAnswerTag;
-    return out;
-  }
-  std::vector<Span> envs = FindMathEnvs(content, budget);
-  if (!envs.empty() && envs.front().begin == 0 && envs.back().end == content.size()) {
-    out = JoinSpans(content, envs, Extraction::kAnswerTag);
-  } else {
-    out.text = std::string(content);
-  }
-  out.kind = Extraction::kAnswerTag;
-  return out;
-}
-
 std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
   std::optional<std::string_view> segment = AnchorSegment(s);
   if (!segment) return std::nullopt;
@@ -385,6 +361,63 @@ std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
   if (Trim(out.text).empty()) return std::nullopt;
   return out;
 }
+
+// Whether an answer block is written as a sentence ("It is 5 apples") rather than as math:
+// a word of three or more letters that is not a command or a math word.
+bool IsProse(std::string_view s) {
+  static constexpr std::string_view kMathWords[] = {"and", "sin", "cos", "tan", "log", "sqrt",
+                                                    "frac", "infty", "sec", "csc", "cot", "exp"};
+  for (size_t i = 0; i < s.size();) {
+    if (!IsAlpha(s[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && IsAlpha(s[j])) ++j;
+    bool command = i > 0 && s[i - 1] == '\\';
+    std::string word = Lower(s.substr(i, j - i));
+    if (!command && word.size() >= 3 &&
+        std::find(std::begin(kMathWords), std::end(kMathWords), word) == std::end(kMathWords)) {
+      return true;
+    }
+    i = j;
+  }
+  return false;
+}
+
+std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
+  size_t open = s.rfind("<answer>");
+  if (open == std::string_view::npos) return std::nullopt;
+  size_t close = s.find("</answer>", open);
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view content = Trim(s.substr(open + 8, close - open - 8));
+  if (content.empty()) return std::nullopt;
+  Extracted out;
+  std::vector<Span> boxes = FindBoxes(content, budget);
+  if (!boxes.empty()) {
+    out = JoinSpans(content, boxes, Extraction::kAnswerTag);
+    out.kind = Extraction::kAnswerTag;
+    return out;
+  }
+  std::vector<Span> envs = FindMathEnvs(content, budget);
+  std::optional<std::string> number;
+  if (!envs.empty() && envs.front().begin == 0 && envs.back().end == content.size()) {
+    out = JoinSpans(content, envs, Extraction::kAnswerTag);
+  } else if (!IsProse(content)) {
+    out.text = std::string(content);
+  } else if (std::optional<Extracted> anchored = FromAnchor(content, budget)) {
+    out = *anchored;  // "The answer is 5."
+  } else if (!envs.empty()) {
+    out = JoinSpans(content, envs, Extraction::kAnswerTag);
+  } else if ((number = LastNumber(content, budget))) {
+    out.text = *number;  // "5 apples"
+  } else {
+    out.text = std::string(content);  // a text answer such as "Evelyn"
+  }
+  out.kind = Extraction::kAnswerTag;
+  return out;
+}
+
 
 }  // namespace
 

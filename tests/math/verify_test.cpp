@@ -307,3 +307,16 @@ TEST_CASE("verdict and extraction names", "[math]") {
   CHECK(ToString(Verdict::kBudgetExceeded) == "budget_exceeded");
   CHECK(ToString(rl::math::Extraction::kMathEnv) == "math_env");
 }
+
+TEST_CASE("an answer block written as a sentence", "[math]") {
+  CHECK(VerdictOf("<think>...</think><answer>The answer is 5.</answer>", "5") == Verdict::kCorrect);
+  CHECK(VerdictOf("<think>...</think><answer>She has 12 apples</answer>", "12") ==
+        Verdict::kCorrect);
+  CHECK(VerdictOf("<think>...</think><answer>so $x = \\frac{1}{2}$ here</answer>", "0.5") ==
+        Verdict::kCorrect);
+  CHECK(VerdictOf("<think>...</think><answer>x = 3</answer>", "3") == Verdict::kCorrect);
+  CHECK(VerdictOf("<think>...</think><answer>Evelyn</answer>", "\\text{Evelyn}") ==
+        Verdict::kCorrect);
+  CHECK(VerdictOf("<think>...</think><answer>She has 13 apples</answer>", "12") ==
+        Verdict::kIncorrect);
+}
