@@ -101,6 +101,9 @@ class Comparer {
       if (pk == Kind::kList || pk == Kind::kSet) return Unordered(g, p, depth);
       return false;
     }
+    if (IsVector(g) && IsVector(p) && (gk == Kind::kMatrix) != (pk == Kind::kMatrix)) {
+      return Ordered(g, p, depth);  // (1, 2) and a one-column or one-row matrix
+    }
     if (gk == Kind::kTuple) {
       if (pk == Kind::kTuple || pk == Kind::kList) return Ordered(g, p, depth);
       if (pk == Kind::kInterval || pk == Kind::kUnion) return Intervals(g, p);
@@ -130,6 +133,11 @@ class Comparer {
     return k == Kind::kTuple || k == Kind::kSet || k == Kind::kList || k == Kind::kInterval ||
            k == Kind::kUnion || k == Kind::kIntersect || k == Kind::kMatrix ||
            k == Kind::kEmptySet || k == Kind::kRelation || k == Kind::kRatio;
+  }
+  static bool IsVector(Ref r) {
+    const Node& n = r.node();
+    if (n.kind == Kind::kTuple) return true;
+    return n.kind == Kind::kMatrix && (n.cols == 1 || n.cols == static_cast<int32_t>(n.kids.size()));
   }
   static bool IsIntervalLike(Ref r) {
     Kind k = r.kind();

@@ -320,3 +320,12 @@ TEST_CASE("an answer block written as a sentence", "[math]") {
   CHECK(VerdictOf("<think>...</think><answer>She has 13 apples</answer>", "12") ==
         Verdict::kIncorrect);
 }
+
+TEST_CASE("vectors written as tuples or one-column matrices", "[math]") {
+  CheckCases({
+      {"\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1,2)", true},
+      {"(1, 2)", "\\begin{pmatrix} 1 & 2 \\end{pmatrix}", true},
+      {"\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}", "(1,2)", false},
+      {"\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "(1,2,3,4)", false},
+  });
+}
