@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <queue>
@@ -451,6 +452,11 @@ std::unique_ptr<Tokenizer> Tokenizer::FromJson(const nlohmann::json& j, std::str
 std::unique_ptr<Tokenizer> Tokenizer::FromFile(const std::string& path, std::string* error) {
   std::string local_error;
   std::string& err = error != nullptr ? *error : local_error;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    err = path + ": is a directory (expected the tokenizer.json file in it)";
+    return nullptr;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     err = path + ": cannot open";

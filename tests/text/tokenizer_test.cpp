@@ -275,6 +275,8 @@ TEST_CASE("invalid tokenizer.json files are refused with the field named") {
   std::string error;
   CHECK(Tokenizer::FromFile("/nonexistent/tokenizer.json", &error) == nullptr);
   CHECK_THAT(error, Catch::Contains("/nonexistent/tokenizer.json: cannot open"));
+  CHECK(Tokenizer::FromFile("fixtures/tokenizer", &error) == nullptr);
+  CHECK_THAT(error, Catch::Contains("fixtures/tokenizer: is a directory"));
   CHECK(Tokenizer::FromFile("fixtures/tokenizer/qwen2.inp", &error) == nullptr);
   CHECK_THAT(error, Catch::Contains("qwen2.inp: not valid JSON"));
 }
