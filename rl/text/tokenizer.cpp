@@ -158,7 +158,7 @@ void Tokenizer::Impl::Bpe(std::string_view word, std::vector<int32_t>* ids) cons
     bool alive;
   };
   struct Candidate {
-    int32_t rank, pos, merged;
+    int32_t rank, pos, left, right, merged;  // left/right: the ids the pair had when queued
     bool operator>(const Candidate& o) const {
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
@@ -171,18 +171,20 @@ void Tokenizer::Impl::Bpe(std::string_view word, std::vector<int32_t>* ids) cons
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   auto consider = [&](int32_t left) {
     if (left < 0 || symbols[left].next < 0) return;
-    auto it = merges.find(PairKey(symbols[left].id, symbols[symbols[left].next].id));
-    if (it != merges.end()) queue.push({it->second.rank, left, it->second.merged});
+    const int32_t a = symbols[left].id, b = symbols[symbols[left].next].id;
+    auto it = merges.find(PairKey(a, b));
+    if (it != merges.end()) queue.push({it->second.rank, left, a, b, it->second.merged});
   };
   for (int32_t i = 0; i + 1 < n; ++i) consider(i);
   while (!queue.empty()) {
     const Candidate top = queue.top();
     queue.pop();
     Symbol& left = symbols[top.pos];
-    if (!left.alive || left.next < 0) continue;
     // Stale when either side was merged since the candidate was queued.
-    auto it = merges.find(PairKey(left.id, symbols[left.next].id));
-    if (it == merges.end() || it->second.rank != top.rank) continue;
+    if (!left.alive || left.next < 0 || left.id != top.left ||
+        symbols[left.next].id != top.right) {
+      continue;
+    }
     Symbol& right = symbols[left.next];
     left.id = top.merged;
     right.alive = false;
