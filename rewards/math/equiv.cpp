@@ -524,6 +524,7 @@ class Comparer {
     }
     bool symbolic = HasSymbols(g) || HasSymbols(p);
     int valid = 0;
+    bool confirmed = false;
     for (int point = 0; point < (symbolic ? kPoints : 1); ++point) {
       long double scale = 1;
       Complex a = Value(g, point, &scale, false);
@@ -548,11 +549,24 @@ class Comparer {
         if (!DecimalClose(a.real(), b.real(), digits)) return false;
         continue;
       }
-      long double tolerance = digits > 0 ? std::pow(10.0L, -c_.options.precision) *
-                                               std::max<long double>(1, std::abs(a))
-                                         : 1e-12L * std::max(std::abs(a), std::abs(b)) +
-                                               1e-16L * scale;
-      if (diff > tolerance) return false;
+      if (digits > 0) {
+        if (diff > std::pow(10.0L, -c_.options.precision) * std::max<long double>(1, std::abs(a))) {
+          return false;
+        }
+        continue;
+      }
+      long double magnitude = std::max(std::abs(a), std::abs(b));
+      bool close = diff <= 1e-12L * magnitude + 1e-16L * scale;
+      bool cancellation = scale > 1e6L * magnitude;
+      if (!close && !cancellation) return false;
+      if (close && !cancellation && confirmed) continue;
+      // Equal-looking values (or a long-double result drowned in cancellation) are
+      // re-checked with 50 digits before we call them equal: at one point suffices unless
+      // cancellation shows up at another.
+      confirmed = true;
+      std::optional<bool> precise = PreciselyEqual(*g.tree, g.id, *p.tree, p.id, point, c_.budget,
+                                                   c_.rename.empty() ? nullptr : &c_.rename);
+      if (precise ? !*precise : !close) return false;
     }
     return valid > 0;
   }

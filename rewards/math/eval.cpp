@@ -2,6 +2,11 @@
 // long-double values at deterministic sample points for everything else.
 #include <cmath>
 #include <ctime>
+
+#include <boost/math/constants/constants.hpp>
+#include <boost/math/special_functions/fpclassify.hpp>
+#include <boost/multiprecision/cpp_bin_float.hpp>
+#include <boost/multiprecision/cpp_complex.hpp>
 #include <limits>
 
 #include "rewards/math/internal.h"
@@ -208,125 +213,134 @@ uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
 
 long double Unit(uint64_t bits) { return static_cast<long double>(bits >> 11) / 9007199254740992.0L; }
 
+// Numeric evaluation in complex type C (std::complex<long double>, or cpp_complex_50 for the
+// precise re-check); R is its real type. Functions are found by argument-dependent lookup.
+template <typename C, typename R>
 class NumericEvaluator {
  public:
   NumericEvaluator(const Tree& tree, int point, Budget& budget,
                    const std::vector<std::string>* rename)
       : tree_(tree), point_(point), budget_(budget), rename_(rename) {}
 
-  Complex Eval(int32_t id, int depth) {
+  C Eval(int32_t id, int depth) {
     if (depth > kMaxEvalDepth) throw BudgetError{"expression nested too deeply"};
     budget_.Spend();
-    Complex v = EvalNode(tree_[id], depth);
-    long double m = std::abs(v);
-    if (std::isfinite(m) && m > scale) scale = m;
+    C v = EvalNode(tree_[id], depth);
+    R m = abs(v);
+    if (boost::math::isfinite(m) && m > scale) scale = m;
     return v;
   }
 
-  long double scale = 0;
+  R scale = 0;
 
  private:
-  Complex EvalNode(const Node& n, int depth) {
-    constexpr long double kNaN = std::numeric_limits<long double>::quiet_NaN();
+  static C NaN() { return C(std::numeric_limits<R>::quiet_NaN(), R(0)); }
+  static C Real(const R& r) { return C(r, R(0)); }
+
+  C EvalNode(const Node& n, int depth) {
     switch (n.kind) {
       case Kind::kNumber:
-        return Complex(tree_.numbers[n.num].convert_to<long double>(), 0);
-      case Kind::kSymbol:
-        return SymbolValue(Renamed(n.name), point_);
+        return Real(tree_.numbers[n.num].template convert_to<R>());
+      case Kind::kSymbol: {
+        Complex v = SymbolValue(Renamed(n.name), point_);
+        return C(R(v.real()), R(v.imag()));  // exactly representable in both types
+      }
       case Kind::kConst:
-        if (n.name == "pi") return Complex(3.141592653589793238462643383279502884L, 0);
-        if (n.name == "e") return Complex(2.718281828459045235360287471352662498L, 0);
-        if (n.name == "i") return Complex(0, 1);
-        return Complex(std::numeric_limits<long double>::infinity(), 0);
+        if (n.name == "pi") return Real(boost::math::constants::pi<R>());
+        if (n.name == "e") return Real(boost::math::constants::e<R>());
+        if (n.name == "i") return C(R(0), R(1));
+        return Real(std::numeric_limits<R>::infinity());
       case Kind::kAdd: {
-        Complex sum = 0;
+        C sum = Real(0);
         for (int32_t k : n.kids) sum += Eval(k, depth + 1);
         return sum;
       }
       case Kind::kMul: {
-        Complex product = 1;
+        C product = Real(1);
         bool any = false;
         for (int32_t k : n.kids) {
           if (IsUnitFactor(tree_, k)) continue;
           product *= Eval(k, depth + 1);
           any = true;
         }
-        return any ? product : Complex(kNaN, 0);
+        return any ? product : NaN();
       }
       case Kind::kNeg:
         return -Eval(n.kids[0], depth + 1);
       case Kind::kInv: {
-        Complex v = Eval(n.kids[0], depth + 1);
-        if (v == Complex(0, 0)) return Complex(kNaN, 0);
-        return Complex(1, 0) / v;
+        C v = Eval(n.kids[0], depth + 1);
+        if (v == Real(0)) return NaN();
+        return Real(1) / v;
       }
       case Kind::kPercent:
-        return Eval(n.kids[0], depth + 1) / Complex(100, 0);
+        return Eval(n.kids[0], depth + 1) / Real(100);
       case Kind::kPow:
         return Power(Eval(n.kids[0], depth + 1), Eval(n.kids[1], depth + 1));
       case Kind::kFunc:
         return Func(n, depth);
       default:
-        return Complex(kNaN, 0);
+        return NaN();
     }
   }
 
-  static Complex Power(Complex base, Complex exponent) {
-    // Integer exponents by repeated squaring keep negative bases real and exact-ish.
-    if (exponent.imag() == 0 && std::fabs(exponent.real()) <= 64 &&
-        exponent.real() == std::floor(exponent.real())) {
-      int e = static_cast<int>(exponent.real());
-      Complex result = 1, b = base;
+  static C Power(const C& base, const C& exponent) {
+    R re = real(exponent);
+    // Integer exponents by repeated squaring keep negative bases real.
+    if (imag(exponent) == 0 && abs(re) <= 64 && re == floor(re)) {
+      int e = static_cast<int>(static_cast<long double>(re));
+      C result = Real(1), b = base;
       for (int k = std::abs(e); k > 0; k >>= 1) {
         if (k & 1) result *= b;
         b *= b;
       }
       if (e < 0) {
-        if (result == Complex(0, 0)) return Complex(std::numeric_limits<long double>::quiet_NaN(), 0);
-        result = Complex(1, 0) / result;
+        if (result == Real(0)) return NaN();
+        result = Real(1) / result;
       }
       return result;
     }
-    if (base == Complex(0, 0)) return exponent.real() > 0 ? Complex(0, 0) : Complex(NAN, 0);
-    if (base.imag() == 0 && exponent.imag() == 0 && base.real() > 0) {
-      return Complex(std::pow(base.real(), exponent.real()), 0);  // overflows to inf, not NaN
+    if (base == Real(0)) return re > 0 ? Real(0) : NaN();
+    if (imag(base) == 0 && imag(exponent) == 0 && real(base) > 0) {
+      return Real(pow(real(base), re));  // overflows to inf, not NaN
     }
-    return std::pow(base, exponent);
+    return pow(base, exponent);
   }
 
-  Complex Func(const Node& n, int depth) {
-    Complex x = Eval(n.kids[0], depth + 1);
+  C Func(const Node& n, int depth) {
+    C x = Eval(n.kids[0], depth + 1);
     const std::string& f = n.name;
-    const Complex one(1, 0);
-    if (f == "sqrt") return std::sqrt(x);
-    if (f == "sin") return std::sin(x);
-    if (f == "cos") return std::cos(x);
-    if (f == "tan") return std::tan(x);
-    if (f == "sec") return one / std::cos(x);
-    if (f == "csc") return one / std::sin(x);
-    if (f == "cot") return std::cos(x) / std::sin(x);
-    if (f == "asin") return std::asin(x);
-    if (f == "acos") return std::acos(x);
-    if (f == "atan") return std::atan(x);
-    if (f == "acot") return std::atan(one / x);
-    if (f == "sinh") return std::sinh(x);
-    if (f == "cosh") return std::cosh(x);
-    if (f == "tanh") return std::tanh(x);
-    if (f == "ln" || f == "log") return std::log(x);
-    if (f == "log10") return std::log10(x);
-    if (f == "exp") return std::exp(x);
-    if (f == "abs") return Complex(std::abs(x), 0);
-    if (f == "floor") return x.imag() == 0 ? Complex(std::floor(x.real()), 0) : Complex(NAN, 0);
-    if (f == "ceil") return x.imag() == 0 ? Complex(std::ceil(x.real()), 0) : Complex(NAN, 0);
-    if (f == "fact" && x.imag() == 0 && x.real() > -1) return Complex(std::tgamma(x.real() + 1), 0);
+    const C one = Real(1);
+    if (f == "sqrt") return sqrt(x);
+    if (f == "sin") return sin(x);
+    if (f == "cos") return cos(x);
+    if (f == "tan") return tan(x);
+    if (f == "sec") return one / cos(x);
+    if (f == "csc") return one / sin(x);
+    if (f == "cot") return cos(x) / sin(x);
+    if (f == "asin") return asin(x);
+    if (f == "acos") return acos(x);
+    if (f == "atan") return atan(x);
+    if (f == "acot") return atan(one / x);
+    if (f == "sinh") return sinh(x);
+    if (f == "cosh") return cosh(x);
+    if (f == "tanh") return tanh(x);
+    if (f == "ln" || f == "log") return log(x);
+    if (f == "log10") return log(x) / Real(log(R(10)));
+    if (f == "exp") return exp(x);
+    if (f == "abs") return Real(abs(x));
+    bool is_real = imag(x) == 0;
+    if (f == "floor") return is_real ? Real(floor(real(x))) : NaN();
+    if (f == "ceil") return is_real ? Real(ceil(real(x))) : NaN();
+    // Factorials and binomials of non-integers are rare: long double is enough for them.
+    long double xr = static_cast<long double>(real(x));
+    if (f == "fact" && is_real && xr > -1) return Real(R(std::tgamma(xr + 1)));
     if (f == "binom" && n.kids.size() == 2) {
-      Complex k = Eval(n.kids[1], depth + 1);
-      if (x.imag() != 0 || k.imag() != 0) return Complex(NAN, 0);
-      long double r = std::exp(std::lgamma(x.real() + 1) - std::lgamma(k.real() + 1) -
-                               std::lgamma(x.real() - k.real() + 1));
-      return Complex(r, 0);
+      C k = Eval(n.kids[1], depth + 1);
+      if (!is_real || imag(k) != 0) return NaN();
+      long double kr = static_cast<long double>(real(k));
+      return Real(R(std::exp(std::lgamma(xr + 1) - std::lgamma(kr + 1) - std::lgamma(xr - kr + 1))));
     }
-    return Complex(NAN, 0);
+    return NaN();
   }
 
   std::string_view Renamed(const std::string& name) const {
@@ -379,10 +393,25 @@ Complex SymbolValue(std::string_view name, int point) {
 
 Complex NumericValue(const Tree& tree, int32_t node, int point, Budget& budget,
                      long double* scale, const std::vector<std::string>* rename) {
-  NumericEvaluator evaluator(tree, point, budget, rename);
+  NumericEvaluator<Complex, long double> evaluator(tree, point, budget, rename);
   Complex v = evaluator.Eval(node, 0);
   if (scale != nullptr) *scale = std::max(*scale, evaluator.scale);
   return v;
+}
+
+std::optional<bool> PreciselyEqual(const Tree& gold, int32_t g, const Tree& pred, int32_t p,
+                                   int point, Budget& budget,
+                                   const std::vector<std::string>* rename) {
+  using C = boost::multiprecision::cpp_complex_50;
+  using R = boost::multiprecision::cpp_bin_float_50;
+  NumericEvaluator<C, R> left(gold, point, budget, nullptr);
+  NumericEvaluator<C, R> right(pred, point, budget, rename);
+  C a = left.Eval(g, 0), b = right.Eval(p, 0);
+  R fa = abs(a), fb = abs(b);
+  if (!boost::math::isfinite(fa) || !boost::math::isfinite(fb)) return std::nullopt;
+  // 50 digits evaluated; agreement to 35 of them relative to the largest intermediate.
+  R scale = std::max({left.scale, right.scale, R(1e-300)});
+  return abs(a - b) <= R("1e-35") * scale;
 }
 
 bool HasDecimal(const Tree& tree, int32_t node) {

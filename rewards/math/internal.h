@@ -158,6 +158,11 @@ constexpr int kPoints = 3;
 // pairs of from/to). NaN when undefined. `scale` receives the largest intermediate magnitude.
 Complex NumericValue(const Tree& tree, int32_t node, int point, Budget& budget,
                      long double* scale, const std::vector<std::string>* rename = nullptr);
+// Re-check of an apparent equality with 50-digit complex arithmetic (cancellation in long
+// double can hide a difference or fake one). nullopt when a side is undefined at the point.
+std::optional<bool> PreciselyEqual(const Tree& gold, int32_t g, const Tree& pred, int32_t p,
+                                   int point, Budget& budget,
+                                   const std::vector<std::string>* rename);
 bool HasDecimal(const Tree& tree, int32_t node);
 void CollectSymbols(const Tree& tree, int32_t node, std::vector<std::string>* names);
 

@@ -329,3 +329,12 @@ TEST_CASE("vectors written as tuples or one-column matrices", "[math]") {
       {"\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "(1,2,3,4)", false},
   });
 }
+
+TEST_CASE("cancellation does not fool the numeric comparison", "[math]") {
+  CheckCases({
+      {"(10^{20}+x)-10^{20}", "x", true},
+      {"(10^{20}+x)-10^{20}", "x+1", false},
+      {"\\sqrt{10^{30}+x}-10^{15}", "\\frac{x}{\\sqrt{10^{30}+x}+10^{15}}", true},
+      {"\\pi + 10^{-30}", "\\pi", false},
+  });
+}
