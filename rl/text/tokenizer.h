@@ -75,9 +75,9 @@ class Tokenizer {
   // Token ids of `text`: added tokens recognised, nothing prepended or appended.
   std::vector<int32_t> Encode(std::string_view text) const;
 
-  // The text of `ids`. Special added tokens are dropped when skip_special_tokens. Ids that name
-  // no token (e.g. the padding rows of a model's embedding beyond the tokenizer's vocabulary)
-  // decode to nothing, as in Hugging Face. Bytes that are not valid UTF-8 become U+FFFD.
+  // The text of `ids`; added tokens decode to their content. Special added tokens are dropped
+  // when skip_special_tokens. Ids that name no token (e.g. the padding rows of a model's
+  // embedding beyond the tokenizer's vocabulary) decode to nothing, as in Hugging Face. Bytes that are not valid UTF-8 become U+FFFD.
   std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   // The id of a token written as in tokenizer.json ("Ġthe", "<|im_end|>"), if any.
