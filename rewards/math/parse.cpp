@@ -503,7 +503,9 @@ class Parser {
   int32_t ParsePower() {
     DepthGuard guard(&depth_);
     int32_t base = ParsePostfix();
+    int chain = 0;
     while (IsChar("^")) {
+      if (++chain > kMaxDepth) throw ParseError{"power chain too long"};
       ++pos_;
       if (IsCmd("circ") || (IsChar("{") && IsCmd("circ", 1) && IsChar("}", 2))) {
         pos_ += IsCmd("circ") ? 1 : 3;  // degrees: the number itself
@@ -539,8 +541,10 @@ class Parser {
 
   int32_t ParsePostfix() { return ParsePostfixOps(ParsePrimary()); }
 
+  // Postfix chains (x!!!, 5%%) build deep trees: they are limited like nesting.
   int32_t ParsePostfixOps(int32_t node) {
-    while (true) {
+    for (int chain = 0;; ++chain) {
+      if (chain > kMaxDepth) throw ParseError{"postfix chain too long"};
       if (IsChar("!") && !IsChar("=", 1)) {
         ++pos_;
         node = Make(Kind::kFunc, {node}, "fact");

@@ -5,10 +5,24 @@
 //   r.verdict == rl::math::Verdict::kCorrect;  r.extracted == "\\frac{3}{4}"
 //
 // Check extracts the final answer from a completion (the <answer> block, else the last
-// \boxed{}, else an anchor phrase, else the last math environment or number), parses both
-// sides into expression trees and decides equivalence: exact rationals when both are exact,
-// rounding to `precision` places when one side is a decimal, random-point evaluation for
-// symbolic expressions; sets, intervals, tuples, matrices, equations, percents and units.
+// \boxed{}, else an anchor phrase, else the last math environment or number; the order is
+// VerifierOptions::extraction), parses both sides into expression trees and decides
+// equivalence:
+//   - numbers: exact rationals (Boost.Multiprecision) when both sides are exact; when a side
+//     is written as a decimal, equal within `precision` places and within the decimal's own
+//     significant digits relative to the magnitude (1.5e-9 is not 1.6e-9);
+//   - expressions with symbols or irrationals: values at three deterministic sample points
+//     (complex long double, equalities confirmed with 50-digit complex arithmetic);
+//   - structures: lists and \{sets\} unordered, tuples ordered, intervals bracket-sensitive,
+//     unions in any order, matrices element-wise (A + B and products folded), \pm as two
+//     answers, equations equal when one is a nonzero multiple of the other (y=2x+1 vs
+//     2x-y+1=0), inequalities with positive multiples, an inequality gold accepting its
+//     interval, "x = 5+5+1 = 11" as 11, percents, units and text answers.
+// What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom, trig and log
+// functions, |x|, floor/ceil, n!, ^\circ, \%, \text{} units, \mathrm{e}, thousands separators
+// 7,425,000 / 1\,000 / 10{,}000, 1.5e3, mixed numbers 2\frac12, base literals 1011_2,
+// pmatrix/bmatrix/array, \cup \cap \emptyset \infty, relation chains, multiple-choice
+// labels), after Unicode normalisation (minus signs, full-width digits, \left/\right, \!).
 //
 // Bounds: every call stops within options.time_budget_ms (CPU time of the calling thread, so
 // verdicts do not depend on machine load), options.node_budget parse/eval nodes and

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <chrono>
 #include <ctime>
+#include <pthread.h>
 #include <random>
 #include <string>
 #include <thread>
@@ -210,4 +211,34 @@ TEST_CASE("one Verifier shared by many threads gives the single-thread verdicts"
   }
   for (auto& thread : threads) thread.join();
   CHECK(mismatches.load() == 0);
+}
+
+TEST_CASE("deep inputs are safe on a small thread stack", "[math][stress]") {
+  // OpenMP and server worker threads may have small stacks: run the deep inputs on one.
+  std::vector<std::string> inputs = {
+      "\\boxed{1" + Repeat("!", 100000) + "}",    "\\boxed{x" + Repeat("^2", 100000) + "}",
+      "\\boxed{5" + Repeat("\\%", 100000) + "}",  "\\boxed{" + Repeat("-", 100000) + "1}",
+      "\\boxed{" + Repeat("\\sqrt", 100000) + " 2}", "\\boxed{" + Repeat("(", 100000) + "}"};
+  Verifier verifier;
+  std::vector<Verdict> verdicts(inputs.size(), Verdict::kCorrect);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 512 * 1024);
+  struct Job {
+    const Verifier* verifier;
+    const std::vector<std::string>* inputs;
+    std::vector<Verdict>* verdicts;
+  } job{&verifier, &inputs, &verdicts};
+  pthread_t thread;
+  auto body = [](void* arg) -> void* {
+    auto* j = static_cast<Job*>(arg);
+    for (size_t k = 0; k < j->inputs->size(); ++k) {
+      (*j->verdicts)[k] = j->verifier->Check((*j->inputs)[k], "1").verdict;
+    }
+    return nullptr;
+  };
+  REQUIRE(pthread_create(&thread, &attr, body, &job) == 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  for (Verdict v : verdicts) CHECK(v != Verdict::kCorrect);
 }
