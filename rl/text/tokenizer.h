@@ -77,7 +77,8 @@ class Tokenizer {
 
   // The text of `ids`; added tokens decode to their content. Special added tokens are dropped
   // when skip_special_tokens. Ids that name no token (e.g. the padding rows of a model's
-  // embedding beyond the tokenizer's vocabulary) decode to nothing, as in Hugging Face. Bytes that are not valid UTF-8 become U+FFFD.
+  // embedding beyond the tokenizer's vocabulary) decode to nothing, as in Hugging Face. Bytes
+  // that are not valid UTF-8 become U+FFFD (one per maximal invalid subsequence, as there).
   std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   // The id of a token written as in tokenizer.json ("Ġthe", "<|im_end|>"), if any.
