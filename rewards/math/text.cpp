@@ -566,7 +566,11 @@ std::string NormalizeText(std::string_view s) {
                      name == "textnormal" || name == "mathrm" || name == "mathbf" ||
                      name == "emph" || name.empty();
       if (!wrapper) out.append(s.substr(i, j - i));
-      if (name.empty() && j < s.size() && (s[j] == ',' || s[j] == ';' || s[j] == '!' || s[j] == ' ')) ++j;
+      if (name.empty() && j < s.size()) {
+        // Spacing (\, \; \!) and currency (\$) vanish; \{ \} \% and the like count.
+        if (std::string_view(",;:! $").find(s[j]) == std::string_view::npos) out += {'\\', s[j]};
+        ++j;
+      }
       i = j - 1;
       continue;
     }

@@ -338,3 +338,24 @@ TEST_CASE("cancellation does not fool the numeric comparison", "[math]") {
       {"\\pi + 10^{-30}", "\\pi", false},
   });
 }
+
+TEST_CASE("names, Greek letters, subscripts, membership", "[math]") {
+  CheckCases({
+      {"\\alpha + 2\\beta", "2\\beta+\\alpha", true},
+      {"\\alpha + 2\\beta", "2\\alpha+\\beta", false},
+      {"x_1 = 2, x_2 = 3", "2, 3", true},
+      {"a=2, b=3", "(2,3)", true},
+      {"x \\in [1, 2]", "[1,2]", true},
+      {"x \\in [1, 2]", "[1,2)", false},
+      {"(C)", "C", true},
+      {"\\{3\\}", "3", false},
+      {"1 \\mp \\sqrt{2}", "1 \\pm \\sqrt 2", true},
+      {"\\cot(\\pi/4)", "1", true},
+      {"\\exp(\\ln 5)", "5", true},
+      {"1.0\\times10^{-10}", "10^{-10}", true},
+      {"0.6666", "\\frac{2}{3}", false},
+      {"0.666667", "\\frac{2}{3}", true},
+  });
+  CHECK(VerdictOf("\\fbox{7}", "7") == Verdict::kCorrect);
+  CHECK(VerdictOf("**Final Answer:** 18", "18") == Verdict::kCorrect);
+}
