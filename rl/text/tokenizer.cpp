@@ -312,7 +312,8 @@ bool Tokenizer::Impl::LoadVocab(const nlohmann::json& vocab, std::string* error)
     auto it = vocab_by_bytes.find(std::string(1, static_cast<char>(b)));
     if (it == vocab_by_bytes.end()) {
       *error = "model.vocab: no token for byte " + std::to_string(b) + " (\"" +
-               alphabet.CharOf(static_cast<uint8_t>(b)) + "\"); a byte-level vocabulary has all 256";
+               alphabet.CharOf(static_cast<uint8_t>(b)) +
+               "\"); a byte-level vocabulary has all 256";
       return false;
     }
     byte_ids[b] = it->second;
@@ -352,7 +353,8 @@ bool Tokenizer::Impl::LoadMerges(const nlohmann::json& list, std::string* error)
       *error = path + ": the merged token " + Quote(left + right) + " is not in model.vocab";
       return false;
     }
-    merges.emplace(PairKey(*left_id, *right_id), MergeRule{static_cast<int32_t>(i), merged->second});
+    merges.emplace(PairKey(*left_id, *right_id),
+                   MergeRule{static_cast<int32_t>(i), merged->second});
   }
   return true;
 }

@@ -239,7 +239,8 @@ TEST_CASE("invalid tokenizer.json files are refused with the field named") {
              Catch::Contains("model.byte_fallback"));
   CHECK_THAT(with({{{"op", "add"}, {"path", "/model/vocab/x2"}, {"value", 3}}}),
              Catch::Contains("id 3 is used twice"));
-  CHECK_THAT(with({{{"op", "replace"}, {"path", "/normalizer"}, {"value", {{"type", "Lowercase"}}}}}),
+  CHECK_THAT(with({{{"op", "replace"}, {"path", "/normalizer"},
+                    {"value", {{"type", "Lowercase"}}}}}),
              Catch::Contains("normalizer.type") && Catch::Contains("Lowercase"));
   CHECK_THAT(with({{{"op", "replace"}, {"path", "/pre_tokenizer"},
                     {"value", {{"type", "Whitespace"}}}}}),
