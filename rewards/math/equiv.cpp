@@ -212,10 +212,10 @@ class Comparer {
 
   // lhs - rhs of both relations are nonzero multiples of each other at every sample point.
   bool Proportional(Ref g, Ref p, bool positive) {
-    return ProportionalDiffs(g, g.kid(0), g.kid(1), p, p.kid(0), p.kid(1), positive);
+    return ProportionalDiffs(g.kid(0), g.kid(1), p.kid(0), p.kid(1), positive);
   }
 
-  bool ProportionalDiffs(Ref, Ref gl, Ref gr, Ref, Ref pl, Ref pr, bool positive) {
+  bool ProportionalDiffs(Ref gl, Ref gr, Ref pl, Ref pr, bool positive) {
     std::optional<Complex> ratio;
     int valid = 0;
     for (int point = 0; point < kPoints; ++point) {
@@ -272,7 +272,7 @@ class Comparer {
         const Constraint& b = pc[k];
         if (used[k] || a.kind != b.kind) continue;
         bool positive = a.kind != RelOp::kNe && a.kind != RelOp::kEq;
-        if (ProportionalDiffs(g, a.big, a.small, p, b.big, b.small, positive)) {
+        if (ProportionalDiffs(a.big, a.small, b.big, b.small, positive)) {
           used[k] = matched = true;
         }
       }

@@ -616,10 +616,9 @@ bool KnownAfterDoubleBackslash(std::string_view name) {
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
-}  // namespace
 
-std::string NormalizeMath(std::string_view in) {
-  // Pass 1: Unicode to ASCII LaTeX.
+// Unicode spellings (minus signs, full-width digits, symbols) to ASCII LaTeX.
+std::string UnicodeToLatex(std::string_view in) {
   std::string s;
   s.reserve(in.size());
   for (size_t i = 0; i < in.size();) {
@@ -651,7 +650,11 @@ std::string NormalizeMath(std::string_view in) {
     }
     if (!replaced) s += in[i++];
   }
-  // Pass 2: LaTeX spacing, sizing and spelling variants.
+  return s;
+}
+
+// LaTeX spacing, sizing and spelling variants to the forms the parser reads.
+std::string CleanLatex(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
@@ -718,7 +721,7 @@ std::string NormalizeMath(std::string_view in) {
     }
     size_t j = i + 1;
     while (j < s.size() && IsAlpha(s[j])) ++j;
-    std::string_view name = std::string_view(s).substr(i + 1, j - i - 1);
+    std::string_view name = s.substr(i + 1, j - i - 1);
     i = j;
     if (name == "left" || name == "right") {
       if (i < s.size() && s[i] == '.') ++i;
@@ -745,5 +748,9 @@ std::string NormalizeMath(std::string_view in) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string NormalizeMath(std::string_view in) { return CleanLatex(UnicodeToLatex(in)); }
 
 }  // namespace rl::math::internal
