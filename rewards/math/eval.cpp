@@ -15,6 +15,7 @@ namespace rl::math::internal {
 namespace {
 
 constexpr int kMaxEvalDepth = 400;
+constexpr int64_t kMaxTerms = 100000;  // terms of one \sum or \prod
 
 int64_t Bits(const Integer& v) { return v == 0 ? 0 : static_cast<int64_t>(msb(abs(v))) + 1; }
 int64_t Bits(const Rational& r) { return Bits(numerator(r)) + Bits(denominator(r)); }
@@ -44,6 +45,14 @@ class ExactEvaluator {
     switch (n.kind) {
       case Kind::kNumber:
         return tree_.numbers[n.num];
+      case Kind::kSymbol:
+      case Kind::kConst:  // a summation index may be named i or e
+        for (auto it = bound_.rbegin(); it != bound_.rend(); ++it) {
+          if (it->first == n.name) return it->second;
+        }
+        return std::nullopt;
+      case Kind::kSum:
+        return Sum(n, depth);
       case Kind::kAdd: {
         Rational sum = 0;
         for (int32_t k : n.kids) {
@@ -167,6 +176,25 @@ class ExactEvaluator {
     return std::nullopt;
   }
 
+  std::optional<Rational> Sum(const Node& n, int depth) {
+    auto lower = Eval(n.kids[0], depth + 1);
+    auto upper = Eval(n.kids[1], depth + 1);
+    if (!lower || !upper || denominator(*lower) != 1 || denominator(*upper) != 1) return std::nullopt;
+    if (*upper - *lower > kMaxTerms) throw BudgetError{"sum with too many terms"};
+    bool product = n.flags & kProduct;
+    Rational total = product ? 1 : 0;
+    for (Rational k = *lower; k <= *upper; k += 1) {
+      bound_.emplace_back(n.name, k);
+      auto term = Eval(n.kids[2], depth + 1);
+      bound_.pop_back();
+      if (!term) return std::nullopt;
+      if (product) total *= *term;
+      else total += *term;
+      Charge(total);
+    }
+    return total;
+  }
+
   std::optional<Rational> Factorial(const Rational& x) {
     if (denominator(x) != 1 || x < 0) return std::nullopt;
     // log2(n!) < n log2 n: refuse before computing what would not fit.
@@ -202,6 +230,7 @@ class ExactEvaluator {
 
   const Tree& tree_;
   Budget& budget_;
+  std::vector<std::pair<std::string, Rational>> bound_;  // summation variables in scope
 };
 
 uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
@@ -241,11 +270,15 @@ class NumericEvaluator {
     switch (n.kind) {
       case Kind::kNumber:
         return Real(tree_.numbers[n.num].template convert_to<R>());
+      case Kind::kSum:
+        return Sum(n, depth);
       case Kind::kSymbol: {
+        if (const C* bound = Bound(n.name)) return *bound;
         Complex v = SymbolValue(Renamed(n.name), point_);
         return C(R(v.real()), R(v.imag()));  // exactly representable in both types
       }
       case Kind::kConst:
+        if (const C* bound = Bound(n.name)) return *bound;  // a summation index named i or e
         if (n.name == "pi") return Real(boost::math::constants::pi<R>());
         if (n.name == "e") return Real(boost::math::constants::e<R>());
         if (n.name == "i") return C(R(0), R(1));
@@ -343,6 +376,31 @@ class NumericEvaluator {
     return NaN();
   }
 
+  const C* Bound(const std::string& name) const {
+    for (auto it = bound_.rbegin(); it != bound_.rend(); ++it) {
+      if (it->first == name) return &it->second;
+    }
+    return nullptr;
+  }
+
+  // Bounds must be integers here; a sum up to a symbolic n has no value at a sample point.
+  C Sum(const Node& n, int depth) {
+    C lower = Eval(n.kids[0], depth + 1), upper = Eval(n.kids[1], depth + 1);
+    R lo = real(lower), hi = real(upper);
+    if (imag(lower) != 0 || imag(upper) != 0 || lo != floor(lo) || hi != floor(hi)) return NaN();
+    if (!(hi - lo <= R(kMaxTerms))) throw BudgetError{"sum with too many terms"};
+    bool product = n.flags & kProduct;
+    C total = Real(product ? 1 : 0);
+    for (R k = lo; k <= hi; k += 1) {
+      bound_.emplace_back(n.name, Real(k));
+      C term = Eval(n.kids[2], depth + 1);
+      bound_.pop_back();
+      if (product) total *= term;
+      else total += term;
+    }
+    return total;
+  }
+
   std::string_view Renamed(const std::string& name) const {
     if (rename_ != nullptr) {
       for (size_t k = 0; k + 1 < rename_->size(); k += 2) {
@@ -356,6 +414,7 @@ class NumericEvaluator {
   int point_;
   Budget& budget_;
   const std::vector<std::string>* rename_;
+  std::vector<std::pair<std::string, C>> bound_;  // summation variables in scope
 };
 
 }  // namespace

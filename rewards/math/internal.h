@@ -107,6 +107,7 @@ enum class Kind : uint8_t {
   kPlusMinus, // kid0 ± kid1 (kid0 may be absent: a single kid means ±kid0)
   kRatio,     // kid0 : kid1
   kEmptySet,
+  kSum,       // name: the bound variable; kids: lower, upper, body; flags kProduct for \prod
 };
 
 // Relation operators between chained operands.
@@ -115,6 +116,7 @@ enum class RelOp : uint8_t { kEq, kLt, kGt, kLe, kGe, kNe, kApprox, kIn };
 constexpr uint8_t kDecimal = 1;
 constexpr uint8_t kLeftClosed = 1;
 constexpr uint8_t kRightClosed = 2;
+constexpr uint8_t kProduct = 1;
 
 struct Node {
   Kind kind;

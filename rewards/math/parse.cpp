@@ -766,6 +766,30 @@ class Parser {
     return node;
   }
 
+  // \sum_{k=a}^{b} body (and \prod): the body is the product of factors that follows.
+  int32_t ParseSum(bool product) {
+    ++pos_;
+    if (!IsChar("_") || !IsChar("{", 1)) throw ParseError{"a sum needs _{k=a}^{b}"};
+    ++pos_;
+    int32_t bounds = ParseGroup();
+    const Node& rel = tree_[bounds];
+    // The index may be i or e, which read as constants elsewhere.
+    Kind index = rel.kind == Kind::kRelation ? tree_[rel.kids[0]].kind : Kind::kNumber;
+    if (rel.kind != Kind::kRelation || rel.ops.size() != 1 || rel.ops[0] != RelOp::kEq ||
+        (index != Kind::kSymbol && index != Kind::kConst)) {
+      throw ParseError{"a sum's lower bound must read k=a"};
+    }
+    std::string var = tree_[rel.kids[0]].name;
+    int32_t lower = rel.kids[1];
+    if (!IsChar("^")) throw ParseError{"a sum needs an upper bound"};
+    ++pos_;
+    int32_t upper = ParseExponent();
+    int32_t body = ParseFunctionArgument();
+    int32_t node = Make(Kind::kSum, {lower, upper, body}, std::move(var));
+    tree_.nodes[node].flags = product ? kProduct : 0;
+    return node;
+  }
+
   int32_t ParseCommand() {
     std::string name = Peek().text;
     if (name == "frac") {
@@ -822,6 +846,7 @@ class Parser {
       return Make(Kind::kTuple, std::move(items));
     }
     if (name == "begin") return ParseEnvironment();
+    if (name == "sum" || name == "prod") return ParseSum(name == "prod");
     if (name == "overline" || name == "bar" || name == "vec" || name == "hat" ||
         name == "overrightarrow" || name == "mathbf" || name == "widehat" || name == "angle" ||
         name == "triangle") {
@@ -834,7 +859,7 @@ class Parser {
       return Make(Kind::kSymbol, {}, std::move(id));
     }
     static constexpr std::string_view kRejected[] = {
-        "dots", "ldots", "cdots", "vdots", "ddots", "sum", "prod", "int", "lim", "circ",
+        "dots", "ldots", "cdots", "vdots", "ddots", "int", "lim", "circ",
         "mod",  "pmod",  "bmod",  "cdot", "times", "div", "end", "rfloor", "rceil", "rangle",
         "rvert", "cup",  "cap",   "pm",   "mp",    "quad", "setminus"};
     if (std::find(std::begin(kRejected), std::end(kRejected), name) != std::end(kRejected)) {
@@ -979,6 +1004,7 @@ void RenderInto(const Tree& tree, int32_t id, std::string* out, int depth) {
     case Kind::kPlusMinus: list(n.kids.size() == 1 ? "+-" : "(", " +- ", n.kids.size() == 1 ? "" : ")"); break;
     case Kind::kRatio: list("", ":", ""); break;
     case Kind::kEmptySet: *out += "{}"; break;
+    case Kind::kSum: list((n.flags & kProduct) ? "prod(" + n.name + ", " : "sum(" + n.name + ", ", ", ", ")"); break;
   }
 }
 

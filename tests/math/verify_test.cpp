@@ -359,3 +359,15 @@ TEST_CASE("names, Greek letters, subscripts, membership", "[math]") {
   CHECK(VerdictOf("\\fbox{7}", "7") == Verdict::kCorrect);
   CHECK(VerdictOf("**Final Answer:** 18", "18") == Verdict::kCorrect);
 }
+
+TEST_CASE("sums and products", "[math]") {
+  CheckCases({
+      {"\\sum_{k=1}^{10} k^2", "385", true},
+      {"\\sum_{k=1}^{10} k", "56", false},
+      {"\\prod_{k=1}^{5} k", "5!", true},
+      {"\\sum_{i=0}^{3} 2^i x", "15x", true},
+      {"F_n = \\sum_{k=0}^{n-1} F_{n-k-1} F_k", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", true},
+      {"F_n = \\sum_{k=0}^{n-2} F_k F_{n-k-2}", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", false},
+  });
+  CHECK(VerdictOf("\\boxed{\\sum_{k=1}^{10^{9}} k}", "1") == Verdict::kBudgetExceeded);
+}
