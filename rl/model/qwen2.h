@@ -50,6 +50,11 @@ class KvCache {
  public:
   KvCache(const Qwen2Config& config, int64_t batch, int64_t capacity, torch::ScalarType dtype,
           torch::Device device);
+  // Move-only: a copy would share the tensors and silently overwrite the original's slots.
+  KvCache(KvCache&&) = default;
+  KvCache& operator=(KvCache&&) = default;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
   int64_t batch() const { return batch_; }

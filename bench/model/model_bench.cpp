@@ -1,0 +1,154 @@
+// Qwen2 forward-pass throughput: prefill and greedy-decode tokens/s for a tiny config and for a
+// random model of Qwen2.5-0.5B's shape, float32 and bfloat16, batch 1/8/16/64, decoding with the
+// KV cache against recomputing the whole sequence each step; peak RSS. Medians of --repeats.
+//
+//   model_bench                                  # everything (minutes on 2 cores)
+//   model_bench --shape qwen0.5b --dtype bf16 --batch 1,16 --new-tokens 16 --repeats 3
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include "rl/model/qwen2.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::vector<std::string> shapes = {"tiny", "qwen0.5b"};
+  std::vector<std::string> dtypes = {"bf16", "f32"};
+  std::vector<int64_t> batches = {1, 8, 16, 64};
+  int64_t prompt_len = 32;
+  int64_t new_tokens = 16;
+  int64_t recompute_tokens = 4;  // recompute is O(T^2): fewer steps keep runs short
+  int repeats = 3;
+  int threads = 0;
+};
+
+rl::model::Qwen2Config ShapeConfig(const std::string& shape) {
+  if (shape == "tiny") return rl::model::Qwen2Config::Tiny(512);
+  rl::model::Qwen2Config c;  // Qwen2.5-0.5B
+  c.vocab_size = 151936;
+  c.hidden_size = 896;
+  c.intermediate_size = 4864;
+  c.num_hidden_layers = 24;
+  c.num_attention_heads = 14;
+  c.num_key_value_heads = 2;
+  c.head_dim = 64;
+  c.max_position_embeddings = 32768;
+  c.rope_theta = 1e6;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Peak resident set size of the process so far, in MiB (VmHWM).
+double PeakRssMiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+struct Figures {
+  double prefill, decode, recompute;  // tokens/s
+};
+
+// One prefill of [B, P] with the cache, then `steps` greedy steps of [B, 1], each computing
+// only the last position's logits. Returns (prefill seconds, decode seconds).
+std::pair<double, double> RunCached(rl::model::Qwen2& model, const torch::Tensor& prompt, int64_t steps) {
+  const int64_t B = prompt.size(0), P = prompt.size(1);
+  rl::model::KvCache cache(model->config(), B, P + steps, model->dtype(), torch::kCPU);
+  auto start = Clock::now();
+  torch::Tensor next = model->Logits(model->Hidden(prompt, {}, {}, &cache).select(1, -1)).argmax(-1);
+  const double prefill = Seconds(start);
+  start = Clock::now();
+  for (int64_t s = 0; s < steps; ++s) {
+    next = model->Logits(model->Hidden(next.unsqueeze(1), {}, {}, &cache).select(1, -1)).argmax(-1);
+  }
+  return {prefill, Seconds(start)};
+}
+
+// `steps` greedy steps, each recomputing the whole sequence without a cache.
+double RunRecompute(rl::model::Qwen2& model, torch::Tensor sequence, int64_t steps) {
+  const auto start = Clock::now();
+  for (int64_t s = 0; s < steps; ++s) {
+    const torch::Tensor next = model->Logits(model->Hidden(sequence, {}, {}).select(1, -1)).argmax(-1);
+    sequence = torch::cat({sequence, next.unsqueeze(1)}, 1);
+  }
+  return Seconds(start);
+}
+
+Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o) {
+  torch::manual_seed(B);
+  const torch::Tensor prompt = torch::randint(0, model->config().vocab_size, {B, o.prompt_len}, torch::kLong);
+  RunCached(model, prompt, 2);  // warm-up: allocator and BLAS buffers
+  std::vector<double> prefill, decode, recompute;
+  for (int r = 0; r < o.repeats; ++r) {
+    const auto [p, d] = RunCached(model, prompt, o.new_tokens);
+    prefill.push_back(static_cast<double>(B * o.prompt_len) / p);
+    decode.push_back(static_cast<double>(B * o.new_tokens) / d);
+    if (o.recompute_tokens > 0) {
+      recompute.push_back(static_cast<double>(B * o.recompute_tokens) /
+                          RunRecompute(model, prompt, o.recompute_tokens));
+    }
+  }
+  return {Median(prefill), Median(decode), recompute.empty() ? 0.0 : Median(recompute)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Qwen2 forward-pass throughput (prefill, KV-cache decode, recompute decode)"};
+  app.add_option("--shape", o.shapes, "tiny and/or qwen0.5b")->delimiter(',');
+  app.add_option("--dtype", o.dtypes, "bf16 and/or f32")->delimiter(',');
+  app.add_option("--batch", o.batches, "batch sizes")->delimiter(',');
+  app.add_option("--prompt-len", o.prompt_len, "prompt tokens per row");
+  app.add_option("--new-tokens", o.new_tokens, "decode steps with the cache");
+  app.add_option("--recompute-tokens", o.recompute_tokens, "decode steps without the cache (0: skip)");
+  app.add_option("--repeats", o.repeats, "runs per figure (the median is printed)");
+  app.add_option("--threads", o.threads, "LibTorch threads (0: one per core)");
+  CLI11_PARSE(app, argc, argv);
+
+  rl::model::ConfigureThreads(o.threads);
+  torch::NoGradGuard no_grad;
+  std::printf("threads %d, prompt %lld tokens, %lld decode steps (%lld recompute), median of %d\n",
+              at::get_num_threads(), static_cast<long long>(o.prompt_len),
+              static_cast<long long>(o.new_tokens), static_cast<long long>(o.recompute_tokens), o.repeats);
+  std::printf("%-9s %-5s %5s %12s %12s %14s %10s %10s\n", "shape", "dtype", "batch", "prefill t/s",
+              "decode t/s", "recompute t/s", "speedup", "peak MiB");
+  for (const std::string& shape : o.shapes) {
+    for (const std::string& dtype_name : o.dtypes) {
+      const auto dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+      torch::manual_seed(0);
+      rl::model::Qwen2 model(ShapeConfig(shape), torch::TensorOptions().dtype(dtype));
+      model->eval();
+      for (int64_t B : o.batches) {
+        const Figures f = Measure(model, B, o);
+        std::printf("%-9s %-5s %5lld %12.1f %12.1f %14.1f %9.1fx %10.0f\n", shape.c_str(),
+                    dtype_name.c_str(), static_cast<long long>(B), f.prefill, f.decode, f.recompute,
+                    f.recompute > 0 ? f.decode / f.recompute : 0.0, PeakRssMiB());
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
