@@ -172,20 +172,21 @@ class Session : public std::enable_shared_from_this<Session> {
   // bytes cannot be trusted to start a new request.
   void RejectUnread(http::status status, std::string_view message) {
     linger_ = true;
-    BeginRequest(Endpoint::kOther);
-    if (parser_->is_header_done()) endpoint_ = EndpointOf(parser_->get().target());
+    const bool header_read = parser_->is_header_done();
+    BeginRequest(header_read ? EndpointOf(parser_->get().target()) : Endpoint::kOther,
+                 header_read ? &parser_->get().base() : nullptr);
     Send(ErrorResponse(status, message, 11, /*keep_alive=*/false));
   }
 
-  void BeginRequest(Endpoint endpoint) {
+  // `header`: the request's header when it was read (for the debug line).
+  void BeginRequest(Endpoint endpoint, const http::request_header<>* header) {
     request_start_ = Clock::now();
     endpoint_ = endpoint;
     items_ = 0;
     admitted_items_ = 0;
     state_.metrics.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
-    if (spdlog::should_log(spdlog::level::debug) && parser_ && parser_->is_header_done()) {
-      log_line_ = std::string(parser_->get().method_string()) + " " +
-                  std::string(parser_->get().target());
+    if (header && spdlog::should_log(spdlog::level::debug)) {
+      log_line_ = std::string(header->method_string()) + " " + std::string(header->target());
     }
   }
 
@@ -193,7 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec, "read");
     stream_.expires_never();
     Request request = parser_->release();
-    BeginRequest(EndpointOf(request.target()));
+    BeginRequest(EndpointOf(request.target()), &request.base());
     Routed routed = Route(request, state_.context);
     if (routed.response) return Send(std::move(*routed.response));
     Admit(std::move(routed.job));

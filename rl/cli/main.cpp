@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
 
   // rl::cli::AddScoreCommand(app); ... (one line per implemented subcommand)
   rl::cli::AddScoreCommand(app);
+  rl::cli::AddServeCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   return 0;

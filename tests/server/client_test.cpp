@@ -1,0 +1,266 @@
+// The C++ reward client: scores equal to in-process scoring, retries with backoff, and a
+// clear error (never made-up rewards) when the server cannot answer.
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "rewards/server/client.h"
+#include "tests/server/server_test_util.h"
+
+namespace rl::server {
+namespace {
+
+using namespace rl::server::testing;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+ClientOptions OptionsFor(uint16_t port) {
+  ClientOptions options;
+  options.url = "http://127.0.0.1:" + std::to_string(port);
+  options.initial_backoff_s = 0.05;
+  options.max_backoff_s = 0.2;
+  return options;
+}
+
+struct Samples {
+  std::vector<std::string> completions, golds;
+  std::vector<rewards::Sample> samples;
+  explicit Samples(int n) {
+    for (int i = 0; i < n; ++i) {
+      completions.push_back(R1Completion(std::to_string(i % 5)));
+      golds.push_back(std::to_string(i % 3));
+    }
+    for (int i = 0; i < n; ++i) {
+      rewards::Sample s;
+      s.completion = completions[i];
+      if (i % 11 != 10) s.gold = golds[i];  // some without gold: unscorable
+      samples.push_back(s);
+    }
+  }
+};
+
+// Finds a loopback port nobody listens on (a server is started there and stopped).
+uint16_t FreePort() {
+  auto server = StartServer(TestConfig());
+  const uint16_t port = server->port();
+  server->Shutdown();
+  server->Wait();
+  return port;
+}
+
+TEST_CASE("client: scores equal in-process scoring, in chunks", "[server][client]") {
+  auto server = StartServer(TestConfig());
+  ClientOptions options = OptionsFor(server->port());
+  options.max_items_per_request = 7;
+  RewardClient client(options);
+  Samples data(50);
+  const std::vector<RemoteScore> scores = client.Score(data.samples);
+  REQUIRE(scores.size() == 50);
+  const auto reward = MakeReward(kR1Spec);
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const rewards::RewardResult expected = reward->Score(data.samples[i]);
+    CHECK(scores[i].reward == expected.total);
+    CHECK(scores[i].status == rewards::ToString(expected.status));
+    REQUIRE(scores[i].components.size() == 2);
+    CHECK(scores[i].components[0].first == "format.think_answer");
+    CHECK(scores[i].components[1].first == "accuracy.math");
+    if (!expected.total) CHECK_FALSE(scores[i].detail.empty());
+  }
+  CHECK(server->metrics().requests_with_code(200) == 8);  // ceil(50 / 7)
+  CHECK(client.Health()["default_reward"] == "r1");
+  CHECK(client.Score({}).empty());
+}
+
+TEST_CASE("client: named reward and bearer token", "[server][client]") {
+  ServerConfig config = TestConfig();
+  config.auth_token = "tok";
+  auto server = StartServer(config);
+  Samples data(3);
+  ClientOptions options = OptionsFor(server->port());
+  options.reward = "format";
+  options.auth_token = "tok";
+  const auto scores = RewardClient(options).Score(data.samples);
+  CHECK(scores[0].reward == 0.5);
+  CHECK(scores[0].verdict.empty());
+
+  options.auth_token = "";
+  RewardClient no_token(options);
+  const auto start = Clock::now();
+  try {
+    no_token.Score(data.samples);
+    FAIL("expected RewardClientError");
+  } catch (const RewardClientError& e) {
+    CHECK(e.status() == 401);
+    CHECK_THAT(e.what(), Catch::Contains("after 1 attempt ") && Catch::Contains("bearer token"));
+  }
+  CHECK(Clock::now() - start < milliseconds(1000));  // a 4xx is not retried
+}
+
+TEST_CASE("client: a rejected request fails at once with the server's message", "[server][client]") {
+  auto server = StartServer(TestConfig());
+  ClientOptions options = OptionsFor(server->port());
+  options.reward = "nope";
+  RewardClient client(options);
+  Samples data(2);
+  try {
+    client.Score(data.samples);
+    FAIL("expected RewardClientError");
+  } catch (const RewardClientError& e) {
+    CHECK(e.status() == 400);
+    CHECK_THAT(e.what(), Catch::Contains("unknown reward 'nope'") && Catch::Contains("no rewards were produced"));
+  }
+  CHECK(server->metrics().requests_total() == 1);
+}
+
+TEST_CASE("client: no server: retries with backoff, then a clear error", "[server][client][retry]") {
+  ClientOptions options = OptionsFor(FreePort());
+  options.max_attempts = 4;
+  options.initial_backoff_s = 0.05;
+  options.backoff_multiplier = 2;
+  RewardClient client(options);
+  Samples data(2);
+  const auto start = Clock::now();
+  try {
+    client.Score(data.samples);
+    FAIL("expected RewardClientError");
+  } catch (const RewardClientError& e) {
+    CHECK(e.status() == 0);
+    CHECK_THAT(e.what(), Catch::Contains("failed after 4 attempts") && Catch::Contains("cannot connect"));
+  }
+  // Equal jitter waits at least half of each backoff: (0.05 + 0.1 + 0.2) / 2 s.
+  CHECK(Clock::now() - start >= milliseconds(170));
+}
+
+TEST_CASE("client: retries until the server comes up", "[server][client][retry]") {
+  const uint16_t port = FreePort();
+  ClientOptions options = OptionsFor(port);
+  options.max_attempts = 30;
+  options.initial_backoff_s = 0.05;
+  options.max_backoff_s = 0.1;
+  RewardClient client(options);
+  Samples data(4);
+  auto scores = std::async(std::launch::async, [&] { return client.Score(data.samples); });
+  std::this_thread::sleep_for(milliseconds(300));
+  ServerConfig config = TestConfig();
+  config.port = port;
+  auto server = StartServer(config);
+  const auto result = scores.get();
+  REQUIRE(result.size() == 4);
+  CHECK(result[0].status == "ok");
+}
+
+TEST_CASE("client: a stale keep-alive connection is replaced transparently", "[server][client]") {
+  ServerConfig config = TestConfig();
+  config.idle_timeout_ms = 100;
+  auto server = StartServer(config);
+  ClientOptions options = OptionsFor(server->port());
+  options.max_attempts = 1;  // the reconnect is not a retry
+  RewardClient client(options);
+  Samples data(2);
+  CHECK(client.Score(data.samples).size() == 2);
+  std::this_thread::sleep_for(milliseconds(400));  // the server closes the idle connection
+  CHECK(client.Score(data.samples).size() == 2);
+}
+
+// A scripted HTTP peer: answers 503 (Retry-After: 0) `busy` times, then a fixed body.
+class ScriptedPeer {
+ public:
+  ScriptedPeer(int busy, std::string final_body)
+      : acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        busy_(busy), final_body_(std::move(final_body)) {
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedPeer() { thread_.join(); }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int requests() const { return requests_; }
+
+ private:
+  void Serve() {
+    for (int answered = 0; answered <= busy_;) {
+      tcp::socket socket(ioc_);
+      acceptor_.accept(socket);
+      beast::flat_buffer buffer;
+      beast::error_code ec;
+      while (answered <= busy_) {
+        http::request<http::string_body> req;
+        http::read(socket, buffer, req, ec);
+        if (ec) break;
+        ++requests_;
+        http::response<http::string_body> res{answered < busy_ ? http::status::service_unavailable
+                                                                : http::status::ok, 11};
+        res.set(http::field::content_type, "application/json");
+        if (answered < busy_) res.set(http::field::retry_after, "0");
+        res.body() = answered < busy_ ? R"({"error": "overloaded"})" : final_body_;
+        res.prepare_payload();
+        http::write(socket, res, ec);
+        ++answered;
+        if (ec) break;
+      }
+    }
+  }
+
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  int busy_;
+  std::string final_body_;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST_CASE("client: 503 is retried, then the answer is used", "[server][client][retry]") {
+  ScriptedPeer peer(2, R"({"reward": "r1", "results": [{"reward": 1.5, "status": "ok", "verdict": "correct",
+                           "extracted": "4", "components": {"b.rule": 1, "a.rule": 0.5}}]})");
+  RewardClient client(OptionsFor(peer.port()));
+  Samples data(1);
+  const auto scores = client.Score(data.samples);
+  CHECK(peer.requests() == 3);
+  REQUIRE(scores.size() == 1);
+  CHECK(scores[0].reward == 1.5);
+  CHECK(scores[0].extracted == "4");
+  REQUIRE(scores[0].components.size() == 2);
+  CHECK(scores[0].components[0].first == "b.rule");  // the server's order is kept
+}
+
+TEST_CASE("client: 503 on every attempt ends in a clear error", "[server][client][retry]") {
+  ScriptedPeer peer(3, "{}");
+  ClientOptions options = OptionsFor(peer.port());
+  options.max_attempts = 3;
+  Samples data(1);
+  {
+    RewardClient client(options);
+    try {
+      client.Score(data.samples);
+      FAIL("expected RewardClientError");
+    } catch (const RewardClientError& e) {
+      CHECK(e.status() == 503);
+      CHECK_THAT(e.what(), Catch::Contains("failed after 3 attempts") && Catch::Contains("HTTP 503: overloaded"));
+    }
+  }  // closes its connection
+  // Let the peer finish its script.
+  RewardClient(OptionsFor(peer.port())).Health();
+}
+
+TEST_CASE("client: a wrong number of results is an error, not a guess", "[server][client]") {
+  ScriptedPeer peer(0, R"({"reward": "r1", "results": []})");
+  RewardClient client(OptionsFor(peer.port()));
+  Samples data(2);
+  CHECK_THROWS_WITH(client.Score(data.samples), Catch::Contains("other than 2 results"));
+}
+
+TEST_CASE("client: bad options are rejected", "[server][client]") {
+  ClientOptions options;
+  options.url = "https://example.org";
+  CHECK_THROWS_AS(RewardClient(options), RewardClientError);
+  options.url = "http://127.0.0.1:notaport";
+  CHECK_THROWS_AS(RewardClient(options), RewardClientError);
+  options.url = "http://[::1]:8000";
+  CHECK_NOTHROW(RewardClient(options));
+  options.max_attempts = 0;
+  CHECK_THROWS_AS(RewardClient(options), RewardClientError);
+}
+
+}  // namespace
+}  // namespace rl::server

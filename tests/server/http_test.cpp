@@ -1,0 +1,305 @@
+// The reward server over real HTTP on an ephemeral loopback port.
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "tests/server/server_test_util.h"
+
+namespace rl::server {
+namespace {
+
+using namespace rl::server::testing;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+json GetRewardBody(const std::vector<std::string>& answers, const std::string& gold) {
+  json body = {{"query", json::array()}, {"prompts", json::array()}, {"labels", json::array()}};
+  const std::string prompt = ChatPrompt("Compute.");
+  for (const std::string& a : answers) {
+    body["query"].push_back(prompt + R1Completion(a));
+    body["prompts"].push_back(prompt);
+    body["labels"].push_back(gold);
+  }
+  return body;
+}
+
+// A batch big enough to stay in flight for a while (tens of milliseconds at least).
+json BigScoreBody(size_t n) {
+  json items = json::array();
+  for (size_t i = 0; i < n; ++i) {
+    items.push_back({{"completion", R1Completion("\\frac{" + std::to_string(i % 97 + 1) + "}{7} + " +
+                                                 std::to_string(i % 13) + "x")},
+                     {"answer", std::to_string(i % 97 + 1) + "/7 + " + std::to_string(i % 13) + "*x"}});
+  }
+  return {{"items", items}};
+}
+
+bool WaitFor(const std::function<bool()>& condition, milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return condition();
+}
+
+TEST_CASE("http: both APIs, health and metrics on one keep-alive connection", "[server][http]") {
+  auto server = StartServer(TestConfig());
+  Connection c(server->port());
+  const auto r1 = c.Post("/get_reward", GetRewardBody({"4", "5"}, "4").dump());
+  REQUIRE(r1.result() == http::status::ok);
+  CHECK(r1.keep_alive());
+  CHECK(ParseBody(r1)["rewards"] == json({2.0, 1.0}));
+  const auto r2 = c.Post("/v1/score", json({{"items", {{{"completion", R1Completion("4")}, {"answer", "4"}}}}}).dump());
+  REQUIRE(r2.result() == http::status::ok);
+  CHECK(ParseBody(r2)["results"][0]["verdict"] == "correct");
+  const auto health = c.Get("/health");
+  CHECK(ParseBody(health)["status"] == "ok");
+  const auto metrics = c.Get("/metrics");
+  CHECK_THAT(metrics.body(), Catch::Contains("rl_server_requests_total{endpoint=\"/get_reward\",code=\"200\"} 1"));
+  CHECK_THAT(metrics.body(), Catch::Contains("rl_server_items_total{endpoint=\"/get_reward\",code=\"200\"} 2"));
+  CHECK_THAT(metrics.body(), Catch::Contains("rl_server_verdicts_total{verdict=\"correct\"} 2"));
+  CHECK_THAT(metrics.body(), Catch::Contains("rl_server_verdicts_total{verdict=\"incorrect\"} 1"));
+}
+
+TEST_CASE("http: a large batch is scored by the workers, identical to in process", "[server][http]") {
+  ServerConfig config = TestConfig();
+  config.chunk_items = 5;
+  auto server = StartServer(config);
+  Connection c(server->port());
+  const json body = BigScoreBody(500);
+  const auto res = c.Post("/v1/score", body.dump());
+  REQUIRE(res.result() == http::status::ok);
+  const json results = ParseBody(res)["results"];
+  REQUIRE(results.size() == 500);
+  const auto reward = MakeReward(kR1Spec);
+  for (size_t i = 0; i < 500; i += 7) {
+    rewards::Sample s;
+    const std::string completion = body["items"][i]["completion"];
+    const std::string answer = body["items"][i]["answer"];
+    s.completion = completion;
+    s.gold = answer;
+    const rewards::RewardResult expected = reward->Score(s);
+    REQUIRE(expected.total);
+    CHECK(results[i]["reward"].get<double>() == *expected.total);
+  }
+}
+
+TEST_CASE("http: every error class answers JSON and the server keeps answering", "[server][http][errors]") {
+  ServerConfig config = TestConfig();
+  config.max_body_bytes = 4096;
+  auto server = StartServer(config);
+  Connection c(server->port());
+  auto error_of = [](const http::response<http::string_body>& res) {
+    return ParseBody(res)["error"].get<std::string>();
+  };
+  const auto bad = c.Post("/get_reward", R"({"query": [1]})");
+  CHECK(bad.result() == http::status::bad_request);
+  CHECK_THAT(error_of(bad), Catch::Contains("query[0]: expected a string"));
+  CHECK(c.Post("/get_reward", "{not json").result() == http::status::bad_request);
+  CHECK(c.Get("/nope").result() == http::status::not_found);
+  CHECK(c.Get("/v1/score").result() == http::status::method_not_allowed);
+  CHECK(c.Post("/v1/score", "{}", "text/plain").result() == http::status::unsupported_media_type);
+  const auto unscorable = c.Post("/get_reward", GetRewardBody({"4"}, "").dump());
+  CHECK(unscorable.result() == http::status::unprocessable_entity);
+  CHECK_THAT(error_of(unscorable), Catch::Contains("missing_gold"));
+  // The same connection still works after all of these.
+  CHECK(c.Post("/get_reward", GetRewardBody({"4"}, "4").dump()).result() == http::status::ok);
+
+  SECTION("413 from Content-Length, before reading the body") {
+    Connection big(server->port());
+    const auto res = big.Post("/v1/score", std::string(5000, ' '));
+    CHECK(res.result() == http::status::payload_too_large);
+    CHECK_THAT(error_of(res), Catch::Contains("max_body_bytes (4096 bytes)"));
+    CHECK_FALSE(res.keep_alive());
+  }
+  SECTION("413 from a chunked body over the limit") {
+    Connection chunked(server->port());
+    std::string request =
+        "POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 10; ++i) request += "3e8\r\n" + std::string(1000, ' ') + "\r\n";
+    request += "0\r\n\r\n";
+    chunked.WriteRaw(request);
+    const auto res = chunked.Read();
+    CHECK(res.result() == http::status::payload_too_large);
+  }
+  SECTION("malformed HTTP gets 400 and a closed connection") {
+    Connection garbage(server->port());
+    garbage.WriteRaw("THIS IS NOT HTTP\r\n\r\n");
+    const auto [data, closed] = garbage.ReadUntilClosed(milliseconds(3000));
+    CHECK_THAT(data, Catch::StartsWith("HTTP/1.1 400"));
+    CHECK_THAT(data, Catch::Contains("\"error\""));
+    CHECK(closed);
+  }
+  CHECK(Connection(server->port()).Get("/health").result() == http::status::ok);
+}
+
+TEST_CASE("http: bearer token", "[server][http][auth]") {
+  ServerConfig config = TestConfig();
+  config.auth_token = "tok";
+  auto server = StartServer(config);
+  Connection c(server->port());
+  const std::string body = GetRewardBody({"4"}, "4").dump();
+  CHECK(c.Post("/get_reward", body).result() == http::status::unauthorized);
+  CHECK(c.Post("/get_reward", body, "application/json", "bad").result() == http::status::unauthorized);
+  CHECK(c.Post("/get_reward", body, "application/json", "tok").result() == http::status::ok);
+  CHECK(c.Get("/metrics").result() == http::status::unauthorized);
+  CHECK(c.Get("/metrics", "tok").result() == http::status::ok);
+  CHECK(c.Get("/health").result() == http::status::ok);
+}
+
+TEST_CASE("http: Expect: 100-continue", "[server][http]") {
+  auto server = StartServer(TestConfig());
+  Connection c(server->port());
+  const std::string body = GetRewardBody({"4"}, "4").dump();
+  c.WriteRaw("POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+  const auto interim = c.Read();
+  CHECK(interim.result() == http::status::continue_);
+  c.WriteRaw(body);
+  const auto res = c.Read();
+  REQUIRE(res.result() == http::status::ok);
+  CHECK(ParseBody(res)["rewards"] == json({2.0}));
+}
+
+TEST_CASE("http: clients that stall are timed out, others are served meanwhile", "[server][http][timeouts]") {
+  ServerConfig config = TestConfig();
+  config.idle_timeout_ms = 400;
+  config.header_timeout_ms = 300;
+  config.body_timeout_ms = 300;
+  auto server = StartServer(config);
+  Connection stall_header(server->port());
+  stall_header.WriteRaw("POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: applic");
+  Connection stall_body(server->port());
+  stall_body.WriteRaw("POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 100\r\n\r\n{\"items\": [");
+  Connection idle(server->port());
+  // A healthy client is answered while three connections stall.
+  CHECK(Connection(server->port()).Post("/get_reward", GetRewardBody({"4"}, "4").dump()).result() ==
+        http::status::ok);
+  const auto start = Clock::now();
+  CHECK(stall_header.ReadUntilClosed(milliseconds(5000)).second);
+  CHECK(stall_body.ReadUntilClosed(milliseconds(5000)).second);
+  CHECK(idle.ReadUntilClosed(milliseconds(5000)).second);
+  CHECK(Clock::now() - start < milliseconds(4000));
+  CHECK(WaitFor([&] { return server->metrics().requests_with_code(408) == 2; }, milliseconds(2000)));
+}
+
+TEST_CASE("http: 64 concurrent clients get exactly the in-process rewards", "[server][http][concurrency]") {
+  ServerConfig config = TestConfig();
+  config.io_threads = 2;
+  auto server = StartServer(config);
+  const auto reward = MakeReward(kR1Spec);
+  const std::vector<std::string> answers = {"4", "5", "\\frac{8}{2}", "4.0", "2+2", "x", "\\sqrt{16}", "3"};
+  std::atomic<int> mismatches{0}, failures{0}, requests{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 64; ++t) {
+    clients.emplace_back([&, t] {
+      try {
+        Connection c(server->port());
+        for (int k = 0; k < 12; ++k) {
+          // Single items (what OpenRLHF sends) and small batches, different per client.
+          std::vector<std::string> batch;
+          const int n = (k % 3 == 0) ? 1 + (t + k) % 7 : 1;
+          for (int i = 0; i < n; ++i) batch.push_back(answers[(t * 7 + k * 3 + i) % answers.size()]);
+          const auto res = c.Post("/get_reward", GetRewardBody(batch, "4").dump());
+          ++requests;
+          if (res.result() != http::status::ok) {
+            ++failures;
+            continue;
+          }
+          const json out = ParseBody(res);
+          for (int i = 0; i < n; ++i) {
+            const std::string completion = R1Completion(batch[i]);
+            rewards::Sample s;
+            const std::string prompt = ChatPrompt("Compute.");
+            s.prompt = prompt;
+            s.completion = completion;
+            s.gold = std::string_view("4");
+            const auto expected = reward->Score(s);
+            if (!expected.total || out["rewards"][i].get<double>() != *expected.total) ++mismatches;
+          }
+        }
+      } catch (const std::exception&) {
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(requests == 64 * 12);
+  CHECK(failures == 0);
+  CHECK(mismatches == 0);
+  CHECK(server->metrics().items_in_flight.load() == 0);
+}
+
+TEST_CASE("http: beyond max_inflight_items the answer is 503 with Retry-After", "[server][http][backpressure]") {
+  ServerConfig config = TestConfig();
+  config.max_inflight_items = 20000;
+  config.score_threads = 1;
+  auto server = StartServer(config);
+  auto big = std::async(std::launch::async, [&] {
+    Connection c(server->port());
+    return c.Post("/v1/score", BigScoreBody(20000).dump());
+  });
+  REQUIRE(WaitFor([&] { return server->metrics().items_in_flight.load() > 0; }, milliseconds(20000)));
+  const auto res = Connection(server->port()).Post("/get_reward", GetRewardBody({"4"}, "4").dump());
+  CHECK(res.result() == http::status::service_unavailable);
+  CHECK(res[http::field::retry_after] == "1");
+  CHECK_THAT(ParseBody(res)["error"].get<std::string>(), Catch::Contains("max_inflight_items"));
+  const auto big_res = big.get();
+  CHECK(big_res.result() == http::status::ok);
+  CHECK(ParseBody(big_res)["results"].size() == 20000);
+  // Once the batch is answered, small requests are admitted again.
+  CHECK(Connection(server->port()).Post("/get_reward", GetRewardBody({"4"}, "4").dump()).result() ==
+        http::status::ok);
+}
+
+TEST_CASE("http: shutdown stops accepting and finishes requests in flight", "[server][http][shutdown]") {
+  ServerConfig config = TestConfig();
+  config.score_threads = 1;
+  auto server = StartServer(config);
+  const uint16_t port = server->port();
+  auto big = std::async(std::launch::async, [&] {
+    Connection c(port);
+    return c.Post("/v1/score", BigScoreBody(20000).dump());
+  });
+  REQUIRE(WaitFor([&] { return server->metrics().items_in_flight.load() > 0; }, milliseconds(20000)));
+  server->Shutdown();
+  // New connections are refused once the listener has closed.
+  CHECK(WaitFor([&] {
+    try {
+      Connection c(port);
+      return false;
+    } catch (const std::exception&) {
+      return true;
+    }
+  }, milliseconds(2000)));
+  const auto res = big.get();
+  REQUIRE(res.result() == http::status::ok);
+  CHECK_FALSE(res.keep_alive());  // answered with Connection: close while stopping
+  CHECK(ParseBody(res)["results"].size() == 20000);
+  server->Wait();
+  CHECK(server->metrics().requests_in_flight.load() == 0);
+}
+
+TEST_CASE("http: start fails clearly on a bad address", "[server][http]") {
+  ServerConfig config = TestConfig();
+  config.host = "not an address";
+  std::string error;
+  CHECK_FALSE(Server::Start(config, MakeRegistry(), &error));
+  CHECK_THAT(error, Catch::Contains("not an address"));
+  auto first = StartServer(TestConfig());
+  config.host = "127.0.0.1";
+  config.port = first->port();
+  error.clear();
+  // Binding an address another server holds fails (SO_REUSEADDR does not allow two listeners).
+  CHECK_FALSE(Server::Start(config, MakeRegistry(), &error));
+  CHECK_THAT(error, Catch::Contains("cannot listen on 127.0.0.1:"));
+}
+
+}  // namespace
+}  // namespace rl::server
