@@ -63,6 +63,8 @@ enum class Extraction {
 // "answer_tag", "boxed", "anchor", "math_env", "number".
 std::string_view ToString(Extraction extraction);
 
+// A reward spec's `math:` section sets these fields by the same names
+// (rl::rewards::ParseVerifierOptions; extraction kinds by their ToString names).
 struct VerifierOptions {
   int precision = 6;               // decimal places compared when a side is a decimal
   double time_budget_ms = 50;      // CPU-time budget per Check (the calling thread's)
