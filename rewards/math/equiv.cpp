@@ -538,7 +538,7 @@ class Comparer {
       }
     }
     bool symbolic = HasSymbols(g) || HasSymbols(p);
-    int valid = 0;
+    int valid = 0, overflowed = 0;
     bool confirmed = false;
     for (int point = 0; point < (symbolic ? kPoints : 1); ++point) {
       long double scale = 1;
@@ -547,10 +547,10 @@ class Comparer {
       bool fa = Finite(a), fb = Finite(b);
       if (!fa && !fb) {
         if (a != b) continue;  // NaN (undefined here) decides nothing
-        // Both overflowed: only a written \infty is really infinite; beyond the range of
-        // magnitudes we cannot decide.
-        if (!HasInfinity(g) || !HasInfinity(p)) throw BudgetError{"values beyond the numeric range"};
-        ++valid;
+        // Both overflowed: only a written \infty is really infinite; an overflow at one
+        // point leaves the decision to the others.
+        if (HasInfinity(g) && HasInfinity(p)) ++valid;
+        else ++overflowed;
         continue;
       }
       if (fa != fb) return false;
@@ -583,6 +583,7 @@ class Comparer {
                                                    c_.rename.empty() ? nullptr : &c_.rename);
       if (precise ? !*precise : !close) return false;
     }
+    if (valid == 0 && overflowed > 0) throw BudgetError{"values beyond the numeric range"};
     if (valid == 0) return Canonical(g) == Canonical(p);
     return true;
   }

@@ -459,9 +459,11 @@ class Parser {
         ++pos_;
         factors.push_back(Make(Kind::kInv, {ParseUnaryFactor()}));
       } else if (StartsFactor()) {
+        bool frac_follows = IsCmd("frac");
         int32_t next = ParsePower();
-        // Mixed number: an integer directly followed by a proper fraction (2\frac{1}{2}).
-        if (factors.size() == 1 && IsMixedNumber(factors[0], next)) {
+        // Mixed number: an integer directly followed by a proper fraction (2\frac{1}{2}),
+        // not by a parenthesised one (2(\frac{1}{2}) is a product).
+        if (factors.size() == 1 && frac_follows && IsMixedNumber(factors[0], next)) {
           factors[0] = Make(Kind::kAdd, {factors[0], next});
         } else {
           factors.push_back(next);

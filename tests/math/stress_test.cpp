@@ -242,3 +242,48 @@ TEST_CASE("deep inputs are safe on a small thread stack", "[math][stress]") {
   pthread_attr_destroy(&attr);
   for (Verdict v : verdicts) CHECK(v != Verdict::kCorrect);
 }
+
+namespace {
+
+// Scalar expressions with nonzero denominators and moderate values.
+std::string RandomScalar(std::mt19937_64& rng, int depth) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  if (depth <= 0 || pick(3) == 0) {
+    switch (pick(5)) {
+      case 0: return std::to_string(1 + pick(20));
+      case 1: return std::string(1, "xyz"[pick(3)]);
+      case 2: return "\\pi";
+      case 3: return "\\sqrt{" + std::to_string(2 + pick(30)) + "}";
+      default: return "\\frac{" + std::to_string(1 + pick(9)) + "}{" + std::to_string(2 + pick(8)) + "}";
+    }
+  }
+  std::string a = RandomScalar(rng, depth - 1), b = RandomScalar(rng, depth - 1);
+  switch (pick(7)) {
+    case 0: return a + "+" + b;
+    case 1: return a + "-" + b;
+    case 2: return a + "\\cdot " + b;
+    case 3: return "\\frac{" + a + "}{" + std::to_string(2 + pick(8)) + "}";
+    case 4: return "(" + a + ")^{" + std::to_string(pick(4)) + "}";
+    case 5: return "\\sin(" + a + ")";
+    default: return "\\cos(" + a + ")+" + b;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("randomized rewrites are equal and near misses are not", "[math][stress]") {
+  std::mt19937_64 rng(7);
+  Verifier verifier;
+  auto deadline = Clock::now() + std::chrono::seconds(3);
+  int checked = 0;
+  for (int iteration = 0; iteration < 600 && Clock::now() < deadline; ++iteration) {
+    std::string e = RandomScalar(rng, 1 + static_cast<int>(rng() % 4));
+    INFO("expression: " << e);
+    CHECK(Bounded(verifier, "\\boxed{\\frac{2(" + e + ")}{2}}", e).verdict == Verdict::kCorrect);
+    CHECK(Bounded(verifier, "\\boxed{(" + e + ") \\cdot 1 + 0}", e).verdict == Verdict::kCorrect);
+    CHECK(Bounded(verifier, "\\boxed{(" + e + ")+1}", e).verdict == Verdict::kIncorrect);
+    CHECK(Bounded(verifier, "\\boxed{(" + e + ")+10^{-9}}", e).verdict == Verdict::kIncorrect);
+    ++checked;
+  }
+  CHECK(checked > 50);
+}

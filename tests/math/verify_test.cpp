@@ -81,6 +81,7 @@ TEST_CASE("fractions, roots, mixed numbers, constants", "[math]") {
       {"2\\frac{1}{2}", "\\frac{5}{2}", true},
       {"-2\\frac{1}{2}", "-\\frac{5}{2}", true},
       {"2\\frac{1}{2}", "1", false},
+      {"2(\\frac{1}{2})", "1", true},  // a product, not a mixed number
       {"\\sqrt{12}", "2\\sqrt{3}", true},
       {"\\sqrt3", "\\sqrt{3}", true},
       {"\\sqrt[3]{8}", "2", true},
