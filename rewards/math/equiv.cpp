@@ -458,7 +458,8 @@ class Comparer {
   // (duplicates allowed on either side).
   bool Unordered(Ref g, Ref p, int depth) {
     std::vector<Ref> a = Elements(g), b = Elements(p);
-    if (a.size() * b.size() > 4096) throw BudgetError{"lists too long to match"};
+    if (std::optional<bool> exact = ExactSets(a, b)) return *exact;
+    // Pairwise matching; every comparison is charged to the node budget.
     std::vector<bool> b_hit(b.size(), false);
     for (Ref x : a) {
       bool found = false;
@@ -470,6 +471,29 @@ class Comparer {
       if (!found) return false;
     }
     return std::all_of(b_hit.begin(), b_hit.end(), [](bool hit) { return hit; });
+  }
+
+  // Long lists of plain numbers (all divisors of 5040) compare as sorted sets of exact
+  // values; nullopt when some element is not an exact number without decimals.
+  std::optional<bool> ExactSets(const std::vector<Ref>& a, const std::vector<Ref>& b) {
+    if (a.size() + b.size() < 32) return std::nullopt;
+    auto values = [&](const std::vector<Ref>& refs) -> std::optional<std::vector<Rational>> {
+      std::vector<Rational> out;
+      for (Ref r : refs) {
+        if (HasDecimal(*r.tree, r.id) || r.kind() == Kind::kPercent) return std::nullopt;
+        std::optional<Rational> v = ExactValue(*r.tree, r.id, c_.budget);
+        if (!v) return std::nullopt;
+        out.push_back(std::move(*v));
+      }
+      std::sort(out.begin(), out.end());
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    };
+    std::optional<std::vector<Rational>> x = values(a);
+    if (!x) return std::nullopt;
+    std::optional<std::vector<Rational>> y = values(b);
+    if (!y) return std::nullopt;
+    return *x == *y;
   }
 
   bool Ratios(Ref g, Ref p) {

@@ -372,3 +372,32 @@ TEST_CASE("sums and products", "[math]") {
   });
   CHECK(VerdictOf("\\boxed{\\sum_{k=1}^{10^{9}} k}", "1") == Verdict::kBudgetExceeded);
 }
+
+TEST_CASE("long solution lists", "[math]") {
+  std::string divisors, reversed;
+  std::vector<int> d;
+  for (int k = 1; k <= 5040; ++k) {
+    if (5040 % k == 0) d.push_back(k);
+  }
+  for (size_t k = 0; k < d.size(); ++k) {
+    if (k > 0) {
+      divisors += ", ";
+      reversed += ", ";
+    }
+    divisors += std::to_string(d[k]);
+    reversed += std::to_string(d[d.size() - 1 - k]);
+  }
+  CHECK(VerdictOf("\\boxed{" + reversed + "}", divisors) == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{" + reversed + ", 7}", divisors) == Verdict::kCorrect);  // duplicate
+  CHECK(VerdictOf("\\boxed{" + reversed + ", 11}", divisors) == Verdict::kIncorrect);
+  std::string squares, squares_reversed;
+  for (int k = 1; k <= 100; ++k) {
+    if (k > 1) {
+      squares += ", ";
+      squares_reversed += ", ";
+    }
+    squares += "\\sqrt{" + std::to_string(k) + "}";
+    squares_reversed += "\\sqrt{" + std::to_string(101 - k) + "}";
+  }
+  CHECK(VerdictOf("\\boxed{" + squares_reversed + "}", squares) == Verdict::kCorrect);
+}
