@@ -67,6 +67,9 @@ class AccuracyMathRule final : public Rule {
 // (max_value_wrong, min_value_wrong) for a wrong one: short correct answers earn the most,
 // short wrong answers lose the most. open-r1 measures length in characters and lets the
 // cosine wrap past max_len; we measure tokens by default and clamp at max_len.
+// params: min_value_wrong (-1), max_value_wrong (-0.5), min_value_correct (0.5),
+// max_value_correct (1), max_len (1000), unit: tokens (needs Sample::completion_tokens,
+// else the status is missing_token_count) or chars (UTF-8 bytes of the completion).
 class LengthCosineRule final : public Rule {
  public:
   struct Params {

@@ -139,6 +139,9 @@ class Comparer {
       return true;
     }
     if (gk == Kind::kRatio && pk == Kind::kRatio) return Ratios(g, p);
+    if ((gk == Kind::kRatio) != (pk == Kind::kRatio) && !IsStructure(gk == Kind::kRatio ? pk : gk)) {
+      return RatioAndValue(gk == Kind::kRatio ? g : p, gk == Kind::kRatio ? p : g);  // 2:3 vs 2/3
+    }
     if (IsStructure(pk) || IsStructure(gk)) return false;
     return Scalars(g, p);
   }
@@ -504,6 +507,20 @@ class Comparer {
       long double scale = 1;
       Complex x = Value(g.kid(0), point, &scale, false) / Value(g.kid(1), point, &scale, false);
       Complex y = Value(p.kid(0), point, &scale, true) / Value(p.kid(1), point, &scale, true);
+      if (!Finite(x) || !Finite(y) || std::abs(x - y) > 1e-10L * std::max<long double>(1, std::abs(x))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool RatioAndValue(Ref ratio, Ref value) {
+    if (IsZero(ratio.kid(1))) return false;
+    for (int point = 0; point < kPoints; ++point) {
+      long double scale = 1;
+      Complex x = Value(ratio.kid(0), point, &scale, ratio.tree == &c_.pred) /
+                  Value(ratio.kid(1), point, &scale, ratio.tree == &c_.pred);
+      Complex y = Value(value, point, &scale, value.tree == &c_.pred);
       if (!Finite(x) || !Finite(y) || std::abs(x - y) > 1e-10L * std::max<long double>(1, std::abs(x))) {
         return false;
       }

@@ -130,7 +130,10 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
     result.detail = "gold: " + gold_error;
     return result;
   }
-  if (extracted->hedged) {
+  // "\boxed{3} or \boxed{4}" hedges between answers, unless the gold itself has several.
+  internal::Prepare(&gold_tree, budget);
+  internal::Kind gold_kind = gold_tree[gold_tree.root].kind;
+  if (extracted->hedged && gold_kind != internal::Kind::kList && gold_kind != internal::Kind::kSet) {
     result.verdict = Verdict::kIncorrect;
     result.detail = "several different final answers joined by 'or'";
     return result;
@@ -144,7 +147,6 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
     return result;
   }
   result.pred_canonical = internal::Render(pred_tree, pred_tree.root);
-  internal::Prepare(&gold_tree, budget);
   internal::Prepare(&pred_tree, budget);
   internal::CompareContext context{options, budget, gold_tree, pred_tree,
                                    Renaming(gold_tree, pred_tree, options.strict)};

@@ -182,7 +182,9 @@ TEST_CASE("solution lists, plus-minus, several boxed answers", "[math]") {
   });
   CHECK(VerdictOf("\\boxed{1} and \\boxed{2}", "\\{1,2\\}") == Verdict::kCorrect);
   CHECK(VerdictOf("\\boxed{3} or \\boxed{4}", "3") == Verdict::kIncorrect);  // hedging
-  CHECK(VerdictOf("\\boxed{3} or \\boxed{4}", "3, 4") == Verdict::kIncorrect);
+  CHECK(VerdictOf("\\boxed{3} or \\boxed{4}", "3, 4") == Verdict::kCorrect);  // both roots
+  CHECK(VerdictOf("\\boxed{3} or \\boxed{5}", "3, 4") == Verdict::kIncorrect);
+  CHECK(VerdictOf("\\boxed{3} or \\boxed{4}", "4") == Verdict::kIncorrect);
 }
 
 TEST_CASE("intervals and unions", "[math]") {
@@ -256,6 +258,9 @@ TEST_CASE("ratios and multiple choice", "[math]") {
       {"12:00", "12:00", true},
       {"1:00", "12:00", false},
       {"2:3", "4:6", true},
+      {"2:3", "\\frac{2}{3}", true},
+      {"\\frac{2}{3}", "2:3", true},
+      {"3:2", "\\frac{2}{3}", false},
       {"C", "\\text{C}", true},
       {"D", "\\text{C}", false},
   });
