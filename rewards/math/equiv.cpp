@@ -412,17 +412,24 @@ class Comparer {
     abs_middle_ = false;
     if (!RelationPieces(relation, &a) || !Pieces(intervals, &b)) return false;
     if (!abs_middle_) return SamePieces(a, b);
-    // lo <= |x| <= hi: the intervals must be [-hi, -lo] and [lo, hi].
-    if (b.size() != 2) return false;
+    // lo <= |x| <= hi is [-hi, -lo] and [lo, hi]; |x| <= hi alone is [-hi, hi].
     const Piece& positive = a[0];
+    if (positive.lo.infinity == -1) {
+      return b.size() == 1 && positive.hi.value && SameEndpoint(positive.hi, b[0].hi) &&
+             b[0].lo.value && b[0].lo.closed == positive.hi.closed &&
+             Negatives(*positive.hi.value, *b[0].lo.value);
+    }
+    if (b.size() != 2 || !positive.lo.value) return false;
     for (int flip = 0; flip < 2; ++flip) {
       const Piece& bp = b[flip], &bn = b[1 - flip];
       if (!SameEndpoint(positive.lo, bp.lo) || !SameEndpoint(positive.hi, bp.hi)) continue;
-      if (bn.lo.closed != positive.hi.closed || bn.hi.closed != positive.lo.closed) continue;
-      if (!bn.lo.value || !bn.hi.value || !positive.hi.value) continue;
-      if (Negatives(*positive.hi.value, *bn.lo.value) && Negatives(*positive.lo.value, *bn.hi.value)) {
-        return true;
-      }
+      bool hi_ok = bn.hi.value && bn.hi.closed == positive.lo.closed &&
+                   Negatives(*positive.lo.value, *bn.hi.value);
+      bool lo_ok = positive.hi.infinity != 0
+                       ? bn.lo.infinity == -positive.hi.infinity
+                       : bn.lo.value && bn.lo.closed == positive.hi.closed &&
+                             Negatives(*positive.hi.value, *bn.lo.value);
+      if (hi_ok && lo_ok) return true;
     }
     return false;
   }

@@ -214,6 +214,10 @@ TEST_CASE("inequalities and their intervals", "[math]") {
       {"[5, \\infty)", "x \\ge 5", true},
       {"-2 \\le x \\le 7", "[-2, 7]", false},  // the reverse needs the option
       {"z \\in [-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]", "1 \\le |z| \\le \\frac{3}{2}", true},
+      {"(-\\infty, -3] \\cup [3, \\infty)", "|x| \\ge 3", true},
+      {"(-\\infty, -3) \\cup [3, \\infty)", "|x| \\ge 3", false},
+      {"(-3, 3)", "|x| < 3", true},
+      {"(-3, 3]", "|x| < 3", false},
   });
   VerifierOptions options;
   options.interval_accepts_inequality = true;
