@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "rl/model/qwen2.h"
 
@@ -73,11 +73,13 @@ struct Figures {
 
 // One prefill of [B, P] with the cache, then `steps` greedy steps of [B, 1], each computing
 // only the last position's logits. Returns (prefill seconds, decode seconds).
-std::pair<double, double> RunCached(rl::model::Qwen2& model, const torch::Tensor& prompt, int64_t steps) {
+std::pair<double, double> RunCached(rl::model::Qwen2& model, const torch::Tensor& prompt,
+                                    int64_t steps) {
   const int64_t B = prompt.size(0), P = prompt.size(1);
   rl::model::KvCache cache(model->config(), B, P + steps, model->dtype(), torch::kCPU);
   auto start = Clock::now();
-  torch::Tensor next = model->Logits(model->Hidden(prompt, {}, {}, &cache).select(1, -1)).argmax(-1);
+  torch::Tensor next =
+      model->Logits(model->Hidden(prompt, {}, {}, &cache).select(1, -1)).argmax(-1);
   const double prefill = Seconds(start);
   start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
@@ -90,7 +92,8 @@ std::pair<double, double> RunCached(rl::model::Qwen2& model, const torch::Tensor
 double RunRecompute(rl::model::Qwen2& model, torch::Tensor sequence, int64_t steps) {
   const auto start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
-    const torch::Tensor next = model->Logits(model->Hidden(sequence, {}, {}).select(1, -1)).argmax(-1);
+    const torch::Tensor next =
+        model->Logits(model->Hidden(sequence, {}, {}).select(1, -1)).argmax(-1);
     sequence = torch::cat({sequence, next.unsqueeze(1)}, 1);
   }
   return Seconds(start);
@@ -98,7 +101,8 @@ double RunRecompute(rl::model::Qwen2& model, torch::Tensor sequence, int64_t ste
 
 Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o) {
   torch::manual_seed(B);
-  const torch::Tensor prompt = torch::randint(0, model->config().vocab_size, {B, o.prompt_len}, torch::kLong);
+  const torch::Tensor prompt =
+      torch::randint(0, model->config().vocab_size, {B, o.prompt_len}, torch::kLong);
   RunCached(model, prompt, 2);  // warm-up: allocator and BLAS buffers
   std::vector<double> prefill, decode, recompute;
   for (int r = 0; r < o.repeats; ++r) {
@@ -123,7 +127,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", o.batches, "batch sizes")->delimiter(',');
   app.add_option("--prompt-len", o.prompt_len, "prompt tokens per row");
   app.add_option("--new-tokens", o.new_tokens, "decode steps with the cache");
-  app.add_option("--recompute-tokens", o.recompute_tokens, "decode steps without the cache (0: skip)");
+  app.add_option("--recompute-tokens", o.recompute_tokens,
+                 "decode steps without the cache (0: skip)");
   app.add_option("--repeats", o.repeats, "runs per figure (the median is printed)");
   app.add_option("--threads", o.threads, "LibTorch threads (0: one per core)");
   CLI11_PARSE(app, argc, argv);
@@ -132,7 +137,8 @@ int main(int argc, char** argv) {
   torch::NoGradGuard no_grad;
   std::printf("threads %d, prompt %lld tokens, %lld decode steps (%lld recompute), median of %d\n",
               at::get_num_threads(), static_cast<long long>(o.prompt_len),
-              static_cast<long long>(o.new_tokens), static_cast<long long>(o.recompute_tokens), o.repeats);
+              static_cast<long long>(o.new_tokens), static_cast<long long>(o.recompute_tokens),
+              o.repeats);
   std::printf("%-9s %-5s %5s %12s %12s %14s %10s %10s\n", "shape", "dtype", "batch", "prefill t/s",
               "decode t/s", "recompute t/s", "speedup", "peak MiB");
   for (const std::string& shape : o.shapes) {

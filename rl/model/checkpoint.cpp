@@ -51,9 +51,11 @@ void SaveQwen2(Qwen2& model, const std::string& dir, torch::ScalarType dtype,
                                                            : "float32";
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& p : model->named_parameters()) tensors.emplace_back(p.key(), p.value());
-  WriteTensorFile((fs::path(dir) / "model.safetensors").string(), tensors, dtype, {{"format", "pt"}});
+  WriteTensorFile((fs::path(dir) / "model.safetensors").string(), tensors, dtype,
+                  {{"format", "pt"}});
   model->config().WriteJsonFile((fs::path(dir) / "config.json").string(), dtype_name);
-  if (generation != nullptr) generation->WriteJsonFile((fs::path(dir) / "generation_config.json").string());
+  if (generation != nullptr)
+    generation->WriteJsonFile((fs::path(dir) / "generation_config.json").string());
 }
 
 }  // namespace rl::model

@@ -30,8 +30,8 @@ struct Qwen2Config {
   int64_t intermediate_size = 0;
   int64_t num_hidden_layers = 0;
   int64_t num_attention_heads = 0;
-  int64_t num_key_value_heads = 0;   // default: num_attention_heads
-  int64_t head_dim = 0;              // default: hidden_size / num_attention_heads
+  int64_t num_key_value_heads = 0;  // default: num_attention_heads
+  int64_t head_dim = 0;             // default: hidden_size / num_attention_heads
   int64_t max_position_embeddings = 32768;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;

@@ -12,7 +12,8 @@
 namespace rl::model {
 
 void ConfigureThreads(int num_threads) {
-  if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (num_threads <= 0)
+    num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(num_threads);
 }
 
@@ -28,8 +29,8 @@ KvCache::KvCache(const Qwen2Config& config, int64_t batch, int64_t capacity,
   }
   const auto options = torch::TensorOptions().dtype(dtype).device(device);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    keys_.push_back(torch::zeros({batch, config.num_key_value_heads, capacity, config.head_dim},
-                                 options));
+    keys_.push_back(
+        torch::zeros({batch, config.num_key_value_heads, capacity, config.head_dim}, options));
     values_.push_back(torch::zeros_like(keys_.back()));
   }
 }
@@ -44,9 +45,11 @@ void KvCache::Truncate(int64_t length) {
 
 void KvCache::SelectBatch(const torch::Tensor& indices) {
   const torch::Tensor idx = indices.to(keys_.at(0).device(), torch::kLong);
-  if (idx.dim() != 1 || idx.numel() == 0) throw ModelError("KvCache::SelectBatch: indices must be 1-D and non-empty");
+  if (idx.dim() != 1 || idx.numel() == 0)
+    throw ModelError("KvCache::SelectBatch: indices must be 1-D and non-empty");
   if (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= batch_) {
-    throw ModelError("KvCache::SelectBatch: index out of range [0, " + std::to_string(batch_) + ")");
+    throw ModelError("KvCache::SelectBatch: index out of range [0, " + std::to_string(batch_) +
+                     ")");
   }
   for (auto& t : keys_) t = t.index_select(0, idx);
   for (auto& t : values_) t = t.index_select(0, idx);
@@ -56,7 +59,8 @@ void KvCache::SelectBatch(const torch::Tensor& indices) {
 // ---------------------------------------------------------------------------------------------
 // Building blocks
 
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::TensorOptions& options) {
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias,
+                       const torch::TensorOptions& options) {
   weight = register_parameter("weight", torch::empty({out, in}, options));  // [out, in]
   if (with_bias) bias = register_parameter("bias", torch::empty({out}, options));
 }
@@ -65,7 +69,8 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   return torch::linear(x, weight, bias);  // [..., in] -> [..., out]
 }
 
-RmsNormImpl::RmsNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
+RmsNormImpl::RmsNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options)
+    : eps(eps_) {
   weight = register_parameter("weight", torch::empty({dim}, options));
 }
 
@@ -85,7 +90,8 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
 }
 
 Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const torch::TensorOptions& options) {
-  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t q_dim = c.num_attention_heads * c.head_dim,
+                kv_dim = c.num_key_value_heads * c.head_dim;
   q_proj = register_module("q_proj", Linear(c.hidden_size, q_dim, /*bias=*/true, options));
   k_proj = register_module("k_proj", Linear(c.hidden_size, kv_dim, /*bias=*/true, options));
   v_proj = register_module("v_proj", Linear(c.hidden_size, kv_dim, /*bias=*/true, options));
@@ -93,9 +99,11 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const torch::Tensor
 }
 
 Qwen2MlpImpl::Qwen2MlpImpl(const Qwen2Config& c, const torch::TensorOptions& options) {
-  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false, options));
+  gate_proj =
+      register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false, options));
   up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false, options));
-  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false, options));
+  down_proj =
+      register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false, options));
 }
 
 torch::Tensor Qwen2MlpImpl::forward(const torch::Tensor& x) {
@@ -103,10 +111,12 @@ torch::Tensor Qwen2MlpImpl::forward(const torch::Tensor& x) {
   return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
 }
 
-Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, const torch::TensorOptions& options) {
+Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c,
+                                             const torch::TensorOptions& options) {
   self_attn = register_module("self_attn", Qwen2Attention(c, options));
   mlp = register_module("mlp", Qwen2Mlp(c, options));
-  input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, options));
+  input_layernorm =
+      register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, options));
   post_attention_layernorm =
       register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, options));
 }
@@ -125,12 +135,14 @@ Qwen2BodyImpl::Qwen2BodyImpl(const Qwen2Config& c, const torch::TensorOptions& o
 // ---------------------------------------------------------------------------------------------
 // Qwen2
 
-Qwen2Impl::Qwen2Impl(const Qwen2Config& config, const torch::TensorOptions& options, bool random_init)
+Qwen2Impl::Qwen2Impl(const Qwen2Config& config, const torch::TensorOptions& options,
+                     bool random_init)
     : config_(config) {
   config_.Validate("Qwen2Config");
   model = register_module("model", Qwen2Body(config_, options));
   if (!config_.tie_word_embeddings) {
-    lm_head = register_module("lm_head", Linear(config_.hidden_size, config_.vocab_size, false, options));
+    lm_head =
+        register_module("lm_head", Linear(config_.hidden_size, config_.vocab_size, false, options));
   }
   if (!random_init) return;
   // transformers' _init_weights for Qwen2: matrices ~ N(0, initializer_range), biases 0, norms 1.
@@ -159,10 +171,11 @@ std::pair<torch::Tensor, torch::Tensor> RopeTables(const torch::Tensor& position
                                                    double theta, torch::ScalarType dtype) {
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(positions.device());
   const torch::Tensor exponents =
-      torch::arange(0, head_dim, 2, f32.dtype(torch::kLong)).to(torch::kFloat32) / static_cast<double>(head_dim);
-  const torch::Tensor inv_freq = torch::pow(theta, exponents).reciprocal();       // [D/2]
+      torch::arange(0, head_dim, 2, f32.dtype(torch::kLong)).to(torch::kFloat32) /
+      static_cast<double>(head_dim);
+  const torch::Tensor inv_freq = torch::pow(theta, exponents).reciprocal();             // [D/2]
   const torch::Tensor angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B,T,D/2]
-  const torch::Tensor emb = torch::cat({angles, angles}, -1).unsqueeze(1);       // [B,1,T,D]
+  const torch::Tensor emb = torch::cat({angles, angles}, -1).unsqueeze(1);              // [B,1,T,D]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
@@ -172,7 +185,8 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin) {
   return x * cos + RotateHalf(x) * sin;  // [B,h,T,D]
 }
 
@@ -180,32 +194,40 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const 
 torch::Tensor AttentionAllowed(const torch::Tensor& key_mask, int64_t past, int64_t T) {
   const int64_t S = key_mask.size(1);
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(key_mask.device());
-  const torch::Tensor query_slot = torch::arange(past, past + T, long_options).unsqueeze(1);  // [T,1]
-  const torch::Tensor key_slot = torch::arange(0, S, long_options).unsqueeze(0);             // [1,S]
-  const torch::Tensor causal = key_slot <= query_slot;                                       // [T,S]
-  return causal.unsqueeze(0).unsqueeze(0) & key_mask.unsqueeze(1).unsqueeze(1);            // [B,1,T,S]
+  const torch::Tensor query_slot =
+      torch::arange(past, past + T, long_options).unsqueeze(1);                   // [T,1]
+  const torch::Tensor key_slot = torch::arange(0, S, long_options).unsqueeze(0);  // [1,S]
+  const torch::Tensor causal = key_slot <= query_slot;                            // [T,S]
+  return causal.unsqueeze(0).unsqueeze(0) & key_mask.unsqueeze(1).unsqueeze(1);   // [B,1,T,S]
 }
 
 void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
-                    const torch::Tensor& key_mask, int64_t past, const KvCache* cache) {
+                    const torch::Tensor& key_mask, int64_t past, const KvCache* cache,
+                    torch::ScalarType dtype) {
   auto fail = [](const std::string& what) { throw ModelError("Qwen2::Hidden: " + what); };
   if (ids.dim() != 2 || ids.scalar_type() != torch::kLong) fail("input_ids must be int64 [B,T]");
   const int64_t B = ids.size(0), T = ids.size(1);
   if (T == 0) fail("input_ids has no tokens");
-  if (positions.defined() && (positions.sizes() != ids.sizes() || positions.scalar_type() != torch::kLong)) {
+  if (positions.defined() &&
+      (positions.sizes() != ids.sizes() || positions.scalar_type() != torch::kLong)) {
     fail("positions must be int64 [B,T] like input_ids");
   }
-  if (key_mask.defined() && (key_mask.dim() != 2 || key_mask.size(0) != B ||
-                             key_mask.size(1) != past + T || key_mask.scalar_type() != torch::kBool)) {
+  if (key_mask.defined() &&
+      (key_mask.dim() != 2 || key_mask.size(0) != B || key_mask.size(1) != past + T ||
+       key_mask.scalar_type() != torch::kBool)) {
     fail("key_mask must be bool [B, past + T] = [" + std::to_string(B) + ", " +
          std::to_string(past + T) + "]");
   }
   if (cache != nullptr && cache->batch() != B) {
     fail("cache batch " + std::to_string(cache->batch()) + " != input batch " + std::to_string(B));
   }
+  if (cache != nullptr && cache->keys(0).scalar_type() != dtype) {
+    fail(std::string("cache dtype ") + c10::toString(cache->keys(0).scalar_type()) +
+         " != model dtype " + c10::toString(dtype));
+  }
   if (cache != nullptr && past + T > cache->capacity()) {
-    fail("cache capacity " + std::to_string(cache->capacity()) + " exceeded: " +
-         std::to_string(past) + " cached + " + std::to_string(T) + " new");
+    fail("cache capacity " + std::to_string(cache->capacity()) +
+         " exceeded: " + std::to_string(past) + " cached + " + std::to_string(T) + " new");
   }
 }
 
@@ -214,32 +236,35 @@ void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
 torch::Tensor Qwen2Impl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions_in,
                                 const torch::Tensor& key_mask_in, KvCache* cache) {
   const int64_t past = cache != nullptr ? cache->length() : 0;
-  CheckArguments(input_ids, positions_in, key_mask_in, past, cache);
+  CheckArguments(input_ids, positions_in, key_mask_in, past, cache, dtype());
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(input_ids.device());
-  const torch::Tensor positions =
-      positions_in.defined() ? positions_in : torch::arange(past, past + T, long_options).expand({B, T});
-  const torch::Tensor key_mask =
-      key_mask_in.defined() ? key_mask_in
-                            : torch::ones({B, past + T}, long_options.dtype(torch::kBool));
+  const torch::Tensor positions = positions_in.defined()
+                                      ? positions_in
+                                      : torch::arange(past, past + T, long_options).expand({B, T});
+  const torch::Tensor key_mask = key_mask_in.defined()
+                                     ? key_mask_in
+                                     : torch::ones({B, past + T}, long_options.dtype(torch::kBool));
 
-  torch::Tensor x = model->embed_tokens(input_ids);                       // [B,T,C]
-  const auto [cos, sin] = RopeTables(positions, config_.head_dim, config_.rope_theta, x.scalar_type());
-  const torch::Tensor allowed = AttentionAllowed(key_mask, past, T);     // [B,1,T,S]
+  torch::Tensor x = model->embed_tokens(input_ids);  // [B,T,C]
+  const auto [cos, sin] =
+      RopeTables(positions, config_.head_dim, config_.rope_theta, x.scalar_type());
+  const torch::Tensor allowed = AttentionAllowed(key_mask, past, T);  // [B,1,T,S]
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     Qwen2DecoderLayerImpl& layer = *model->layers[l];
     x = x + Attention(*layer.self_attn, layer.input_layernorm(x), cos, sin, allowed, cache, l);
     x = x + layer.mlp(layer.post_attention_layernorm(x));
   }
   if (cache != nullptr) cache->length_ = past + T;
-  return model->norm(x);                                                   // [B,T,C]
+  return model->norm(x);  // [B,T,C]
 }
 
 torch::Tensor Qwen2Impl::Attention(Qwen2AttentionImpl& attn, const torch::Tensor& x,
                                    const torch::Tensor& cos, const torch::Tensor& sin,
                                    const torch::Tensor& allowed, KvCache* cache, int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
-  const int64_t H = config_.num_attention_heads, K = config_.num_key_value_heads, D = config_.head_dim;
+  const int64_t H = config_.num_attention_heads, K = config_.num_key_value_heads,
+                D = config_.head_dim;
   const int64_t R = H / K;
   // Projections [B,T,C] -> [B,h,T,D], then rotary embeddings on queries and keys.
   torch::Tensor q = attn.q_proj(x).view({B, T, H, D}).transpose(1, 2);
@@ -252,7 +277,7 @@ torch::Tensor Qwen2Impl::Attention(Qwen2AttentionImpl& attn, const torch::Tensor
     const int64_t past = cache->length_;
     cache->keys_[layer].narrow(2, past, T).copy_(k);
     cache->values_[layer].narrow(2, past, T).copy_(v);
-    k = cache->keys_[layer].narrow(2, 0, past + T);                     // [B,K,S,D]
+    k = cache->keys_[layer].narrow(2, 0, past + T);  // [B,K,S,D]
     v = cache->values_[layer].narrow(2, 0, past + T);
   }
   const int64_t S = k.size(2);
@@ -263,20 +288,22 @@ torch::Tensor Qwen2Impl::Attention(Qwen2AttentionImpl& attn, const torch::Tensor
   const torch::Tensor scores = torch::matmul(qg, k.transpose(2, 3)).mul(scale).view({B, H, T, S});
   // Softmax in float32. Masked keys get the lowest finite float, not -inf, so that a fully
   // masked row (a padding query) gives finite values instead of NaNs that would reach the cache.
-  const torch::Tensor probs = scores.to(torch::kFloat32)
-                                  .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
-                                  .softmax(-1)
-                                  .to(x.scalar_type());                    // [B,H,T,S]
+  const torch::Tensor probs =
+      scores.to(torch::kFloat32)
+          .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
+          .softmax(-1)
+          .to(x.scalar_type());                                             // [B,H,T,S]
   const torch::Tensor out = torch::matmul(probs.view({B, K, R * T, S}), v)  // [B,K,R*T,D]
                                 .view({B, H, T, D})
                                 .transpose(1, 2)
                                 .reshape({B, T, H * D});
-  return attn.o_proj(out);                                                 // [B,T,C]
+  return attn.o_proj(out);  // [B,T,C]
 }
 
 torch::Tensor Qwen2Impl::Logits(const torch::Tensor& hidden) {
   // [..., C] -> [..., V], computed in the model's dtype as transformers does, returned in float32.
-  const torch::Tensor& w = config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
+  const torch::Tensor& w =
+      config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
   return torch::linear(hidden, w).to(torch::kFloat32);
 }
 
@@ -291,14 +318,16 @@ void Qwen2Impl::CopyWeightsFrom(Qwen2Impl& other) {
   for (auto& p : named_parameters()) {
     const torch::Tensor* src = theirs.find(p.key());
     if (src == nullptr || src->sizes() != p.value().sizes()) {
-      throw ModelError("CopyWeightsFrom: parameter '" + p.key() + "' is missing or has another shape");
+      throw ModelError("CopyWeightsFrom: parameter '" + p.key() +
+                       "' is missing or has another shape");
     }
     p.value().copy_(*src);
   }
 }
 
 Qwen2 CloneQwen2(Qwen2Impl& source, torch::ScalarType dtype, torch::Device device) {
-  Qwen2 copy(source.config(), torch::TensorOptions().dtype(dtype).device(device), /*random_init=*/false);
+  Qwen2 copy(source.config(), torch::TensorOptions().dtype(dtype).device(device),
+             /*random_init=*/false);
   copy->CopyWeightsFrom(source);
   return copy;
 }

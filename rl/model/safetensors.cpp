@@ -104,9 +104,12 @@ nlohmann::json ParseHeaderJson(const std::string& file, std::string_view text) {
 
 std::string_view DtypeName(Dtype dtype) {
   switch (dtype) {
-    case Dtype::kF32: return "F32";
-    case Dtype::kBF16: return "BF16";
-    case Dtype::kF16: return "F16";
+    case Dtype::kF32:
+      return "F32";
+    case Dtype::kBF16:
+      return "BF16";
+    case Dtype::kF16:
+      return "F16";
   }
   return "?";
 }
@@ -147,7 +150,8 @@ SafetensorsFile SafetensorsFile::Open(const std::string& path) {
   const auto size = static_cast<size_t>(st.st_size);
   if (size < 8) {
     ::close(fd);
-    Fail(path, "file is " + std::to_string(size) + " bytes, too small for the 8-byte header length");
+    Fail(path,
+         "file is " + std::to_string(size) + " bytes, too small for the 8-byte header length");
   }
   void* address = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
@@ -318,8 +322,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::OpenDirectory(const std::string& di
     // A shard is a plain file next to the index: never a path that escapes the directory.
     if (shard_name.empty() || shard_name.find('/') != std::string::npos ||
         shard_name.find('\\') != std::string::npos || shard_name == "." || shard_name == "..") {
-      throw ModelError("'" + index_name + "', tensor '" + tensor + "': shard name '" +
-                       shard_name + "' is not a plain file name");
+      throw ModelError("'" + index_name + "', tensor '" + tensor + "': shard name '" + shard_name +
+                       "' is not a plain file name");
     }
     if (!shard_of_file.count(shard_name)) {
       shard_of_file[shard_name] = ckpt.files_.size();
@@ -385,12 +389,14 @@ void WriteSafetensors(const std::string& path, std::span<const TensorBlob> tenso
   uint64_t offset = 0;
   for (const TensorBlob& t : tensors) {
     if (t.name == "__metadata__" || header.contains(t.name)) {
-      throw ModelError("writing '" + path + "': tensor name '" + t.name + "' given twice or reserved");
+      throw ModelError("writing '" + path + "': tensor name '" + t.name +
+                       "' given twice or reserved");
     }
     const uint64_t expected = ShapeBytes(path, t.name, t.shape, t.dtype);
     if (expected != t.bytes.size()) {
-      FailTensor(path, t.name, "has " + std::to_string(t.bytes.size()) + " bytes, shape needs " +
-                                   std::to_string(expected));
+      FailTensor(path, t.name,
+                 "has " + std::to_string(t.bytes.size()) + " bytes, shape needs " +
+                     std::to_string(expected));
     }
     header[t.name] = {{"dtype", DtypeName(t.dtype)},
                       {"shape", t.shape},

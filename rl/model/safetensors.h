@@ -14,7 +14,8 @@
 //
 //   SafetensorsFile file = SafetensorsFile::Open("model.safetensors");   // mmap, validated
 //   const TensorView& w = file.Get("model.norm.weight");                 // throws if absent
-//   w.dtype, w.shape, w.bytes                                            // bytes point into the map
+//   w.dtype, w.shape, w.bytes                                            // bytes point into the
+//   map
 //
 //   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::OpenDirectory("Qwen2.5-0.5B");
 //   // opens model.safetensors, or every shard named by model.safetensors.index.json
@@ -49,7 +50,7 @@ int64_t DtypeSize(Dtype dtype);
 struct TensorView {
   std::string name;
   Dtype dtype = Dtype::kF32;
-  std::vector<int64_t> shape;      // empty for a scalar
+  std::vector<int64_t> shape;        // empty for a scalar
   std::span<const std::byte> bytes;  // little-endian element data, not necessarily aligned
   int64_t numel() const;
 };

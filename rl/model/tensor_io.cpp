@@ -9,18 +9,24 @@ namespace rl::model {
 
 at::ScalarType ToScalarType(Dtype dtype) {
   switch (dtype) {
-    case Dtype::kF32: return at::kFloat;
-    case Dtype::kBF16: return at::kBFloat16;
-    case Dtype::kF16: return at::kHalf;
+    case Dtype::kF32:
+      return at::kFloat;
+    case Dtype::kBF16:
+      return at::kBFloat16;
+    case Dtype::kF16:
+      return at::kHalf;
   }
   return at::kFloat;
 }
 
 Dtype ToDtype(at::ScalarType type, const std::string& what) {
   switch (type) {
-    case at::kFloat: return Dtype::kF32;
-    case at::kBFloat16: return Dtype::kBF16;
-    case at::kHalf: return Dtype::kF16;
+    case at::kFloat:
+      return Dtype::kF32;
+    case at::kBFloat16:
+      return Dtype::kBF16;
+    case at::kHalf:
+      return Dtype::kF16;
     default:
       throw ModelError(what + ": dtype " + std::string(c10::toString(type)) +
                        " cannot be stored (supported: float32, bfloat16, float16)");
@@ -44,8 +50,11 @@ void WriteTensorFile(const std::string& path,
   for (const auto& [name, tensor] : tensors) {
     cpu.push_back(tensor.detach().to(at::kCPU, dtype).contiguous());
     const at::Tensor& t = cpu.back();
-    blobs.push_back({name, file_dtype, t.sizes().vec(),
-                     {static_cast<const std::byte*>(t.data_ptr()), static_cast<size_t>(t.nbytes())}});
+    blobs.push_back(
+        {name,
+         file_dtype,
+         t.sizes().vec(),
+         {static_cast<const std::byte*>(t.data_ptr()), static_cast<size_t>(t.nbytes())}});
   }
   WriteSafetensors(path, blobs, metadata);
 }

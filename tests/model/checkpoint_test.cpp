@@ -14,11 +14,11 @@
 #include "rl/model/tensor_io.h"
 #include "tests/model/temp_dir.h"
 
+using Catch::Matchers::Contains;
 using rl::model::ModelError;
 using rl::model::Qwen2;
 using rl::model::Qwen2Config;
 using rl::model::testing::TempDir;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -46,7 +46,8 @@ void Shard(const std::string& dir) {
   namespace fs = std::filesystem;
   nlohmann::json weight_map;
   {
-    const auto file = rl::model::SafetensorsFile::Open((fs::path(dir) / "model.safetensors").string());
+    const auto file =
+        rl::model::SafetensorsFile::Open((fs::path(dir) / "model.safetensors").string());
     std::vector<rl::model::TensorBlob> parts[2];
     for (size_t i = 0; i < file.tensors().size(); ++i) {
       const auto& t = file.tensors()[i];
@@ -55,7 +56,8 @@ void Shard(const std::string& dir) {
     }
     for (int s = 0; s < 2; ++s) {
       rl::model::WriteSafetensors(
-          (fs::path(dir) / ("model-0000" + std::to_string(s + 1) + "-of-00002.safetensors")).string(),
+          (fs::path(dir) / ("model-0000" + std::to_string(s + 1) + "-of-00002.safetensors"))
+              .string(),
           parts[s]);
     }
   }
@@ -97,7 +99,8 @@ TEST_CASE("bfloat16 checkpoints", "[checkpoint]") {
   rl::model::SaveQwen2(model, dir.str(), torch::kBFloat16);
   const auto file = rl::model::SafetensorsFile::Open(dir / "model.safetensors");
   CHECK(file.Get("model.norm.weight").dtype == rl::model::Dtype::kBF16);
-  CHECK(Qwen2Config::FromJsonFile(dir / "config.json").ToJson("bfloat16")["torch_dtype"] == "bfloat16");
+  CHECK(Qwen2Config::FromJsonFile(dir / "config.json").ToJson("bfloat16")["torch_dtype"] ==
+        "bfloat16");
 
   Qwen2 as_bf16 = rl::model::LoadQwen2(dir.str(), torch::kBFloat16, torch::kCPU);
   Qwen2 expected = rl::model::CloneQwen2(*model, torch::kBFloat16, torch::kCPU);
@@ -148,7 +151,9 @@ TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {
     CHECK(load_error().empty());
   }
   SECTION("missing tensor") {
-    rewrite([](auto& t) { std::erase_if(t, [](auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; }); });
+    rewrite([](auto& t) {
+      std::erase_if(t, [](auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; });
+    });
     CHECK_THAT(load_error(), Contains("model.layers.1.mlp.up_proj.weight") && Contains("missing"));
   }
   SECTION("unexpected tensor") {
@@ -166,7 +171,8 @@ TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {
     nlohmann::json config = Qwen2Config::FromJsonFile(dir / "config.json").ToJson();
     config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
     std::ofstream(dir / "config.json") << config.dump();
-    CHECK_THAT(load_error(), Contains("config.json") && Contains("rope_scaling") && Contains("dynamic"));
+    CHECK_THAT(load_error(),
+               Contains("config.json") && Contains("rope_scaling") && Contains("dynamic"));
   }
   SECTION("damaged weights file") {
     std::filesystem::resize_file(st, std::filesystem::file_size(st) - 100);

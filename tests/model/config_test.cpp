@@ -8,11 +8,11 @@
 #include "rl/model/config.h"
 #include "tests/model/temp_dir.h"
 
+using Catch::Matchers::Contains;
 using rl::model::GenerationConfig;
 using rl::model::ModelError;
 using rl::model::Qwen2Config;
 using rl::model::testing::TempDir;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -68,9 +68,9 @@ TEST_CASE("config: v5 rope_parameters layout and explicit head_dim", "[config]")
 }
 
 TEST_CASE("config: defaults follow transformers", "[config]") {
-  const nlohmann::json j = {{"model_type", "qwen2"}, {"vocab_size", 10}, {"hidden_size", 32},
-                            {"intermediate_size", 64}, {"num_hidden_layers", 1},
-                            {"num_attention_heads", 4}};
+  const nlohmann::json j = {{"model_type", "qwen2"},  {"vocab_size", 10},
+                            {"hidden_size", 32},      {"intermediate_size", 64},
+                            {"num_hidden_layers", 1}, {"num_attention_heads", 4}};
   const Qwen2Config c = Qwen2Config::FromJson(j, "config.json");
   CHECK(c.num_key_value_heads == 4);
   CHECK(c.head_dim == 8);
@@ -134,7 +134,8 @@ TEST_CASE("config: what is not implemented is refused by name", "[config]") {
 
 TEST_CASE("config: files", "[config]") {
   TempDir dir;
-  CHECK_THROWS_WITH(Qwen2Config::FromJsonFile(dir / "none.json"), Contains("none.json") && Contains("cannot open"));
+  CHECK_THROWS_WITH(Qwen2Config::FromJsonFile(dir / "none.json"),
+                    Contains("none.json") && Contains("cannot open"));
   std::ofstream(dir / "broken.json") << "{\"model_type\": \"qwen2\",";
   CHECK_THROWS_WITH(Qwen2Config::FromJsonFile(dir / "broken.json"),
                     Contains("broken.json") && Contains("not valid JSON"));
@@ -160,7 +161,8 @@ TEST_CASE("generation config: eos_token_id as an int or a list", "[config]") {
   const auto qwen = GenerationConfig::FromJson(nlohmann::json::parse(R"({
       "bos_token_id": 151643, "pad_token_id": 151643, "do_sample": true,
       "eos_token_id": [151645, 151643], "repetition_penalty": 1.1, "temperature": 0.7,
-      "top_p": 0.8, "top_k": 20, "transformers_version": "4.37.0"})"), "g.json");
+      "top_p": 0.8, "top_k": 20, "transformers_version": "4.37.0"})"),
+                                               "g.json");
   CHECK(qwen.eos_token_ids == std::vector<int64_t>{151645, 151643});
   CHECK(qwen.temperature == 0.7);
   CHECK(qwen.top_k == 20);
@@ -173,5 +175,6 @@ TEST_CASE("generation config: eos_token_id as an int or a list", "[config]") {
                     Contains("eos_token_id"));
   TempDir dir;
   qwen.WriteJsonFile(dir / "generation_config.json");
-  CHECK(GenerationConfig::FromJsonFile(dir / "generation_config.json").eos_token_ids == qwen.eos_token_ids);
+  CHECK(GenerationConfig::FromJsonFile(dir / "generation_config.json").eos_token_ids ==
+        qwen.eos_token_ids);
 }

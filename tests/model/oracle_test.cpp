@@ -57,8 +57,8 @@ double Compare(const std::string& name, const rl::model::Qwen2Config& config, ui
   torch::Tensor mask = torch::ones({B, T}, torch::kBool);
   mask[1].narrow(0, 0, pad).fill_(false);
   const torch::Tensor positions = (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
-  nlohmann::json request = {
-      {"input_ids", std::vector<std::vector<int64_t>>{}}, {"attention_mask", nlohmann::json::array()}};
+  nlohmann::json request = {{"input_ids", std::vector<std::vector<int64_t>>{}},
+                            {"attention_mask", nlohmann::json::array()}};
   for (int64_t b = 0; b < B; ++b) {
     std::vector<int64_t> row(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + T);
     std::vector<int> m;
@@ -68,8 +68,9 @@ double Compare(const std::string& name, const rl::model::Qwen2Config& config, ui
   }
   std::ofstream(dir / "input.json") << request.dump();
 
-  const std::string command = Python() + " " + RL_TESTS_DIR + "/oracle/qwen2_reference.py --model " +
-                              dir.str() + " --input " + (dir / "input.json") + " --output " +
+  const std::string command = Python() + " " + RL_TESTS_DIR +
+                              "/oracle/qwen2_reference.py --model " + dir.str() + " --input " +
+                              (dir / "input.json") + " --output " +
                               (dir / "reference.safetensors") + " --dtype " + oracle_dtype;
   if (std::system(command.c_str()) != 0) {
     std::cerr << "FAIL " << name << ": the oracle failed: " << command << "\n";
@@ -81,13 +82,15 @@ double Compare(const std::string& name, const rl::model::Qwen2Config& config, ui
   torch::NoGradGuard no_grad;
   const torch::Tensor ours = model->forward(ids, positions, mask);
   if (ours.sizes() != reference.sizes()) {
-    std::cerr << "FAIL " << name << ": shapes " << ours.sizes() << " vs " << reference.sizes() << "\n";
+    std::cerr << "FAIL " << name << ": shapes " << ours.sizes() << " vs " << reference.sizes()
+              << "\n";
     return -1;
   }
   const torch::Tensor real = mask.unsqueeze(-1).expand_as(ours);
   const double diff = (ours - reference).abs().masked_select(real).max().item<double>();
   const double scale = reference.abs().masked_select(real).mean().item<double>();
-  std::cout << name << " vs " << oracle_dtype << " oracle: max |ours - reference| = " << diff << " (mean |logit| " << scale << ")\n";
+  std::cout << name << " vs " << oracle_dtype << " oracle: max |ours - reference| = " << diff
+            << " (mean |logit| " << scale << ")\n";
   return diff;
 }
 
@@ -112,11 +115,13 @@ int main() {
   mha.rms_norm_eps = 1e-5;
   mha.tie_word_embeddings = false;
   bool ok = true;
-  for (const auto& [name, config, seed] : {std::tuple{"gqa-tied", gqa, 1}, std::tuple{"mha-untied", mha, 2}}) {
+  for (const auto& [name, config, seed] :
+       {std::tuple{"gqa-tied", gqa, 1}, std::tuple{"mha-untied", mha, 2}}) {
     for (const char* oracle_dtype : {"float32", "float64"}) {
       const double diff = Compare(name, config, seed, oracle_dtype);
       if (!(diff >= 0 && diff <= kTolerance)) {  // NaN fails too
-        std::cerr << "FAIL " << name << " vs " << oracle_dtype << ": difference above " << kTolerance << "\n";
+        std::cerr << "FAIL " << name << " vs " << oracle_dtype << ": difference above "
+                  << kTolerance << "\n";
         ok = false;
       }
     }

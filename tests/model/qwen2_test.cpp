@@ -77,7 +77,8 @@ TEST_CASE("KV-cache decoding equals full recompute", "[model]") {
   KvCache cache(model->config(), B, 32, torch::kFloat32, torch::kCPU);
   std::vector<torch::Tensor> steps;
   steps.push_back(model->forward(ids.narrow(1, 0, 5), {}, {}, &cache));  // prefill 5
-  for (int64_t t = 5; t < T; ++t) steps.push_back(model->forward(ids.narrow(1, t, 1), {}, {}, &cache));
+  for (int64_t t = 5; t < T; ++t)
+    steps.push_back(model->forward(ids.narrow(1, t, 1), {}, {}, &cache));
   CHECK(cache.length() == T);
   const torch::Tensor incremental = torch::cat(steps, 1);
   CHECK(MaxAbsDiff(full, incremental) < 1e-4);
@@ -117,7 +118,8 @@ std::pair<torch::Tensor, std::vector<torch::Tensor>> GreedyDecode(Qwen2& model, 
   KvCache cache(model->config(), B, T + steps, model->dtype(), torch::kCPU);
   torch::Tensor mask = batch.mask;
   torch::Tensor next_pos = batch.positions.select(1, -1) + 1;  // [B]
-  torch::Tensor logits = model->Logits(model->Hidden(batch.ids, batch.positions, mask, &cache).select(1, -1));
+  torch::Tensor logits =
+      model->Logits(model->Hidden(batch.ids, batch.positions, mask, &cache).select(1, -1));
   std::vector<torch::Tensor> all_logits{logits};
   std::vector<torch::Tensor> tokens;
   for (int64_t s = 0; s < steps; ++s) {
@@ -138,13 +140,15 @@ std::pair<torch::Tensor, std::vector<torch::Tensor>> GreedyDecode(Qwen2& model, 
 TEST_CASE("batched equals unbatched, with left padding", "[model]") {
   torch::NoGradGuard no_grad;
   Qwen2 model = TinyModel(/*tied=*/false);
-  const std::vector<std::vector<int64_t>> prompts = {{3, 14, 15, 92, 65, 35}, {89, 79}, {32, 38, 46, 26}};
+  const std::vector<std::vector<int64_t>> prompts = {
+      {3, 14, 15, 92, 65, 35}, {89, 79}, {32, 38, 46, 26}};
   const auto [batched_tokens, batched_logits] = GreedyDecode(model, LeftPad(prompts), 8);
   for (size_t b = 0; b < prompts.size(); ++b) {
     const auto [tokens, logits] = GreedyDecode(model, LeftPad({prompts[b]}), 8);
     INFO("row " << b);
     CHECK(torch::equal(tokens[0], batched_tokens[b]));
-    for (size_t s = 0; s < logits.size(); ++s) CHECK(MaxAbsDiff(logits[s][0], batched_logits[s][b]) < 1e-4);
+    for (size_t s = 0; s < logits.size(); ++s)
+      CHECK(MaxAbsDiff(logits[s][0], batched_logits[s][b]) < 1e-4);
   }
 }
 
@@ -153,7 +157,8 @@ TEST_CASE("left padding does not change real positions", "[model]") {
   Qwen2 model = TinyModel();
   const std::vector<int64_t> prompt = {11, 22, 33, 44, 55};
   const Padded plain = LeftPad({prompt});
-  const torch::Tensor reference = model->forward(plain.ids, plain.positions, plain.mask);  // [1,5,V]
+  const torch::Tensor reference =
+      model->forward(plain.ids, plain.positions, plain.mask);  // [1,5,V]
   for (int64_t pad : {1, 4, 9}) {
     const Padded padded = LeftPad({prompt}, pad);
     const torch::Tensor logits = model->forward(padded.ids, padded.positions, padded.mask);
@@ -168,13 +173,17 @@ TEST_CASE("Hidden refuses inconsistent arguments", "[model]") {
   Qwen2 model = TinyModel();
   const torch::Tensor ids = RandomIds(2, 4, 97, 3);
   CHECK_THROWS_AS(model->Hidden(ids.to(torch::kInt), {}, {}), ModelError);
-  CHECK_THROWS_WITH(model->Hidden(ids, {}, torch::ones({2, 3}, torch::kBool)), Catch::Contains("key_mask"));
-  CHECK_THROWS_WITH(model->Hidden(ids, torch::zeros({2, 5}, torch::kLong), {}), Catch::Contains("positions"));
+  CHECK_THROWS_WITH(model->Hidden(ids, {}, torch::ones({2, 3}, torch::kBool)),
+                    Catch::Contains("key_mask"));
+  CHECK_THROWS_WITH(model->Hidden(ids, torch::zeros({2, 5}, torch::kLong), {}),
+                    Catch::Contains("positions"));
   KvCache small(model->config(), 2, 5, torch::kFloat32, torch::kCPU);
   model->Hidden(ids, {}, {}, &small);
   CHECK_THROWS_WITH(model->Hidden(ids, {}, {}, &small), Catch::Contains("capacity"));
   KvCache other_batch(model->config(), 3, 8, torch::kFloat32, torch::kCPU);
   CHECK_THROWS_WITH(model->Hidden(ids, {}, {}, &other_batch), Catch::Contains("batch"));
+  KvCache other_dtype(model->config(), 2, 8, torch::kBFloat16, torch::kCPU);
+  CHECK_THROWS_WITH(model->Hidden(ids, {}, {}, &other_dtype), Catch::Contains("dtype"));
 }
 
 TEST_CASE("KvCache SelectBatch repeats a prefilled prompt", "[model]") {
@@ -189,7 +198,8 @@ TEST_CASE("KvCache SelectBatch repeats a prefilled prompt", "[model]") {
   const torch::Tensor next = torch::tensor({{1}, {2}, {3}}, torch::kLong);
   const torch::Tensor step = model->forward(next, {}, {}, &cache);  // [3,1,V]
   for (int64_t b = 0; b < 3; ++b) {
-    const torch::Tensor full = model->forward(torch::cat({prompt, next[b].unsqueeze(0)}, 1), {}, {});
+    const torch::Tensor full =
+        model->forward(torch::cat({prompt, next[b].unsqueeze(0)}, 1), {}, {});
     CHECK(MaxAbsDiff(full.select(1, -1), step[b].select(0, 0).unsqueeze(0)) < 1e-4);
   }
   cache.Truncate(2);
@@ -209,7 +219,8 @@ TEST_CASE("bfloat16 path", "[model]") {
   CHECK(torch::isfinite(logits16).all().item<bool>());
   const double scale = logits32.abs().max().item<double>();
   CHECK(MaxAbsDiff(logits16, logits32) < 0.1 * scale);
-  const double agree = (logits16.argmax(-1) == logits32.argmax(-1)).to(torch::kFloat32).mean().item<double>();
+  const double agree =
+      (logits16.argmax(-1) == logits32.argmax(-1)).to(torch::kFloat32).mean().item<double>();
   CHECK(agree >= 0.8);
   // The bf16 cache path agrees with bf16 recompute.
   KvCache cache(model16->config(), 2, 10, torch::kBFloat16, torch::kCPU);

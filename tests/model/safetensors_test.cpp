@@ -11,13 +11,13 @@
 #include "rl/model/safetensors.h"
 #include "tests/model/temp_dir.h"
 
+using Catch::Matchers::Contains;
 using rl::model::Dtype;
 using rl::model::ModelError;
 using rl::model::SafetensorsCheckpoint;
 using rl::model::SafetensorsFile;
 using rl::model::TensorBlob;
 using rl::model::testing::TempDir;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -87,13 +87,15 @@ TEST_CASE("safetensors: writer refuses inconsistent input", "[safetensors]") {
   const std::vector<TensorBlob> wrong_size = {{"a", Dtype::kF32, {2, 2}, Bytes(a)}};
   CHECK_THROWS_WITH(rl::model::WriteSafetensors(dir / "x.safetensors", wrong_size),
                     Contains("'a'") && Contains("12 bytes"));
-  const std::vector<TensorBlob> twice = {{"a", Dtype::kF32, {3}, Bytes(a)}, {"a", Dtype::kF32, {3}, Bytes(a)}};
+  const std::vector<TensorBlob> twice = {{"a", Dtype::kF32, {3}, Bytes(a)},
+                                         {"a", Dtype::kF32, {3}, Bytes(a)}};
   CHECK_THROWS_WITH(rl::model::WriteSafetensors(dir / "y.safetensors", twice), Contains("twice"));
   CHECK_FALSE(std::filesystem::exists(dir / "x.safetensors"));
 }
 
 TEST_CASE("safetensors: header padded with spaces is valid", "[safetensors]") {
-  const std::string h = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})" + std::string(5, ' ');
+  const std::string h =
+      R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})" + std::string(5, ' ');
   CHECK(ErrorOf(Image(h, 8)).empty());
 }
 
@@ -102,7 +104,8 @@ TEST_CASE("safetensors: damaged files are refused clearly", "[safetensors]") {
   const std::string v = R"("v":{"dtype":"F32","shape":[1],"data_offsets":[8,12]})";
 
   SECTION("too small for the length") {
-    CHECK_THAT(ErrorOf(std::vector<std::byte>(5)), Contains("bad.safetensors") && Contains("too small"));
+    CHECK_THAT(ErrorOf(std::vector<std::byte>(5)),
+               Contains("bad.safetensors") && Contains("too small"));
   }
   SECTION("header length beyond the file") {
     CHECK_THAT(ErrorOf(Image("{" + w + "}", 8, 1000)), Contains("past the end"));
@@ -113,23 +116,21 @@ TEST_CASE("safetensors: damaged files are refused clearly", "[safetensors]") {
   SECTION("not JSON") {
     CHECK_THAT(ErrorOf(Image("{\"w\": [1, 2", 0)), Contains("not valid JSON"));
   }
-  SECTION("not an object") {
-    CHECK_THAT(ErrorOf(Image("[1,2]", 0)), Contains("start with '{'"));
-  }
+  SECTION("not an object") { CHECK_THAT(ErrorOf(Image("[1,2]", 0)), Contains("start with '{'")); }
   SECTION("truncated data") {
     CHECK_THAT(ErrorOf(Image("{" + w + "," + v + "}", 10)),
                Contains("tensor 'v'") && Contains("truncated"));
   }
-  SECTION("trailing bytes") {
-    CHECK_THAT(ErrorOf(Image("{" + w + "}", 12)), Contains("trailing"));
-  }
+  SECTION("trailing bytes") { CHECK_THAT(ErrorOf(Image("{" + w + "}", 12)), Contains("trailing")); }
   SECTION("overlapping tensors") {
     const std::string u = R"("u":{"dtype":"F32","shape":[2],"data_offsets":[4,12]})";
-    CHECK_THAT(ErrorOf(Image("{" + w + "," + u + "}", 12)), Contains("tensor 'u'") && Contains("overlap"));
+    CHECK_THAT(ErrorOf(Image("{" + w + "," + u + "}", 12)),
+               Contains("tensor 'u'") && Contains("overlap"));
   }
   SECTION("gap between tensors") {
     const std::string u = R"("u":{"dtype":"F32","shape":[1],"data_offsets":[12,16]})";
-    CHECK_THAT(ErrorOf(Image("{" + w + "," + u + "}", 16)), Contains("tensor 'u'") && Contains("gap"));
+    CHECK_THAT(ErrorOf(Image("{" + w + "," + u + "}", 16)),
+               Contains("tensor 'u'") && Contains("gap"));
   }
   SECTION("shape that lies about the byte length") {
     const std::string lie = R"("w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]})";
@@ -137,7 +138,8 @@ TEST_CASE("safetensors: damaged files are refused clearly", "[safetensors]") {
   }
   SECTION("end before begin") {
     const std::string lie = R"("w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]})";
-    CHECK_THAT(ErrorOf(Image("{" + lie + "}", 8)), Contains("tensor 'w'") && Contains("before begin"));
+    CHECK_THAT(ErrorOf(Image("{" + lie + "}", 8)),
+               Contains("tensor 'w'") && Contains("before begin"));
   }
   SECTION("shape overflow") {
     const std::string lie =
@@ -146,7 +148,8 @@ TEST_CASE("safetensors: damaged files are refused clearly", "[safetensors]") {
   }
   SECTION("negative dimension") {
     const std::string lie = R"("w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]})";
-    CHECK_THAT(ErrorOf(Image("{" + lie + "}", 8)), Contains("tensor 'w'") && Contains("non-negative"));
+    CHECK_THAT(ErrorOf(Image("{" + lie + "}", 8)),
+               Contains("tensor 'w'") && Contains("non-negative"));
   }
   SECTION("unsupported dtype named") {
     const std::string i64 = R"("ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]})";
@@ -154,20 +157,24 @@ TEST_CASE("safetensors: damaged files are refused clearly", "[safetensors]") {
   }
   SECTION("missing data_offsets") {
     const std::string m = R"("w":{"dtype":"F32","shape":[2]})";
-    CHECK_THAT(ErrorOf(Image("{" + m + "}", 8)), Contains("tensor 'w'") && Contains("data_offsets"));
+    CHECK_THAT(ErrorOf(Image("{" + m + "}", 8)),
+               Contains("tensor 'w'") && Contains("data_offsets"));
   }
   SECTION("duplicate names") {
-    CHECK_THAT(ErrorOf(Image("{" + w + "," + w + "}", 8)), Contains("tensor 'w'") && Contains("twice"));
+    CHECK_THAT(ErrorOf(Image("{" + w + "," + w + "}", 8)),
+               Contains("tensor 'w'") && Contains("twice"));
   }
   SECTION("metadata must be strings") {
-    CHECK_THAT(ErrorOf(Image(R"({"__metadata__":{"n":1},)" + w + "}", 8)), Contains("__metadata__"));
+    CHECK_THAT(ErrorOf(Image(R"({"__metadata__":{"n":1},)" + w + "}", 8)),
+               Contains("__metadata__"));
   }
 }
 
 TEST_CASE("safetensors: every truncation of a valid file is refused", "[safetensors]") {
   TempDir dir;
   const std::vector<float> a = {1, 2, 3, 4};
-  const std::vector<TensorBlob> blobs = {{"a", Dtype::kF32, {4}, Bytes(a)}, {"b", Dtype::kF32, {2}, Bytes(a).subspan(0, 8)}};
+  const std::vector<TensorBlob> blobs = {{"a", Dtype::kF32, {4}, Bytes(a)},
+                                         {"b", Dtype::kF32, {2}, Bytes(a).subspan(0, 8)}};
   rl::model::WriteSafetensors(dir / "x.safetensors", blobs);
   std::ifstream in(dir / "x.safetensors", std::ios::binary);
   std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -196,7 +203,8 @@ TEST_CASE("safetensors: sharded checkpoints", "[safetensors]") {
         << nlohmann::json{{"metadata", {{"total_size", 20}}}, {"weight_map", weight_map}}.dump();
   };
 
-  write_index({{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}});
+  write_index(
+      {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}});
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::OpenDirectory(dir.str());
   CHECK(ckpt.names() == std::vector<std::string>{"a", "b"});
   CHECK(ckpt.Get("b").shape == std::vector<int64_t>{3});
@@ -205,7 +213,8 @@ TEST_CASE("safetensors: sharded checkpoints", "[safetensors]") {
   CHECK_THROWS_WITH(ckpt.Get("c"), Contains("'c'") && Contains("missing"));
 
   SECTION("weight_map names a tensor its shard lacks") {
-    write_index({{"a", "model-00002-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}});
+    write_index(
+        {{"a", "model-00002-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}});
     CHECK_THROWS_WITH(SafetensorsCheckpoint::OpenDirectory(dir.str()),
                       Contains("'a'") && Contains("does not contain"));
   }
