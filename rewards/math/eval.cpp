@@ -149,6 +149,7 @@ class ExactEvaluator {
     }
     const std::string& f = n.name;
     const Rational& x = args[0];
+    if (f == "deg") return x;  // "90^\circ" is the answer 90
     if (f == "abs") return Rational(abs(x));
     if (f == "sqrt") {
       auto num = ExactRoot(numerator(x), 2);
@@ -340,8 +341,16 @@ class NumericEvaluator {
   }
 
   C Func(const Node& n, int depth) {
-    C x = Eval(n.kids[0], depth + 1);
     const std::string& f = n.name;
+    if (f == "deg") {
+      C x = Eval(n.kids[0], depth + 1);
+      return trig_depth_ > 0 ? x * Real(boost::math::constants::pi<R>() / 180) : x;
+    }
+    // Inside trigonometric functions degrees are converted: \sin 30^\circ = 1/2.
+    bool trig = f == "sin" || f == "cos" || f == "tan" || f == "sec" || f == "csc" || f == "cot";
+    trig_depth_ += trig;
+    C x = Eval(n.kids[0], depth + 1);
+    trig_depth_ -= trig;
     const C one = Real(1);
     if (f == "sqrt") return sqrt(x);
     if (f == "sin") return sin(x);
@@ -415,6 +424,7 @@ class NumericEvaluator {
   Budget& budget_;
   const std::vector<std::string>* rename_;
   std::vector<std::pair<std::string, C>> bound_;  // summation variables in scope
+  int trig_depth_ = 0;                             // > 0 inside sin, cos, ...
 };
 
 }  // namespace

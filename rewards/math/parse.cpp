@@ -510,7 +510,8 @@ class Parser {
       if (++chain > kMaxDepth) throw ParseError{"power chain too long"};
       ++pos_;
       if (IsCmd("circ") || (IsChar("{") && IsCmd("circ", 1) && IsChar("}", 2))) {
-        pos_ += IsCmd("circ") ? 1 : 3;  // degrees: the number itself
+        pos_ += IsCmd("circ") ? 1 : 3;
+        base = Make(Kind::kFunc, {base}, "deg");  // the number itself, radians inside trig
         continue;
       }
       if (IsCmd("prime")) {

@@ -49,7 +49,8 @@ std::vector<std::string> Renaming(const Tree& gold, const Tree& pred, bool stric
   return {only_p[0], only_g[0]};
 }
 
-// "1,22" and "0,111" written alone are decimal commas; "7,425" stays thousands.
+// "1,22" and "0,111" written alone are decimal commas; "7,425" stays thousands and "1,2"
+// (one digit after the comma) stays a list of two answers.
 std::string DecimalComma(std::string s) {
   size_t comma = s.find(',');
   if (comma == std::string::npos || comma == 0 || s.find(',', comma + 1) != std::string::npos) {
@@ -64,7 +65,9 @@ std::string DecimalComma(std::string s) {
     return true;
   };
   if (!digits(start, comma) || !digits(comma + 1, s.size())) return s;
-  if (s.size() - comma - 1 != 3 || s.compare(start, comma - start, "0") == 0) s[comma] = '.';
+  size_t decimals = s.size() - comma - 1;
+  bool zero_head = s.compare(start, comma - start, "0") == 0;
+  if ((decimals == 2 || decimals > 3) || zero_head) s[comma] = '.';
   return s;
 }
 

@@ -410,3 +410,15 @@ TEST_CASE("long solution lists", "[math]") {
   }
   CHECK(VerdictOf("\\boxed{" + squares_reversed + "}", squares) == Verdict::kCorrect);
 }
+
+TEST_CASE("degrees are numbers, and radians inside trigonometric functions", "[math]") {
+  CheckCases({
+      {"\\frac{\\sqrt{6}-\\sqrt{2}}{4}", "\\sin 15^\\circ", true},
+      {"\\frac{1}{2}", "\\cos(60^{\\circ})", true},
+      {"\\frac{1}{2}", "\\cos 60", false},
+      {"30^\\circ", "30", true},
+      {"\\frac{\\pi}{6}", "30^\\circ", false},
+  });
+  CHECK(VerdictOf("\\boxed{1 \\text{ and } 2}", "1,2") == Verdict::kCorrect);  // not 1.2
+  CHECK(VerdictOf("\\boxed{1.22}", "1,22") == Verdict::kCorrect);  // a decimal comma
+}
