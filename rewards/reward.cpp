@@ -8,11 +8,10 @@
 #include <cmath>
 #include <fstream>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "rewards/rule.h"
 
@@ -41,12 +40,12 @@ struct SpecError {
   std::string message;
 };
 
-constexpr std::array<std::string_view, 6> kSpecKeys = {
-    "special_tokens", "tags", "prefilled_think", "on_unscorable", "math", "rules"};
+constexpr std::array<std::string_view, 6> kSpecKeys = {"special_tokens", "tags", "prefilled_think",
+                                                       "on_unscorable",  "math", "rules"};
 constexpr std::array<std::string_view, 3> kRuleKeys = {"name", "weight", "params"};
 constexpr std::array<std::string_view, 2> kTagKeys = {"think", "answer"};
-const std::vector<std::string> kDefaultSpecialTokens = {"<|im_end|>", "<|endoftext|>",
-                                                        "<|eot_id|>", "</s>"};
+const std::vector<std::string> kDefaultSpecialTokens = {"<|im_end|>", "<|endoftext|>", "<|eot_id|>",
+                                                        "</s>"};
 
 std::string Join(std::span<const std::string_view> names) {
   std::string joined;
@@ -93,7 +92,8 @@ std::vector<std::string_view> SplitNames(std::string_view joined) {
 bool IsTagName(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name) {
-    if (c == '<' || c == '>' || c == '/' || c == ' ' || c == '\t' || c == '\n' || c == '\r') return false;
+    if (c == '<' || c == '>' || c == '/' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+      return false;
   }
   return true;
 }
@@ -113,12 +113,14 @@ SpecError RuleParamsError(size_t index, std::string_view rule_name, const std::s
 }
 
 // "origin:line: key 'path': message", the line taken from the path or its nearest ancestor.
-std::string FormatSpecError(std::string_view origin, const SpecLines* lines, const SpecError& error) {
+std::string FormatSpecError(std::string_view origin, const SpecLines* lines,
+                            const SpecError& error) {
   std::string where(origin);
   if (lines != nullptr) {
     std::string path = error.path;
     while (!path.empty()) {
-      auto it = std::find_if(lines->begin(), lines->end(), [&](const auto& e) { return e.first == path; });
+      auto it = std::find_if(lines->begin(), lines->end(),
+                             [&](const auto& e) { return e.first == path; });
       if (it != lines->end()) {
         where += ":" + std::to_string(it->second);
         break;
@@ -228,11 +230,13 @@ bool Reward::Impl::ReadTags(const json& spec, SpecError* error) {
       *error = *bad;
       return false;
     }
-    for (auto [key, target] : {std::pair{"think", &tags.think}, std::pair{"answer", &tags.answer}}) {
+    for (auto [key, target] :
+         {std::pair{"think", &tags.think}, std::pair{"answer", &tags.answer}}) {
       auto value = it->find(key);
       if (value == it->end()) continue;
       if (!value->is_string() || !IsTagName(value->get<std::string>())) {
-        *error = {std::string("tags.") + key, "expected a tag name without '<', '>', '/' or spaces"};
+        *error = {std::string("tags.") + key,
+                  "expected a tag name without '<', '>', '/' or spaces"};
         return false;
       }
       *target = value->get<std::string>();
@@ -250,9 +254,12 @@ bool Reward::Impl::ReadTags(const json& spec, SpecError* error) {
 bool Reward::Impl::ReadModes(const json& spec, SpecError* error) {
   if (auto it = spec.find("prefilled_think"); it != spec.end() && !it->is_null()) {
     const std::string value = it->is_string() ? it->get<std::string>() : "";
-    if (value == "auto") prefilled_think = PrefilledThink::kAuto;
-    else if (value == "always") prefilled_think = PrefilledThink::kAlways;
-    else if (value == "never") prefilled_think = PrefilledThink::kNever;
+    if (value == "auto")
+      prefilled_think = PrefilledThink::kAuto;
+    else if (value == "always")
+      prefilled_think = PrefilledThink::kAlways;
+    else if (value == "never")
+      prefilled_think = PrefilledThink::kNever;
     else {
       *error = {"prefilled_think", "expected one of: auto, always, never"};
       return false;
@@ -260,8 +267,10 @@ bool Reward::Impl::ReadModes(const json& spec, SpecError* error) {
   }
   if (auto it = spec.find("on_unscorable"); it != spec.end() && !it->is_null()) {
     const std::string value = it->is_string() ? it->get<std::string>() : "";
-    if (value == "skip") on_unscorable = OnUnscorable::kSkip;
-    else if (value == "zero") on_unscorable = OnUnscorable::kZero;
+    if (value == "skip")
+      on_unscorable = OnUnscorable::kSkip;
+    else if (value == "zero")
+      on_unscorable = OnUnscorable::kZero;
     else {
       *error = {"on_unscorable", "expected one of: skip, zero"};
       return false;
@@ -322,7 +331,8 @@ bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
     }
     auto name = entry.find("name");
     if (name == entry.end() || !name->is_string()) {
-      *error = {path + ".name", "expected a rule name (one of: " + std::string(KnownRuleNames()) + ")"};
+      *error = {path + ".name",
+                "expected a rule name (one of: " + std::string(KnownRuleNames()) + ")"};
       return false;
     }
     const std::string rule_name = name->get<std::string>();
@@ -428,7 +438,8 @@ std::string_view Reward::StripSpecialTokens(std::string_view completion) const {
 RewardResult Reward::Score(const Sample& sample) const {
   RewardResult result;
   result.components.reserve(impl_->rules.size());
-  const RuleInput input{sample, StripSpecialTokens(sample.completion), impl_->IsPrefilled(sample.prompt)};
+  const RuleInput input{sample, StripSpecialTokens(sample.completion),
+                        impl_->IsPrefilled(sample.prompt)};
   SampleScratch scratch;
   double total = 0;
   bool scorable = true;

@@ -119,7 +119,8 @@ bool RuleParams::Finish(std::string* error) {
         error_ = "key '" + key + "': unknown parameter; this rule takes none";
       } else {
         std::string valid;
-        for (std::string_view name : known) valid += (valid.empty() ? "" : ", ") + std::string(name);
+        for (std::string_view name : known)
+          valid += (valid.empty() ? "" : ", ") + std::string(name);
         error_ = "key '" + key + "': unknown parameter; did you mean '" +
                  std::string(NearestName(key, known)) + "'? (valid: " + valid + ")";
       }

@@ -4,14 +4,14 @@
 // text counts every tag occurrence (RE2 cannot say "exactly once"), and an anchored RE2 with
 // dot matching newline checks the overall shape. Both run in Latin-1 mode so that any byte,
 // including the broken UTF-8 of a truncated completion, is matched by `.`.
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <re2/re2.h>
 
 #include "rewards/rule.h"
 
@@ -28,7 +28,9 @@ struct TagScan {
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 bool HasNonSpace(std::string_view s) {
   for (char c : s) {
@@ -118,16 +120,30 @@ class ThinkAnswerRule final : public Rule {
         scan.count[kAnswerOpen] != 1 || scan.count[kAnswerClose] != 1) {
       return {0};
     }
-    size_t answer_begin = scan.first[kAnswerOpen] + matcher_.tag(kAnswerOpen).size();
-    if (scan.first[kAnswerClose] < answer_begin ||
-        !HasNonSpace(text.substr(answer_begin, scan.first[kAnswerClose] - answer_begin))) {
+    if (!InOrder(scan, input.prefilled_think)) return {0};
+    const size_t answer_begin = scan.first[kAnswerOpen] + matcher_.tag(kAnswerOpen).size();
+    if (!HasNonSpace(text.substr(answer_begin, scan.first[kAnswerClose] - answer_begin)))
       return {0};
+    // With one of each tag, the bodies between them cannot change whether `.*` matches, so
+    // the shape is checked on the text with the two bodies cut out (RE2 reads ~50 bytes
+    // instead of the whole thought).
+    std::string skeleton;
+    if (!input.prefilled_think) {
+      skeleton.append(text.substr(0, scan.first[kThinkOpen] + matcher_.tag(kThinkOpen).size()));
     }
+    skeleton.append(text.substr(scan.first[kThinkClose], answer_begin - scan.first[kThinkClose]));
+    skeleton.append(text.substr(scan.first[kAnswerClose]));
     const RE2& shape = input.prefilled_think ? prefilled_ : full_;
-    return {RE2::FullMatch(re2::StringPiece(text.data(), text.size()), shape) ? 1.0 : 0.0};
+    return {RE2::FullMatch(skeleton, shape) ? 1.0 : 0.0};
   }
 
  private:
+  static bool InOrder(const TagScan& scan, bool prefilled_think) {
+    return (prefilled_think || scan.first[kThinkOpen] < scan.first[kThinkClose]) &&
+           scan.first[kThinkClose] < scan.first[kAnswerOpen] &&
+           scan.first[kAnswerOpen] < scan.first[kAnswerClose];
+  }
+
   std::string Pattern(bool with_open_think) const {
     std::string pattern = R"(\s*)";
     if (with_open_think) pattern += RE2::QuoteMeta(matcher_.tag(kThinkOpen));

@@ -1,10 +1,10 @@
 // Shaping rules: length.soft_overlong (DAPO), repetition.ngram and reasoning.steps (open-r1).
-#include <algorithm>
-#include <string>
-#include <unordered_set>
-#include <vector>
-
 #include <re2/re2.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "rewards/rule.h"
 
@@ -48,7 +48,8 @@ unsigned char AsciiLower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c - 
 bool SameWordIgnoringCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(static_cast<unsigned char>(a[i])) != AsciiLower(static_cast<unsigned char>(b[i]))) {
+    if (AsciiLower(static_cast<unsigned char>(a[i])) !=
+        AsciiLower(static_cast<unsigned char>(b[i]))) {
       return false;
     }
   }
@@ -69,27 +70,41 @@ class RepetitionNgramRule final : public Rule {
     SplitWords(input.completion, &words, &word_hashes);
     if (words.size() < ngram_size_) return {0};
     const size_t total = words.size() - ngram_size_ + 1;
-    // N-grams are identified by their first word's index; hash and equality look at the words.
-    auto hash = [&](size_t start) {
+    // Open addressing over n-gram start indices; a hash match is confirmed word by word, so
+    // the count is exact.
+    size_t capacity = 16;
+    while (capacity < 2 * total) capacity *= 2;
+    const size_t mask = capacity - 1;
+    std::vector<uint32_t> slots(capacity, 0);  // 0: empty, else start index + 1
+    std::vector<uint64_t> gram_hashes(total);
+    size_t distinct = 0;
+    for (size_t start = 0; start < total; ++start) {
       uint64_t h = 0;
-      for (size_t k = 0; k < ngram_size_; ++k) h = h * 0x100000001b3ULL ^ word_hashes[start + k];
-      return static_cast<size_t>(h);
-    };
-    auto equal = [&](size_t a, size_t b) {
-      for (size_t k = 0; k < ngram_size_; ++k) {
-        if (word_hashes[a + k] != word_hashes[b + k] || !SameWordIgnoringCase(words[a + k], words[b + k])) {
-          return false;
+      for (size_t k = 0; k < ngram_size_; ++k)
+        h = (h ^ word_hashes[start + k]) * 0x9e3779b97f4a7c15ULL;
+      gram_hashes[start] = h;
+      for (size_t i = (h >> 17) & mask;; i = (i + 1) & mask) {
+        if (slots[i] == 0) {
+          slots[i] = static_cast<uint32_t>(start + 1);
+          ++distinct;
+          break;
         }
+        const size_t other = slots[i] - 1;
+        if (gram_hashes[other] == h && SameNgram(words, other, start)) break;
       }
-      return true;
-    };
-    std::unordered_set<size_t, decltype(hash), decltype(equal)> distinct(total, hash, equal);
-    for (size_t start = 0; start < total; ++start) distinct.insert(start);
-    double scaling = 1.0 - static_cast<double>(distinct.size()) / static_cast<double>(total);
+    }
+    double scaling = 1.0 - static_cast<double>(distinct) / static_cast<double>(total);
     return {scaling * max_penalty_};
   }
 
  private:
+  bool SameNgram(const std::vector<std::string_view>& words, size_t a, size_t b) const {
+    for (size_t k = 0; k < ngram_size_; ++k) {
+      if (!SameWordIgnoringCase(words[a + k], words[b + k])) return false;
+    }
+    return true;
+  }
+
   static void SplitWords(std::string_view text, std::vector<std::string_view>* words,
                          std::vector<uint64_t>* hashes) {
     size_t i = 0;
@@ -132,7 +147,8 @@ class ReasoningStepsRule final : public Rule {
     while (position < text.size() &&
            marker_.Match(text, position, text.size(), RE2::UNANCHORED, &match, 1)) {
       ++count;
-      position = static_cast<size_t>(match.data() - text.data()) + std::max<size_t>(match.size(), 1);
+      position =
+          static_cast<size_t>(match.data() - text.data()) + std::max<size_t>(match.size(), 1);
     }
     return {std::min(1.0, static_cast<double>(count) / target_steps_)};
   }
@@ -169,7 +185,8 @@ std::unique_ptr<Rule> MakeRepetitionNgramRule(const nlohmann::json& params, cons
   RuleParams reader(params);
   const int64_t ngram_size = reader.Integer("ngram_size", 3);
   const double max_penalty = reader.Number("max_penalty", -1.0);
-  if (ngram_size < 1 || ngram_size > 64) reader.Fail("ngram_size", "expected an integer in [1, 64]");
+  if (ngram_size < 1 || ngram_size > 64)
+    reader.Fail("ngram_size", "expected an integer in [1, 64]");
   if (max_penalty > 0) reader.Fail("max_penalty", "expected a number <= 0 (it is a penalty)");
   if (!reader.Finish(error)) return nullptr;
   return std::make_unique<RepetitionNgramRule>(ngram_size, max_penalty);

@@ -1,12 +1,12 @@
 // YAML to JSON for reward specs, remembering the source line of every key path so that spec
 // errors can say "file:line: key 'rules[2].weight': expected a number".
+#include <yaml-cpp/yaml.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <string>
-
-#include <yaml-cpp/yaml.h>
 
 #include "rewards/rule.h"
 
@@ -70,9 +70,7 @@ class Converter {
   bool Convert(const YAML::Node& node, const std::string& path, nlohmann::json* out) {
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        *out = nullptr;
-        return true;
+      case YAML::NodeType::Null: *out = nullptr; return true;
       case YAML::NodeType::Scalar:
         // "!" marks a quoted (non-plain) scalar: always a string.
         *out = node.Tag() == "!" ? nlohmann::json(node.Scalar()) : PlainScalar(node.Scalar());
@@ -92,7 +90,8 @@ class Converter {
       case YAML::NodeType::Map: {
         *out = nlohmann::json::object();
         for (const auto& entry : node) {
-          if (!entry.first.IsScalar()) return Fail(entry.first.Mark(), "keys must be plain strings");
+          if (!entry.first.IsScalar())
+            return Fail(entry.first.Mark(), "keys must be plain strings");
           const std::string& key = entry.first.Scalar();
           if (out->contains(key)) return Fail(entry.first.Mark(), "duplicate key '" + key + "'");
           std::string key_path = path.empty() ? key : path + "." + key;
@@ -140,7 +139,8 @@ bool YamlToJson(std::string_view yaml, std::string_view origin, nlohmann::json* 
     if (converter.Convert(root, "", out)) return true;
     *error = converter.error();
   } catch (const YAML::Exception& e) {
-    *error = std::string(origin) + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg;
+    *error =
+        std::string(origin) + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg;
   }
   return false;
 }

@@ -7,6 +7,7 @@
 // "status". A summary goes to stderr; a progress bar too when stderr is a terminal.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,11 +16,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "rewards/reward.h"
 #include "rl/cli/commands.h"
@@ -73,13 +72,15 @@ class Summary {
   }
 
   void Print(const std::string& input, double seconds) const {
-    std::fprintf(stderr, "rl score: %lld rows scored in %.2f s (%.0f rows/s)", static_cast<long long>(rows_),
-                 seconds, seconds > 0 ? static_cast<double>(rows_) / seconds : 0.0);
-    if (bad_rows_ > 0) std::fprintf(stderr, ", %lld bad rows skipped", static_cast<long long>(bad_rows_));
+    std::fprintf(stderr, "rl score: %lld rows scored in %.2f s (%.0f rows/s)",
+                 static_cast<long long>(rows_), seconds,
+                 seconds > 0 ? static_cast<double>(rows_) / seconds : 0.0);
+    if (bad_rows_ > 0)
+      std::fprintf(stderr, ", %lld bad rows skipped", static_cast<long long>(bad_rows_));
     std::fprintf(stderr, "\n");
     for (const BadRow& bad : bad_examples_) {
-      std::fprintf(stderr, "  skipped %s:%lld: %s\n", input.c_str(), static_cast<long long>(bad.line),
-                   bad.what.c_str());
+      std::fprintf(stderr, "  skipped %s:%lld: %s\n", input.c_str(),
+                   static_cast<long long>(bad.line), bad.what.c_str());
     }
     if (bad_rows_ > static_cast<int64_t>(bad_examples_.size())) {
       std::fprintf(stderr, "  ... and %lld more\n",
@@ -89,7 +90,8 @@ class Summary {
     for (const std::string& rule : rules_) width = std::max(width, rule.size());
     const int w = static_cast<int>(width);
     std::fprintf(stderr, "%-*s  %10s  %10s\n", w, "rule", "mean", "scored");
-    for (size_t i = 0; i < rules_.size(); ++i) PrintMean(w, rules_[i], rule_sums_[i], rule_counts_[i]);
+    for (size_t i = 0; i < rules_.size(); ++i)
+      PrintMean(w, rules_[i], rule_sums_[i], rule_counts_[i]);
     PrintMean(w, "reward", reward_sum_, reward_count_);
     std::fprintf(stderr, "%-*s  %10s\n", w, "status", "rows");
     for (const auto& [status, count] : status_counts_) {
@@ -102,8 +104,8 @@ class Summary {
     if (count == 0) {
       std::fprintf(stderr, "%-*s  %10s  %10d\n", width, name.c_str(), "-", 0);
     } else {
-      std::fprintf(stderr, "%-*s  %10.4f  %10lld\n", width, name.c_str(), sum / static_cast<double>(count),
-                   static_cast<long long>(count));
+      std::fprintf(stderr, "%-*s  %10.4f  %10lld\n", width, name.c_str(),
+                   sum / static_cast<double>(count), static_cast<long long>(count));
     }
   }
 
@@ -132,7 +134,8 @@ class ProgressBar {
       std::fprintf(stderr, "\r%lld rows", static_cast<long long>(rows));
       return;
     }
-    const double fraction = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total_bytes_));
+    const double fraction =
+        std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total_bytes_));
     const int filled = static_cast<int>(fraction * 30);
     std::string bar(static_cast<size_t>(filled), '=');
     bar.resize(30, ' ');
@@ -154,10 +157,12 @@ std::string ReadSample(const Row& row, const ScoreOptions& options, std::string*
   if (!row.is_object()) return "expected a JSON object, got " + std::string(row.type_name());
   auto completion = row.find(options.completion_key);
   if (completion == row.end()) {
-    return "key '" + options.completion_key + "' missing (--completion-key names the completion's key)";
+    return "key '" + options.completion_key +
+           "' missing (--completion-key names the completion's key)";
   }
   if (!completion->is_string()) {
-    return "key '" + options.completion_key + "': expected a string, got " + completion->type_name();
+    return "key '" + options.completion_key + "': expected a string, got " +
+           completion->type_name();
   }
   sample->completion = completion->get_ref<const std::string&>();
   if (auto prompt = row.find(options.prompt_key); prompt != row.end() && !prompt->is_null()) {
@@ -173,7 +178,8 @@ std::string ReadSample(const Row& row, const ScoreOptions& options, std::string*
       *gold_storage = answer->dump();  // datasets often store numeric answers as numbers
       sample->gold = std::string_view(*gold_storage);
     } else {
-      return "key '" + options.answer_key + "': expected a string or a number, got " + answer->type_name();
+      return "key '" + options.answer_key + "': expected a string or a number, got " +
+             answer->type_name();
     }
   }
   if (auto tokens = row.find(options.tokens_key); tokens != row.end() && !tokens->is_null()) {
@@ -275,8 +281,8 @@ int RunScore(const ScoreOptions& options) {
     if (!what.empty()) {
       if (!options.skip_bad) {
         progress.Finish();
-        std::fprintf(stderr, "rl score: %s:%lld: %s (--skip-bad skips such rows)\n", options.input.c_str(),
-                     static_cast<long long>(line_number), what.c_str());
+        std::fprintf(stderr, "rl score: %s:%lld: %s (--skip-bad skips such rows)\n",
+                     options.input.c_str(), static_cast<long long>(line_number), what.c_str());
         if (!to_stdout) {
           output_file.close();
           std::filesystem::remove(partial);
@@ -303,11 +309,13 @@ int RunScore(const ScoreOptions& options) {
     std::error_code ec;
     std::filesystem::rename(partial, options.output, ec);
     if (!output_file || ec) {
-      std::fprintf(stderr, "rl score: %s: cannot write (%s)\n", options.output.c_str(), ec.message().c_str());
+      std::fprintf(stderr, "rl score: %s: cannot write (%s)\n", options.output.c_str(),
+                   ec.message().c_str());
       return 1;
     }
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   summary.Print(options.input, seconds);
   return 0;
 }
@@ -316,17 +324,26 @@ int RunScore(const ScoreOptions& options) {
 
 void AddScoreCommand(CLI::App& app) {
   auto options = std::make_shared<ScoreOptions>();
-  CLI::App* command = app.add_subcommand("score", "Score a JSONL file of completions with a reward spec");
-  command->add_option("--rewards", options->rewards, "Reward spec (YAML), e.g. configs/rewards/r1.yaml")
+  CLI::App* command =
+      app.add_subcommand("score", "Score a JSONL file of completions with a reward spec");
+  command
+      ->add_option("--rewards", options->rewards,
+                   "Reward spec (YAML), e.g. configs/rewards/r1.yaml")
       ->required();
-  command->add_option("--input", options->input, "Input JSONL, one object per line ('-': stdin)")->required();
-  command->add_option("--output", options->output, "Output JSONL: each input row plus reward, components, status ('-': stdout)")
+  command->add_option("--input", options->input, "Input JSONL, one object per line ('-': stdin)")
+      ->required();
+  command
+      ->add_option("--output", options->output,
+                   "Output JSONL: each input row plus reward, components, status ('-': stdout)")
       ->required();
   command->add_option("--completion-key", options->completion_key, "Key of the completion text")
       ->capture_default_str();
-  command->add_option("--answer-key", options->answer_key, "Key of the gold answer (string or number)")
+  command
+      ->add_option("--answer-key", options->answer_key, "Key of the gold answer (string or number)")
       ->capture_default_str();
-  command->add_option("--prompt-key", options->prompt_key, "Key of the prompt (for prefilled-think detection)")
+  command
+      ->add_option("--prompt-key", options->prompt_key,
+                   "Key of the prompt (for prefilled-think detection)")
       ->capture_default_str();
   command->add_option("--tokens-key", options->tokens_key, "Key of the completion's token count")
       ->capture_default_str();
@@ -336,7 +353,8 @@ void AddScoreCommand(CLI::App& app) {
   command->add_option("--chunk-rows", options->chunk_rows, "Rows read and scored at a time")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
-  command->add_flag("--skip-bad", options->skip_bad, "Skip (and count) malformed rows instead of stopping");
+  command->add_flag("--skip-bad", options->skip_bad,
+                    "Skip (and count) malformed rows instead of stopping");
   command->callback([options] {
     int code = RunScore(*options);
     if (code != 0) throw CLI::RuntimeError(code);

@@ -1,9 +1,8 @@
 // The composite Reward: weights, statuses, on_unscorable, ScoreBatch, spec errors.
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/rewards/test_util.h"
 
@@ -45,11 +44,13 @@ TEST_CASE("composite: accuracy.math with the r1 spec", "[composite]") {
   auto reward = Reward::FromYamlFile("../configs/rewards/r1.yaml", &error);
   INFO(error);
   REQUIRE(reward != nullptr);
-  RewardResult right = ScoreText(*reward, "<think>2+2</think><answer>\\boxed{4}</answer><|im_end|>", "", {}, "4");
+  RewardResult right =
+      ScoreText(*reward, "<think>2+2</think><answer>\\boxed{4}</answer><|im_end|>", "", {}, "4");
   CHECK(right.status == ScoreStatus::kOk);
   CHECK(*right.total == 2);
   CHECK(right.answer_check.has_value());
-  RewardResult wrong = ScoreText(*reward, "<think>2+2</think><answer>\\boxed{5}</answer>", "", {}, "4");
+  RewardResult wrong =
+      ScoreText(*reward, "<think>2+2</think><answer>\\boxed{5}</answer>", "", {}, "4");
   CHECK(*wrong.total == 1);
   RewardResult no_gold = ScoreText(*reward, "<think>2+2</think><answer>4</answer>");
   CHECK(no_gold.status == ScoreStatus::kMissingGold);
@@ -80,7 +81,8 @@ TEST_CASE("composite: on_unscorable skip versus zero", "[composite]") {
   CHECK(*ScoreText(*zero, text, "", 9).total == Approx(1 - 0.8));
 }
 
-TEST_CASE("composite: ScoreBatch gives the same results for 1 and N threads", "[composite][batch]") {
+TEST_CASE("composite: ScoreBatch gives the same results for 1 and N threads",
+          "[composite][batch]") {
   auto reward = MakeReward(
       "rules:\n"
       "  - {name: format.think_answer}\n"
@@ -95,7 +97,8 @@ TEST_CASE("composite: ScoreBatch gives the same results for 1 and N threads", "[
   std::vector<std::string> golds;
   for (int i = 0; i < 3000; ++i) {
     std::string thought;
-    for (int k = 0; k < i % 17; ++k) thought += "Step " + std::to_string(k) + ": add " + std::to_string(i * k) + ".\n";
+    for (int k = 0; k < i % 17; ++k)
+      thought += "Step " + std::to_string(k) + ": add " + std::to_string(i * k) + ".\n";
     const int answer = (i % 5 == 0) ? i + 1 : i;
     std::string c = (i % 7 == 0 ? "" : "<think>\n") + thought + "\n</think>\n<answer>\n\\boxed{" +
                     std::to_string(answer) + "}\n</answer>" + (i % 3 == 0 ? "<|im_end|>" : "");
@@ -123,7 +126,8 @@ TEST_CASE("composite: ScoreBatch gives the same results for 1 and N threads", "[
     }
   }
   // And the batch equals scoring one at a time.
-  for (size_t i = 0; i < samples.size(); i += 97) CHECK(reward->Score(samples[i]).total == one[i].total);
+  for (size_t i = 0; i < samples.size(); i += 97)
+    CHECK(reward->Score(samples[i]).total == one[i].total);
   CHECK(reward->ScoreBatch({}, 4).empty());
 }
 
@@ -158,8 +162,9 @@ TEST_CASE("spec errors name file, line and key", "[spec]") {
   CHECK(SpecError("rules:\n  - name: format.tags\n    wieght: 2\n") ==
         "spec.yaml:3: key 'rules[0].wieght': unknown key; did you mean 'weight'? (valid: name, "
         "weight, params)");
-  CHECK(SpecError("rules:\n  - name: format.tags\n  - name: format.boxed\n  - name: format.tag_count\n"
-                  "    weight: heavy\n") ==
+  CHECK(SpecError(
+            "rules:\n  - name: format.tags\n  - name: format.boxed\n  - name: format.tag_count\n"
+            "    weight: heavy\n") ==
         "spec.yaml:5: key 'rules[2].weight': expected a number, got a string");
   CHECK(SpecError("on_unscorable: skip\nrulez: []\n") ==
         "spec.yaml:2: key 'rulez': unknown key; did you mean 'rules'? (valid: special_tokens, "

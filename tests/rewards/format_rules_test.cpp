@@ -13,13 +13,17 @@ TEST_CASE("format.think_answer accepts the canonical shape", "[format]") {
   CHECK(Value(*reward, "<think></think><answer>4</answer>") == 1);  // an empty thought is allowed
 }
 
-TEST_CASE("format.think_answer: a multi-line thought scores 1 (the DOTALL bug)", "[format][regression]") {
+TEST_CASE("format.think_answer: a multi-line thought scores 1 (the DOTALL bug)",
+          "[format][regression]") {
   auto reward = OneRule("format.think_answer");
-  CHECK(Value(*reward, "<think>\nFirst line.\nSecond line.\n\nThird.\n</think>\n<answer>\n42\n</answer>") == 1);
+  CHECK(Value(*reward,
+              "<think>\nFirst line.\nSecond line.\n\nThird.\n</think>\n<answer>\n42\n</answer>") ==
+        1);
   CHECK(Value(*reward, "<think>a\nb</think><answer>line 1\nline 2</answer>") == 1);
 }
 
-TEST_CASE("format.think_answer: text after </answer> scores 0 (the MULTILINE $ bug)", "[format][regression]") {
+TEST_CASE("format.think_answer: text after </answer> scores 0 (the MULTILINE $ bug)",
+          "[format][regression]") {
   auto reward = OneRule("format.think_answer");
   CHECK(Value(*reward, "<think>t</think><answer>4</answer>\nExtra text on the next line") == 0);
   CHECK(Value(*reward, "<think>t</think><answer>4</answer> trailing") == 0);
@@ -29,7 +33,9 @@ TEST_CASE("format.think_answer: text after </answer> scores 0 (the MULTILINE $ b
 
 TEST_CASE("format.think_answer: CRLF line ends", "[format]") {
   auto reward = OneRule("format.think_answer");
-  CHECK(Value(*reward, "<think>\r\nstep one\r\nstep two\r\n</think>\r\n<answer>\r\n7\r\n</answer>\r\n") == 1);
+  CHECK(Value(*reward,
+              "<think>\r\nstep one\r\nstep two\r\n</think>\r\n<answer>\r\n7\r\n</answer>\r\n") ==
+        1);
 }
 
 TEST_CASE("format.think_answer: tags are case-sensitive unless configured", "[format]") {
@@ -71,7 +77,8 @@ TEST_CASE("format.think_answer: tags inside code blocks are still tags", "[forma
               "<answer>\n```python\nprint(1 < 2)\n```\n</answer>") == 1);
   // ...but a quoted answer tag in the thought is a second answer tag: the format is ambiguous.
   CHECK(Value(*reward,
-              "<think>The reply must look like\n```\n<answer>x</answer>\n```\n</think><answer>4</answer>") == 0);
+              "<think>The reply must look "
+              "like\n```\n<answer>x</answer>\n```\n</think><answer>4</answer>") == 0);
 }
 
 TEST_CASE("format.think_answer: a trailing <|im_end|> is stripped first", "[format]") {
@@ -153,7 +160,8 @@ TEST_CASE("format.tag_count: open-r1 newline-delimited tags", "[format]") {
   CHECK(Value(*reward, "<think>\nt\n</think>\n<answer>\n4\n</answer>") == 1.0);
   CHECK(Value(*reward, "<think>t</think><answer>4</answer>") == 0.0);
   CHECK(Value(*reward, "<think>\nt</think><answer>4\n</answer>") == 0.5);
-  CHECK(Value(*reward, "<think>\na\n</think>\n<think>\nb\n</think>\n<answer>\n4\n</answer>") == 0.5);
+  CHECK(Value(*reward, "<think>\na\n</think>\n<think>\nb\n</think>\n<answer>\n4\n</answer>") ==
+        0.5);
   CHECK(Value(*reward, "<think>\r\nt\r\n</think>\r\n<answer>\r\n4\r\n</answer>\r\n") == 1.0);
   CHECK(Value(*reward, "<think>\nt\n</think>\n<answer>\n4\n</answer><|im_end|>") == 1.0);
   // Prefilled: the prompt supplied "<think>\n".

@@ -1,15 +1,14 @@
 // End-to-end tests of `rl score`: runs the built `rl` binary (RL_BINARY) on small files.
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
 
@@ -60,23 +59,29 @@ std::vector<std::string> Lines(const std::string& text) {
 
 RunResult RunScore(const TempDir& dir, const std::string& arguments) {
   const std::string err_path = dir.File("stderr.txt");
-  const std::string command = std::string("'") + RL_BINARY + "' score " + arguments + " 2> '" + err_path + "'";
+  const std::string command =
+      std::string("'") + RL_BINARY + "' score " + arguments + " 2> '" + err_path + "'";
   int status = std::system(command.c_str());
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return {code, ReadAll(err_path)};
 }
 
 const char* const kGoodRows =
-    R"({"id": 1, "completion": "<think>x</think><answer>\\boxed{4}</answer>", "answer": "4"})" "\n"
-    R"({"id": 2, "completion": "<think>x</think><answer>\\boxed{5}</answer>", "answer": 4})" "\n";
+    R"({"id": 1, "completion": "<think>x</think><answer>\\boxed{4}</answer>", "answer": "4"})"
+    "\n"
+    R"({"id": 2, "completion": "<think>x</think><answer>\\boxed{5}</answer>", "answer": 4})"
+    "\n";
 
 }  // namespace
 
 TEST_CASE("rl score: the shipped example file with the r1 spec", "[cli]") {
   TempDir dir;
   const std::string out = dir.File("out.jsonl");
-  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input ../examples/data/completions.jsonl "
-                                "--output '" + out + "'");
+  RunResult run =
+      RunScore(dir,
+               "--rewards ../configs/rewards/r1.yaml --input ../examples/data/completions.jsonl "
+               "--output '" +
+                   out + "'");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
   std::vector<std::string> in_lines = Lines(ReadAll("../examples/data/completions.jsonl"));
@@ -95,8 +100,10 @@ TEST_CASE("rl score: the shipped example file with the r1 spec", "[cli]") {
     REQUIRE(output["components"].contains("format.think_answer"));
     REQUIRE(output["components"].contains("accuracy.math"));
     REQUIRE(output["status"].is_string());
-    if (output["status"] == "ok") REQUIRE(output["reward"].is_number());
-    else REQUIRE(output["reward"].is_null());
+    if (output["status"] == "ok")
+      REQUIRE(output["reward"].is_number());
+    else
+      REQUIRE(output["reward"].is_null());
   }
   CHECK(run.err.find("40 rows scored") != std::string::npos);
   CHECK(run.err.find("missing_gold") != std::string::npos);
@@ -111,29 +118,36 @@ TEST_CASE("rl score: a bad row stops the run with file and line", "[cli]") {
   const std::string in = dir.File("in.jsonl");
   const std::string out = dir.File("out.jsonl");
   WriteAll(in, std::string(kGoodRows) + "\n{\"completion\": \"unterminated\n" + kGoodRows);
-  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  RunResult run = RunScore(
+      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":4: invalid JSON") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out + ".partial"));
 
   WriteAll(in, std::string(kGoodRows) + "{\"completion\": 7}\n");
-  run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore(
+      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
-  CHECK(run.err.find(in + ":3: key 'completion': expected a string, got number") != std::string::npos);
+  CHECK(run.err.find(in + ":3: key 'completion': expected a string, got number") !=
+        std::string::npos);
 
   WriteAll(in, "{\"text\": \"a\"}\n");
-  run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore(
+      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":1: key 'completion' missing") != std::string::npos);
 
   WriteAll(in, "[1, 2]\n");
-  run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore(
+      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.err.find(in + ":1: expected a JSON object, got array") != std::string::npos);
 
   WriteAll(in, "{\"completion\": \"a\", \"completion_tokens\": -1}\n");
-  run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
-  CHECK(run.err.find(in + ":1: key 'completion_tokens': expected a non-negative integer") != std::string::npos);
+  run = RunScore(
+      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  CHECK(run.err.find(in + ":1: key 'completion_tokens': expected a non-negative integer") !=
+        std::string::npos);
 }
 
 TEST_CASE("rl score: --skip-bad counts and reports bad rows", "[cli]") {
@@ -141,8 +155,8 @@ TEST_CASE("rl score: --skip-bad counts and reports bad rows", "[cli]") {
   const std::string in = dir.File("in.jsonl");
   const std::string out = dir.File("out.jsonl");
   WriteAll(in, std::string(kGoodRows) + "not json\n{\"completion\": [1]}\n" + kGoodRows);
-  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out +
-                                    "' --skip-bad");
+  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in +
+                                    "' --output '" + out + "' --skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
   std::vector<std::string> out_lines = Lines(ReadAll(out));
@@ -153,7 +167,8 @@ TEST_CASE("rl score: --skip-bad counts and reports bad rows", "[cli]") {
   CHECK(run.err.find("4 rows scored") != std::string::npos);
   CHECK(run.err.find("2 bad rows skipped") != std::string::npos);
   CHECK(run.err.find(in + ":3: invalid JSON") != std::string::npos);
-  CHECK(run.err.find(in + ":4: key 'completion': expected a string, got array") != std::string::npos);
+  CHECK(run.err.find(in + ":4: key 'completion': expected a string, got array") !=
+        std::string::npos);
 }
 
 TEST_CASE("rl score: custom keys, unscorable rows, chunks and threads", "[cli]") {
@@ -171,11 +186,13 @@ TEST_CASE("rl score: custom keys, unscorable rows, chunks and threads", "[cli]")
     rows += "}\n";
   }
   WriteAll(in, rows);
-  const std::string base = "--rewards '" + spec + "' --input '" + in + "' --completion-key text --tokens-key n";
+  const std::string base =
+      "--rewards '" + spec + "' --input '" + in + "' --completion-key text --tokens-key n";
   RunResult one = RunScore(dir, base + " --output '" + dir.File("a.jsonl") + "' --threads 1");
   INFO(one.err);
   REQUIRE(one.exit_code == 0);
-  RunResult many = RunScore(dir, base + " --output '" + dir.File("b.jsonl") + "' --threads 3 --chunk-rows 7");
+  RunResult many =
+      RunScore(dir, base + " --output '" + dir.File("b.jsonl") + "' --threads 3 --chunk-rows 7");
   REQUIRE(many.exit_code == 0);
   const std::string a = ReadAll(dir.File("a.jsonl"));
   CHECK(a == ReadAll(dir.File("b.jsonl")));
@@ -196,8 +213,9 @@ TEST_CASE("rl score: a bad spec names file and line", "[cli]") {
   const std::string spec = dir.File("spec.yaml");
   WriteAll(spec, "rules:\n  - name: format.think_answer\n    weight: heavy\n");
   WriteAll(dir.File("in.jsonl"), kGoodRows);
-  RunResult run = RunScore(dir, "--rewards '" + spec + "' --input '" + dir.File("in.jsonl") + "' --output '" +
-                                    dir.File("out.jsonl") + "'");
+  RunResult run = RunScore(dir, "--rewards '" + spec + "' --input '" + dir.File("in.jsonl") +
+                                    "' --output '" + dir.File("out.jsonl") + "'");
   CHECK(run.exit_code == 2);
-  CHECK(run.err.find(spec + ":3: key 'rules[0].weight': expected a number, got a string") != std::string::npos);
+  CHECK(run.err.find(spec + ":3: key 'rules[0].weight': expected a number, got a string") !=
+        std::string::npos);
 }

@@ -1,11 +1,10 @@
 // Helpers shared by the reward tests: build a Reward from YAML, score one completion.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "rewards/reward.h"
 
