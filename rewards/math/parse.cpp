@@ -97,6 +97,19 @@ class Lexer {
       throw ParseError{"stray '.'"};
     }
     if (num.front() == '.') num.insert(num.begin(), '0');
+    // A repeating decimal 0.\overline{3} or 0.1\overline{6}: "0.1r6" for MakeNumber.
+    size_t bar = j + (j < s.size() && s[j] == '.' && num.find('.') == std::string::npos ? 1 : 0);
+    if (s.compare(bar, 10, "\\overline{") == 0) {
+      size_t k = bar + 10;
+      size_t digits = k;
+      while (k < s.size() && IsDigit(s[k])) ++k;
+      if (k > digits && k < s.size() && s[k] == '}' && k - digits <= 18) {
+        if (num.find('.') == std::string::npos) num += '.';
+        num += 'r';
+        num.append(s.substr(digits, k - digits));
+        j = k + 1;
+      }
+    }
     // Scientific notation written plainly: 1.5e3, 2E-4 (not followed by more letters).
     if (j + 1 < s.size() && (s[j] == 'e' || s[j] == 'E')) {
       size_t k = j + 1;
@@ -275,6 +288,7 @@ class Parser {
     return tree_.Add(std::move(node));
   }
   int32_t MakeNumber(std::string_view text);
+  int32_t MakeRepeating(std::string_view head, std::string_view block);
 
   struct DepthGuard {
     explicit DepthGuard(int* depth) : depth_(depth) {
@@ -915,11 +929,32 @@ class Parser {
   int abs_depth_ = 0;
 };
 
+// 0.1\overline{6} = 0.1 + 6 / (10 * 9): the repeating block over 10^k (10^r - 1).
+int32_t Parser::MakeRepeating(std::string_view head, std::string_view block) {
+  budget_.Spend();
+  size_t point = head.find('.');
+  std::string whole(head.substr(0, point)), fraction(head.substr(point + 1));
+  std::string all = whole + fraction;
+  size_t nonzero = all.find_first_not_of('0');
+  Rational value(Integer(nonzero == std::string::npos ? std::string("0") : all.substr(nonzero)));
+  Integer shift = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(fraction.size()));
+  value /= shift;
+  size_t block_nonzero = block.find_first_not_of('0');
+  Integer repeat(block_nonzero == std::string::npos ? std::string("0")
+                                                    : std::string(block.substr(block_nonzero)));
+  Integer period = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(block.size())) - 1;
+  value += Rational(repeat, shift * period);
+  // Written with a bar, the value is exact: not a decimal to be rounded.
+  return tree_.AddNumber(std::move(value));
+}
+
 int32_t Parser::MakeNumber(std::string_view text) {
   budget_.Spend(1 + static_cast<int64_t>(text.size() / 16));
   if (text.size() * 4 > static_cast<size_t>(budget_.bit_budget())) {
     throw BudgetError{"number longer than the bit budget"};
   }
+  size_t bar = text.find('r');
+  if (bar != std::string_view::npos) return MakeRepeating(text.substr(0, bar), text.substr(bar + 1));
   std::string digits;
   int64_t exponent = 0;
   size_t e = text.find('e');

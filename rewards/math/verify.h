@@ -19,8 +19,9 @@
 //     2x-y+1=0), inequalities with positive multiples, an inequality gold accepting its
 //     interval, "x = 5+5+1 = 11" as 11, percents, units and text answers.
 // What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom, trig and log
-// functions, |x|, floor/ceil, n!, ^\circ, \%, \text{} units, \mathrm{e}, thousands separators
-// 7,425,000 / 1\,000 / 10{,}000, 1.5e3, mixed numbers 2\frac12, base literals 1011_2,
+// functions, |x|, floor/ceil, n!, \sum and \prod, ^\circ (radians inside trig functions),
+// \%, \text{} units, \mathrm{e}, thousands separators 7,425,000 / 1\,000 / 10{,}000, 1.5e3,
+// repeating decimals 0.\overline{3}, mixed numbers 2\frac12, base literals 1011_2,
 // pmatrix/bmatrix/array, \cup \cap \emptyset \infty, relation chains, multiple-choice
 // labels), after Unicode normalisation (minus signs, full-width digits, \left/\right, \!).
 //

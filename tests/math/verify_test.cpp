@@ -422,3 +422,13 @@ TEST_CASE("degrees are numbers, and radians inside trigonometric functions", "[m
   CHECK(VerdictOf("\\boxed{1 \\text{ and } 2}", "1,2") == Verdict::kCorrect);  // not 1.2
   CHECK(VerdictOf("\\boxed{1.22}", "1,22") == Verdict::kCorrect);  // a decimal comma
 }
+
+TEST_CASE("repeating decimals are exact", "[math]") {
+  CheckCases({
+      {"0.\\overline{3}", "\\frac13", true},
+      {"0.1\\overline{6}", "\\frac16", true},
+      {"1.\\overline{142857}", "\\frac{8}{7}", true},
+      {"0.\\overline{3}", "0.3", false},
+      {"0.\\overline{36}", "\\frac{4}{11}", true},
+  });
+}
