@@ -71,6 +71,21 @@ std::string DecimalComma(std::string s) {
   return s;
 }
 
+// "(B)", "\text{(B)} 15", "\textbf{(B) }15": the choice label a gold starts with.
+std::optional<char> ChoiceLabel(std::string_view gold) {
+  for (std::string_view prefix : {"\\textbf{", "\\text{", "\\mathrm{"}) {
+    if (gold.starts_with(prefix)) {
+      gold.remove_prefix(prefix.size());
+      break;
+    }
+  }
+  while (!gold.empty() && gold.front() == ' ') gold.remove_prefix(1);
+  if (gold.size() >= 3 && gold[0] == '(' && gold[1] >= 'A' && gold[1] <= 'Z' && gold[2] == ')') {
+    return gold[1];
+  }
+  return std::nullopt;
+}
+
 CheckResult CheckChoice(std::string_view completion, std::string_view gold,
                         const VerifierOptions& options) {
   std::string g = internal::NormalizeText(gold);
@@ -127,6 +142,15 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
     result.verdict = Verdict::kCorrect;
     result.pred_canonical = gold_error.empty() ? result.gold_canonical : gold_plain;
     return result;
+  }
+  // A multiple-choice gold "\textbf{(B) }15" also accepts the label alone.
+  if (std::optional<char> label = ChoiceLabel(gold_text)) {
+    std::string pred_plain = internal::NormalizeText(pred_text);
+    char lower = static_cast<char>(*label - 'A' + 'a');
+    if (pred_plain == std::string(1, lower) || pred_plain == std::string{'(', lower, ')'}) {
+      result.verdict = Verdict::kCorrect;
+      return result;
+    }
   }
   if (!gold_error.empty()) {
     result.verdict = Verdict::kInvalidGold;

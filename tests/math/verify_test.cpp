@@ -432,3 +432,13 @@ TEST_CASE("repeating decimals are exact", "[math]") {
       {"0.\\overline{36}", "\\frac{4}{11}", true},
   });
 }
+
+TEST_CASE("multiple-choice golds with a value", "[math]") {
+  CheckCases({
+      {"B", "\\textbf{(B) }15", true},
+      {"(B)", "\\textbf{(B) }15", true},
+      {"15", "\\textbf{(B) }15", true},
+      {"C", "\\textbf{(B) }15", false},
+      {"16", "\\textbf{(B) }15", false},
+  });
+}
