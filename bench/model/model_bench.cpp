@@ -1,6 +1,7 @@
 // Qwen2 forward-pass throughput: prefill and greedy-decode tokens/s for a tiny config and for a
 // random model of Qwen2.5-0.5B's shape, float32 and bfloat16, batch 1/8/16/64, decoding with the
 // KV cache against recomputing the whole sequence each step; peak RSS. Medians of --repeats.
+// "floor" is the rate of the bare matrix products of a decode step (see MatmulFloorSeconds).
 //
 //   model_bench                                  # everything (minutes on 2 cores)
 //   model_bench --shape qwen0.5b --dtype bf16 --batch 1,16 --new-tokens 16 --repeats 3
@@ -68,8 +69,29 @@ double PeakRssMiB() {
 }
 
 struct Figures {
-  double prefill, decode, recompute;  // tokens/s
+  double prefill, decode, recompute, floor;  // tokens/s
 };
+
+// The matrix products no decode step can avoid: every weight matrix (the lm_head included) once
+// for B rows. Its rate is the machine's ceiling for decoding at this moment, so decode/floor
+// says how close the forward pass comes to it even when the machine is shared and loaded.
+double MatmulFloorSeconds(rl::model::Qwen2& model, int64_t B, int64_t steps) {
+  std::vector<torch::Tensor> weights;
+  for (const auto& p : model->named_parameters()) {
+    const bool lookup_only =
+        p.key() == "model.embed_tokens.weight" && !model->config().tie_word_embeddings;
+    if (p.value().dim() == 2 && !lookup_only) weights.push_back(p.value());
+  }
+  std::vector<torch::Tensor> inputs;
+  for (const torch::Tensor& w : weights) {
+    inputs.push_back(torch::randn({B, w.size(1)}, torch::TensorOptions().dtype(w.scalar_type())));
+  }
+  const auto start = Clock::now();
+  for (int64_t s = 0; s < steps; ++s) {
+    for (size_t i = 0; i < weights.size(); ++i) torch::linear(inputs[i], weights[i]);
+  }
+  return Seconds(start);
+}
 
 // One prefill of [B, P] with the cache, then `steps` greedy steps of [B, 1], each computing
 // only the last position's logits. Returns (prefill seconds, decode seconds).
@@ -104,17 +126,20 @@ Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o) {
   const torch::Tensor prompt =
       torch::randint(0, model->config().vocab_size, {B, o.prompt_len}, torch::kLong);
   RunCached(model, prompt, 2);  // warm-up: allocator and BLAS buffers
-  std::vector<double> prefill, decode, recompute;
+  std::vector<double> prefill, decode, recompute, floor;
   for (int r = 0; r < o.repeats; ++r) {
     const auto [p, d] = RunCached(model, prompt, o.new_tokens);
     prefill.push_back(static_cast<double>(B * o.prompt_len) / p);
     decode.push_back(static_cast<double>(B * o.new_tokens) / d);
+    floor.push_back(static_cast<double>(B * o.new_tokens) /
+                    MatmulFloorSeconds(model, B, o.new_tokens));
     if (o.recompute_tokens > 0) {
       recompute.push_back(static_cast<double>(B * o.recompute_tokens) /
                           RunRecompute(model, prompt, o.recompute_tokens));
     }
   }
-  return {Median(prefill), Median(decode), recompute.empty() ? 0.0 : Median(recompute)};
+  return {Median(prefill), Median(decode), recompute.empty() ? 0.0 : Median(recompute),
+          Median(floor)};
 }
 
 }  // namespace
@@ -139,8 +164,9 @@ int main(int argc, char** argv) {
               at::get_num_threads(), static_cast<long long>(o.prompt_len),
               static_cast<long long>(o.new_tokens), static_cast<long long>(o.recompute_tokens),
               o.repeats);
-  std::printf("%-9s %-5s %5s %12s %12s %14s %10s %10s\n", "shape", "dtype", "batch", "prefill t/s",
-              "decode t/s", "recompute t/s", "speedup", "peak MiB");
+  std::printf("%-9s %-5s %5s %11s %10s %10s %8s %10s %8s %9s\n", "shape", "dtype", "batch",
+              "prefill t/s", "decode t/s", "recomp t/s", "cache x", "floor t/s", "of floor",
+              "peak MiB");
   for (const std::string& shape : o.shapes) {
     for (const std::string& dtype_name : o.dtypes) {
       const auto dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
@@ -149,9 +175,10 @@ int main(int argc, char** argv) {
       model->eval();
       for (int64_t B : o.batches) {
         const Figures f = Measure(model, B, o);
-        std::printf("%-9s %-5s %5lld %12.1f %12.1f %14.1f %9.1fx %10.0f\n", shape.c_str(),
-                    dtype_name.c_str(), static_cast<long long>(B), f.prefill, f.decode, f.recompute,
-                    f.recompute > 0 ? f.decode / f.recompute : 0.0, PeakRssMiB());
+        std::printf("%-9s %-5s %5lld %11.1f %10.1f %10.1f %7.1fx %10.1f %7.0f%% %9.0f\n",
+                    shape.c_str(), dtype_name.c_str(), static_cast<long long>(B), f.prefill,
+                    f.decode, f.recompute, f.recompute > 0 ? f.decode / f.recompute : 0.0, f.floor,
+                    100.0 * f.decode / f.floor, PeakRssMiB());
         std::fflush(stdout);
       }
     }
