@@ -122,6 +122,7 @@ void VisitConfig(V& v, TrainConfig& c) {
     v.Field("min_p", r.min_p, Between(0, 0.999999));
     v.Field("stop_strings", r.stop_strings);
     v.Field("batch_size", r.batch_size, AtLeast(1));
+    v.Field("workers", r.workers, AtLeast(1));
   });
   v.Section("sft", [&] {
     v.Field("steps", c.sft.steps, AtLeast(0));

@@ -116,7 +116,8 @@ struct RolloutSection {
   double top_p = 1.0;
   double min_p = 0.0;
   std::vector<std::string> stop_strings;
-  int64_t batch_size = 64;  // sequences decoded together
+  int64_t batch_size = 64;  // sequences decoded together (per rollout worker)
+  int64_t workers = 1;      // generation threads, sharing run.threads
 };
 
 struct OptimizerSection {

@@ -1,0 +1,120 @@
+// Seconds per GRPO step and where they go (generation, scoring, reference and old log-probs,
+// forward+backward, optimizer) for a randomly initialised Qwen2 of a given shape.
+//
+//   grpo_step_bench                       # the quickstart's tiny shape, 8 prompts x G=8, 128 new tokens
+//   grpo_step_bench --shape qwen2.5-0.5b  # Qwen2.5-0.5B's shape (494M parameters, vocab 151936)
+//   grpo_step_bench --prompts 2 --group 4 --new-tokens 32 --steps 2   # shorter
+//
+// The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
+// reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
+// beta > 0, so both the old and the reference log-prob passes run. Prints one line per step
+// and the median of each phase. Not a test: figures depend on the machine and its load.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "rl/model/qwen2.h"
+#include "rl/text/tokenizer.h"
+#include "trainer/config.h"
+#include "trainer/grpo.h"
+#include "trainer/policy.h"
+#include "trainer/scoring.h"
+
+using namespace rl::trainer;
+
+namespace {
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GRPO step benchmark"};
+  std::string shape = "tiny";
+  int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16;
+  app.add_option("--shape", shape, "tiny | qwen2.5-0.5b")->check(CLI::IsMember({"tiny", "qwen2.5-0.5b"}));
+  app.add_option("--prompts", prompts, "prompts per step");
+  app.add_option("--group", group, "completions per prompt (G)");
+  app.add_option("--new-tokens", new_tokens, "tokens generated per completion");
+  app.add_option("--prompt-tokens", prompt_tokens, "tokens per prompt");
+  app.add_option("--steps", steps, "GRPO steps to time");
+  app.add_option("--threads", threads, "LibTorch threads (0: all cores)");
+  app.add_option("--micro-batch", micro, "sequences per forward/backward and per generation batch");
+  CLI11_PARSE(app, argc, argv);
+
+  rl::model::ConfigureThreads(static_cast<int>(threads));
+  TrainConfig config = ParseTrainConfig("rewards: {spec_file: configs/rewards/r1.yaml}\n", "bench");
+  config.run.threads = threads;
+  config.rollout.num_generations = group;
+  config.rollout.max_new_tokens = new_tokens;
+  config.rollout.batch_size = micro;
+  config.grpo.steps = steps;
+  config.grpo.prompts_per_step = prompts;
+  config.grpo.num_mini_batches = 2;
+  config.grpo.gradient_accumulation_steps = std::max<int64_t>(prompts * group / 2 / micro, 1);
+  config.grpo.beta = 0.04;
+  config.grpo.optim.learning_rate = 1e-6;
+
+  // A small trained tokenizer decodes the text the rules see; ids beyond its vocabulary (the
+  // large model's) decode to nothing, which costs the rules nothing either.
+  std::vector<std::string> corpus = {"<think>1 + 2 = 3</think><answer>3</answer>", "Compute 1/2 + 1/4."};
+  Policy policy = MakeTinyPolicy(config, corpus);
+  rl::model::Qwen2Config model_config = policy.model->config();
+  if (shape == "qwen2.5-0.5b") {
+    model_config.vocab_size = 151936;
+    model_config.hidden_size = 896;
+    model_config.intermediate_size = 4864;
+    model_config.num_hidden_layers = 24;
+    model_config.num_attention_heads = 14;
+    model_config.num_key_value_heads = 2;
+    model_config.head_dim = 64;
+    model_config.tie_word_embeddings = true;
+    model_config.max_position_embeddings = 32768;
+  }
+  torch::manual_seed(0);
+  policy.model = rl::model::Qwen2(model_config, torch::TensorOptions().dtype(torch::kFloat32), true);
+  policy.generation.eos_token_ids.clear();  // every completion runs to --new-tokens
+  Policy reference = policy;
+  reference.model = rl::model::CloneQwen2(*policy.model, torch::kFloat32, torch::kCPU);
+
+  // Prompts of random tokens of the tokenizer's vocabulary.
+  std::vector<rl::data::Example> data;
+  const int32_t vocab = policy.tokenizer->vocab_size();
+  for (int64_t i = 0; i < prompts; ++i) {
+    std::vector<int32_t> ids;
+    for (int64_t t = 0; t < prompt_tokens; ++t) ids.push_back(static_cast<int32_t>((i * 7919 + t * 104729) % (vocab - 2)));
+    data.push_back({policy.tokenizer->Decode(ids), "3", ""});
+  }
+  int64_t parameters = 0;
+  for (const auto& p : policy.model->parameters()) parameters += p.numel();
+  std::printf("shape %s (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, threads %d\n", shape.c_str(),
+              static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts), static_cast<long long>(group),
+              static_cast<long long>(new_tokens), torch::get_num_threads());
+
+  Scorer scorer = MakeScorer(config.rewards);
+  GrpoTrainer trainer(config, policy, &reference, data, scorer.score);
+  const std::vector<std::string> phases = {"step_time", "time/generation", "time/scoring", "time/ref_logprobs",
+                                           "time/old_logprobs", "time/backward", "time/optimizer"};
+  std::vector<std::vector<double>> seconds(phases.size());
+  for (int64_t s = 0; s < steps; ++s) {
+    nlohmann::ordered_json m = trainer.Step();
+    std::printf("step %lld:", static_cast<long long>(s + 1));
+    for (size_t k = 0; k < phases.size(); ++k) {
+      seconds[k].push_back(m[phases[k]].get<double>());
+      std::printf(" %s %.2f", phases[k].c_str(), seconds[k].back());
+    }
+    std::printf("\n");
+  }
+  std::printf("median of %lld steps (s):", static_cast<long long>(steps));
+  for (size_t k = 0; k < phases.size(); ++k) std::printf(" %s %.2f", phases[k].c_str(), Median(seconds[k]));
+  std::printf("\n");
+  return 0;
+}

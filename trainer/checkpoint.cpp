@@ -1,0 +1,97 @@
+#include "trainer/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <stdexcept>
+#include <vector>
+
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+namespace rl::trainer {
+namespace fs = std::filesystem;
+namespace {
+
+const std::regex kCheckpointName("checkpoint-([0-9]+)");
+
+void WriteJson(const fs::path& path, const nlohmann::json& j) {
+  std::ofstream out(path, std::ios::binary);
+  out << j.dump(2) << "\n";
+  if (!out.flush()) throw std::runtime_error(path.string() + ": cannot write");
+}
+
+// Complete checkpoints of output_dir, sorted by step.
+std::vector<std::pair<int64_t, fs::path>> ListCheckpoints(const std::string& output_dir) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  if (!fs::is_directory(output_dir)) return found;
+  for (const fs::directory_entry& entry : fs::directory_iterator(output_dir)) {
+    std::smatch match;
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || !std::regex_match(name, match, kCheckpointName)) continue;
+    if (!fs::exists(entry.path() / "trainer_state.json")) continue;
+    found.emplace_back(std::stoll(match[1].str()), entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+}  // namespace
+
+void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files) {
+  const fs::path final_path(dir);
+  const fs::path temp_path = final_path.string() + ".tmp";
+  fs::remove_all(temp_path);
+  SavePolicy(policy, temp_path.string());
+  for (const auto& [name, content] : extra_files.items()) WriteJson(temp_path / name, content);
+  fs::remove_all(final_path);
+  fs::rename(temp_path, final_path);
+}
+
+void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
+                    torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
+                    int64_t keep_last) {
+  const fs::path final_path = fs::path(output_dir) / ("checkpoint-" + std::to_string(step));
+  const fs::path temp_path = final_path.string() + ".tmp";
+  fs::remove_all(temp_path);
+  SavePolicy(policy, temp_path.string());
+  torch::save(optimizer, (temp_path / "optimizer.pt").string());
+  torch::Tensor rng = torch::globalContext().defaultGenerator(torch::kCPU).get_state();
+  torch::save(rng, (temp_path / "rng_state.pt").string());
+  WriteJson(temp_path / "trainer_state.json", trainer_state);  // last: marks the files complete
+  fs::remove_all(final_path);
+  fs::rename(temp_path, final_path);
+
+  std::vector<std::pair<int64_t, fs::path>> all = ListCheckpoints(output_dir);
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
+}
+
+std::optional<std::string> FindLatestCheckpoint(const std::string& output_dir) {
+  std::vector<std::pair<int64_t, fs::path>> all = ListCheckpoints(output_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().second.string();
+}
+
+nlohmann::json LoadCheckpointState(const std::string& checkpoint_dir, torch::optim::AdamW& optimizer) {
+  const fs::path dir(checkpoint_dir);
+  std::ifstream in(dir / "trainer_state.json", std::ios::binary);
+  nlohmann::json state = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (state.is_discarded() || !state.is_object()) {
+    throw std::runtime_error((dir / "trainer_state.json").string() + ": not a JSON object");
+  }
+  try {
+    torch::load(optimizer, (dir / "optimizer.pt").string());
+    torch::Tensor rng;
+    torch::load(rng, (dir / "rng_state.pt").string());
+    at::Generator generator = torch::globalContext().defaultGenerator(torch::kCPU);  // a handle
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(checkpoint_dir + ": cannot restore the optimizer or RNG state: " + e.what_without_backtrace());
+  }
+  return state;
+}
+
+}  // namespace rl::trainer

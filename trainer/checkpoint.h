@@ -1,0 +1,41 @@
+// trainer/checkpoint.h: crash-safe checkpoints in the Hugging Face layout.
+//
+//   SaveCheckpoint(output_dir, step, policy, adamw, state, keep_last);
+//   // output_dir/checkpoint-<step>/: config.json, model.safetensors, generation_config.json,
+//   //   tokenizer.json (the Hugging Face layout: transformers and vLLM load the directory),
+//   //   optimizer.pt (AdamW moments), rng_state.pt (LibTorch's CPU generator),
+//   //   trainer_state.json (step, learning-rate schedule position, data position, counters)
+//   std::optional<std::string> dir = FindLatestCheckpoint(output_dir);
+//
+// A checkpoint is written into "checkpoint-<step>.tmp" and renamed when every file is
+// complete, so a crash never leaves a half checkpoint under the final name; older complete
+// checkpoints beyond `keep_last` are removed only after the new one exists.
+// Thread safety: one writer per output directory.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/optim/adamw.h>
+
+#include "trainer/policy.h"
+
+namespace rl::trainer {
+
+void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
+                    torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
+                    int64_t keep_last);
+
+// The complete checkpoint with the highest step, if any.
+std::optional<std::string> FindLatestCheckpoint(const std::string& output_dir);
+
+// Reads trainer_state.json of a checkpoint; loads optimizer.pt into `optimizer` and restores
+// the CPU generator from rng_state.pt. Throws std::runtime_error naming the file.
+nlohmann::json LoadCheckpointState(const std::string& checkpoint_dir, torch::optim::AdamW& optimizer);
+
+// Writes `dir` through "<dir>.tmp" and a rename (replacing an older `dir`).
+void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files);
+
+}  // namespace rl::trainer

@@ -1,0 +1,77 @@
+// trainer/grpo.h: the GRPO loop. One call to Step() is one step of the algorithm:
+//
+//   1. sample   G completions for each of grpo.prompts_per_step prompts (rollout engine);
+//   2. score    each completion the moment it finishes (in process, or the reward server);
+//   3. advantages, group-relative (trainer/grpo_loss.h), with DAPO's dynamic sampling when on;
+//   4. log-probs of the sampling policy (when the batch is reused: μ > 1 or mini-batches) and
+//               of the frozen reference (when beta > 0), without gradient;
+//   5. loss and update: μ passes over the batch, each cut into mini-batches (one AdamW step
+//               each) and micro-batches (gradient accumulation), clipped, non-finite skipped.
+//
+//   GrpoTrainer trainer(config, policy, reference, prompts, score);
+//   while (trainer.step() < config.grpo.steps) {
+//     nlohmann::ordered_json metrics = trainer.Step();   // TRL's metric names
+//   }
+//
+// Unscorable completions (a rule could not score them; the reward reports no total) take no
+// part in the loss and do not move their group's mean; they are counted in the metrics. They
+// are never scored as 0.
+//
+// Determinism: step s samples with seed f(run.seed, s, round), draws prompts from a seeded
+// epoch order and updates in a fixed order, so on CPU a run restored from a checkpoint
+// (State/Restore) continues exactly as the uninterrupted run.
+// Thread safety: one trainer per policy; Step() is not reentrant.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/optim/adamw.h>
+
+#include "rl/data/dataset.h"
+#include "rl/data/sampler.h"
+#include "rollout/rollout.h"
+#include "trainer/config.h"
+#include "trainer/optimizer.h"
+#include "trainer/policy.h"
+
+namespace rl::trainer {
+
+class GrpoTrainer {
+ public:
+  // `reference` may be null (then beta must be 0). `score` must be thread-safe. The trainer
+  // keeps references to everything it is given.
+  GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
+              std::span<const data::Example> prompts, rollout::ScoreFn score);
+
+  nlohmann::ordered_json Step();
+
+  int64_t step() const { return step_; }
+  torch::optim::AdamW& optimizer() { return optimizer_; }
+  // What a checkpoint must hold besides the weights and optimizer moments.
+  nlohmann::json State() const;
+  void Restore(const nlohmann::json& state);
+
+ private:
+  struct Batch;
+  Batch SampleAndScore(nlohmann::ordered_json& metrics);
+  void Update(Batch& batch, nlohmann::ordered_json& metrics);
+
+  const TrainConfig& config_;
+  Policy& policy_;
+  Policy* reference_;
+  std::span<const data::Example> prompts_;
+  rollout::ScoreFn score_;
+  rollout::RolloutEngine engine_;
+  data::EpochSampler sampler_;
+  std::vector<torch::Tensor> parameters_;
+  torch::optim::AdamW optimizer_;
+  NonFiniteGuard guard_;
+  int64_t step_ = 0;
+  int64_t updates_ = 0;
+  double num_tokens_ = 0;
+};
+
+}  // namespace rl::trainer

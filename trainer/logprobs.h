@@ -1,0 +1,59 @@
+// trainer/logprobs.h: prompt + completion batches and per-token log-probabilities.
+//
+//   TokenBatch batch = MakeTokenBatch(prompt_ids, completion_ids);   // one row per sequence
+//   CompletionLogprobs lp = ComputeCompletionLogprobs(*model, batch, /*temperature=*/1.0,
+//                                                     /*chunk=*/64, /*with_entropy=*/true);
+//   // lp.logprobs [B,C]: log softmax(logits / temperature) of each completion token
+//
+// Layout (the rollout engine's): prompts are left-padded to the longest prompt P, so every
+// completion starts at column P, and completions are right-padded to the longest C. Each
+// row's first real token has position 0; padding is masked out of attention. The logits that
+// predict completion token j come from hidden position P − 1 + j.
+//
+// Memory: the model runs once over [B, P+C] for the hidden states; the [.., V] logits are
+// then made `chunk` completion positions at a time, so a pass without gradient never holds
+// more than B × chunk × V logits (the vocabulary of real models is ~150k).
+//
+// Thread safety: pure functions; the model is only read.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace rl::model {
+class Qwen2Impl;
+}
+
+namespace rl::trainer {
+
+struct TokenBatch {
+  torch::Tensor input_ids;        // [B, P+C] int64
+  torch::Tensor positions;        // [B, P+C] int64
+  torch::Tensor key_mask;         // [B, P+C] bool
+  torch::Tensor completion_ids;   // [B, C] int64 (0 on padding)
+  torch::Tensor completion_mask;  // [B, C] float32, 1 on real completion tokens
+  int64_t prompt_width = 0;       // P
+};
+
+// Throws std::invalid_argument when the spans differ in length, a prompt is empty, or every
+// completion is empty.
+TokenBatch MakeTokenBatch(std::span<const std::vector<int32_t>> prompts,
+                          std::span<const std::vector<int32_t>> completions);
+
+// Rows `rows` of `batch` (e.g. a micro-batch), trimmed to the widths they need.
+TokenBatch SelectRows(const TokenBatch& batch, const torch::Tensor& rows);
+
+struct CompletionLogprobs {
+  torch::Tensor logprobs;  // [B, C] float32, 0 on padding
+  torch::Tensor entropy;   // [B, C] float32 (detached), or undefined
+};
+
+// temperature <= 0 is read as 1 (greedy sampling reports log-probs at temperature 1).
+// Differentiable when called with grad mode on.
+CompletionLogprobs ComputeCompletionLogprobs(model::Qwen2Impl& model, const TokenBatch& batch,
+                                             double temperature, int64_t chunk, bool with_entropy);
+
+}  // namespace rl::trainer

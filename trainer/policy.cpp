@@ -1,0 +1,118 @@
+#include "trainer/policy.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "rl/text/chat_template.h"
+
+namespace rl::trainer {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::unique_ptr<text::Tokenizer> ParseTokenizer(const std::string& json_text, const std::string& origin) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw std::runtime_error(origin + ": not valid JSON");
+  std::string error;
+  std::unique_ptr<text::Tokenizer> tokenizer = text::Tokenizer::FromJson(j, &error);
+  if (!tokenizer) throw std::runtime_error(origin + ": " + error);
+  return tokenizer;
+}
+
+// The configured EOS token first, then the generation config's own ids (deduplicated).
+model::GenerationConfig WithEos(model::GenerationConfig generation, const text::Tokenizer& tokenizer,
+                                const std::string& eos_token) {
+  std::optional<int32_t> eos = tokenizer.TokenToId(eos_token);
+  if (!eos) throw std::runtime_error("tokenizer.eos_token '" + eos_token + "' is not a token of the tokenizer");
+  std::vector<int64_t> ids = {*eos};
+  for (int64_t id : generation.eos_token_ids) {
+    if (id != *eos) ids.push_back(id);
+  }
+  generation.eos_token_ids = ids;
+  return generation;
+}
+
+std::vector<std::string> SpecialTokens(const TokenizerSection& t) {
+  std::vector<std::string> special = {t.eos_token};
+  if (t.prompt_format == PromptFormat::kChatMl) {
+    for (const char* token : {"<|im_start|>", "<|im_end|>"}) {
+      if (token != t.eos_token) special.push_back(token);
+    }
+  }
+  return special;
+}
+
+}  // namespace
+
+std::string RenderPrompt(const TokenizerSection& tokenizer, std::string_view prompt) {
+  if (tokenizer.prompt_format == PromptFormat::kPlain) return std::string(prompt) + "\n";
+  std::vector<text::ChatMessage> messages;
+  if (!tokenizer.system_prompt.empty()) messages.push_back({"system", tokenizer.system_prompt});
+  messages.push_back({"user", std::string(prompt)});
+  return text::RenderChatMl(messages, /*add_generation_prompt=*/true);
+}
+
+Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus) {
+  const std::vector<std::string> special = SpecialTokens(config.tokenizer);
+  nlohmann::json tokenizer_json = text::TrainByteLevelBpe(
+      corpus, static_cast<int32_t>(config.tokenizer.train_vocab_size), special);
+  Policy policy;
+  policy.tokenizer_json = tokenizer_json.dump();
+  policy.tokenizer = ParseTokenizer(policy.tokenizer_json, "trained tokenizer");
+
+  const TinyModelSection& tiny = config.model.tiny;
+  model::Qwen2Config shape;
+  shape.vocab_size = policy.tokenizer->vocab_size();
+  shape.hidden_size = tiny.hidden_size;
+  shape.intermediate_size = tiny.intermediate_size;
+  shape.num_hidden_layers = tiny.num_hidden_layers;
+  shape.num_attention_heads = tiny.num_attention_heads;
+  shape.num_key_value_heads = tiny.num_key_value_heads;
+  shape.head_dim = tiny.hidden_size / tiny.num_attention_heads;
+  shape.max_position_embeddings = tiny.max_position_embeddings;
+  shape.rms_norm_eps = tiny.rms_norm_eps;
+  shape.rope_theta = tiny.rope_theta;
+  shape.tie_word_embeddings = tiny.tie_word_embeddings;
+  shape.initializer_range = tiny.init_std;
+  shape.Validate(config.origin + ": model.tiny");
+  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+  policy.model = model::Qwen2(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
+  policy.generation = WithEos({}, *policy.tokenizer, config.tokenizer.eos_token);
+  return policy;
+}
+
+Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, const TrainConfig& config) {
+  namespace fs = std::filesystem;
+  Policy policy;
+  const std::string tokenizer_path =
+      tokenizer_file.empty() ? (fs::path(dir) / "tokenizer.json").string() : tokenizer_file;
+  policy.tokenizer_json = ReadFile(tokenizer_path);
+  policy.tokenizer = ParseTokenizer(policy.tokenizer_json, tokenizer_path);
+  policy.model = model::LoadQwen2(dir, torch::kFloat32, torch::kCPU);
+  model::GenerationConfig generation;
+  const fs::path generation_path = fs::path(dir) / "generation_config.json";
+  if (fs::exists(generation_path)) generation = model::GenerationConfig::FromJsonFile(generation_path.string());
+  policy.generation = WithEos(generation, *policy.tokenizer, config.tokenizer.eos_token);
+  return policy;
+}
+
+void SavePolicy(Policy& policy, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  model::SaveQwen2(policy.model, dir, torch::kFloat32, &policy.generation);
+  std::ofstream out(std::filesystem::path(dir) / "tokenizer.json", std::ios::binary);
+  out << policy.tokenizer_json;
+  if (!out.flush()) throw std::runtime_error(dir + "/tokenizer.json: cannot write");
+}
+
+}  // namespace rl::trainer

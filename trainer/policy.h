@@ -1,0 +1,53 @@
+// trainer/policy.h: the policy a run trains — model, tokenizer, prompt rendering, EOS ids —
+// made from a config (loaded from a Hugging Face directory, or a tiny model and a tokenizer
+// trained from scratch), and saved back in the Hugging Face layout.
+//
+//   Policy policy = LoadPolicy(dir, "", config);          // config.json, model.safetensors,
+//                                                         // tokenizer.json, generation_config.json
+//   std::string text = RenderPrompt(config.tokenizer, "Compute 1/2 + 1/4.");
+//   std::vector<int32_t> ids = policy.tokenizer->Encode(text);
+//   SavePolicy(policy, "runs/x/final");                   // same four files
+//
+// Thread safety: a Policy is used by one training loop; the tokenizer is shared read-only.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rl/model/config.h"
+#include "rl/model/qwen2.h"
+#include "rl/text/tokenizer.h"
+#include "trainer/config.h"
+
+namespace rl::trainer {
+
+struct Policy {
+  model::Qwen2 model{nullptr};
+  std::shared_ptr<const text::Tokenizer> tokenizer;
+  std::string tokenizer_json;        // the tokenizer.json text, written into every checkpoint
+  model::GenerationConfig generation;  // eos ids (the configured eos token first)
+};
+
+// The text the policy is conditioned on: plain: the prompt and a newline; chatml: the
+// Qwen2.5 chat template with the generation prompt (system prompt from the config or the
+// template's default).
+std::string RenderPrompt(const TokenizerSection& tokenizer, std::string_view prompt);
+
+// Trains a byte-level BPE tokenizer on `corpus` (tokenizer.train_vocab_size, the EOS token
+// and, for chatml, <|im_start|>/<|im_end|> as special tokens) and a randomly initialised
+// Qwen2 of config.model.tiny's shape around it (seeded from config.run.seed).
+Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus);
+
+// Loads a Hugging Face directory: the model in float32 on the CPU, `tokenizer_file` (empty:
+// dir/tokenizer.json), generation_config.json when present; config.tokenizer.eos_token must be
+// a token. Throws std::runtime_error (or rl::model::ModelError) naming the file.
+Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, const TrainConfig& config);
+
+// Writes config.json, model.safetensors, generation_config.json and tokenizer.json into
+// `dir` (created when missing).
+void SavePolicy(Policy& policy, const std::string& dir);
+
+}  // namespace rl::trainer

@@ -1,0 +1,256 @@
+#include "trainer/run.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "rl/data/fraction_task.h"
+#include "rl/model/qwen2.h"
+#include "trainer/checkpoint.h"
+#include "trainer/grpo.h"
+#include "trainer/policy.h"
+#include "trainer/scoring.h"
+#include "trainer/sft.h"
+
+namespace rl::trainer {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Datasets {
+  std::vector<data::Example> train, eval;
+};
+
+Datasets LoadData(const TrainConfig& config) {
+  Datasets d;
+  if (config.data.train_file.empty()) {
+    data::FractionTaskOptions task;
+    task.seed = static_cast<uint64_t>(config.run.seed);
+    task.num_train = config.data.task.num_train;
+    task.num_eval = config.data.task.num_eval;
+    task.max_numerator = config.data.task.max_numerator;
+    task.max_denominator = config.data.task.max_denominator;
+    task.teacher_slip_rate = config.data.task.teacher_slip_rate;
+    data::FractionTask generated = data::GenerateFractionTask(task);
+    d.train = std::move(generated.train);
+    d.eval = std::move(generated.eval);
+  } else {
+    data::JsonlKeys keys{config.data.prompt_key, config.data.answer_key,
+                         config.sft.steps > 0 ? config.data.response_key : std::string()};
+    d.train = data::ReadJsonlExamples(config.data.train_file, keys);
+  }
+  if (!config.data.eval_file.empty()) {
+    d.eval = data::ReadJsonlExamples(config.data.eval_file, {config.data.prompt_key, config.data.answer_key, ""});
+  }
+  return d;
+}
+
+std::vector<std::string> TokenizerCorpus(const TrainConfig& config, const std::vector<data::Example>& train) {
+  std::vector<std::string> corpus;
+  for (const data::Example& e : train) corpus.push_back(RenderPrompt(config.tokenizer, e.prompt) + e.response);
+  return corpus;
+}
+
+void WriteJsonFile(const fs::path& path, const nlohmann::json& j) {
+  std::ofstream out(path, std::ios::binary);
+  out << j.dump(2) << "\n";
+}
+
+nlohmann::json ReadJsonFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw std::runtime_error(path.string() + ": not valid JSON");
+  return j;
+}
+
+// metrics.jsonl keeps the lines of steps <= `step` (a resumed run rewrites what follows).
+void TruncateMetrics(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path, std::ios::binary);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  in.close();
+  const fs::path temp = path.string() + ".tmp";
+  std::ofstream(temp, std::ios::binary) << kept;
+  fs::rename(temp, path);
+}
+
+std::string Duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 60 ? fmt::format("{}m{:02d}s", s / 60, s % 60) : fmt::format("{}s", s);
+}
+
+std::string ProgressLine(const nlohmann::ordered_json& m, int64_t steps, double elapsed) {
+  const int64_t step = m["step"].get<int64_t>();
+  std::string rules;
+  for (const auto& [key, value] : m.items()) {
+    if (key.rfind("rewards/", 0) == 0 && key.size() > 5 && key.substr(key.size() - 5) == "/mean") {
+      rules += fmt::format(" {} {:.2f} |", key.substr(8, key.size() - 13), value.get<double>());
+    }
+  }
+  const double per_step = elapsed / static_cast<double>(step);
+  return fmt::format("grpo {:>4}/{} | reward {:.3f} ±{:.2f} |{} len {:.0f} | entropy {:.2f} | {:.1f} s/step | eta {}",
+                     step, steps, m["reward"].get<double>(), m["reward_std"].get<double>(), rules,
+                     m["completions/mean_length"].get<double>(), m["entropy"].get<double>(), per_step,
+                     Duration(per_step * static_cast<double>(steps - step)));
+}
+
+// Runs the SFT stage, or finds it done (with --resume), and returns the policy it produced.
+Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resume) {
+  const fs::path out(config.run.output_dir);
+  const fs::path sft_dir = out / "sft";
+  if (resume && fs::exists(sft_dir / "config.json")) {
+    spdlog::info("resume: SFT stage already done, loading {}", sft_dir.string());
+    return LoadPolicy(sft_dir.string(), "", config);
+  }
+  Policy policy = config.model.path.empty() ? MakeTinyPolicy(config, TokenizerCorpus(config, data.train))
+                                            : LoadPolicy(config.model.path, config.tokenizer.path, config);
+  if (config.model.path.empty()) {
+    const auto& c = policy.model->config();
+    spdlog::info("model: tiny Qwen2 from scratch, {} layers, hidden {}, vocab {} ({} parameters)", c.num_hidden_layers,
+                 c.hidden_size, c.vocab_size, [&] { int64_t n = 0; for (auto& p : policy.model->parameters()) n += p.numel(); return n; }());
+  }
+  if (config.sft.steps == 0) return policy;
+  spdlog::info("sft: {} steps of {} examples", config.sft.steps, config.sft.batch_size);
+  std::ofstream log(out / "sft_metrics.jsonl", std::ios::binary);
+  const auto start = Clock::now();
+  SftSummary summary = RunSft(policy, config, data.train, [&](const nlohmann::json& line) {
+    log << line.dump() << "\n";
+    const int64_t step = line["step"].get<int64_t>();
+    if (step % std::max<int64_t>(config.sft.steps / 10, 1) == 0 || step == config.sft.steps) {
+      spdlog::info("sft  {:>4}/{} | loss {:.4f} | lr {:.2e} | {}", step, config.sft.steps, line["loss"].get<double>(),
+                   line["learning_rate"].get<double>(), Duration(Since(start)));
+    }
+  });
+  SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object());
+  spdlog::info("sft: loss {:.4f} -> {:.4f} in {}; saved {}", summary.first_loss, summary.last_loss,
+               Duration(summary.seconds), sft_dir.string());
+  return policy;
+}
+
+EvalResult EvaluateAndLog(Policy& policy, const TrainConfig& config, const Datasets& data, const char* label) {
+  EvalResult r = Evaluate(policy, config, data.eval);
+  spdlog::info("eval ({}): format {:.3f}, accuracy {:.3f} on {} held-out problems ({} completions, {:.1f} s)", label,
+               r.format_rate, r.accuracy, r.problems, r.completions, r.seconds);
+  return r;
+}
+
+}  // namespace
+
+RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
+  const auto start = Clock::now();
+  model::ConfigureThreads(static_cast<int>(config.run.threads));
+  const fs::path out(config.run.output_dir);
+  fs::create_directories(out);
+  std::ofstream(out / "config.yaml", std::ios::binary) << ToYaml(config);
+  const Datasets data = LoadData(config);
+  const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training
+  spdlog::info("data: {} training examples, {} held-out; rewards {}", data.train.size(), data.eval.size(),
+               scorer.description);
+
+  RunSummary summary;
+  std::optional<std::string> checkpoint = options.resume ? FindLatestCheckpoint(out.string()) : std::nullopt;
+  nlohmann::json state;
+  Policy policy;
+  if (checkpoint) {
+    spdlog::info("resume: from {}", *checkpoint);
+    policy = LoadPolicy(*checkpoint, "", config);
+    state = ReadJsonFile(fs::path(*checkpoint) / "trainer_state.json");
+    if (state.contains("before")) summary.before = EvalResultFromJson(state["before"]);
+  } else {
+    policy = PolicyAfterSft(config, data, options.resume);
+    const fs::path before_path = out / "eval_before_grpo.json";
+    if (options.resume && fs::exists(before_path)) {
+      summary.before = EvalResultFromJson(ReadJsonFile(before_path));
+    } else if (!data.eval.empty() && config.eval.num_problems > 0) {
+      summary.before = EvaluateAndLog(policy, config, data, "before GRPO");
+      WriteJsonFile(before_path, ToJson(*summary.before));
+    }
+  }
+
+  if (config.grpo.steps > 0) {
+    // The reference is the policy GRPO starts from: the SFT result, the given model, or
+    // (tiny, no SFT) the initial weights saved for the purpose.
+    std::optional<Policy> reference;
+    std::string reference_dir = state.value("reference_dir", std::string());
+    if (config.grpo.beta > 0) {
+      if (reference_dir.empty()) {
+        reference_dir = config.sft.steps > 0 ? (out / "sft").string()
+                        : !config.model.path.empty() ? config.model.path
+                                                     : (out / "initial").string();
+        if (reference_dir == (out / "initial").string()) SavePolicyAtomically(policy, reference_dir, nlohmann::json::object());
+      }
+      reference = LoadPolicy(reference_dir, reference_dir == config.model.path ? config.tokenizer.path : "", config);
+    }
+    GrpoTrainer trainer(config, policy, reference ? &*reference : nullptr, data.train, scorer.score);
+    if (checkpoint) {
+      LoadCheckpointState(*checkpoint, trainer.optimizer());
+      trainer.Restore(state.at("grpo"));
+    }
+    TruncateMetrics(out / "metrics.jsonl", trainer.step());
+    std::ofstream metrics(out / "metrics.jsonl", std::ios::binary | std::ios::app);
+    const auto grpo_start = Clock::now();
+    const int64_t first_step = trainer.step();
+    while (trainer.step() < config.grpo.steps) {
+      nlohmann::ordered_json m = trainer.Step();
+      const int64_t step = trainer.step();
+      if (config.eval.every > 0 && step % config.eval.every == 0 && step < config.grpo.steps) {
+        EvalResult r = EvaluateAndLog(policy, config, data, "during GRPO");
+        m["eval/format_rate"] = r.format_rate;
+        m["eval/accuracy"] = r.accuracy;
+      }
+      metrics << m.dump() << "\n" << std::flush;
+      spdlog::info("{}", ProgressLine(m, config.grpo.steps, Since(grpo_start) * static_cast<double>(step) /
+                                                               static_cast<double>(step - first_step)));
+      if (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
+        nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", reference_dir},
+                                {"seed", config.run.seed}};
+        if (summary.before) saved["before"] = ToJson(*summary.before);
+        SaveCheckpoint(out.string(), step, policy, trainer.optimizer(), saved, config.checkpoint.keep_last);
+      }
+    }
+    summary.grpo_steps = trainer.step();
+  }
+
+  summary.final_dir = (out / "final").string();
+  SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object());
+  if (!data.eval.empty() && config.eval.num_problems > 0 && config.grpo.steps > 0) {
+    summary.after = EvaluateAndLog(policy, config, data, "after GRPO");
+  }
+  summary.seconds = Since(start);
+  nlohmann::json eval = {{"seconds", summary.seconds}, {"grpo_steps", summary.grpo_steps}};
+  if (summary.before) eval["before_grpo"] = ToJson(*summary.before);
+  if (summary.after) eval["after_grpo"] = ToJson(*summary.after);
+  WriteJsonFile(out / "eval.json", eval);
+  return summary;
+}
+
+std::string FormatEvalTable(const RunSummary& s) {
+  std::ostringstream out;
+  out << fmt::format("{:<24} {:>12} {:>10} {:>12}\n", "held-out problems", "format rate", "accuracy", "mean tokens");
+  auto row = [&](const char* name, const std::optional<EvalResult>& r) {
+    if (r) out << fmt::format("{:<24} {:>12.3f} {:>10.3f} {:>12.1f}\n", name, r->format_rate, r->accuracy, r->mean_length);
+  };
+  row("policy before GRPO", s.before);
+  row("policy after GRPO", s.after);
+  if (s.before && s.after) {
+    out << fmt::format("{:<24} {:>+12.3f} {:>+10.3f}\n", "change", s.after->format_rate - s.before->format_rate,
+                       s.after->accuracy - s.before->accuracy);
+  }
+  out << fmt::format("wall time {} ({} GRPO steps); final policy in {}\n", Duration(s.seconds), s.grpo_steps, s.final_dir);
+  return out.str();
+}
+
+}  // namespace rl::trainer
