@@ -486,7 +486,7 @@ Response OverloadedResponse(const ServerConfig& config, int64_t items, unsigned 
   return res;
 }
 
-Routed Route(const Request& req, const HandlerContext& context) {
+static Routed RouteUnchecked(const Request& req, const HandlerContext& context) {
   const Endpoint endpoint = EndpointOf(req.target());
   auto answer = [&](Response res) { return Routed{std::move(res), nullptr}; };
   auto error = [&](http::status status, std::string_view message) {
@@ -527,15 +527,32 @@ Routed Route(const Request& req, const HandlerContext& context) {
   return endpoint == Endpoint::kGetReward ? RouteGetReward(req, context) : RouteScore(req, context);
 }
 
+Routed Route(const Request& req, const HandlerContext& context) {
+  // Validation leaves nothing that should throw; an exception (out of memory) still gets an
+  // answer instead of ending the server.
+  try {
+    return RouteUnchecked(req, context);
+  } catch (const std::exception& e) {
+    return Routed{ErrorResponse(http::status::internal_server_error,
+                                fmt::format("internal error: {}", e.what()), req.version(), false),
+                  nullptr};
+  }
+}
+
+Response FinishJob(const ScoringJob& job, const HandlerContext& context) {
+  try {
+    return job.endpoint == Endpoint::kGetReward ? FinishGetReward(job, context) : FinishScore(job);
+  } catch (const std::exception& e) {
+    return ErrorResponse(http::status::internal_server_error,
+                         fmt::format("internal error: {}", e.what()), job.http_version, false);
+  }
+}
+
 void ScoreItems(ScoringJob& job, size_t begin, size_t end) {
   const rewards::Reward& reward = *job.reward->reward;
   for (size_t i = begin; i < end; ++i) {
     if (!job.unlocated[i]) job.results[i] = reward.Score(job.samples[i]);
   }
-}
-
-Response FinishJob(const ScoringJob& job, const HandlerContext& context) {
-  return job.endpoint == Endpoint::kGetReward ? FinishGetReward(job, context) : FinishScore(job);
 }
 
 Response Handle(const Request& request, const HandlerContext& context) {

@@ -41,10 +41,13 @@ void ServerMetrics::RecordRequest(Endpoint endpoint, int code, int64_t items, do
 }
 
 void ServerMetrics::RecordResult(const rewards::RewardResult& result) {
+  // Bounds checked: a verdict or status added to the enums later is not counted, not a crash.
   if (result.answer_check) {
-    verdicts_[static_cast<int>(result.answer_check->verdict)].fetch_add(1, kRelaxed);
+    const int v = static_cast<int>(result.answer_check->verdict);
+    if (v >= 0 && v < kVerdictCount) verdicts_[v].fetch_add(1, kRelaxed);
   }
-  statuses_[static_cast<int>(result.status)].fetch_add(1, kRelaxed);
+  const int s = static_cast<int>(result.status);
+  if (s >= 0 && s < kStatusCount) statuses_[s].fetch_add(1, kRelaxed);
 }
 
 int64_t ServerMetrics::requests_total() const {

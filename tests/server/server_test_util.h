@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "rewards/reward.h"
 #include "rewards/server/handlers.h"
@@ -77,6 +78,7 @@ inline ServerConfig TestConfig() {
 
 inline std::unique_ptr<Server> StartServer(const ServerConfig& config,
                                            std::shared_ptr<const RewardRegistry> registry = MakeRegistry()) {
+  spdlog::set_level(spdlog::level::warn);  // no start/stop summaries in test output
   std::string error;
   std::unique_ptr<Server> server = Server::Start(config, std::move(registry), &error);
   INFO(error);
