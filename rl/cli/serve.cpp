@@ -116,7 +116,7 @@ void AddServeCommand(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--host", v.host, "address to listen on (default 127.0.0.1)");
   cmd->add_option("--port", v.port, "port (default 8000; 0: any free port)");
-  cmd->add_option("--io-threads", v.io_threads, "threads serving connections");
+  cmd->add_option("--io-threads,--threads", v.io_threads, "threads serving connections (Asio io_context)");
   cmd->add_option("--score-threads", v.score_threads, "scoring workers (0: all cores)");
   cmd->add_option("--inline-max-items", v.inline_max_items,
                   "requests with at most this many items are scored on the io thread");
