@@ -12,9 +12,9 @@ namespace rl::cli {
 // Subcommands are added here as they are implemented, one line each:
 void AddScoreCommand(CLI::App& app);     // rl score    (rl/cli/score.cpp)
 void AddServeCommand(CLI::App& app);     // rl serve    (rl/cli/serve.cpp)
-// #ifdef RL_WITH_TORCH
-// void AddGenerateCommand(CLI::App& app);  // rl generate (rl/cli/torch/generate.cpp)
-// void AddTrainCommand(CLI::App& app);     // rl train    (rl/cli/torch/train.cpp)
-// #endif
+#ifdef RL_WITH_TORCH
+void AddGenerateCommand(CLI::App& app);  // rl generate (rl/cli/torch/generate.cpp)
+void AddTrainCommand(CLI::App& app);     // rl train    (rl/cli/torch/train.cpp)
+#endif
 
 }  // namespace rl::cli

@@ -17,6 +17,10 @@ int main(int argc, char** argv) {
   // rl::cli::AddScoreCommand(app); ... (one line per implemented subcommand)
   rl::cli::AddScoreCommand(app);
   rl::cli::AddServeCommand(app);
+#ifdef RL_WITH_TORCH
+  rl::cli::AddGenerateCommand(app);
+  rl::cli::AddTrainCommand(app);
+#endif
 
   CLI11_PARSE(app, argc, argv);
   return 0;

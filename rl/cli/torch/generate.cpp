@@ -1,0 +1,382 @@
+// `rl generate`: samples completions from a Hugging Face Qwen2 checkpoint for a JSONL file of
+// prompts, optionally scoring them with a reward spec while they are generated.
+//
+//   rl generate --model DIR --prompts in.jsonl -n 8 --output out.jsonl
+//       [--chat] [--temperature 0.7 --top-p 0.95 ...] [--rewards configs/rewards/r1.yaml]
+//
+// DIR holds config.json, model.safetensors (or an index of shards), tokenizer.json and,
+// optionally, generation_config.json (its eos_token_id, temperature, top_p and top_k are the
+// defaults that flags override). Each input line is an object whose --prompt-key holds a string
+// (or, with --chat, a string or a list of {role, content} messages). Each output line is one
+// completion: {prompt_index, sample_index, prompt, completion, finish_reason, tokens} plus
+// reward, components and status with --rewards, and token_ids and logprobs with --logprobs.
+// A bad input line stops the run with FILE:LINE and what was wrong; the output is written to
+// OUTPUT.partial and renamed at the end, so a failed run leaves no half file.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "rewards/reward.h"
+#include "rl/cli/commands.h"
+#include "rl/model/qwen2.h"
+#include "rl/text/chat_template.h"
+#include "rl/text/tokenizer.h"
+#include "rollout/rollout.h"
+
+namespace rl::cli {
+namespace {
+
+struct GenerateFlags {
+  std::string model_dir;
+  std::string prompts;
+  std::string output;
+  int64_t samples = 1;
+  std::string prompt_key = "prompt";
+  std::string answer_key = "answer";
+  bool chat = false;
+  std::string system_prompt;
+  std::optional<double> temperature, top_p, min_p;
+  std::optional<int64_t> top_k;
+  int64_t max_new_tokens = 256;
+  std::vector<std::string> stop;
+  bool keep_special_tokens = false;
+  uint64_t seed = 0;
+  int threads = 0;
+  int workers = 1;
+  int64_t batch_size = 16;
+  int64_t prompts_per_round = 64;
+  std::string dtype = "float32";
+  std::string device = "cpu";
+  std::string rewards;
+  bool logprobs = false;
+};
+
+// A failure the user can fix: printed as is, exit code 2.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct PromptRow {
+  std::string text;                 // the prompt as the policy sees it (rendered with --chat)
+  std::optional<std::string> gold;  // --answer-key, when present
+};
+
+// The prompt of one row, rendered with the chat template when asked; "" plus *error when bad.
+std::string ReadPromptText(const nlohmann::json& value, const GenerateFlags& flags,
+                           std::string* error) {
+  if (value.is_string() && !flags.chat) return value.get<std::string>();
+  if (!flags.chat) {
+    *error = "key '" + flags.prompt_key + "': expected a string, got " + value.type_name() +
+             " (a list of messages needs --chat)";
+    return "";
+  }
+  std::vector<text::ChatMessage> messages;
+  if (!flags.system_prompt.empty()) messages.push_back({"system", flags.system_prompt});
+  if (value.is_string()) {
+    messages.push_back({"user", value.get<std::string>()});
+  } else if (value.is_array() && !value.empty()) {
+    for (const nlohmann::json& m : value) {
+      if (!m.is_object() || !m.contains("role") || !m.contains("content") ||
+          !m["role"].is_string() || !m["content"].is_string()) {
+        *error = "key '" + flags.prompt_key +
+                 "': expected messages as {\"role\": string, \"content\": string}";
+        return "";
+      }
+      messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    }
+  } else {
+    *error = "key '" + flags.prompt_key + "': expected a string or a non-empty list of messages";
+    return "";
+  }
+  try {
+    return text::RenderChatMl(messages, /*add_generation_prompt=*/true);
+  } catch (const std::invalid_argument& e) {
+    *error = "key '" + flags.prompt_key + "': " + e.what();
+    return "";
+  }
+}
+
+std::vector<PromptRow> ReadPrompts(const GenerateFlags& flags) {
+  std::ifstream in(flags.prompts, std::ios::binary);
+  if (!in) throw InputError(flags.prompts + ": cannot open");
+  std::vector<PromptRow> rows;
+  std::string line;
+  for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto fail = [&](const std::string& what) {
+      return InputError(flags.prompts + ":" + std::to_string(line_number) + ": " + what);
+    };
+    nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_discarded()) throw fail("invalid JSON");
+    if (!row.is_object()) throw fail(std::string("expected a JSON object, got ") + row.type_name());
+    auto prompt = row.find(flags.prompt_key);
+    if (prompt == row.end())
+      throw fail("key '" + flags.prompt_key + "' missing (--prompt-key names the prompt's key)");
+    std::string error;
+    PromptRow out{ReadPromptText(*prompt, flags, &error), std::nullopt};
+    if (!error.empty()) throw fail(error);
+    if (out.text.empty()) throw fail("key '" + flags.prompt_key + "': the prompt is empty");
+    if (auto answer = row.find(flags.answer_key); answer != row.end() && !answer->is_null()) {
+      if (answer->is_string()) {
+        out.gold = answer->get<std::string>();
+      } else if (answer->is_number()) {
+        out.gold = answer->dump();
+      } else if (!flags.rewards.empty()) {
+        throw fail("key '" + flags.answer_key + "': expected a string or a number, got " +
+                   answer->type_name());
+      }
+    }
+    rows.push_back(std::move(out));
+  }
+  if (in.bad()) throw InputError(flags.prompts + ": read error");
+  if (rows.empty()) throw InputError(flags.prompts + ": no prompts");
+  return rows;
+}
+
+// Sampling parameters: flags first, then generation_config.json, then the library defaults.
+rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::Qwen2Config& config,
+                                     const text::Tokenizer& tokenizer) {
+  rollout::SamplingParams params;
+  model::GenerationConfig generation;
+  std::string generation_path = flags.model_dir + "/generation_config.json";
+  if (std::filesystem::exists(generation_path))
+    generation = model::GenerationConfig::FromJsonFile(generation_path);
+  params.temperature = flags.temperature.value_or(generation.temperature.value_or(1.0));
+  params.top_p = flags.top_p.value_or(generation.top_p.value_or(1.0));
+  params.top_k = flags.top_k.value_or(generation.top_k.value_or(0));
+  params.min_p = flags.min_p.value_or(0.0);
+  params.max_new_tokens = flags.max_new_tokens;
+  params.stop_strings = flags.stop;
+  params.skip_special_tokens = !flags.keep_special_tokens;
+  params.seed = flags.seed;
+  params.eos_ids = generation.eos_token_ids;
+  if (params.eos_ids.empty() && config.eos_token_id) params.eos_ids.push_back(*config.eos_token_id);
+  // A chat turn ends with <|im_end|>, which base models' generation configs do not list.
+  if (auto im_end = tokenizer.TokenToId("<|im_end|>"); im_end && flags.chat &&
+      std::find(params.eos_ids.begin(), params.eos_ids.end(), *im_end) == params.eos_ids.end())
+    params.eos_ids.push_back(*im_end);
+  if (std::string error = params.Check(); !error.empty()) throw InputError(error);
+  return params;
+}
+
+nlohmann::ordered_json CompletionLine(const PromptRow& prompt, const rollout::Completion& c,
+                                      bool with_logprobs) {
+  nlohmann::ordered_json line;
+  line["prompt_index"] = c.prompt_index;
+  line["sample_index"] = c.sample_index;
+  line["prompt"] = prompt.text;
+  line["completion"] = c.text;
+  line["finish_reason"] = std::string(rollout::ToString(c.finish_reason));
+  line["tokens"] = c.token_ids.size();
+  if (c.reward) {
+    line["reward"] = c.reward->total ? nlohmann::ordered_json(*c.reward->total) : nullptr;
+    nlohmann::ordered_json components = nlohmann::ordered_json::object();
+    for (const rewards::RuleScore& s : c.reward->components)
+      components[s.rule] = s.status == rewards::ScoreStatus::kOk ? nlohmann::ordered_json(s.value)
+                                                                 : nlohmann::ordered_json(nullptr);
+    line["components"] = std::move(components);
+    line["status"] = std::string(rewards::ToString(c.reward->status));
+  }
+  if (with_logprobs) {
+    line["token_ids"] = c.token_ids;
+    line["logprobs"] = c.logprobs;
+  }
+  return line;
+}
+
+// Totals for the closing summary on stderr.
+struct Totals {
+  int64_t completions = 0, tokens = 0, stopped = 0, scored = 0;
+  double reward_sum = 0;
+  double generation_seconds = 0, scoring_seconds = 0;
+};
+
+void PrintSummary(const Totals& t, double seconds) {
+  std::fprintf(stderr,
+               "rl generate: %lld completions, %lld tokens in %.2f s (%.1f tokens/s), "
+               "%lld stopped, %lld hit max_new_tokens\n",
+               static_cast<long long>(t.completions), static_cast<long long>(t.tokens), seconds,
+               seconds > 0 ? static_cast<double>(t.tokens) / seconds : 0.0,
+               static_cast<long long>(t.stopped),
+               static_cast<long long>(t.completions - t.stopped));
+  if (t.scored > 0 || t.scoring_seconds > 0)
+    std::fprintf(stderr, "rl generate: mean reward %.4f over %lld scorable completions "
+                 "(%.2f s of scoring, overlapped with generation)\n",
+                 t.scored ? t.reward_sum / static_cast<double>(t.scored) : 0.0,
+                 static_cast<long long>(t.scored), t.scoring_seconds);
+}
+
+int RunGenerate(const GenerateFlags& flags) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<PromptRow> prompts = ReadPrompts(flags);
+  std::string error;
+  auto tokenizer = text::Tokenizer::FromFile(flags.model_dir + "/tokenizer.json", &error);
+  if (!tokenizer) throw InputError(error);
+  std::unique_ptr<rewards::Reward> reward;
+  if (!flags.rewards.empty()) {
+    reward = rewards::Reward::FromYamlFile(flags.rewards, &error);
+    if (!reward) throw InputError(error);
+  }
+  torch::ScalarType dtype = flags.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  model::Qwen2 policy = model::LoadQwen2(flags.model_dir, dtype, torch::Device(flags.device));
+  policy->eval();
+  rollout::SamplingParams sampling = MakeSampling(flags, policy->config(), *tokenizer);
+
+  rollout::RolloutOptions options;
+  options.group_size = flags.samples;
+  options.micro_batch_size = flags.batch_size;
+  options.workers = flags.workers;
+  int threads = flags.threads > 0 ? flags.threads
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.threads_per_worker = std::max(1, threads / flags.workers);
+  options.scoring_threads = std::max(1, threads / 2);
+  rollout::RolloutEngine engine(*policy, *tokenizer, options);
+  rollout::ScoreFn score = reward ? rollout::ScoreWithReward(*reward) : rollout::ScoreFn();
+  // Messages go to stderr: the output may be stdout.
+  std::fprintf(stderr,
+               "rl generate: %zu prompts x %lld samples, temperature %g, top_k %lld, top_p %g, "
+               "min_p %g, max_new_tokens %lld, %zu eos ids\n",
+               prompts.size(), static_cast<long long>(flags.samples), sampling.temperature,
+               static_cast<long long>(sampling.top_k), sampling.top_p, sampling.min_p,
+               static_cast<long long>(sampling.max_new_tokens), sampling.eos_ids.size());
+
+  const bool to_stdout = flags.output == "-";
+  const std::string partial = flags.output + ".partial";
+  std::ofstream file;
+  if (!to_stdout) {
+    file.open(partial, std::ios::binary | std::ios::trunc);
+    if (!file) throw InputError(partial + ": cannot write");
+  }
+  std::ostream& out = to_stdout ? std::cout : file;
+  Totals totals;
+  // Prompts go through the engine a round at a time, so output appears as it is made.
+  for (size_t begin = 0; begin < prompts.size();
+       begin += static_cast<size_t>(flags.prompts_per_round)) {
+    size_t end = std::min(prompts.size(), begin + static_cast<size_t>(flags.prompts_per_round));
+    std::vector<rollout::RolloutPrompt> round;
+    for (size_t i = begin; i < end; ++i)
+      round.push_back({tokenizer->Encode(prompts[i].text), prompts[i].text, prompts[i].gold});
+    rollout::RolloutResult result = engine.Run(round, sampling, score);
+    totals.generation_seconds += result.stats.generation_seconds;
+    totals.scoring_seconds += result.stats.scoring_seconds;
+    for (rollout::RolloutGroup& group : result.groups) {
+      for (rollout::Completion& c : group.completions) {
+        c.prompt_index += static_cast<int64_t>(begin);
+        out << CompletionLine(prompts[c.prompt_index], c, flags.logprobs).dump() << '\n';
+        ++totals.completions;
+        totals.tokens += static_cast<int64_t>(c.token_ids.size());
+        totals.stopped += c.finish_reason == rollout::FinishReason::kStop;
+        if (c.reward && c.reward->total) {
+          ++totals.scored;
+          totals.reward_sum += *c.reward->total;
+        }
+      }
+    }
+    out.flush();
+  }
+  if (!to_stdout) {
+    file.close();
+    std::error_code ec;
+    std::filesystem::rename(partial, flags.output, ec);
+    if (!file || ec) throw InputError(flags.output + ": cannot write (" + ec.message() + ")");
+  }
+  PrintSummary(totals,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+}  // namespace
+
+void AddGenerateCommand(CLI::App& app) {
+  auto flags = std::make_shared<GenerateFlags>();
+  CLI::App* cmd = app.add_subcommand("generate", "Sample completions for a JSONL file of prompts");
+  cmd->add_option("--model", flags->model_dir,
+                  "Hugging Face model directory (config.json, model.safetensors, tokenizer.json)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--prompts", flags->prompts, "Input JSONL, one object per line")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--output", flags->output, "Output JSONL, one line per completion ('-': stdout)")
+      ->required();
+  cmd->add_option("-n,--num-samples", flags->samples, "Completions per prompt")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--prompt-key", flags->prompt_key, "Key of the prompt")->capture_default_str();
+  cmd->add_option("--answer-key", flags->answer_key, "Key of the gold answer (for --rewards)")
+      ->capture_default_str();
+  cmd->add_flag("--chat", flags->chat,
+                "Render prompts with the ChatML (Qwen2.5) template; the prompt may then be a "
+                "list of {role, content} messages");
+  cmd->add_option("--system", flags->system_prompt,
+                  "System prompt for --chat (default: the template's)");
+  cmd->add_option("--temperature", flags->temperature,
+                  "Sampling temperature, 0 for greedy (default: generation_config.json, else 1)")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--top-k", flags->top_k, "Top-k filter, 0 for none (default: generation config)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", flags->top_p, "Nucleus filter in (0, 1] (default: generation config)");
+  cmd->add_option("--min-p", flags->min_p, "Min-p filter in [0, 1) (default 0: none)");
+  cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens generated at most")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--stop", flags->stop, "Stop string (repeatable); the text keeps it");
+  cmd->add_flag("--keep-special-tokens", flags->keep_special_tokens,
+                "Keep special tokens (e.g. <|im_end|>) in the completion text");
+  cmd->add_option("--seed", flags->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "LibTorch threads in all (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--workers", flags->workers, "Generation workers (threads split among them)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", flags->batch_size, "Sequences per batched forward pass")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--prompts-per-round", flags->prompts_per_round,
+                  "Prompts sent through the engine at a time (output is written per round)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", flags->dtype, "Weights' dtype")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "bfloat16"}));
+  cmd->add_option("--device", flags->device, "cpu, or cuda / cuda:N with a CUDA LibTorch")
+      ->capture_default_str();
+  cmd->add_option("--rewards", flags->rewards,
+                  "Reward spec (YAML): score each completion as soon as it is generated")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--logprobs", flags->logprobs, "Also write token_ids and per-token logprobs");
+  cmd->callback([flags] {
+    int code = 0;
+    try {
+      code = RunGenerate(*flags);
+    } catch (const InputError& e) {
+      std::fprintf(stderr, "rl generate: %s\n", e.what());
+      code = 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rl generate: %s\n", e.what());
+      code = 1;
+    }
+    if (code != 0) {
+      std::error_code ignored;
+      if (flags->output != "-") std::filesystem::remove(flags->output + ".partial", ignored);
+      throw CLI::RuntimeError(code);
+    }
+  });
+}
+
+}  // namespace rl::cli

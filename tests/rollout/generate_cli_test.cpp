@@ -1,0 +1,208 @@
+// `rl generate` end to end on a tiny model saved in the Hugging Face layout: the output file
+// matches the in-process rollout engine, --rewards scores, bad rows name file and line.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "tests/rollout/tiny_policy.h"
+
+#include <catch2/catch.hpp>
+
+#include "rl/model/config.h"
+#include "rollout/rollout.h"
+
+namespace fs = std::filesystem;
+namespace rr = rl::rollout;
+
+namespace {
+
+// A fresh directory under the system's temp dir, removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() /
+           ("rl_generate_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs `rl ARGS`, capturing stderr into *err and stdout into *out; returns the exit code.
+int RunRl(const std::string& args, const fs::path& dir, std::string* err,
+          std::string* out = nullptr) {
+  fs::path err_path = dir / "stderr.txt", out_path = dir / "stdout.txt";
+  std::string command = std::string(RL_BINARY) + " " + args + " > " + out_path.string() +
+                        " 2> " + err_path.string();
+  int status = std::system(command.c_str());
+  *err = ReadFile(err_path);
+  if (out) *out = ReadFile(out_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A saved tiny policy: config.json, model.safetensors, tokenizer.json, generation_config.json.
+struct SavedPolicy {
+  TempDir dir;
+  std::unique_ptr<rl::text::Tokenizer> tokenizer;
+  rl::model::Qwen2 model{nullptr};
+  SavedPolicy() {
+    std::vector<std::string> specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    nlohmann::json j = rl::text::TrainByteLevelBpe(rl::rollout::testing::TinyCorpus(), 320,
+                                                   specials);
+    WriteFile(dir.path / "tokenizer.json", j.dump());
+    std::string error;
+    tokenizer = rl::text::Tokenizer::FromJson(j, &error);
+    model = rl::rollout::testing::TinyModel(tokenizer->vocab_size());
+    rl::model::GenerationConfig generation;
+    generation.eos_token_ids = {*tokenizer->TokenToId("<|endoftext|>")};
+    rl::model::SaveQwen2(model, dir.path.string(), torch::kFloat32, &generation);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("rl generate writes G lines per prompt, identical to the in-process engine") {
+  SavedPolicy policy;
+  fs::path prompts = policy.dir.path / "prompts.jsonl";
+  WriteFile(prompts,
+            "{\"question\": \"What is 1/2 + 1/4?\", \"answer\": \"3/4\"}\n"
+            "\n"
+            "{\"question\": \"the lazy dog\", \"answer\": 4}\n");
+  fs::path out = policy.dir.path / "out.jsonl";
+  std::string err;
+  std::string args = "generate --model " + policy.dir.path.string() + " --prompts " +
+                     prompts.string() + " --prompt-key question -n 3 --output " + out.string() +
+                     " --temperature 0.9 --top-k 50 --max-new-tokens 10 --seed 17 " +
+                     "--batch-size 4 --threads 1 --logprobs";
+  REQUIRE(RunRl(args, policy.dir.path, &err) == 0);
+  CHECK_THAT(err, Catch::Contains("6 completions"));
+  CHECK_FALSE(fs::exists(out.string() + ".partial"));
+
+  std::vector<nlohmann::json> lines;
+  std::istringstream text(ReadFile(out));
+  for (std::string line; std::getline(text, line);) lines.push_back(nlohmann::json::parse(line));
+  REQUIRE(lines.size() == 6);
+
+  // The same rollout in process: same weights, seed, sampling and micro-batches.
+  rr::RolloutOptions options;
+  options.group_size = 3;
+  options.micro_batch_size = 4;
+  options.threads_per_worker = 1;
+  rr::RolloutEngine engine(*policy.model, *policy.tokenizer, options);
+  std::vector<rr::RolloutPrompt> in_process;
+  for (std::string p : {"What is 1/2 + 1/4?", "the lazy dog"})
+    in_process.push_back({policy.tokenizer->Encode(p), p, std::nullopt});
+  rr::SamplingParams sampling;
+  sampling.temperature = 0.9;
+  sampling.top_k = 50;
+  sampling.max_new_tokens = 10;
+  sampling.seed = 17;
+  sampling.eos_ids = {*policy.tokenizer->TokenToId("<|endoftext|>")};
+  rr::RolloutResult expected = engine.Run(in_process, sampling);
+
+  for (size_t k = 0; k < lines.size(); ++k) {
+    const nlohmann::json& line = lines[k];
+    const rr::Completion& c = expected.groups[k / 3].completions[k % 3];
+    CHECK(line["prompt_index"] == k / 3);
+    CHECK(line["sample_index"] == k % 3);
+    CHECK(line["prompt"] == in_process[k / 3].prompt_text);
+    CHECK(line["completion"] == c.text);
+    CHECK(line["finish_reason"] == std::string(rr::ToString(c.finish_reason)));
+    CHECK(line["tokens"] == c.token_ids.size());
+    CHECK(line["token_ids"].get<std::vector<int32_t>>() == c.token_ids);
+    CHECK(line["logprobs"].size() == c.logprobs.size());
+    CHECK_FALSE(line.contains("reward"));
+  }
+
+  // With --output -, stdout carries the JSONL and nothing else (messages go to stderr).
+  std::string stdout_text;
+  REQUIRE(RunRl(args.substr(0, args.find(" --output")) + " --output - --temperature 0.9 " +
+                    "--top-k 50 --max-new-tokens 10 --seed 17 --batch-size 4 --threads 1",
+                policy.dir.path, &err, &stdout_text) == 0);
+  std::istringstream piped(stdout_text);
+  int piped_lines = 0;
+  for (std::string line; std::getline(piped, line); ++piped_lines)
+    CHECK(nlohmann::json::parse(line)["completion"] == lines[piped_lines]["completion"]);
+  CHECK(piped_lines == 6);
+}
+
+TEST_CASE("rl generate --chat --rewards scores each completion") {
+  SavedPolicy policy;
+  fs::path prompts = policy.dir.path / "prompts.jsonl";
+  WriteFile(prompts,
+            "{\"prompt\": \"What is 2+2?\", \"answer\": \"4\"}\n"
+            "{\"prompt\": [{\"role\": \"user\", \"content\": \"Compute 7 * 8.\"}], "
+            "\"answer\": \"56\"}\n");
+  fs::path spec = policy.dir.path / "reward.yaml";
+  WriteFile(spec,
+            "rules:\n"
+            "  - {name: format.think_answer, weight: 1}\n"
+            "  - {name: accuracy.math, weight: 1}\n");
+  fs::path out = policy.dir.path / "out.jsonl";
+  std::string err;
+  std::string args = "generate --model " + policy.dir.path.string() + " --prompts " +
+                     prompts.string() + " -n 2 --chat --rewards " + spec.string() +
+                     " --max-new-tokens 6 --output " + out.string();
+  REQUIRE(RunRl(args, policy.dir.path, &err) == 0);
+  std::istringstream text(ReadFile(out));
+  int count = 0;
+  for (std::string line; std::getline(text, line); ++count) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    CHECK(j["prompt"].get<std::string>().rfind("<|im_start|>system\n", 0) == 0);
+    CHECK(j["prompt"].get<std::string>().find("<|im_start|>assistant\n") != std::string::npos);
+    REQUIRE(j.contains("reward"));
+    CHECK(j["status"] == "ok");
+    CHECK(j["components"].contains("format.think_answer"));
+    CHECK(j["components"].contains("accuracy.math"));
+  }
+  CHECK(count == 4);
+}
+
+TEST_CASE("rl generate names the file and line of a bad row and writes nothing") {
+  SavedPolicy policy;
+  fs::path out = policy.dir.path / "out.jsonl";
+  auto run_with = [&](const std::string& rows, std::string* err) {
+    fs::path prompts = policy.dir.path / "bad.jsonl";
+    WriteFile(prompts, rows);
+    return RunRl("generate --model " + policy.dir.path.string() + " --prompts " +
+                     prompts.string() + " --output " + out.string(),
+                 policy.dir.path, err);
+  };
+  std::string err;
+  CHECK(run_with("{\"prompt\": \"ok\"}\n{\"text\": \"no prompt key\"}\n", &err) == 2);
+  CHECK_THAT(err, Catch::Contains("bad.jsonl:2") && Catch::Contains("'prompt' missing"));
+  CHECK(run_with("{\"prompt\": \"ok\"}\n\n{not json\n", &err) == 2);
+  CHECK_THAT(err, Catch::Contains("bad.jsonl:3") && Catch::Contains("invalid JSON"));
+  CHECK(run_with("{\"prompt\": [1, 2]}\n", &err) == 2);
+  CHECK_THAT(err, Catch::Contains("bad.jsonl:1") && Catch::Contains("--chat"));
+  CHECK(run_with("{\"prompt\": \"\"}\n", &err) == 2);
+  CHECK_THAT(err, Catch::Contains("bad.jsonl:1") && Catch::Contains("empty"));
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".partial"));
+  // A model directory without tokenizer.json is named too.
+  fs::remove(policy.dir.path / "tokenizer.json");
+  CHECK(run_with("{\"prompt\": \"ok\"}\n", &err) != 0);
+  CHECK_THAT(err, Catch::Contains("tokenizer.json"));
+}
