@@ -16,16 +16,45 @@
 //   // Many samples, scored in parallel; results identical for any thread count.
 //   std::vector<rl::rewards::RewardResult> rs = reward->ScoreBatch(samples, /*threads=*/0);
 //
-// Rules (names as written in a spec):
-//   format.think_answer   1/0: <think>…</think> then <answer>…</answer>, nothing else
-//   format.tags           0.25 per correctly placed tag (R1-Onevision)
-//   format.tag_count      0.25 per exactly-once newline-delimited tag (open-r1)
-//   format.boxed          1/0: a brace-balanced \boxed{…} or \fbox{…} in the answer
-//   length.soft_overlong  DAPO's soft overlong punishment (needs completion_tokens)
-//   repetition.ngram      n-gram repetition penalty (open-r1)
-//   reasoning.steps       step-by-step markers (open-r1)
-//   accuracy.math         the answer is mathematically equivalent to the gold (needs gold)
-//   length.cosine         cosine-scaled length reward keyed on correctness (open-r1)
+// A spec (YAML or JSON; every key but `rules` optional):
+//
+//   special_tokens: ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"]  # trailing, stripped
+//   tags: {think: think, answer: answer}   # tag names, used by every format rule
+//   prefilled_think: auto                  # auto (prompt ends with <think>) | always | never
+//   on_unscorable: skip                    # skip (total empty) | zero (the rule scores 0)
+//   math: {precision: 6, time_budget_ms: 50}   # verifier options (rewards/math/verify.h)
+//   rules:
+//     - {name: format.think_answer, weight: 1}
+//     - {name: accuracy.math, weight: 1, params: {correct: 1, incorrect: 0}}
+//
+// Unknown keys, wrong types and out-of-range values are errors that name the file, line and
+// key path, e.g. "r1.yaml:7: key 'rules[1].weight': expected a number, got a string".
+//
+// Rules (names as written in a spec) and their params:
+//   format.think_answer   1/0: ws <think>…</think> ws <answer>non-empty</answer> ws, one of each
+//                         tag; newlines anywhere; nothing after </answer>. With a prefilled
+//                         think the completion starts inside the thought.
+//                         params: case_sensitive (true)
+//   format.tags           0.25 per tag present exactly once and in order relative to the
+//                         other such tags (R1-Onevision). params: case_sensitive (true)
+//   format.tag_count      0.25 each for exactly one "<think>\n", "\n</think>\n",
+//                         "\n<answer>\n", "\n</answer>" (open-r1; CRLF counts as \n)
+//   format.boxed          1/0: a brace-balanced, non-empty \boxed{…} or \fbox{…} in the last
+//                         answer block, or anywhere when there is no answer tag
+//   length.soft_overlong  DAPO: 0 up to max_length - cache_length tokens, linear to -1 at
+//                         max_length, -1 beyond. params: max_length, cache_length (required).
+//                         Needs completion_tokens.
+//   repetition.ngram      (1 - distinct/all word n-grams) * max_penalty (open-r1; words are
+//                         whitespace-separated, ASCII-lower-cased). params: ngram_size (3),
+//                         max_penalty (-1, must be <= 0)
+//   reasoning.steps       min(1, markers / target_steps) with the markers "Step N:", "N." at
+//                         the start of any line, "\n-", "\n*", "First,", "Second,", "Next,",
+//                         "Finally," (open-r1). params: target_steps (3)
+//   accuracy.math         the answer is mathematically equivalent to the gold (needs gold).
+//                         params: correct (1), incorrect (0)
+//   length.cosine         cosine-scaled length reward keyed on correctness (open-r1).
+//                         params: min_value_wrong, max_value_wrong, min_value_correct,
+//                         max_value_correct, max_len, unit (tokens | chars)
 //
 // A rule that cannot score a sample (no gold answer, no token count, an unreadable gold, a
 // budget hit) says so in its status. The composite then reports the sample as unscorable

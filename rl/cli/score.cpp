@@ -7,7 +7,6 @@
 // "status". A summary goes to stderr; a progress bar too when stderr is a terminal.
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,9 +15,12 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "rewards/reward.h"
 #include "rl/cli/commands.h"
@@ -197,25 +199,118 @@ std::string ParseErrorText(const std::exception& e) {
   return "invalid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2));
 }
 
-// Scores rows [chunk] and writes them; the views in `samples` point into `rows`.
-void ScoreChunk(const rewards::Reward& reward, const ScoreOptions& options, std::vector<Row>& rows,
-                const std::vector<rewards::Sample>& samples, std::ostream& out, Summary* summary) {
-  std::vector<rewards::RewardResult> results = reward.ScoreBatch(samples, options.threads);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const rewards::RewardResult& result = results[i];
-    Row& row = rows[i];
-    row["reward"] = result.total ? Row(*result.total) : Row(nullptr);
-    Row components = Row::object();
-    for (const rewards::RuleScore& component : result.components) {
-      components[component.rule] =
-          component.status == rewards::ScoreStatus::kOk ? Row(component.value) : Row(nullptr);
-    }
-    row["components"] = std::move(components);
-    row["status"] = std::string(rewards::ToString(result.status));
-    out << row.dump() << '\n';
-    summary->Add(result);
+// Runs fn(i) for every i in [0, n) on up to `threads` threads, in contiguous blocks.
+template <typename Fn>
+void ParallelFor(size_t n, int threads, const Fn& fn) {
+  const size_t workers = std::min(static_cast<size_t>(std::max(threads, 1)), (n + 63) / 64);
+  if (workers <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
   }
+  std::vector<std::thread> pool;
+  for (size_t w = 0; w < workers; ++w) {
+    pool.emplace_back([&, w] {
+      for (size_t i = n * w / workers; i < n * (w + 1) / workers; ++i) fn(i);
+    });
+  }
+  for (std::thread& thread : pool) thread.join();
 }
+
+// Up to --chunk-rows input lines. JSON parsing and serialisation run in parallel like the
+// scoring; only reading and writing are sequential.
+struct Chunk {
+  std::vector<std::string> lines;
+  std::vector<int64_t> line_numbers;
+  std::vector<Row> rows;
+  std::vector<std::string> errors;        // per line; empty when the row is good
+  std::vector<std::string> gold_storage;  // numeric golds as text; fixed size, views stay valid
+  std::vector<rewards::Sample> samples;   // views into rows and gold_storage
+
+  void Parse(const ScoreOptions& options, int threads) {
+    const size_t n = lines.size();
+    rows.assign(n, Row());
+    errors.assign(n, std::string());
+    gold_storage.assign(n, std::string());
+    samples.assign(n, rewards::Sample());
+    ParallelFor(n, threads, [&](size_t i) {
+      try {
+        rows[i] = Row::parse(lines[i]);
+      } catch (const nlohmann::json::parse_error& e) {
+        errors[i] = ParseErrorText(e);
+        return;
+      }
+      errors[i] = ReadSample(rows[i], options, &gold_storage[i], &samples[i]);
+    });
+  }
+
+  void Clear() {
+    lines.clear();
+    line_numbers.clear();
+  }
+};
+
+// The input row plus "reward", "components" and "status", as one line of JSON.
+std::string Serialize(Row& row, const rewards::RewardResult& result) {
+  row["reward"] = result.total ? Row(*result.total) : Row(nullptr);
+  Row components = Row::object();
+  for (const rewards::RuleScore& component : result.components) {
+    components[component.rule] =
+        component.status == rewards::ScoreStatus::kOk ? Row(component.value) : Row(nullptr);
+  }
+  row["components"] = std::move(components);
+  row["status"] = std::string(rewards::ToString(result.status));
+  return row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+class ScoreRun {
+ public:
+  ScoreRun(const ScoreOptions& options, const rewards::Reward& reward, std::ostream& out)
+      : options_(options),
+        reward_(reward),
+        out_(out),
+        threads_(options.threads > 0 ? options.threads
+                                     : static_cast<int>(std::thread::hardware_concurrency())),
+        summary_(reward.rule_names()) {}
+
+  // Scores and writes one chunk; false when a bad row stops the run (see failure()).
+  bool Process(Chunk& chunk) {
+    chunk.Parse(options_, threads_);
+    std::vector<size_t> good;
+    std::vector<rewards::Sample> samples;
+    for (size_t i = 0; i < chunk.lines.size(); ++i) {
+      if (chunk.errors[i].empty()) {
+        good.push_back(i);
+        samples.push_back(chunk.samples[i]);
+      } else if (options_.skip_bad) {
+        summary_.AddBad({chunk.line_numbers[i], chunk.errors[i]});
+      } else {
+        failure_ = options_.input + ":" + std::to_string(chunk.line_numbers[i]) + ": " +
+                   chunk.errors[i] + " (--skip-bad skips such rows)";
+        return false;
+      }
+    }
+    std::vector<rewards::RewardResult> results = reward_.ScoreBatch(samples, options_.threads);
+    std::vector<std::string> text(good.size());
+    ParallelFor(good.size(), threads_,
+                [&](size_t k) { text[k] = Serialize(chunk.rows[good[k]], results[k]); });
+    for (size_t k = 0; k < good.size(); ++k) {
+      out_ << text[k] << '\n';
+      summary_.Add(results[k]);
+    }
+    return true;
+  }
+
+  const Summary& summary() const { return summary_; }
+  const std::string& failure() const { return failure_; }
+
+ private:
+  const ScoreOptions& options_;
+  const rewards::Reward& reward_;
+  std::ostream& out_;
+  int threads_;
+  Summary summary_;
+  std::string failure_;
+};
 
 int RunScore(const ScoreOptions& options) {
   std::string error;
@@ -246,77 +341,51 @@ int RunScore(const ScoreOptions& options) {
   }
   std::ostream& out = to_stdout ? std::cout : output_file;
 
-  Summary summary(reward->rule_names());
+  ScoreRun run(options, *reward, out);
   ProgressBar progress(options.input);
   const auto start = std::chrono::steady_clock::now();
-  std::vector<Row> rows;
-  std::vector<rewards::Sample> samples;
-  std::vector<std::string> gold_storage(options.chunk_rows);  // fixed size: views stay valid
+  Chunk chunk;
   std::string line;
   int64_t line_number = 0;
-  int64_t rows_done = 0;
+  int64_t rows_read = 0;
   uint64_t bytes_read = 0;
-  auto flush = [&] {
-    ScoreChunk(*reward, options, rows, samples, out, &summary);
-    rows_done += static_cast<int64_t>(rows.size());
-    rows.clear();
-    samples.clear();
-    progress.Update(bytes_read, rows_done);
-  };
-  while (std::getline(in, line)) {
+  bool ok = true;
+  while (ok && std::getline(in, line)) {
     ++line_number;
     bytes_read += line.size() + 1;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
-    std::string what;
-    Row row;
-    try {
-      row = Row::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      what = ParseErrorText(e);
+    chunk.lines.push_back(std::move(line));
+    chunk.line_numbers.push_back(line_number);
+    if (chunk.lines.size() == options.chunk_rows) {
+      rows_read += static_cast<int64_t>(chunk.lines.size());
+      ok = run.Process(chunk);
+      chunk.Clear();
+      progress.Update(bytes_read, rows_read);
     }
-    rewards::Sample sample;
-    if (what.empty()) {
-      what = ReadSample(row, options, &gold_storage[rows.size()], &sample);
-    }
-    if (!what.empty()) {
-      if (!options.skip_bad) {
-        progress.Finish();
-        std::fprintf(stderr, "rl score: %s:%lld: %s (--skip-bad skips such rows)\n",
-                     options.input.c_str(), static_cast<long long>(line_number), what.c_str());
-        if (!to_stdout) {
-          output_file.close();
-          std::filesystem::remove(partial);
-        }
-        return 1;
-      }
-      summary.AddBad({line_number, what});
-      continue;
-    }
-    // Moving a JSON object moves a pointer to its members: the sample's views stay valid.
-    rows.push_back(std::move(row));
-    samples.push_back(sample);
-    if (rows.size() == options.chunk_rows) flush();
   }
-  if (!rows.empty()) flush();
+  if (ok && !chunk.lines.empty()) ok = run.Process(chunk);
   progress.Finish();
-  if (in.bad()) {
+  if (!ok) std::fprintf(stderr, "rl score: %s\n", run.failure().c_str());
+  if (ok && in.bad()) {
     std::fprintf(stderr, "rl score: %s: read error\n", options.input.c_str());
-    return 1;
+    ok = false;
   }
   out.flush();
   if (!to_stdout) {
     output_file.close();
     std::error_code ec;
-    std::filesystem::rename(partial, options.output, ec);
-    if (!output_file || ec) {
+    if (ok) std::filesystem::rename(partial, options.output, ec);
+    if (ok && (!output_file || ec)) {
       std::fprintf(stderr, "rl score: %s: cannot write (%s)\n", options.output.c_str(),
                    ec.message().c_str());
-      return 1;
+      ok = false;
     }
+    if (!ok) std::filesystem::remove(partial, ec);
   }
+  if (!ok) return 1;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  summary.Print(options.input, seconds);
+  run.summary().Print(options.input, seconds);
   return 0;
 }
 

@@ -229,3 +229,49 @@ TEST_CASE("the shipped example specs load", "[spec]") {
     CHECK(Reward::FromYamlFile(path, &error) != nullptr);
   }
 }
+
+TEST_CASE("composite: every rule scores a 1 MB completion", "[composite][large]") {
+  auto reward = MakeReward(
+      "rules:\n"
+      "  - {name: format.think_answer}\n"
+      "  - {name: format.tags}\n"
+      "  - {name: format.tag_count}\n"
+      "  - {name: format.boxed}\n"
+      "  - {name: repetition.ngram}\n"
+      "  - {name: reasoning.steps}\n"
+      "  - {name: length.soft_overlong, params: {max_length: 1000, cache_length: 100}}\n");
+  std::string thought;
+  for (int i = 0; thought.size() < (1 << 20); ++i) {
+    thought += "Step " + std::to_string(i) + ": the value " + std::to_string(i * 7919 % 10007) +
+               " is smaller than " + std::to_string(i * 7919 % 10007 + 1) + ".\n";
+  }
+  const std::string text = "<think>\n" + thought + "</think>\n<answer>\n\\boxed{3}\n</answer>";
+  RewardResult r = ScoreText(*reward, text, "", 300000);
+  REQUIRE(r.status == ScoreStatus::kOk);
+  CHECK(r.components[0].value == 1);
+  CHECK(r.components[1].value == 1);
+  CHECK(r.components[2].value == 1);
+  CHECK(r.components[3].value == 1);
+  CHECK(r.components[4].value < 0);  // "is smaller than" repeats on every line
+  CHECK(r.components[5].value == 1);
+  CHECK(r.components[6].value == -1);
+}
+
+TEST_CASE("spec errors: params", "[spec]") {
+  CHECK(SpecError("rules: [{name: format.boxed, params: {strict: true}}]\n") ==
+        "spec.yaml:1: key 'rules[0].params.strict': unknown parameter; this rule takes none "
+        "(rule format.boxed)");
+  CHECK(SpecError("rules: [{name: format.boxed, params: 3}]\n") ==
+        "spec.yaml:1: key 'rules[0].params': expected a mapping of parameters, got a number");
+  CHECK(SpecError("rules:\n  - name: repetition.ngram\n    params: {ngram_size: 2.5}\n") ==
+        "spec.yaml:3: key 'rules[0].params.ngram_size': expected an integer (rule "
+        "repetition.ngram)");
+  CHECK(SpecError("rules:\n  - name: length.soft_overlong\n    params: {max_length: 10, "
+                  "cache_length: 20}\n") ==
+        "spec.yaml:3: key 'rules[0].params.cache_length': expected an integer in [1, max_length] "
+        "(tokens) (rule length.soft_overlong)");
+  CHECK(SpecError("rules:\n  - {weight: 1}\n") ==
+        "spec.yaml:2: key 'rules[0].name': expected a rule name (one of: format.think_answer, "
+        "format.tags, format.tag_count, format.boxed, length.soft_overlong, repetition.ngram, "
+        "reasoning.steps, accuracy.math, length.cosine)");
+}
