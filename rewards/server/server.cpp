@@ -30,6 +30,11 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+// Sockets bound to a concrete strand type rather than the type-erased any_io_executor:
+// every completion then skips the erasure's dispatch and reference counting.
+using Strand = net::strand<net::io_context::executor_type>;
+using Socket = tcp::socket::rebind_executor<Strand>::other;
+using Stream = beast::basic_stream<tcp, Strand>;
 
 constexpr size_t kFirstReadBytes = 16 * 1024;
 constexpr uint32_t kHeaderLimitBytes = 64 * 1024;
@@ -84,7 +89,7 @@ Response FinishAndRecord(const ScoringJob& job, ServerState& state) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
+  Session(Socket&& socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
 
   void Run() {
     beast::error_code ec;
@@ -286,7 +291,7 @@ class Session : public std::enable_shared_from_this<Session> {
     return std::chrono::duration<double>(Clock::now() - since).count();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   ServerState& state_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -318,7 +323,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
                            beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
   }
 
-  void OnAccept(beast::error_code ec, tcp::socket socket) {
+  void OnAccept(beast::error_code ec, Socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       // E.g. out of file descriptors: wait a little instead of spinning.
