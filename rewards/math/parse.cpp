@@ -423,21 +423,29 @@ class Parser {
     return Make(Kind::kAdd, std::move(terms));
   }
 
+  // Leading signs, read in a loop (a run of them must not cost stack): -x, --x, +x, \pm x.
   int32_t ParseUnary() {
     DepthGuard guard(&depth_);
-    if (IsChar("-")) {
-      ++pos_;
-      return Make(Kind::kNeg, {ParseUnary()});
-    }
-    if (IsChar("+")) {
-      ++pos_;
-      return ParseUnary();
-    }
+    bool negative = ReadSigns();
+    int32_t node;
     if (IsCmd("pm") || IsCmd("mp")) {
       ++pos_;
-      return Make(Kind::kPlusMinus, {ParseUnary()});
+      node = Make(Kind::kPlusMinus, {ParseUnary()});
+    } else {
+      node = ParseTerm();
     }
-    return ParseTerm();
+    return negative ? Make(Kind::kNeg, {node}) : node;
+  }
+
+  // Consumes a run of + and - signs; true when their product is negative.
+  bool ReadSigns() {
+    bool negative = false;
+    for (int run = 0; IsChar("-") || IsChar("+"); ++run) {
+      if (run > kMaxDepth) throw ParseError{"run of signs too long"};
+      negative = negative != IsChar("-");
+      ++pos_;
+    }
+    return negative;
   }
 
   bool StartsFactor() const {
@@ -492,12 +500,9 @@ class Parser {
 
   // After an explicit operator a sign may follow: 2 \cdot -3.
   int32_t ParseUnaryFactor() {
-    if (IsChar("-")) {
-      ++pos_;
-      return Make(Kind::kNeg, {ParseUnaryFactor()});
-    }
-    if (IsChar("+")) ++pos_;
-    return ParsePower();
+    bool negative = ReadSigns();
+    int32_t node = ParsePower();
+    return negative ? Make(Kind::kNeg, {node}) : node;
   }
 
   bool IsMixedNumber(int32_t whole, int32_t frac) const {
