@@ -139,6 +139,37 @@ TEST_CASE("http: every error class answers JSON and the server keeps answering",
   CHECK(Connection(server->port()).Get("/health").result() == http::status::ok);
 }
 
+TEST_CASE("http: pipelined requests are answered in order", "[server][http]") {
+  auto server = StartServer(TestConfig());
+  Connection c(server->port());
+  std::string both;
+  for (const char* answer : {"4", "5"}) {
+    const std::string body = GetRewardBody({answer}, "4").dump();
+    both += "POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  c.WriteRaw(both);
+  CHECK(ParseBody(c.Read())["rewards"] == json({2.0}));
+  CHECK(ParseBody(c.Read())["rewards"] == json({1.0}));
+}
+
+TEST_CASE("http: a client leaving mid-batch costs nothing but the batch", "[server][http]") {
+  ServerConfig config = TestConfig();
+  config.score_threads = 1;
+  auto server = StartServer(config);
+  {
+    Connection gone(server->port());
+    const std::string body = BigScoreBody(5000).dump();
+    gone.WriteRaw("POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body);
+    REQUIRE(WaitFor([&] { return server->metrics().items_in_flight.load() > 0; }, milliseconds(20000)));
+  }  // closed while its batch is being scored
+  CHECK(Connection(server->port()).Post("/get_reward", GetRewardBody({"4"}, "4").dump()).result() ==
+        http::status::ok);
+  CHECK(WaitFor([&] { return server->metrics().items_in_flight.load() == 0; }, milliseconds(20000)));
+  CHECK(WaitFor([&] { return server->metrics().requests_in_flight.load() == 0; }, milliseconds(2000)));
+}
+
 TEST_CASE("http: bearer token", "[server][http][auth]") {
   ServerConfig config = TestConfig();
   config.auth_token = "tok";
