@@ -151,6 +151,14 @@ TEST_CASE("get_reward: a reward without an answer check scores the clamped total
   CHECK(out["extra_logs"].size() == 1);
 }
 
+TEST_CASE("get_reward: fields OpenRLHF may add (metas) are ignored", "[server][get_reward]") {
+  Fixture f;
+  const std::string prompt = ChatPrompt("q");
+  const json out = Body(f.Post("/get_reward", {{"query", {prompt + R1Completion("3")}}, {"prompts", {prompt}},
+                                               {"labels", {"3"}}, {"metas", {{{"id", 7}}}}}));
+  CHECK(out["rewards"] == json({2.0}));
+}
+
 TEST_CASE("get_reward: empty batch", "[server][get_reward]") {
   Fixture f;
   const json out = Body(f.Post("/get_reward", {{"query", json::array()}}));
