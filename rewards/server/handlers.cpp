@@ -159,7 +159,8 @@ bool LocateCompletion(std::string_view query, std::string_view prompt,
     for (bool skipped = true; skipped;) {
       skipped = false;
       for (const std::string& pad : options.pad_tokens) {
-        if (StartsWith(query.substr(start), pad) && !StartsWith(query.substr(start), prompt)) {
+        if (!pad.empty() && StartsWith(query.substr(start), pad) &&
+            !StartsWith(query.substr(start), prompt)) {
           start += pad.size();
           skipped = true;
         }
