@@ -4,7 +4,9 @@
 //
 //   bench_rewards [--reps 5] [--seconds 0.2] [--threads N]
 //
-// --threads N > 1 adds a ScoreBatch line for the composite with N threads.
+// --threads N > 1 adds a ScoreBatch line for the composite with N threads. On a machine with
+// fewer free cores than threads, run it with OMP_WAIT_POLICY=passive: libgomp's spinning
+// threads otherwise take the CPU from the ones doing the work.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
