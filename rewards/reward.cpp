@@ -44,8 +44,8 @@ constexpr std::array<std::string_view, 6> kSpecKeys = {"special_tokens", "tags",
                                                        "on_unscorable",  "math", "rules"};
 constexpr std::array<std::string_view, 3> kRuleKeys = {"name", "weight", "params"};
 constexpr std::array<std::string_view, 2> kTagKeys = {"think", "answer"};
-const std::vector<std::string> kDefaultSpecialTokens = {"<|im_end|>", "<|endoftext|>", "<|eot_id|>",
-                                                        "</s>"};
+constexpr std::array<std::string_view, 4> kDefaultSpecialTokens = {"<|im_end|>", "<|endoftext|>",
+                                                                   "<|eot_id|>", "</s>"};
 
 std::string Join(std::span<const std::string_view> names) {
   std::string joined;
@@ -200,7 +200,7 @@ std::unique_ptr<Reward::Impl> Reward::Impl::Build(const json& spec, SpecError* e
 }
 
 bool Reward::Impl::ReadSpecialTokens(const json& spec, SpecError* error) {
-  special_tokens = kDefaultSpecialTokens;
+  special_tokens.assign(kDefaultSpecialTokens.begin(), kDefaultSpecialTokens.end());
   if (auto it = spec.find("special_tokens"); it != spec.end() && !it->is_null()) {
     if (!it->is_array()) {
       *error = {"special_tokens", "expected a list of strings, got " + JsonTypeName(*it)};

@@ -1,9 +1,9 @@
 // Format rules: format.think_answer, format.tags, format.tag_count, format.boxed.
 //
-// The tag structure is checked in two independent ways that must both pass: one pass over the
-// text counts every tag occurrence (RE2 cannot say "exactly once"), and an anchored RE2 with
-// dot matching newline checks the overall shape. Both run in Latin-1 mode so that any byte,
-// including the broken UTF-8 of a truncated completion, is matched by `.`.
+// The tag structure is checked in two steps that must both pass: one memchr-driven pass over
+// the text counts every tag occurrence (RE2 cannot say "exactly once"), then an anchored RE2
+// with dot matching newline checks the overall shape. Both work on bytes (RE2 in Latin-1
+// mode), so the broken UTF-8 of a truncated completion is matched by `.` like any text.
 #include <re2/re2.h>
 
 #include <algorithm>
