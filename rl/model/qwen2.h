@@ -41,7 +41,9 @@ namespace rl::model {
 
 // Sets LibTorch's intra-op thread count (and so OpenMP/OpenBLAS's); n <= 0 means one thread per
 // hardware core. LibTorch's default here is 1, so every entry point that runs a model calls
-// this with its configured value.
+// this with its configured value. On a machine shared with other work, start the process with
+// OMP_WAIT_POLICY=PASSIVE (OpenMP reads it only at start-up): spinning OpenMP threads that
+// wait for a descheduled sibling made decoding 5-7x slower in bench/model under load.
 void ConfigureThreads(int num_threads);
 
 // Preallocated keys and values of every layer, [B, kv_heads, capacity, head_dim] each. Hidden()
