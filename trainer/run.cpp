@@ -184,7 +184,7 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
     // The reference is the policy GRPO starts from: the SFT result, the given model, or
     // (tiny, no SFT) the initial weights saved for the purpose.
     std::optional<Policy> reference;
-    std::string reference_dir = state.value("reference_dir", std::string());
+    std::string reference_dir = state.is_object() ? state.value("reference_dir", std::string()) : std::string();
     if (config.grpo.beta > 0) {
       if (reference_dir.empty()) {
         reference_dir = config.sft.steps > 0 ? (out / "sft").string()

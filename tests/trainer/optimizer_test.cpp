@@ -1,8 +1,9 @@
 #include <cmath>
 #include <limits>
 
-#include <catch2/catch.hpp>
 #include <torch/types.h>
+#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
+#include <catch2/catch.hpp>
 
 #include "trainer/optimizer.h"
 

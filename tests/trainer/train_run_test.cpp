@@ -6,9 +6,10 @@
 #include <set>
 #include <sstream>
 
-#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
+#include <catch2/catch.hpp>
 
 #include "rewards/server/server.h"
 #include "rewards/server/server_config.h"
