@@ -44,9 +44,10 @@
 //   length.soft_overlong  DAPO: 0 up to max_length - cache_length tokens, linear to -1 at
 //                         max_length, -1 beyond. params: max_length, cache_length (required).
 //                         Needs completion_tokens.
-//   repetition.ngram      (1 - distinct/all word n-grams) * max_penalty (open-r1; words are
-//                         whitespace-separated, ASCII-lower-cased). params: ngram_size (3),
-//                         max_penalty (-1, must be <= 0)
+//   repetition.ngram      (1 - distinct/all word n-grams) * max_penalty (open-r1; words split
+//                         at whitespace as Python's str.split(), Unicode spaces included, and
+//                         lower-cased in ASCII only). params: ngram_size (3), max_penalty (-1,
+//                         must be <= 0)
 //   reasoning.steps       min(1, markers / target_steps) with the markers "Step N:", "N." at
 //                         the start of any line, "\n-", "\n*", "First,", "Second,", "Next,",
 //                         "Finally," (open-r1). params: target_steps (3)

@@ -41,6 +41,15 @@ TEST_CASE("repetition.ngram follows open-r1", "[shaping]") {
   auto half = OneRule("repetition.ngram", "{ngram_size: 2, max_penalty: -0.5}");
   // 4 words, 3 bigrams: "x y", "y x", "x y" -> 2 distinct.
   CHECK(Value(*half, "x y x y") == Approx(-0.5 * (1 - 2.0 / 3)));
+  // Unicode spaces separate words as in Python's str.split(): NBSP, ideographic space, U+2009.
+  CHECK(Value(*reward,
+              "a\xc2\xa0"
+              "b\xe3\x80\x80"
+              "c a\xe2\x80\x89"
+              "b c") == Approx(-0.25));
+  // Other multi-byte characters are part of words: "été x été x été x", 2 of 4 trigrams distinct.
+  CHECK(Value(*reward, "\xc3\xa9t\xc3\xa9 x \xc3\xa9t\xc3\xa9 x \xc3\xa9t\xc3\xa9 x") ==
+        Approx(-0.5));
   // Special tokens are stripped before counting.
   CHECK(Value(*reward, "the cat sat<|im_end|>") == 0);
 }
