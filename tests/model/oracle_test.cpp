@@ -3,8 +3,8 @@
 // Tiny random checkpoints are written with SaveQwen2; every parameter, biases and norms
 // included, is random so that no term of the equations can hide. Our float32 model is compared
 // with the oracle in float32 and float64 (to 1e-4), our bfloat16 model with the oracle in
-// bfloat16 (to a few bf16 ulps), which checks where the bf16 path rounds. A plain program, not Catch2,
-// so that it can report a skip to CTest (exit code 77) when that python has no torch.
+// bfloat16 (to a few bf16 ulps), which checks where the bf16 path rounds. A plain program, not
+// Catch2, so that it can report a skip to CTest (exit code 77) when that python has no torch.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
