@@ -38,24 +38,32 @@ class SoftOverlongRule final : public Rule {
   int64_t cache_length_;
 };
 
-// The length in bytes of the separator that starts at text[i], 0 when there is none. The
-// separators are those of Python's str.split(): ASCII whitespace, \x1c-\x1f, and the Unicode
-// spaces U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
-size_t SeparatorLength(std::string_view text, size_t i) {
+// Length of the multi-byte Unicode space starting at text[i] (lead byte >= 0xc2), else 0.
+size_t UnicodeSeparatorLength(std::string_view text, size_t i) {
   const auto byte = [&](size_t k) {
     return k < text.size() ? static_cast<unsigned char>(text[k]) : 0;
   };
-  const unsigned char c = byte(i);
-  if (c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)) return 1;
-  if (c < 0xc2) return 0;  // fast path: every other separator is a multi-byte sequence
-  if (c == 0xc2) return (byte(i + 1) == 0x85 || byte(i + 1) == 0xa0) ? 2 : 0;
-  const unsigned char c1 = byte(i + 1), c2 = byte(i + 2);
-  if (c == 0xe1) return (c1 == 0x9a && c2 == 0x80) ? 3 : 0;
-  if (c == 0xe3) return (c1 == 0x80 && c2 == 0x80) ? 3 : 0;
-  if (c != 0xe2) return 0;
-  if (c1 == 0x80)
-    return ((c2 >= 0x80 && c2 <= 0x8a) || c2 == 0xa8 || c2 == 0xa9 || c2 == 0xaf) ? 3 : 0;
-  return (c1 == 0x81 && c2 == 0x9f) ? 3 : 0;
+  const unsigned char c = byte(i), c1 = byte(i + 1), c2 = byte(i + 2);
+  switch (c) {
+    case 0xc2: return (c1 == 0x85 || c1 == 0xa0) ? 2 : 0;
+    case 0xe1: return (c1 == 0x9a && c2 == 0x80) ? 3 : 0;
+    case 0xe3: return (c1 == 0x80 && c2 == 0x80) ? 3 : 0;
+    case 0xe2:
+      if (c1 == 0x80) {
+        return ((c2 >= 0x80 && c2 <= 0x8a) || c2 == 0xa8 || c2 == 0xa9 || c2 == 0xaf) ? 3 : 0;
+      }
+      return (c1 == 0x81 && c2 == 0x9f) ? 3 : 0;
+    default: return 0;
+  }
+}
+
+// The length in bytes of the separator that starts at text[i], 0 when there is none. The
+// separators are those of Python's str.split(): ASCII whitespace, \x1c-\x1f, and the Unicode
+// spaces U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+inline size_t SeparatorLength(std::string_view text, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return (c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)) ? 1 : 0;
+  return c < 0xc2 ? 0 : UnicodeSeparatorLength(text, i);
 }
 
 unsigned char AsciiLower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c; }
