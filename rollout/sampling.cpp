@@ -1,5 +1,6 @@
 #include "rollout/sampling.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -50,16 +51,52 @@ at::Tensor FilterTopK(const at::Tensor& logits, int64_t top_k) {
   return logits.masked_fill(logits < kth, kNegInf);
 }
 
+namespace {
+
+// The smallest probability top-p keeps in one row: walking the probabilities in descending
+// order, the one at which the running mass first reaches top_p (ties with it are kept too).
+// A weighted quickselect finds it in expected O(V) without sorting the row. `p` is scratch.
+float TopPThreshold(std::vector<float>& p, double top_p) {
+  size_t lo = 0, hi = p.size();
+  double need = top_p;
+  while (true) {
+    // Deterministic pivot: the median of the first, middle and last candidates.
+    float a = p[lo], b = p[lo + (hi - lo) / 2], c = p[hi - 1];
+    float pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
+    if (std::isnan(pivot)) return pivot;  // garbage in: filter nothing rather than loop
+    auto gt_end = std::partition(p.begin() + lo, p.begin() + hi, [&](float x) { return x > pivot; });
+    auto eq_end = std::partition(gt_end, p.begin() + hi, [&](float x) { return x == pivot; });
+    double above = 0;
+    for (auto it = p.begin() + lo; it != gt_end; ++it) above += *it;
+    if (above >= need) {  // the threshold lies strictly above the pivot
+      hi = static_cast<size_t>(gt_end - p.begin());
+      continue;
+    }
+    double ties = static_cast<double>(eq_end - gt_end) * pivot;
+    bool rest_empty = eq_end == p.begin() + hi;
+    if (above + ties >= need || rest_empty) return pivot;
+    need -= above + ties;  // everything at or above the pivot is kept; look below it
+    lo = static_cast<size_t>(eq_end - p.begin());
+  }
+}
+
+}  // namespace
+
 at::Tensor FilterTopP(const at::Tensor& logits, double top_p) {
   if (top_p >= 1) return logits;
-  auto [sorted, order] = logits.sort(-1, /*descending=*/true);
-  // Probability mass strictly before each token, in float64: a float32 running sum over a
-  // 150k vocabulary drifts enough to move the cut.
-  at::Tensor probs = sorted.softmax(-1).to(at::kDouble);
-  at::Tensor mass_before = probs.cumsum(-1) - probs;
-  at::Tensor remove_sorted = mass_before >= top_p;  // the first token has 0 before it: kept
-  at::Tensor remove = at::zeros_like(remove_sorted).scatter(-1, order, remove_sorted);
-  return logits.masked_fill(remove, kNegInf);
+  at::Tensor probs = logits.softmax(-1).to(at::kFloat);
+  at::Tensor rows = probs.reshape({-1, probs.size(-1)}).to(at::kCPU).contiguous();
+  const int64_t count = rows.size(0), vocab = rows.size(1);
+  at::Tensor thresholds = at::empty({count, 1}, at::kFloat);
+  std::vector<float> scratch(static_cast<size_t>(vocab));
+  for (int64_t r = 0; r < count; ++r) {
+    const float* row = rows.data_ptr<float>() + r * vocab;
+    scratch.assign(row, row + vocab);
+    thresholds.data_ptr<float>()[r] = TopPThreshold(scratch, top_p);
+  }
+  at::Tensor threshold = thresholds.to(probs.device()).view(
+      [&] { auto shape = probs.sizes().vec(); shape.back() = 1; return shape; }());
+  return logits.masked_fill(probs < threshold, kNegInf);
 }
 
 at::Tensor FilterMinP(const at::Tensor& logits, double min_p) {
@@ -71,26 +108,41 @@ at::Tensor FilterMinP(const at::Tensor& logits, double min_p) {
 
 namespace {
 
-// Throws unless every row has a finite maximum (catches NaN, +inf and all -inf rows).
-void CheckLogits(const at::Tensor& logits) {
-  at::Tensor row_max = std::get<0>(logits.max(-1));
-  if (!row_max.isfinite().all().item<bool>())
+// Throws unless every row's log-sum-exp is finite: NaN, +inf and all -inf rows all show there.
+void CheckLogSumExp(const at::Tensor& log_sum_exp) {
+  if (!log_sum_exp.isfinite().all().item<bool>())
     throw std::runtime_error(
         "sampling: logits hold NaN or +inf, or a row has no finite value (the model "
         "diverged or its weights are corrupt)");
 }
 
-// Inverse-CDF draw: the first token whose cumulative probability exceeds u * total.
+// The first token whose cumulative probability exceeds u * total. Sums run in float64 in
+// one fixed order, so the result depends on nothing but the row and u.
+int64_t InvertCdf(const float* probs, int64_t vocab, double u) {
+  double total = 0;
+  for (int64_t i = 0; i < vocab; ++i) total += probs[i];
+  const double target = u * total;
+  double mass = 0;
+  int64_t last = 0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (!(probs[i] > 0)) continue;  // removed by a filter: never drawn
+    mass += probs[i];
+    last = i;
+    if (mass > target) return i;
+  }
+  return last;  // u * total rounded up to the total: the last token with mass
+}
+
+// One inverse-CDF draw per row of softmax(filtered), on the CPU: a plain loop over a row costs
+// less than the several full-vocabulary tensor passes a cumsum-based draw needs.
 at::Tensor DrawFromFiltered(const at::Tensor& filtered, std::span<const double> uniforms) {
-  at::Tensor cdf = filtered.softmax(-1).to(at::kDouble).cumsum(-1);  // [B, V]
-  at::Tensor total = cdf.narrow(-1, cdf.size(-1) - 1, 1);             // [B, 1]
-  at::Tensor u = at::tensor(at::ArrayRef<double>(uniforms.data(), uniforms.size()),
-                            at::TensorOptions().dtype(at::kDouble))
-                     .to(cdf.device())
-                     .unsqueeze(-1);
-  // Strictly below the total, so the chosen token always has positive probability.
-  at::Tensor target = at::minimum(u * total, total * (1 - 1e-12));
-  return (cdf <= target).sum(-1).to(at::kLong);
+  at::Tensor probs = filtered.softmax(-1).to(at::kCPU).contiguous();
+  const int64_t rows = probs.size(0), vocab = probs.size(1);
+  at::Tensor tokens = at::empty({rows}, at::kLong);
+  const float* data = probs.data_ptr<float>();
+  int64_t* out = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < rows; ++b) out[b] = InvertCdf(data + b * vocab, vocab, uniforms[b]);
+  return tokens.to(filtered.device());
 }
 
 }  // namespace
@@ -105,19 +157,20 @@ SampledTokens SampleTokens(const at::Tensor& logits, const SamplingParams& param
   if (static_cast<int64_t>(uniforms.size()) != logits.size(0))
     throw std::invalid_argument("sampling: " + std::to_string(uniforms.size()) +
                                 " uniforms for " + std::to_string(logits.size(0)) + " rows");
-  at::Tensor x = logits.to(at::kFloat);
-  CheckLogits(x);
+  const bool greedy = params.temperature == 0;
+  at::Tensor scaled = greedy ? logits.to(at::kFloat) : logits.to(at::kFloat) / params.temperature;
+  at::Tensor log_sum_exp = scaled.logsumexp(-1);  // [B]
+  CheckLogSumExp(log_sum_exp);
   SampledTokens out;
-  if (params.temperature == 0) {
-    out.tokens = x.argmax(-1);
-    out.logprobs = x.log_softmax(-1).gather(-1, out.tokens.unsqueeze(-1)).squeeze(-1);
-    return out;
+  if (greedy) {
+    out.tokens = scaled.argmax(-1);
+  } else {
+    at::Tensor filtered =
+        FilterMinP(FilterTopP(FilterTopK(scaled, params.top_k), params.top_p), params.min_p);
+    out.tokens = DrawFromFiltered(filtered, uniforms);
   }
-  at::Tensor scaled = x / params.temperature;
-  at::Tensor filtered =
-      FilterMinP(FilterTopP(FilterTopK(scaled, params.top_k), params.top_p), params.min_p);
-  out.tokens = DrawFromFiltered(filtered, uniforms);
-  out.logprobs = scaled.log_softmax(-1).gather(-1, out.tokens.unsqueeze(-1)).squeeze(-1);
+  // log_softmax at the chosen token, without materialising log_softmax over the vocabulary.
+  out.logprobs = scaled.gather(-1, out.tokens.unsqueeze(-1)).squeeze(-1) - log_sum_exp;
   return out;
 }
 
