@@ -13,9 +13,10 @@
 //   1. divide the logits by the temperature (0 means greedy: argmax, no randomness);
 //   2. top_k: keep the k largest logits (ties with the k-th are kept too);
 //   3. top_p: keep the smallest set of most probable tokens whose probability reaches top_p
-//      (the most probable token is always kept);
+//      (the most probable token is always kept, and so are ties with the last one kept);
 //   4. min_p: drop tokens whose probability is below min_p times the most probable one's;
-//   5. draw one token from the renormalised survivors by inverting their CDF at a uniform.
+//   5. draw one token from the renormalised survivors by inverting their CDF at a uniform
+//      (sums in float64, on the CPU; no step sorts the vocabulary).
 //
 // Log-probabilities: `logprobs` is log_softmax(logits / temperature) of the chosen token,
 // computed BEFORE the top-k / top-p / min-p filters. That is the quantity a policy-gradient
