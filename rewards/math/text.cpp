@@ -391,8 +391,9 @@ std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
   size_t close = s.find("</answer>", open);
   if (close == std::string_view::npos) return std::nullopt;
   std::string_view content = Trim(s.substr(open + 8, close - open - 8));
-  if (content.empty()) return std::nullopt;
   Extracted out;
+  out.kind = Extraction::kAnswerTag;
+  if (content.empty()) return out;  // an empty answer block: the caller stops looking
   std::vector<Span> boxes = FindBoxes(content, budget);
   if (!boxes.empty()) {
     out = JoinSpans(content, boxes, Extraction::kAnswerTag);
@@ -447,6 +448,9 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
     switch (kind) {
       case Extraction::kAnswerTag:
         found = FromAnswerBlock(completion, budget);
+        // A completion that wrote an empty answer block answered nothing: a number left in its
+        // thought must not earn the reward.
+        if (found && Trim(found->text).empty()) return std::nullopt;
         break;
       case Extraction::kBoxed: {
         std::vector<Span> boxes = FindBoxes(completion, budget);

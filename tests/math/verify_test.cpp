@@ -290,6 +290,9 @@ TEST_CASE("extraction order: answer tag, boxed, anchors, math, numbers", "[math]
   CHECK(VerdictOf("The total is 1,234 dollars", "1234") == Verdict::kCorrect);
   CHECK(VerdictOf("I do not know", "12") == Verdict::kNoAnswer);
   CHECK(VerdictOf("", "12") == Verdict::kNoAnswer);
+  // An empty answer block answers nothing, whatever the thought computed.
+  CHECK(VerdictOf("<think>30 / 6 = 5.</think><answer></answer>", "5") == Verdict::kNoAnswer);
+  CHECK(VerdictOf("<think>\\boxed{5}</think><answer> </answer>", "5") == Verdict::kNoAnswer);
   VerifierOptions boxed_only;
   boxed_only.extraction = {rl::math::Extraction::kBoxed};
   CHECK(VerdictOf("the answer is 12", "12", boxed_only) == Verdict::kNoAnswer);
