@@ -68,6 +68,19 @@ void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
   for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
 }
 
+int64_t RemoveCheckpoints(const std::string& output_dir) {
+  if (!fs::is_directory(output_dir)) return 0;
+  const std::regex any_checkpoint("checkpoint-[0-9]+(\\.tmp)?");
+  int64_t removed = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(output_dir)) {
+    if (entry.is_directory() && std::regex_match(entry.path().filename().string(), any_checkpoint)) {
+      fs::remove_all(entry.path());
+      ++removed;
+    }
+  }
+  return removed;
+}
+
 std::optional<std::string> FindLatestCheckpoint(const std::string& output_dir) {
   std::vector<std::pair<int64_t, fs::path>> all = ListCheckpoints(output_dir);
   if (all.empty()) return std::nullopt;

@@ -28,6 +28,10 @@ void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
                     torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
                     int64_t keep_last);
 
+// Removes every checkpoint (complete or not) of output_dir: a fresh run must not mix its
+// checkpoints with an earlier run's. Returns how many were removed.
+int64_t RemoveCheckpoints(const std::string& output_dir);
+
 // The complete checkpoint with the highest step, if any.
 std::optional<std::string> FindLatestCheckpoint(const std::string& output_dir);
 

@@ -154,6 +154,12 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
   model::ConfigureThreads(static_cast<int>(config.run.threads));
   const fs::path out(config.run.output_dir);
   fs::create_directories(out);
+  if (!options.resume) {
+    if (int64_t removed = RemoveCheckpoints(out.string()); removed > 0) {
+      spdlog::info("fresh run: removed {} checkpoints of an earlier run in {} (use --resume to continue it)", removed,
+                   out.string());
+    }
+  }
   std::ofstream(out / "config.yaml", std::ios::binary) << ToYaml(config);
   const Datasets data = LoadData(config);
   const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training

@@ -94,7 +94,11 @@ std::string ReadBytes(const fs::path& path) {
 
 TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and loadable", "[run]") {
   const fs::path dir = FreshDir("smoke");
+  // A stale checkpoint of an earlier run in the same directory: a fresh run removes it.
+  fs::create_directories(dir / "checkpoint-99");
+  std::ofstream(dir / "checkpoint-99" / "trainer_state.json") << "{}";
   RunSummary summary = RunTraining(TinyRun(dir), {});
+  CHECK_FALSE(fs::exists(dir / "checkpoint-99"));
   CHECK(summary.grpo_steps == 4);
   REQUIRE(summary.before);
   REQUIRE(summary.after);
