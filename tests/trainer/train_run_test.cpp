@@ -221,3 +221,26 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   CHECK(FindLatestCheckpoint(remote.string()) == (remote / "checkpoint-2").string());
   CHECK(ReadLines(remote / "metrics.jsonl").size() == 2);
 }
+
+TEST_CASE("dynamic sampling keeps only groups with reward variance", "[run][dynamic]") {
+  const fs::path dir = FreshDir("dynamic");
+  TrainConfig config = TinyRun(dir);
+  config.grpo.steps = 2;
+  config.grpo.num_mini_batches = 1;
+  config.grpo.gradient_accumulation_steps = 1;
+  config.grpo.dynamic_sampling = true;
+  config.grpo.dynamic_sampling_max_rounds = 3;
+  RunTraining(config, {});
+  std::vector<nlohmann::json> metrics = ReadLines(dir / "metrics.jsonl");
+  REQUIRE(metrics.size() == 2);
+  for (const nlohmann::json& m : metrics) {
+    const int64_t rounds = m["dynamic_sampling/rounds"].get<int64_t>();
+    const int64_t kept = m["dynamic_sampling/kept_groups"].get<int64_t>();
+    CHECK(rounds >= 1);
+    CHECK(rounds <= 3);
+    CHECK(kept <= config.grpo.prompts_per_step);
+    // Another round is drawn only while the batch is not full.
+    if (kept < config.grpo.prompts_per_step) CHECK(rounds == 3);
+    if (rounds == 1 && m["frac_reward_zero_std"].get<double>() == 0.0) CHECK(kept == config.grpo.prompts_per_step);
+  }
+}
