@@ -10,7 +10,8 @@ namespace {
 rewards::ScoreStatus StatusFromName(const std::string& name) {
   for (rewards::ScoreStatus status :
        {rewards::ScoreStatus::kOk, rewards::ScoreStatus::kMissingGold, rewards::ScoreStatus::kMissingTokenCount,
-        rewards::ScoreStatus::kInvalidGold, rewards::ScoreStatus::kBudgetExceeded}) {
+        rewards::ScoreStatus::kInvalidGold, rewards::ScoreStatus::kBudgetExceeded,
+        rewards::ScoreStatus::kRuleError}) {
     if (rewards::ToString(status) == name) return status;
   }
   throw std::runtime_error("reward server answered an unknown status '" + name + "'");
