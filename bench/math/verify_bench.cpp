@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "rewards/math/verify.h"
 #include "tests/math/suite_common.h"
 
@@ -164,17 +166,12 @@ int main(int argc, char** argv) {
   std::string data = "tests/data";
   int reps = 5, cot = 300;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int k = 1; k + 1 < argc; k += 2) {
-    std::string flag = argv[k];
-    if (flag == "--data") data = argv[k + 1];
-    else if (flag == "--reps") reps = std::max(1, std::atoi(argv[k + 1]));
-    else if (flag == "--cot") cot = std::max(1, std::atoi(argv[k + 1]));
-    else if (flag == "--threads") threads = std::max(1, std::atoi(argv[k + 1]));
-    else {
-      std::fprintf(stderr, "unknown flag %s (expected --data, --reps, --cot, --threads)\n", argv[k]);
-      return 2;
-    }
-  }
+  CLI::App app{"math verifier benchmark: verifications/s and latency percentiles"};
+  app.add_option("--data", data, "folder with math_equiv_suite.jsonl")->check(CLI::ExistingDirectory);
+  app.add_option("--reps", reps, "repetitions (the median is printed)")->check(CLI::PositiveNumber);
+  app.add_option("--cot", cot, "generated chain-of-thought completions")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads for the parallel figures")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   std::vector<Item> dev;
   try {
     for (auto& row : rl::math::testing::LoadDevelopmentSet(data)) {

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "rewards/reward.h"
 
 namespace {
@@ -121,18 +123,11 @@ int main(int argc, char** argv) {
   int reps = 5;
   double seconds = 0.2;
   int threads = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--reps") == 0)
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (std::strcmp(argv[i], "--seconds") == 0)
-      seconds = std::atof(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--threads") == 0)
-      threads = std::max(1, std::atoi(argv[i + 1]));
-    else {
-      std::fprintf(stderr, "usage: %s [--reps N] [--seconds S] [--threads N]\n", argv[0]);
-      return 2;
-    }
-  }
+  CLI::App app{"rule library benchmark: completions per second per rule and for a composite"};
+  app.add_option("--reps", reps, "repetitions (the median is printed)")->check(CLI::PositiveNumber);
+  app.add_option("--seconds", seconds, "measured seconds per repetition")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads for the ScoreBatch line")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   const std::vector<Config> configs = {
       {"format.think_answer", "rules: [{name: format.think_answer}]"},
       {"format.tags", "rules: [{name: format.tags}]"},

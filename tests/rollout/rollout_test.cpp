@@ -20,18 +20,10 @@
 namespace rr = rl::rollout;
 using rl::rollout::testing::TinyModel;
 using rl::rollout::testing::TinyTokenizer;
+using rl::rollout::testing::Policy;
+using rl::rollout::testing::SharedPolicy;
 
 namespace {
-
-struct Policy {
-  std::unique_ptr<rl::text::Tokenizer> tokenizer = TinyTokenizer();
-  rl::model::Qwen2 model = TinyModel(tokenizer->vocab_size());
-};
-
-Policy& SharedPolicy() {
-  static Policy policy;
-  return policy;
-}
 
 std::vector<rr::RolloutPrompt> Prompts(const rl::text::Tokenizer& tokenizer) {
   std::vector<rr::RolloutPrompt> prompts;

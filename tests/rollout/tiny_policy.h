@@ -45,4 +45,16 @@ inline model::Qwen2 TinyModel(int64_t vocab_size, uint64_t seed = 1) {
   return model;
 }
 
+// One tokenizer and model per test process, built on first use: training the tokenizer and
+// initialising the model dominate a test's set-up.
+struct Policy {
+  std::unique_ptr<text::Tokenizer> tokenizer = TinyTokenizer();
+  model::Qwen2 model = TinyModel(tokenizer->vocab_size());
+};
+
+inline Policy& SharedPolicy() {
+  static Policy policy;
+  return policy;
+}
+
 }  // namespace rl::rollout::testing
