@@ -36,18 +36,7 @@ struct Options {
 
 rl::model::Qwen2Config ShapeConfig(const std::string& shape) {
   if (shape == "tiny") return rl::model::Qwen2Config::Tiny(512);
-  rl::model::Qwen2Config c;  // Qwen2.5-0.5B
-  c.vocab_size = 151936;
-  c.hidden_size = 896;
-  c.intermediate_size = 4864;
-  c.num_hidden_layers = 24;
-  c.num_attention_heads = 14;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.max_position_embeddings = 32768;
-  c.rope_theta = 1e6;
-  c.tie_word_embeddings = true;
-  return c;
+  return rl::model::Qwen2Config::Qwen2_5_0_5B();
 }
 
 double Seconds(Clock::time_point since) {

@@ -68,17 +68,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> corpus = {"<think>1 + 2 = 3</think><answer>3</answer>", "Compute 1/2 + 1/4."};
   Policy policy = MakeTinyPolicy(config, corpus);
   rl::model::Qwen2Config model_config = policy.model->config();
-  if (shape == "qwen2.5-0.5b") {
-    model_config.vocab_size = 151936;
-    model_config.hidden_size = 896;
-    model_config.intermediate_size = 4864;
-    model_config.num_hidden_layers = 24;
-    model_config.num_attention_heads = 14;
-    model_config.num_key_value_heads = 2;
-    model_config.head_dim = 64;
-    model_config.tie_word_embeddings = true;
-    model_config.max_position_embeddings = 32768;
-  }
+  if (shape == "qwen2.5-0.5b") model_config = rl::model::Qwen2Config::Qwen2_5_0_5B();
   torch::manual_seed(0);
   policy.model = rl::model::Qwen2(model_config, torch::TensorOptions().dtype(torch::kFloat32), true);
   policy.generation.eos_token_ids.clear();  // every completion runs to --new-tokens

@@ -148,6 +148,21 @@ Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& so
   return c;
 }
 
+Qwen2Config Qwen2Config::Qwen2_5_0_5B() {
+  Qwen2Config c;
+  c.vocab_size = 151936;
+  c.hidden_size = 896;
+  c.intermediate_size = 4864;
+  c.num_hidden_layers = 24;
+  c.num_attention_heads = 14;
+  c.num_key_value_heads = 2;
+  c.head_dim = 64;
+  c.max_position_embeddings = 32768;
+  c.rope_theta = 1e6;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
 Qwen2Config Qwen2Config::Tiny(int64_t vocab_size) {
   Qwen2Config c;
   c.vocab_size = vocab_size;

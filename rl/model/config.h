@@ -47,6 +47,8 @@ struct Qwen2Config {
   // A small model for tests and the from-scratch quickstart: hidden 64, 2 layers, 4 heads,
   // 2 KV heads, head_dim 16, intermediate 128, tied embeddings.
   static Qwen2Config Tiny(int64_t vocab_size = 256);
+  // The shape of Qwen2.5-0.5B (tied head, 151,936 tokens), for benchmarks on random weights.
+  static Qwen2Config Qwen2_5_0_5B();
 
   // Throws ModelError (prefixed by `source`) when the sizes are inconsistent.
   void Validate(const std::string& source) const;
