@@ -14,16 +14,6 @@ namespace {
   throw ModelError("'" + source + "', field \"" + field + "\": " + what);
 }
 
-nlohmann::json ReadJson(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError("'" + path + "': cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw ModelError("'" + path + "': not valid JSON: " + e.what());
-  }
-}
-
 void WriteJson(const std::string& path, const nlohmann::json& j) {
   const std::string tmp = path + ".tmp";
   {
@@ -87,7 +77,7 @@ void CheckRopeType(const nlohmann::json& rope, const std::string& source, const 
 }  // namespace
 
 Qwen2Config Qwen2Config::FromJsonFile(const std::string& path) {
-  return FromJson(ReadJson(path), path);
+  return FromJson(ReadJsonFile(path), path);
 }
 
 Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& source) {
@@ -234,7 +224,7 @@ void Qwen2Config::WriteJsonFile(const std::string& path, const std::string& torc
 }
 
 GenerationConfig GenerationConfig::FromJsonFile(const std::string& path) {
-  return FromJson(ReadJson(path), path);
+  return FromJson(ReadJsonFile(path), path);
 }
 
 GenerationConfig GenerationConfig::FromJson(const nlohmann::json& j, const std::string& source) {
@@ -282,5 +272,15 @@ nlohmann::json GenerationConfig::ToJson() const {
 }
 
 void GenerationConfig::WriteJsonFile(const std::string& path) const { WriteJson(path, ToJson()); }
+
+nlohmann::json ReadJsonFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError("'" + path + "': cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ModelError("'" + path + "': not valid JSON: " + e.what());
+  }
+}
 
 }  // namespace rl::model

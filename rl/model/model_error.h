@@ -5,11 +5,17 @@
 #include <stdexcept>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace rl::model {
 
 class ModelError : public std::runtime_error {
  public:
   explicit ModelError(const std::string& message) : std::runtime_error(message) {}
 };
+
+// Reads and parses a JSON file (config.json, a sharded checkpoint's index); a ModelError names
+// the file when it cannot be opened or is not valid JSON.
+nlohmann::json ReadJsonFile(const std::string& path);
 
 }  // namespace rl::model

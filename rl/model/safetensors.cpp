@@ -277,20 +277,6 @@ const TensorView& SafetensorsFile::Get(std::string_view name) const {
 // ---------------------------------------------------------------------------------------------
 // SafetensorsCheckpoint
 
-namespace {
-
-nlohmann::json ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError("'" + path + "': cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw ModelError("'" + path + "': not valid JSON: " + e.what());
-  }
-}
-
-}  // namespace
-
 SafetensorsCheckpoint SafetensorsCheckpoint::OpenDirectory(const std::string& dir) {
   namespace fs = std::filesystem;
   SafetensorsCheckpoint ckpt;
