@@ -73,8 +73,10 @@ struct TokenizerSection {
                      // the model is trained from scratch
   int64_t train_vocab_size = 384;  // byte-level BPE trained on the SFT corpus (from scratch)
   std::string eos_token = "<|endoftext|>";
-  PromptFormat prompt_format = PromptFormat::kPlain;  // chatml: Qwen2.5 chat template
-  std::string system_prompt;  // chatml only; empty: the template's default
+  PromptFormat prompt_format = PromptFormat::kPlain;  // of text prompts; chatml: Qwen2.5 chat
+                                                      // template (chat-message prompts always)
+  std::string system_prompt;  // chat template only, when the prompt has no system message;
+                              // empty: the template's default
 };
 
 // The built-in synthetic task (rl/data/fraction_task.h), used when data.train_file is empty.

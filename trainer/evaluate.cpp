@@ -55,7 +55,7 @@ EvalResult Evaluate(Policy& policy, const TrainConfig& config, std::span<const d
   std::vector<std::string> prompt_texts(count);
   std::vector<rollout::SequenceRequest> requests;
   for (size_t i = 0; i < count; ++i) {
-    prompt_texts[i] = RenderPrompt(config.tokenizer, problems[i].prompt);
+    prompt_texts[i] = RenderPrompt(config.tokenizer, problems[i]);
     std::vector<int32_t> ids = policy.tokenizer->Encode(prompt_texts[i]);
     for (int64_t s = 0; s < config.eval.num_samples; ++s) {
       requests.push_back({ids, static_cast<int64_t>(i), s});

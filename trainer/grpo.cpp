@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/dynamic_sampling.h"
 #include "trainer/grpo_loss.h"
 #include "trainer/logprobs.h"
 
@@ -38,12 +39,89 @@ double Mean(const std::vector<double>& v) {
   return sum / static_cast<double>(v.size());
 }
 
-double Std(const std::vector<double>& v) {  // unbiased, as torch.std
-  if (v.size() < 2) return 0.0;
-  const double mean = Mean(v);
-  double squares = 0;
-  for (double x : v) squares += (x - mean) * (x - mean);
-  return std::sqrt(squares / static_cast<double>(v.size() - 1));
+rollout::SamplingParams MakeSamplingParams(const TrainConfig& config, const Policy& policy) {
+  rollout::SamplingParams sampling;
+  sampling.temperature = config.rollout.temperature;
+  sampling.top_k = config.rollout.top_k;
+  sampling.top_p = config.rollout.top_p;
+  sampling.min_p = config.rollout.min_p;
+  sampling.max_new_tokens = config.rollout.max_new_tokens;
+  sampling.eos_ids = policy.generation.eos_token_ids;
+  sampling.stop_strings = config.rollout.stop_strings;
+  return sampling;
+}
+
+// What every completion sampled in a step adds to the metrics, whether its group joins the
+// batch or not (as TRL reports the whole generation batch).
+struct SampleStats {
+  std::vector<double> rewards, group_stds, lengths, terminated_lengths;
+  std::vector<std::pair<std::string, std::vector<double>>> per_rule;  // in the reward's rule order
+  int64_t unscorable = 0, clipped = 0;
+  double generation_s = 0, scoring_s = 0, scoring_tail_s = 0;
+
+  // Returns each group's rewards (NaN: unscorable).
+  std::vector<std::vector<double>> Add(const rollout::RolloutResult& result) {
+    generation_s += result.stats.generation_seconds;
+    scoring_s += result.stats.scoring_seconds;
+    scoring_tail_s += result.stats.scoring_tail_seconds;
+    std::vector<std::vector<double>> group_rewards;
+    for (const rollout::RolloutGroup& g : result.groups) {
+      std::vector<double>& group = group_rewards.emplace_back();
+      for (const rollout::Completion& c : g.completions) group.push_back(Count(c));
+      group_stds.push_back(RewardStd(group));
+    }
+    return group_rewards;
+  }
+
+  // Returns the completion's reward (NaN: unscorable).
+  double Count(const rollout::Completion& c) {
+    const rewards::RewardResult& r = *c.reward;
+    if (r.total) rewards.push_back(*r.total);
+    else ++unscorable;
+    for (size_t k = 0; k < r.components.size(); ++k) {
+      if (k == per_rule.size()) per_rule.push_back({r.components[k].rule, {}});
+      if (r.components[k].status == rewards::ScoreStatus::kOk) per_rule[k].second.push_back(r.components[k].value);
+    }
+    lengths.push_back(static_cast<double>(c.token_ids.size()));
+    if (c.finish_reason == rollout::FinishReason::kLength) ++clipped;
+    else terminated_lengths.push_back(static_cast<double>(c.token_ids.size()));
+    return r.total.value_or(std::numeric_limits<double>::quiet_NaN());
+  }
+
+  void Write(const GroupSelector& selector, bool dynamic_sampling, nlohmann::ordered_json& m) const {
+    m["reward"] = Mean(rewards);
+    m["reward_std"] = Mean(group_stds);
+    for (const auto& [rule, values] : per_rule) {
+      m["rewards/" + rule + "/mean"] = Mean(values);
+      m["rewards/" + rule + "/std"] = RewardStd(values);
+    }
+    m["frac_reward_zero_std"] = static_cast<double>(selector.zero_std()) / static_cast<double>(selector.seen());
+    m["unscorable"] = unscorable;
+    m["completions/mean_length"] = Mean(lengths);
+    m["completions/min_length"] = *std::min_element(lengths.begin(), lengths.end());
+    m["completions/max_length"] = *std::max_element(lengths.begin(), lengths.end());
+    m["completions/clipped_ratio"] = static_cast<double>(clipped) / static_cast<double>(lengths.size());
+    m["completions/mean_terminated_length"] = Mean(terminated_lengths);
+    if (dynamic_sampling) {
+      m["dynamic_sampling/rounds"] = selector.rounds();
+      m["dynamic_sampling/kept_groups"] = selector.kept();
+    }
+    m["time/generation"] = generation_s;
+    m["time/scoring"] = scoring_s;
+    m["time/scoring_tail"] = scoring_tail_s;
+  }
+};
+
+using Rows = std::pair<int64_t, int64_t>;  // [first, second)
+
+// `rows` cut into `parts` contiguous ranges whose sizes differ by at most one (some empty when
+// there are fewer rows than parts). A batch that dynamic sampling left short need not divide
+// into mini- and micro-batches the way a full one must (config.cpp checks only the full one).
+std::vector<Rows> SplitRows(Rows rows, int64_t parts) {
+  const int64_t n = rows.second - rows.first;
+  std::vector<Rows> out;
+  for (int64_t i = 0; i < parts; ++i) out.push_back({rows.first + n * i / parts, rows.first + n * (i + 1) / parts});
+  return out;
 }
 
 }  // namespace
@@ -57,7 +135,50 @@ struct GrpoTrainer::Batch {
   torch::Tensor advantages;  // [B]
   torch::Tensor loss_mask;   // [B, C]
   torch::Tensor old_logprobs, ref_logprobs;  // [B, C] or undefined
+
+  void Append(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group,
+              const std::vector<double>& group_rewards);
+  void ComputeAdvantagesAndMask(const GrpoSection& grpo, int64_t group_size);
 };
+
+void GrpoTrainer::Batch::Append(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group,
+                                const std::vector<double>& group_rewards) {
+  for (const rollout::Completion& c : group.completions) {
+    prompt_ids.push_back(prompt);
+    completion_ids.push_back(c.token_ids);
+    truncated.push_back(c.finish_reason == rollout::FinishReason::kLength);
+  }
+  rewards.insert(rewards.end(), group_rewards.begin(), group_rewards.end());
+}
+
+// Unscorable completions take their group's scored mean (no effect on the baseline) and are
+// masked out of the loss.
+void GrpoTrainer::Batch::ComputeAdvantagesAndMask(const GrpoSection& grpo, int64_t group_size) {
+  std::vector<double> filled = rewards;
+  for (size_t g = 0; g < filled.size(); g += static_cast<size_t>(group_size)) {
+    std::vector<double> scored;
+    for (size_t i = g; i < g + static_cast<size_t>(group_size); ++i) {
+      if (!std::isnan(filled[i])) scored.push_back(filled[i]);
+    }
+    const double mean = Mean(scored);
+    for (size_t i = g; i < g + static_cast<size_t>(group_size); ++i) {
+      if (std::isnan(filled[i])) filled[i] = mean;
+    }
+  }
+  AdvantageOptions options;
+  options.scale_rewards = grpo.scale_rewards;
+  options.rloo = grpo.rloo;
+  options.eps = grpo.advantage_eps;
+  advantages = ComputeGroupAdvantages(torch::tensor(filled, torch::kDouble), group_size, options)
+                   .advantages.to(torch::kFloat32);
+  tokens = MakeTokenBatch(prompt_ids, completion_ids);
+  std::vector<float> keep(rewards.size());
+  for (size_t i = 0; i < keep.size(); ++i) {
+    const bool masked = std::isnan(rewards[i]) || (grpo.mask_truncated_completions && truncated[i]);
+    keep[i] = masked ? 0.0f : 1.0f;
+  }
+  loss_mask = tokens.completion_mask * torch::tensor(keep).unsqueeze(1);
+}
 
 GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
                          std::span<const data::Example> prompts, rollout::ScoreFn score)
@@ -105,126 +226,38 @@ nlohmann::ordered_json GrpoTrainer::Step() {
   return m;
 }
 
+std::vector<rollout::RolloutPrompt> GrpoTrainer::DrawPrompts() {
+  std::vector<rollout::RolloutPrompt> prompts;
+  for (int64_t index : sampler_.Next(config_.grpo.prompts_per_step)) {
+    const data::Example& e = prompts_[static_cast<size_t>(index)];
+    std::string text = RenderPrompt(config_.tokenizer, e);
+    std::vector<int32_t> ids = policy_.tokenizer->Encode(text);
+    prompts.push_back({std::move(ids), std::move(text), e.answer});
+  }
+  return prompts;
+}
+
 GrpoTrainer::Batch GrpoTrainer::SampleAndScore(nlohmann::ordered_json& m) {
-  const GrpoSection& grpo = config_.grpo;
-  const int64_t group = config_.rollout.num_generations;
-  rollout::SamplingParams sampling;
-  sampling.temperature = config_.rollout.temperature;
-  sampling.top_k = config_.rollout.top_k;
-  sampling.top_p = config_.rollout.top_p;
-  sampling.min_p = config_.rollout.min_p;
-  sampling.max_new_tokens = config_.rollout.max_new_tokens;
-  sampling.eos_ids = policy_.generation.eos_token_ids;
-  sampling.stop_strings = config_.rollout.stop_strings;
-
+  rollout::SamplingParams sampling = MakeSamplingParams(config_, policy_);
   Batch batch;
-  std::vector<double> all_rewards, group_stds, lengths, terminated_lengths;
-  std::vector<std::pair<std::string, std::vector<double>>> per_rule;  // in the reward's rule order
-  int64_t groups_seen = 0, zero_std_groups = 0, unscorable = 0, clipped = 0, rounds = 0;
-  double generation_s = 0, scoring_s = 0, scoring_tail_s = 0;
+  SampleStats stats;
+  GroupSelector selector(config_.grpo);
   torch::NoGradGuard no_grad;
-  while (rounds < (grpo.dynamic_sampling ? grpo.dynamic_sampling_max_rounds : 1)) {
+  while (!selector.done()) {
     // 1. sample and 2. score
-    std::vector<rollout::RolloutPrompt> prompts;
-    for (int64_t index : sampler_.Next(grpo.prompts_per_step)) {
-      const data::Example& e = prompts_[static_cast<size_t>(index)];
-      std::string text = RenderPrompt(config_.tokenizer, e.prompt);
-      std::vector<int32_t> ids = policy_.tokenizer->Encode(text);
-      prompts.push_back({std::move(ids), std::move(text), e.answer});
-    }
+    std::vector<rollout::RolloutPrompt> prompts = DrawPrompts();
     sampling.seed = static_cast<uint64_t>(config_.run.seed) * 0x9e3779b97f4a7c15ULL +
-                    static_cast<uint64_t>(step_) * 1000 + static_cast<uint64_t>(rounds);
+                    static_cast<uint64_t>(step_) * 1000 + static_cast<uint64_t>(selector.rounds());
     rollout::RolloutResult result = engine_.Run(prompts, sampling, score_);
-    generation_s += result.stats.generation_seconds;
-    scoring_s += result.stats.scoring_seconds;
-    scoring_tail_s += result.stats.scoring_tail_seconds;
-    ++rounds;
-
-    for (const rollout::RolloutGroup& g : result.groups) {
-      std::vector<double> scored;
-      for (const rollout::Completion& c : g.completions) {
-        const rewards::RewardResult& r = *c.reward;
-        if (r.total) {
-          scored.push_back(*r.total);
-          all_rewards.push_back(*r.total);
-        } else {
-          ++unscorable;
-        }
-        for (size_t k = 0; k < r.components.size(); ++k) {
-          if (k == per_rule.size()) per_rule.push_back({r.components[k].rule, {}});
-          if (r.components[k].status == rewards::ScoreStatus::kOk) per_rule[k].second.push_back(r.components[k].value);
-        }
-        lengths.push_back(static_cast<double>(c.token_ids.size()));
-        if (c.finish_reason == rollout::FinishReason::kLength) ++clipped;
-        else terminated_lengths.push_back(static_cast<double>(c.token_ids.size()));
-      }
-      const double sd = Std(scored);
-      group_stds.push_back(sd);
-      ++groups_seen;
-      const bool no_signal = scored.size() < 2 || sd == 0.0;
-      zero_std_groups += no_signal;
-      // 3. dynamic sampling keeps only groups with signal, up to the batch size
-      if (grpo.dynamic_sampling && no_signal) continue;
-      if (static_cast<int64_t>(batch.rewards.size()) >= grpo.prompts_per_step * group) continue;
-      for (const rollout::Completion& c : g.completions) {
-        batch.prompt_ids.push_back(prompts[static_cast<size_t>(g.prompt_index)].prompt_ids);
-        batch.completion_ids.push_back(c.token_ids);
-        batch.rewards.push_back(c.reward->total ? *c.reward->total : std::numeric_limits<double>::quiet_NaN());
-        batch.truncated.push_back(c.finish_reason == rollout::FinishReason::kLength);
-      }
-    }
-    if (static_cast<int64_t>(batch.rewards.size()) >= grpo.prompts_per_step * group) break;
-  }
-
-  m["reward"] = Mean(all_rewards);
-  m["reward_std"] = Mean(group_stds);
-  for (const auto& [rule, values] : per_rule) {
-    m["rewards/" + rule + "/mean"] = Mean(values);
-    m["rewards/" + rule + "/std"] = Std(values);
-  }
-  m["frac_reward_zero_std"] = static_cast<double>(zero_std_groups) / static_cast<double>(groups_seen);
-  m["unscorable"] = unscorable;
-  const double count = static_cast<double>(lengths.size());
-  m["completions/mean_length"] = Mean(lengths);
-  m["completions/min_length"] = *std::min_element(lengths.begin(), lengths.end());
-  m["completions/max_length"] = *std::max_element(lengths.begin(), lengths.end());
-  m["completions/clipped_ratio"] = static_cast<double>(clipped) / count;
-  m["completions/mean_terminated_length"] = Mean(terminated_lengths);
-  if (grpo.dynamic_sampling) {
-    m["dynamic_sampling/rounds"] = rounds;
-    m["dynamic_sampling/kept_groups"] = static_cast<int64_t>(batch.rewards.size()) / group;
-  }
-  m["time/generation"] = generation_s;
-  m["time/scoring"] = scoring_s;
-  m["time/scoring_tail"] = scoring_tail_s;
-  if (batch.rewards.empty()) return batch;
-
-  // 3. advantages. Unscorable completions take their group's scored mean (no effect on the
-  // baseline) and are masked out of the loss below.
-  std::vector<double> filled = batch.rewards;
-  for (size_t g = 0; g < filled.size(); g += static_cast<size_t>(group)) {
-    std::vector<double> scored;
-    for (size_t i = g; i < g + static_cast<size_t>(group); ++i) {
-      if (!std::isnan(filled[i])) scored.push_back(filled[i]);
-    }
-    const double mean = Mean(scored);
-    for (size_t i = g; i < g + static_cast<size_t>(group); ++i) {
-      if (std::isnan(filled[i])) filled[i] = mean;
+    std::vector<std::vector<double>> rewards = stats.Add(result);
+    // 3. the groups that join the batch (with dynamic sampling: only those with signal)
+    for (size_t g : selector.Offer(rewards)) {
+      const rollout::RolloutGroup& group = result.groups[g];
+      batch.Append(prompts[static_cast<size_t>(group.prompt_index)].prompt_ids, group, rewards[g]);
     }
   }
-  AdvantageOptions options;
-  options.scale_rewards = grpo.scale_rewards;
-  options.rloo = grpo.rloo;
-  options.eps = grpo.advantage_eps;
-  batch.advantages = ComputeGroupAdvantages(torch::tensor(filled, torch::kDouble), group, options)
-                         .advantages.to(torch::kFloat32);
-  batch.tokens = MakeTokenBatch(batch.prompt_ids, batch.completion_ids);
-  std::vector<float> keep(batch.rewards.size());
-  for (size_t i = 0; i < keep.size(); ++i) {
-    const bool masked = std::isnan(batch.rewards[i]) || (grpo.mask_truncated_completions && batch.truncated[i]);
-    keep[i] = masked ? 0.0f : 1.0f;
-  }
-  batch.loss_mask = batch.tokens.completion_mask * torch::tensor(keep).unsqueeze(1);
+  stats.Write(selector, config_.grpo.dynamic_sampling, m);
+  if (!batch.rewards.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, config_.rollout.num_generations);
   return batch;
 }
 
@@ -240,20 +273,23 @@ void GrpoTrainer::Update(Batch& batch, nlohmann::ordered_json& m) {
     updates_ += updates_per_step;
     return;
   }
-  const int64_t rows = batch.tokens.input_ids.size(0);
-  const int64_t mini = rows / grpo.num_mini_batches;
-  const int64_t micro = std::max<int64_t>(mini / grpo.gradient_accumulation_steps, 1);
-  auto micro_rows = [&](int64_t begin) { return torch::arange(begin, std::min(begin + micro, rows), torch::kInt64); };
+  const std::vector<Rows> minis = SplitRows({0, batch.tokens.input_ids.size(0)}, grpo.num_mini_batches);
+  auto micros = [&](Rows mini) { return SplitRows(mini, grpo.gradient_accumulation_steps); };
+  auto select = [](Rows rows) { return torch::arange(rows.first, rows.second, torch::kInt64); };
 
   // 4. log-probs without gradient: the sampling policy's (when the batch is used for more
-  // than one update) and the reference's (for the KL term).
+  // than one update) and the reference's (for the KL term). Same micro-batches as the update,
+  // so that float rounding matches.
   auto frozen_logprobs = [&](model::Qwen2Impl& model) {
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> parts;
-    for (int64_t begin = 0; begin < rows; begin += micro) {
-      TokenBatch sub = SelectRows(batch.tokens, micro_rows(begin));
-      torch::Tensor lp = ComputeCompletionLogprobs(model, sub, temperature, grpo.logprob_chunk_size, false).logprobs;
-      parts.push_back(torch::constant_pad_nd(lp, {0, batch.tokens.completion_ids.size(1) - lp.size(1)}));
+    for (Rows mini : minis) {
+      for (Rows micro : micros(mini)) {
+        if (micro.first == micro.second) continue;
+        TokenBatch sub = SelectRows(batch.tokens, select(micro));
+        torch::Tensor lp = ComputeCompletionLogprobs(model, sub, temperature, grpo.logprob_chunk_size, false).logprobs;
+        parts.push_back(torch::constant_pad_nd(lp, {0, batch.tokens.completion_ids.size(1) - lp.size(1)}));
+      }
     }
     return torch::cat(parts, 0);
   };
@@ -276,15 +312,20 @@ void GrpoTrainer::Update(Batch& batch, nlohmann::ordered_json& m) {
   loss_options.max_completion_length = config_.rollout.max_new_tokens;
   policy_.model->train();
   for (int64_t iteration = 0; iteration < grpo.num_iterations; ++iteration) {
-    for (int64_t mb = 0; mb < grpo.num_mini_batches; ++mb) {
+    for (Rows mini : minis) {
+      if (mini.first == mini.second) {  // a short batch with fewer rows than mini-batches
+        ++updates_;                     // keeps the learning-rate schedule in step
+        continue;
+      }
       t0 = Clock::now();
       optimizer_.zero_grad();
-      loss_options.total_sequences = mini;
-      loss_options.total_tokens = batch.loss_mask.narrow(0, mb * mini, mini).sum().item<double>();
+      loss_options.total_sequences = mini.second - mini.first;
+      loss_options.total_tokens = batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>();
       bool finite = true;
       double loss_value = 0;
-      for (int64_t begin = mb * mini; begin < (mb + 1) * mini; begin += micro) {
-        torch::Tensor index = micro_rows(begin);
+      for (Rows micro : micros(mini)) {
+        if (micro.first == micro.second) continue;
+        torch::Tensor index = select(micro);
         TokenBatch sub = SelectRows(batch.tokens, index);
         const int64_t width = sub.completion_ids.size(1);
         CompletionLogprobs lp = ComputeCompletionLogprobs(*policy_.model, sub, temperature, grpo.logprob_chunk_size,

@@ -2,7 +2,8 @@
 //
 //   1. sample   G completions for each of grpo.prompts_per_step prompts (rollout engine);
 //   2. score    each completion the moment it finishes (in process, or the reward server);
-//   3. advantages, group-relative (trainer/grpo_loss.h), with DAPO's dynamic sampling when on;
+//   3. advantages, group-relative (trainer/grpo_loss.h), with DAPO's dynamic sampling when on
+//               (trainer/dynamic_sampling.h);
 //   4. log-probs of the sampling policy (when the batch is reused: μ > 1 or mini-batches) and
 //               of the frozen reference (when beta > 0), without gradient;
 //   5. loss and update: μ passes over the batch, each cut into mini-batches (one AdamW step
@@ -56,6 +57,7 @@ class GrpoTrainer {
 
  private:
   struct Batch;
+  std::vector<rollout::RolloutPrompt> DrawPrompts();
   Batch SampleAndScore(nlohmann::ordered_json& metrics);
   void Update(Batch& batch, nlohmann::ordered_json& metrics);
 

@@ -6,6 +6,11 @@
 #include <ATen/ATen.h>
 
 namespace rl::trainer {
+namespace {
+
+constexpr double kZeroStdTolerance = 1e-8;  // torch.isclose's default atol (std is never negative)
+
+}  // namespace
 
 GroupAdvantages ComputeGroupAdvantages(const at::Tensor& rewards, int64_t group_size,
                                        const AdvantageOptions& options) {
@@ -51,9 +56,9 @@ GroupAdvantages ComputeGroupAdvantages(const at::Tensor& rewards, int64_t group_
   return out;
 }
 
-at::Tensor ZeroStdGroups(const GroupAdvantages& advantages) {
-  return at::isclose(advantages.group_std, at::zeros_like(advantages.group_std));
-}
+bool IsZeroStd(double std) { return std <= kZeroStdTolerance; }
+
+at::Tensor ZeroStdGroups(const GroupAdvantages& advantages) { return advantages.group_std <= kZeroStdTolerance; }
 
 at::Tensor KlK3(const at::Tensor& logprobs, const at::Tensor& ref_logprobs, double log_ratio_clamp) {
   at::Tensor d = (ref_logprobs - logprobs).clamp(-log_ratio_clamp, log_ratio_clamp);

@@ -57,7 +57,12 @@ struct GroupAdvantages {
 GroupAdvantages ComputeGroupAdvantages(const at::Tensor& rewards, int64_t group_size,
                                        const AdvantageOptions& options);
 
-// A mask of zero-variance groups [P] bool, for dynamic sampling (DAPO).
+// Whether a group whose rewards have standard deviation `std` counts as all equal: within
+// float rounding of 0, as TRL's torch.isclose(std, 0) (three rewards of 0.1 have std ~1e-17).
+// Such a group gets zero advantages, and dynamic sampling drops it (trainer/dynamic_sampling.h).
+bool IsZeroStd(double std);
+
+// IsZeroStd of every group: [P] bool.
 at::Tensor ZeroStdGroups(const GroupAdvantages& advantages);
 
 struct PolicyLossOptions {

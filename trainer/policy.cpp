@@ -55,11 +55,13 @@ std::vector<std::string> SpecialTokens(const TokenizerSection& t) {
 
 }  // namespace
 
-std::string RenderPrompt(const TokenizerSection& tokenizer, std::string_view prompt) {
-  if (tokenizer.prompt_format == PromptFormat::kPlain) return std::string(prompt) + "\n";
+std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example& example) {
+  if (example.messages.empty() && tokenizer.prompt_format == PromptFormat::kPlain) return example.prompt + "\n";
   std::vector<text::ChatMessage> messages;
-  if (!tokenizer.system_prompt.empty()) messages.push_back({"system", tokenizer.system_prompt});
-  messages.push_back({"user", std::string(prompt)});
+  const bool has_system = !example.messages.empty() && example.messages.front().role == "system";
+  if (!has_system && !tokenizer.system_prompt.empty()) messages.push_back({"system", tokenizer.system_prompt});
+  if (example.messages.empty()) messages.push_back({"user", example.prompt});
+  messages.insert(messages.end(), example.messages.begin(), example.messages.end());
   return text::RenderChatMl(messages, /*add_generation_prompt=*/true);
 }
 

@@ -4,7 +4,7 @@
 //
 //   Policy policy = LoadPolicy(dir, "", config);          // config.json, model.safetensors,
 //                                                         // tokenizer.json, generation_config.json
-//   std::string text = RenderPrompt(config.tokenizer, "Compute 1/2 + 1/4.");
+//   std::string text = RenderPrompt(config.tokenizer, example);  // a data::Example
 //   std::vector<int32_t> ids = policy.tokenizer->Encode(text);
 //   SavePolicy(policy, "runs/x/final");                   // same four files
 //
@@ -14,9 +14,9 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "rl/data/dataset.h"
 #include "rl/model/config.h"
 #include "rl/model/qwen2.h"
 #include "rl/text/tokenizer.h"
@@ -31,10 +31,12 @@ struct Policy {
   model::GenerationConfig generation;  // eos ids (the configured eos token first)
 };
 
-// The text the policy is conditioned on: plain: the prompt and a newline; chatml: the
-// Qwen2.5 chat template with the generation prompt (system prompt from the config or the
-// template's default).
-std::string RenderPrompt(const TokenizerSection& tokenizer, std::string_view prompt);
+// The text the policy is conditioned on, with the generation prompt where there is a template.
+// A text prompt: plain: the prompt and a newline; chatml: the Qwen2.5 chat template around one
+// user message. A conversation (example.messages): the Qwen2.5 chat template whatever the
+// prompt_format, as TRL renders conversational data. Either way the system prompt is the
+// conversation's own, else tokenizer.system_prompt, else the template's default.
+std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example& example);
 
 // Trains a byte-level BPE tokenizer on `corpus` (tokenizer.train_vocab_size, the EOS token
 // and, for chatml, <|im_start|>/<|im_end|> as special tokens) and a randomly initialised

@@ -56,7 +56,7 @@ Datasets LoadData(const TrainConfig& config) {
 
 std::vector<std::string> TokenizerCorpus(const TrainConfig& config, const std::vector<data::Example>& train) {
   std::vector<std::string> corpus;
-  for (const data::Example& e : train) corpus.push_back(RenderPrompt(config.tokenizer, e.prompt) + e.response);
+  for (const data::Example& e : train) corpus.push_back(RenderPrompt(config.tokenizer, e) + e.response);
   return corpus;
 }
 

@@ -30,7 +30,7 @@ std::vector<TokenizedExample> Tokenize(const Policy& policy, const TrainConfig& 
                                   config.data.response_key + "')");
     }
     TokenizedExample t;
-    t.prompt = policy.tokenizer->Encode(RenderPrompt(config.tokenizer, examples[i].prompt));
+    t.prompt = policy.tokenizer->Encode(RenderPrompt(config.tokenizer, examples[i]));
     t.response = policy.tokenizer->Encode(examples[i].response + config.tokenizer.eos_token);
     const size_t room = static_cast<size_t>(std::max<int64_t>(config.sft.max_length - 1, 1));
     if (t.prompt.size() > room) t.prompt.resize(room);

@@ -2,13 +2,19 @@
 #include <fstream>
 #include <set>
 
+#include <torch/torch.h>
+#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
 #include <catch2/catch.hpp>
 
 #include "rl/data/dataset.h"
 #include "rl/data/fraction_task.h"
 #include "rl/data/sampler.h"
+#include "trainer/policy.h"
 
 using namespace rl::data;
+using rl::trainer::PromptFormat;
+using rl::trainer::RenderPrompt;
+using rl::trainer::TokenizerSection;
 
 namespace {
 
@@ -41,8 +47,86 @@ TEST_CASE("JSONL errors name the file and line", "[data]") {
   CHECK_THROWS_WITH(ReadJsonlExamples(missing, keys),
                     Catch::Contains("rl_data_missing.jsonl:1: missing key 'prompt' (keys present: answer, question)"));
   std::string wrong = WriteTemp("rl_data_wrong.jsonl", "{\"prompt\": 3, \"answer\": \"b\"}\n");
-  CHECK_THROWS_WITH(ReadJsonlExamples(wrong, keys), Catch::Contains(":1: key 'prompt' must be a string, got number"));
+  CHECK_THROWS_WITH(ReadJsonlExamples(wrong, keys),
+                    Catch::Contains(":1: key 'prompt' must be a string or a list of chat messages, got number"));
   CHECK_THROWS_WITH(ReadJsonlExamples("/nonexistent/x.jsonl", keys), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("JSONL prompts as chat messages (TRL's conversational form)", "[data][chat]") {
+  std::string path = WriteTemp("rl_data_chat.jsonl",
+                               "{\"prompt\": \"1+1\", \"answer\": 2}\n"
+                               "{\"prompt\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                               " {\"role\": \"user\", \"content\": \"1+1\", \"name\": \"ignored\"}], \"answer\": 2}\n"
+                               "{\"prompt\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\","
+                               " \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}], \"answer\": 3}\n");
+  auto rows = ReadJsonlExamples(path, JsonlKeys{});
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].prompt == "1+1");
+  CHECK(rows[0].messages.empty());
+  CHECK(rows[1].prompt.empty());
+  REQUIRE(rows[1].messages.size() == 2);
+  CHECK(rows[1].messages[0].role == "system");
+  CHECK(rows[1].messages[0].content == "Be brief.");
+  CHECK(rows[1].messages[1].role == "user");
+  CHECK(rows[1].messages[1].content == "1+1");
+  REQUIRE(rows[2].messages.size() == 3);
+  CHECK(rows[2].messages[1].role == "assistant");
+}
+
+TEST_CASE("chat-message prompts of the wrong shape name the file, line and field", "[data][chat]") {
+  const std::string good = "{\"prompt\": [{\"role\": \"user\", \"content\": \"ok\"}], \"answer\": 1}\n";
+  auto error_of = [&](const std::string& prompt) {
+    std::string path = WriteTemp("rl_data_chat_bad.jsonl", good + "{\"prompt\": " + prompt + ", \"answer\": 1}\n");
+    try {
+      ReadJsonlExamples(path, JsonlKeys{});
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error_of("[]"),
+             Catch::EndsWith("rl_data_chat_bad.jsonl:2: key 'prompt' is an empty list; expected at least one message"));
+  CHECK_THAT(error_of("[\"hi\"]"),
+             Catch::EndsWith(":2: key 'prompt[0]' must be an object {\"role\", \"content\"}, got string"));
+  CHECK_THAT(error_of("[{\"role\": \"user\"}]"),
+             Catch::EndsWith(":2: key 'prompt[0]' must have 'role' and 'content', missing 'content'"));
+  CHECK_THAT(error_of("[{\"content\": \"hi\"}]"),
+             Catch::EndsWith(":2: key 'prompt[0]' must have 'role' and 'content', missing 'role'"));
+  CHECK_THAT(error_of("[{\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"tool\", \"content\": \"x\"}]"),
+             Catch::EndsWith(":2: key 'prompt[1].role' must be \"system\", \"user\" or \"assistant\", got \"tool\""));
+  CHECK_THAT(error_of("[{\"role\": 1, \"content\": \"x\"}]"),
+             Catch::EndsWith(":2: key 'prompt[0].role' must be \"system\", \"user\" or \"assistant\", got number"));
+  CHECK_THAT(error_of("[{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"x\"}]}]"),
+             Catch::EndsWith(":2: key 'prompt[0].content' must be a string, got array"));
+  CHECK_THAT(error_of("[{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\"}]"),
+             Catch::EndsWith(":2: key 'prompt': the last message must have role \"user\", got \"assistant\""));
+  CHECK_THAT(error_of("{\"role\": \"user\", \"content\": \"x\"}"),
+             Catch::EndsWith(":2: key 'prompt' must be a string or a list of chat messages, got object"));
+}
+
+TEST_CASE("text and chat-message prompts render through the same chat template", "[data][chat]") {
+  TokenizerSection chatml;
+  chatml.prompt_format = PromptFormat::kChatMl;
+  const std::string header =
+      "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n";
+  const std::string question = "<|im_start|>user\n1+1?<|im_end|>\n<|im_start|>assistant\n";
+  Example text{"1+1?", "2", ""};
+  Example chat;
+  chat.messages = {{"user", "1+1?"}};
+  CHECK(RenderPrompt(chatml, text) == header + question);
+  CHECK(RenderPrompt(chatml, chat) == header + question);
+  // A conversation uses the template even when text prompts are plain.
+  TokenizerSection plain;
+  CHECK(RenderPrompt(plain, text) == "1+1?\n");
+  CHECK(RenderPrompt(plain, chat) == header + question);
+  // The configured system prompt stands in for a missing system message, never for one given.
+  chatml.system_prompt = "Think first.";
+  CHECK(RenderPrompt(chatml, chat) == "<|im_start|>system\nThink first.<|im_end|>\n" + question);
+  chat.messages.insert(chat.messages.begin(), {"system", "Be brief."});
+  CHECK(RenderPrompt(chatml, chat) == "<|im_start|>system\nBe brief.<|im_end|>\n" + question);
+  chat.messages = {{"user", "a"}, {"assistant", "b"}, {"user", "1+1?"}};
+  CHECK(RenderPrompt(plain, chat) ==
+        header + "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n" + question);
 }
 
 TEST_CASE("rationals in every form", "[data][task]") {

@@ -1,0 +1,153 @@
+// GRPO steps of a tiny random model whose rewards are scripted by each prompt's gold answer,
+// so that which groups have reward signal is known in advance: DAPO's dynamic sampling
+// through the trainer's real sample → score → select → update path.
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
+#include <catch2/catch.hpp>
+
+#include "rl/data/dataset.h"
+#include "trainer/config.h"
+#include "trainer/grpo.h"
+#include "trainer/policy.h"
+
+using namespace rl::trainer;
+
+namespace {
+
+// The reward of a completion, by its prompt's gold answer:
+//   "flat"   : 0.1 for all three completions (all equal, though their float std is ~1e-17);
+//   "varied" : the completion's sample index 0, 1, 2 (signal);
+//   "one"    : sample 0 scores 1, the others are unscorable (one scored reward: no signal).
+rl::rewards::RewardResult ScriptedReward(const rl::rollout::RolloutPrompt& prompt,
+                                         const rl::rollout::Completion& completion) {
+  rl::rewards::RewardResult r;
+  if (prompt.gold == "flat") r.total = 0.1;
+  if (prompt.gold == "varied") r.total = static_cast<double>(completion.sample_index);
+  if (prompt.gold == "one" && completion.sample_index == 0) r.total = 1.0;
+  return r;
+}
+
+// Two prompts per step, three completions each; prompts drawn in file order (no shuffle).
+TrainConfig DynamicConfig(int64_t max_rounds, int64_t mini_batches) {
+  TrainConfig c = ParseTrainConfig(R"(
+run: {seed: 5, threads: 1}
+model:
+  tiny: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2,
+         num_key_value_heads: 1, max_position_embeddings: 64}
+tokenizer: {train_vocab_size: 280}
+data: {shuffle: false}
+rollout: {num_generations: 3, max_new_tokens: 6, batch_size: 16}
+grpo: {steps: 1, prompts_per_step: 2, learning_rate: 1e-2, dynamic_sampling: true}
+)",
+                                   "grpo-step-test");
+  c.grpo.dynamic_sampling_max_rounds = max_rounds;
+  c.grpo.num_mini_batches = mini_batches;
+  return c;
+}
+
+std::vector<rl::data::Example> Prompts(const std::vector<std::string>& golds) {
+  std::vector<rl::data::Example> prompts;
+  for (const std::string& gold : golds) prompts.push_back({"Compute 1/2 + 1/4.", gold, ""});
+  return prompts;
+}
+
+Policy TinyPolicy(const TrainConfig& config) {
+  std::vector<std::string> corpus = {"Compute 1/2 + 1/4.\n<think>2/4 + 1/4 = 3/4</think><answer>3/4</answer>"};
+  return MakeTinyPolicy(config, corpus);
+}
+
+std::vector<torch::Tensor> Snapshot(Policy& policy) {
+  std::vector<torch::Tensor> copies;
+  for (const torch::Tensor& p : policy.model->parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+bool Unchanged(Policy& policy, const std::vector<torch::Tensor>& before) {
+  std::vector<torch::Tensor> now = policy.model->parameters();
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (!torch::equal(now[i], before[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("dynamic sampling drops groups without signal and samples rounds until the batch is full",
+          "[grpo][dynamic]") {
+  const TrainConfig config = DynamicConfig(/*max_rounds=*/4, /*mini_batches=*/1);
+  Policy policy = TinyPolicy(config);
+  // Round 1: flat (dropped), varied (kept). Round 2: flat, one (both dropped). Round 3:
+  // varied (kept: the batch is full), varied (signal, but no room left).
+  const std::vector<rl::data::Example> prompts = Prompts({"flat", "varied", "flat", "one", "varied", "varied", "flat"});
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  nlohmann::ordered_json m = trainer.Step();
+  CHECK(m["dynamic_sampling/rounds"] == 3);
+  CHECK(m["dynamic_sampling/kept_groups"] == 2);
+  CHECK(trainer.State()["data_offset"] == 6);  // three rounds drew 3 × 2 prompts
+  CHECK(m["frac_reward_zero_std"].get<double>() == 3.0 / 6.0);  // flat, flat, one of 6 groups
+  CHECK(m["unscorable"] == 2);
+  // Over every scored completion sampled: 0.1 ×6, 0+1+2 ×3 and 1 of 16.
+  CHECK(m["reward"].get<double>() == Approx((0.6 + 9.0 + 1.0) / 16.0));
+  CHECK(m["grad_norm"].get<double>() > 0.0);
+}
+
+TEST_CASE("dynamic sampling stops after max_rounds and trains on the short batch", "[grpo][dynamic]") {
+  // Six mini-batches for a full batch of 2 × 3 rows; the short batch has 3 rows, fewer than
+  // the mini-batches: each row still lands in one of them.
+  const TrainConfig config = DynamicConfig(/*max_rounds=*/2, /*mini_batches=*/6);
+  Policy policy = TinyPolicy(config);
+  const std::vector<rl::data::Example> prompts = Prompts({"flat", "varied", "flat", "flat", "varied", "varied"});
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  const std::vector<torch::Tensor> before = Snapshot(policy);
+  nlohmann::ordered_json m = trainer.Step();
+  CHECK(m["dynamic_sampling/rounds"] == 2);
+  CHECK(m["dynamic_sampling/kept_groups"] == 1);
+  CHECK(trainer.State()["data_offset"] == 4);
+  CHECK(m["frac_reward_zero_std"].get<double>() == 3.0 / 4.0);
+  CHECK(m["grad_norm"].get<double>() > 0.0);
+  CHECK_FALSE(Unchanged(policy, before));
+  CHECK(trainer.State()["updates"] == 6);  // the learning-rate schedule advanced by a full step
+}
+
+TEST_CASE("a step whose groups all lack signal skips the update", "[grpo][dynamic]") {
+  const TrainConfig config = DynamicConfig(/*max_rounds=*/3, /*mini_batches=*/2);
+  Policy policy = TinyPolicy(config);
+  const std::vector<rl::data::Example> prompts = Prompts({"flat", "one"});
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  const std::vector<torch::Tensor> before = Snapshot(policy);
+  nlohmann::ordered_json m = trainer.Step();
+  CHECK(m["dynamic_sampling/rounds"] == 3);
+  CHECK(m["dynamic_sampling/kept_groups"] == 0);
+  CHECK(m["frac_reward_zero_std"].get<double>() == 1.0);
+  CHECK(m["loss"].get<double>() == 0.0);
+  CHECK(m["grad_norm"].get<double>() == 0.0);
+  CHECK(Unchanged(policy, before));
+  CHECK(trainer.step() == 1);
+  CHECK(trainer.State()["updates"] == 2);
+}
+
+TEST_CASE("without dynamic sampling one round is sampled and every group kept", "[grpo][dynamic]") {
+  // The same round (same seed, same prompts) with dynamic sampling on and off: off keeps the
+  // flat group too, so its batch holds more tokens.
+  const std::vector<rl::data::Example> prompts = Prompts({"flat", "varied", "varied"});
+  auto step = [&](bool dynamic) {
+    TrainConfig config = DynamicConfig(/*max_rounds=*/1, /*mini_batches=*/1);
+    config.grpo.dynamic_sampling = dynamic;
+    Policy policy = TinyPolicy(config);
+    GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+    nlohmann::ordered_json m = trainer.Step();
+    CHECK(trainer.State()["data_offset"] == 2);
+    CHECK(m["frac_reward_zero_std"].get<double>() == 0.5);
+    return m;
+  };
+  nlohmann::ordered_json on = step(true);
+  nlohmann::ordered_json off = step(false);
+  CHECK(on["dynamic_sampling/kept_groups"] == 1);
+  CHECK_FALSE(off.contains("dynamic_sampling/rounds"));
+  CHECK(off["num_tokens"].get<double>() > on["num_tokens"].get<double>());
+}
