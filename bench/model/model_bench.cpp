@@ -2,9 +2,11 @@
 // random model of Qwen2.5-0.5B's shape, float32 and bfloat16, batch 1/8/16/64, decoding with the
 // KV cache against recomputing the whole sequence each step; peak RSS. Medians of --repeats.
 // "floor" is the rate of the bare matrix products of a decode step (see MatmulFloorSeconds).
+// --kernel compares the bf16 products of rl/model/bf16_gemm.h ("auto": the best this CPU runs)
+// with LibTorch's ("torch") side by side in one run; float32 always uses LibTorch.
 //
 //   model_bench                                  # everything (minutes on 2 cores)
-//   model_bench --shape qwen0.5b --dtype bf16 --batch 1,16 --new-tokens 16 --repeats 3
+//   model_bench --shape qwen0.5b --dtype bf16 --batch 1,16 --kernel auto,torch --repeats 3
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -27,6 +29,7 @@ struct Options {
   std::vector<std::string> shapes = {"tiny", "qwen0.5b"};
   std::vector<std::string> dtypes = {"bf16", "f32"};
   std::vector<int64_t> batches = {1, 8, 16, 64};
+  std::vector<std::string> kernels = {"auto", "torch"};
   int64_t prompt_len = 32;
   int64_t new_tokens = 16;
   int64_t recompute_tokens = 4;  // recompute is O(T^2): fewer steps keep runs short
@@ -64,7 +67,8 @@ struct Figures {
 // The matrix products no decode step can avoid: every weight matrix (the lm_head included) once
 // for B rows. Its rate is the machine's ceiling for decoding at this moment, so decode/floor
 // says how close the forward pass comes to it even when the machine is shared and loaded.
-double MatmulFloorSeconds(rl::model::Qwen2& model, int64_t B, int64_t steps) {
+double MatmulFloorSeconds(rl::model::Qwen2& model, int64_t B, int64_t steps,
+                          rl::model::Bf16Kernel kernel) {
   std::vector<torch::Tensor> weights;
   for (const auto& p : model->named_parameters()) {
     const bool lookup_only =
@@ -77,7 +81,8 @@ double MatmulFloorSeconds(rl::model::Qwen2& model, int64_t B, int64_t steps) {
   }
   const auto start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
-    for (size_t i = 0; i < weights.size(); ++i) torch::linear(inputs[i], weights[i]);
+    for (size_t i = 0; i < weights.size(); ++i)
+      rl::model::LinearForward(inputs[i], weights[i], {}, kernel);
   }
   return Seconds(start);
 }
@@ -110,7 +115,9 @@ double RunRecompute(rl::model::Qwen2& model, torch::Tensor sequence, int64_t ste
   return Seconds(start);
 }
 
-Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o) {
+Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o,
+                rl::model::Bf16Kernel kernel) {
+  model->UseBf16Kernel(kernel);
   torch::manual_seed(B);
   const torch::Tensor prompt =
       torch::randint(0, model->config().vocab_size, {B, o.prompt_len}, torch::kLong);
@@ -121,7 +128,7 @@ Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o) {
     prefill.push_back(static_cast<double>(B * o.prompt_len) / p);
     decode.push_back(static_cast<double>(B * o.new_tokens) / d);
     floor.push_back(static_cast<double>(B * o.new_tokens) /
-                    MatmulFloorSeconds(model, B, o.new_tokens));
+                    MatmulFloorSeconds(model, B, o.new_tokens, kernel));
     if (o.recompute_tokens > 0) {
       recompute.push_back(static_cast<double>(B * o.recompute_tokens) /
                           RunRecompute(model, prompt, o.recompute_tokens));
@@ -129,6 +136,11 @@ Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o) {
   }
   return {Median(prefill), Median(decode), recompute.empty() ? 0.0 : Median(recompute),
           Median(floor)};
+}
+
+rl::model::Bf16Kernel KernelNamed(const std::string& name) {
+  if (const auto kernel = rl::model::Bf16KernelNamed(name)) return *kernel;
+  throw CLI::ValidationError("--kernel", "unknown kernel '" + name + "'");
 }
 
 }  // namespace
@@ -145,6 +157,8 @@ int main(int argc, char** argv) {
                  "decode steps without the cache (0: skip)");
   app.add_option("--repeats", o.repeats, "runs per figure (the median is printed)");
   app.add_option("--threads", o.threads, "LibTorch threads (0: one per core)");
+  app.add_option("--kernel", o.kernels, "bf16 products: auto, torch, avx2, avx512, amx")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
 
   rl::model::ConfigureThreads(o.threads);
@@ -153,22 +167,30 @@ int main(int argc, char** argv) {
               at::get_num_threads(), static_cast<long long>(o.prompt_len),
               static_cast<long long>(o.new_tokens), static_cast<long long>(o.recompute_tokens),
               o.repeats);
-  std::printf("%-9s %-5s %5s %11s %10s %10s %8s %10s %8s %9s\n", "shape", "dtype", "batch",
-              "prefill t/s", "decode t/s", "recomp t/s", "cache x", "floor t/s", "of floor",
-              "peak MiB");
+  std::printf("%-9s %-5s %-10s %5s %11s %10s %10s %8s %10s %8s %9s\n", "shape", "dtype",
+              "kernel", "batch", "prefill t/s", "decode t/s", "recomp t/s", "cache x",
+              "floor t/s", "of floor", "peak MiB");
   for (const std::string& shape : o.shapes) {
     for (const std::string& dtype_name : o.dtypes) {
       const auto dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
       torch::manual_seed(0);
       rl::model::Qwen2 model(ShapeConfig(shape), torch::TensorOptions().dtype(dtype));
       model->eval();
+      // float32 never reaches the bf16 kernels: one pass, labelled "torch".
+      const std::vector<std::string> kernels =
+          dtype == torch::kBFloat16 ? o.kernels : std::vector<std::string>{"torch"};
       for (int64_t B : o.batches) {
-        const Figures f = Measure(model, B, o);
-        std::printf("%-9s %-5s %5lld %11.1f %10.1f %10.1f %7.1fx %10.1f %7.0f%% %9.0f\n",
-                    shape.c_str(), dtype_name.c_str(), static_cast<long long>(B), f.prefill,
-                    f.decode, f.recompute, f.recompute > 0 ? f.decode / f.recompute : 0.0, f.floor,
-                    100.0 * f.decode / f.floor, PeakRssMiB());
-        std::fflush(stdout);
+        for (const std::string& kernel_name : kernels) {
+          const rl::model::Bf16Kernel kernel = KernelNamed(kernel_name);
+          const Figures f = Measure(model, B, o, kernel);
+          const std::string label(rl::model::Bf16KernelName(kernel));
+          std::printf("%-9s %-5s %-10s %5lld %11.1f %10.1f %10.1f %7.1fx %10.1f %7.0f%% %9.0f\n",
+                      shape.c_str(), dtype_name.c_str(), label.c_str(), static_cast<long long>(B),
+                      f.prefill, f.decode, f.recompute,
+                      f.recompute > 0 ? f.decode / f.recompute : 0.0, f.floor,
+                      100.0 * f.decode / f.floor, PeakRssMiB());
+          std::fflush(stdout);
+        }
       }
     }
   }

@@ -3,10 +3,13 @@
 // key/value head, D head_dim, F intermediate size, V vocabulary.
 #include "rl/model/qwen2.h"
 
+#include "rl/model/bf16_gemm.h"
+
 #include <limits>
 #include <thread>
 
 #include <ATen/Parallel.h>
+#include <torch/autograd.h>
 #include <torch/nn/modules/container/modulelist.h>
 
 namespace rl::model {
@@ -65,8 +68,40 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias,
   if (with_bias) bias = register_parameter("bias", torch::empty({out}, options));
 }
 
+torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                            Bf16Kernel kernel) {
+  const bool no_graph = !torch::GradMode::is_enabled() ||
+                        !(x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+  const int64_t K = w.size(1), N = w.size(0);
+  if (kernel == Bf16Kernel::kNone || !no_graph || !x.device().is_cpu() ||
+      x.scalar_type() != torch::kBFloat16 || w.scalar_type() != torch::kBFloat16 ||
+      (b.defined() && b.scalar_type() != torch::kBFloat16) || !w.is_contiguous() ||
+      x.size(-1) != K || x.numel() / K > Bf16KernelMaxRows(kernel)) {
+    return torch::linear(x, w, b);
+  }
+  const torch::Tensor x2 = x.reshape({-1, K}).contiguous();
+  const torch::Tensor b1 = b.defined() ? b.contiguous() : b;
+  const int64_t M = x2.size(0);
+  torch::Tensor y = torch::empty({M, N}, x.options());
+  const auto bits = [](const torch::Tensor& t) {
+    return t.defined() ? reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()) : nullptr;
+  };
+  auto* out = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+  // Threads take blocks of 64 weight rows, and at least 2 Mi weights (4 MiB) each: waking a
+  // sleeping OpenMP thread costs more than a smaller product (k_proj: 0.1 Mi).
+  constexpr int64_t kColumns = 64, kMinWeightsPerThread = int64_t{1} << 21;
+  const int64_t grain = std::max<int64_t>(1, kMinWeightsPerThread / (kColumns * K));
+  at::parallel_for(0, (N + kColumns - 1) / kColumns, grain, [&](int64_t begin, int64_t end) {
+    Bf16GemmColumns(kernel, bits(x2), bits(w), bits(b1), out, M, N, K, begin * kColumns,
+                    std::min(N, end * kColumns));
+  });
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = N;
+  return y.view(sizes);
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  return torch::linear(x, weight, bias);  // [..., in] -> [..., out]
+  return LinearForward(x, weight, bias, bf16_kernel);  // [..., in] -> [..., out]
 }
 
 RmsNormImpl::RmsNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options)
@@ -304,7 +339,18 @@ torch::Tensor Qwen2Impl::Logits(const torch::Tensor& hidden) {
   // [..., C] -> [..., V], computed in the model's dtype as transformers does, returned in float32.
   const torch::Tensor& w =
       config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
-  return torch::linear(hidden, w).to(torch::kFloat32);
+  return LinearForward(hidden, w, {}, bf16_kernel_).to(torch::kFloat32);
+}
+
+void Qwen2Impl::UseBf16Kernel(Bf16Kernel kernel) {
+  if (!Bf16KernelSupported(kernel)) {
+    throw ModelError("UseBf16Kernel: '" + std::string(Bf16KernelName(kernel)) +
+                     "' does not run on this CPU");
+  }
+  bf16_kernel_ = kernel;
+  for (const auto& module : modules()) {
+    if (auto* linear = module->as<LinearImpl>()) linear->bf16_kernel = kernel;
+  }
 }
 
 torch::Tensor Qwen2Impl::forward(const torch::Tensor& input_ids, const torch::Tensor& positions,

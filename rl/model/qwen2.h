@@ -34,6 +34,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "rl/model/bf16_gemm.h"
 #include "rl/model/config.h"
 #include "rl/model/model_error.h"
 
@@ -76,12 +77,20 @@ class KvCache {
   int64_t batch_, capacity_, length_ = 0;
 };
 
-// y = x W^T (+ b), with HF names "weight" and "bias".
+// x [..., K] · w[N,K]ᵀ (+ b[N]) -> [..., N]. In bf16 on the CPU, when no gradient is being
+// recorded and x has at most Bf16KernelMaxRows(kernel) rows (a decode step), the product runs
+// on `kernel` (rl/model/bf16_gemm.h: faster than LibTorch's there); kNone, a gradient, more
+// rows, another dtype or another device use torch::linear.
+torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                            Bf16Kernel kernel);
+
+// y = x W^T (+ b), with HF names "weight" and "bias", through LinearForward.
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;
+  Bf16Kernel bf16_kernel = BestBf16Kernel();
 };
 TORCH_MODULE(Linear);
 
@@ -164,6 +173,10 @@ class Qwen2Impl : public torch::nn::Module {
   // Copies every parameter of `other` (same shapes) into this model, converting dtype/device:
   // e.g. a frozen reference model for the KL term. Does not change requires_grad.
   void CopyWeightsFrom(Qwen2Impl& other);
+  // Chooses the CPU kernel of every bf16 product at inference (default: the fastest this CPU
+  // runs; kNone: LibTorch's). Kernels round differently, so logits differ in the last bf16 bit.
+  // Throws ModelError when this CPU cannot run `kernel`.
+  void UseBf16Kernel(Bf16Kernel kernel);
 
   Qwen2Body model{nullptr};
   Linear lm_head{nullptr};  // null when tie_word_embeddings: the embedding matrix is used
@@ -173,6 +186,7 @@ class Qwen2Impl : public torch::nn::Module {
                           const torch::Tensor& cos, const torch::Tensor& sin,
                           const torch::Tensor& allowed, KvCache* cache, int64_t layer);
   Qwen2Config config_;
+  Bf16Kernel bf16_kernel_ = BestBf16Kernel();
 };
 TORCH_MODULE(Qwen2);
 

@@ -229,6 +229,38 @@ TEST_CASE("bfloat16 path", "[model]") {
   CHECK(MaxAbsDiff(last.select(1, 0), logits16.select(1, 9)) < 0.05 * scale);
 }
 
+TEST_CASE("bfloat16 products on the CPU kernels agree with LibTorch's", "[model][bf16_gemm]") {
+  torch::NoGradGuard no_grad;
+  // Sums of 256 and 1024 products. (The bits mostly agree with LibTorch's: float32 sums in
+  // another order rarely round to another bf16.)
+  Qwen2Config config = Qwen2Config::Tiny(97);
+  config.hidden_size = 256;
+  config.intermediate_size = 1024;
+  config.head_dim = 64;
+  config.tie_word_embeddings = false;
+  torch::manual_seed(8);
+  Qwen2 model(config, torch::TensorOptions().dtype(torch::kBFloat16));
+  model->eval();
+  const torch::Tensor ids = RandomIds(2, 2, 97, 6);  // 4 rows: within every kernel's limit
+  model->UseBf16Kernel(rl::model::Bf16Kernel::kNone);
+  const torch::Tensor reference = model->forward(ids, {}, {});
+  const double scale = reference.abs().max().item<double>();
+  for (auto kernel : {rl::model::Bf16Kernel::kAvx2, rl::model::Bf16Kernel::kAvx512,
+                      rl::model::Bf16Kernel::kAmx}) {
+    if (!rl::model::Bf16KernelSupported(kernel)) {
+      CHECK_THROWS_AS(model->UseBf16Kernel(kernel), ModelError);
+      continue;
+    }
+    INFO(rl::model::Bf16KernelName(kernel));
+    model->UseBf16Kernel(kernel);
+    const torch::Tensor logits = model->forward(ids, {}, {});
+    CHECK(MaxAbsDiff(logits, reference) < 0.05 * scale);
+    const double agree =
+        (logits.argmax(-1) == reference.argmax(-1)).to(torch::kFloat32).mean().item<double>();
+    CHECK(agree >= 0.9);
+  }
+}
+
 TEST_CASE("gradients reach every parameter", "[model]") {
   Qwen2 model = TinyModel();
   model->train();
