@@ -1,7 +1,8 @@
-// Two SIMD kernels behind one blocking loop. Each kernel computes an MR×NR tile of dot products
-// over the whole of K; the loop walks tiles so that a block of x rows stays in cache while the
-// weight rows stream through once. The kernels are compiled for their instruction sets with
-// function attributes and chosen at run time, so the binary still runs on CPUs without them.
+// Three kernels. The two vector kernels compute MR×NR tiles of dot products over slices of K,
+// walked by one blocking loop so that a block of x rows stays in cache while the weight rows
+// stream through once; the AMX kernel multiplies 16×16 tiles. Each is compiled for its
+// instruction set with function attributes and chosen at run time, so the binary still runs
+// on CPUs without them.
 #include "rl/model/bf16_gemm.h"
 
 #include <algorithm>
@@ -40,8 +41,12 @@ uint16_t RoundToBf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-// x rows kept in cache while the weight rows stream past: 64 rows of the widest Qwen2.5-0.5B
-// input (4864) are 608 KiB, within a core's L2.
+// An output from its float32 dot product: plus the bias, rounded once.
+uint16_t Finish(float dot, const uint16_t* bias, int64_t n) {
+  return RoundToBf16(bias != nullptr ? dot + Bf16ToFloat(bias[n]) : dot);
+}
+
+// x rows kept in cache while the weight rows stream past: 64 rows of a slice (below) are 64 KiB.
 constexpr int64_t kRowBlock = 64;
 constexpr int kMaxTile = 4;  // neither kernel's tile exceeds 4×4
 using TileOut = float[kMaxTile][kMaxTile];
@@ -61,8 +66,8 @@ using TileOut = float[kMaxTile][kMaxTile];
 // and the even one by shifting it up. Products of bf16 values are exact in float32, and
 // float32 FMAs run at twice the rate of VDPBF16PS on the Xeon this was measured on.
 
-// out[i][j] = Σ_{k<K} x[i*stride + k] · w[j*stride + k] over chunks of 32; the tail of K is read with a
-// masked load, so it is reduced exactly like a full chunk.
+// out[i][j] = Σ_{k<K} x[i*stride + k] · w[j*stride + k] over chunks of 32; the tail of K is read
+// with a masked load, so it is reduced exactly like a full chunk.
 template <int MR, int NR>
 RL_TARGET_AVX512 void TileAvx512(const uint16_t* x, const uint16_t* w, const uint16_t* next_w,
                                  int64_t stride, int64_t K, TileOut& out) {
@@ -128,16 +133,17 @@ RL_TARGET_AVX2 void TileAvx2(const uint16_t* x, const uint16_t* w, const uint16_
     __m256 w_even[NR], w_odd[NR];
 #pragma GCC unroll 16
     for (int j = 0; j < NR; ++j) {
-      if (k % 32 == 0) _mm_prefetch(reinterpret_cast<const char*>(next_w + j * stride + k), _MM_HINT_T0);
-      const __m256i v =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(full ? w + j * stride + k : w_tail[j]));
+      if (k % 32 == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(next_w + j * stride + k), _MM_HINT_T0);
+      const __m256i v = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(full ? w + j * stride + k : w_tail[j]));
       w_even[j] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
       w_odd[j] = _mm256_castsi256_ps(_mm256_and_si256(v, high));
     }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m256i v =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(full ? x + i * stride + k : x_tail[i]));
+      const __m256i v = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(full ? x + i * stride + k : x_tail[i]));
       const __m256 x_even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
       const __m256 x_odd = _mm256_castsi256_ps(_mm256_and_si256(v, high));
 #pragma GCC unroll 16
@@ -204,23 +210,22 @@ void GemmColumns(const Tiles& tiles, const uint16_t* x, const uint16_t* w, const
       for (int64_t k = 0; k < K; k += kSlice) {
         const int64_t len = std::min(kSlice, K - k);
         // What comes next: this tile's next slice, else the next tile's first.
-        const uint16_t* next_w = k + kSlice < K ? w + n * K + k + kSlice
+        const uint16_t* next_w = k + kSlice < K         ? w + n * K + k + kSlice
                                  : n + tiles.nr < n_end ? w + (n + tiles.nr) * K
                                                         : w + n * K;
         for (int64_t m = m0; m < m_end; m += tiles.mr) {
           const int mr = static_cast<int>(std::min<int64_t>(tiles.mr, m_end - m));
           tiles.fns[mr - 1][nr - 1](x + m * K + k, w + n * K + k, next_w, K, len, out);
           for (int i = 0; i < mr; ++i) {
-            for (int j = 0; j < nr; ++j) sums[m - m0 + i][j] = k == 0 ? out[i][j] : sums[m - m0 + i][j] + out[i][j];
+            for (int j = 0; j < nr; ++j) {
+              float& sum = sums[m - m0 + i][j];
+              sum = k == 0 ? out[i][j] : sum + out[i][j];
+            }
           }
         }
       }
       for (int64_t m = m0; m < m_end; ++m) {
-        for (int j = 0; j < nr; ++j) {
-          float v = sums[m - m0][j];
-          if (bias != nullptr) v += Bf16ToFloat(bias[n + j]);
-          y[m * N + n + j] = RoundToBf16(v);
-        }
+        for (int j = 0; j < nr; ++j) y[m * N + n + j] = Finish(sums[m - m0][j], bias, n + j);
       }
     }
   }
@@ -233,17 +238,16 @@ void GemmColumns(const Tiles& tiles, const uint16_t* x, const uint16_t* w, const
 // Linux gives a process the AMX tile registers only on request.
 bool AmxPermitted() {
   constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-  static const bool permitted =
-      syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  static const bool permitted = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
   return permitted;
 }
 
 // AMX multiplies 16×32 bf16 tiles into 16×16 float32 tiles. We compute yᵀ = w · xᵀ so that the
 // weight rows are read in place as the left tile; x is repacked once per call as the right
 // tile, which pairs bf16 values along K: right[r][2c + t] = x[c][32·chunk + 2r + t].
-constexpr int64_t kAmxTile = 16;         // rows of w, and of x, per tile
-constexpr int64_t kAmxChunk = 32;        // bf16 along K per tile
-constexpr int64_t kAmxTileWords = 256;   // 16 × 16 pairs of bf16
+constexpr int64_t kAmxTile = 16;        // rows of w, and of x, per tile
+constexpr int64_t kAmxChunk = 32;       // bf16 along K per tile
+constexpr int64_t kAmxTileWords = 256;  // 16 × 16 pairs of bf16
 
 struct alignas(64) AmxConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -259,8 +263,7 @@ std::vector<uint32_t> PackRightTiles(const uint16_t* x, int64_t M, int64_t K, in
     uint32_t* group = packed.data() + (m / kAmxTile) * chunks * kAmxTileWords + m % kAmxTile;
     for (int64_t k = 0; k < K; k += 2) {
       const uint32_t low = x[m * K + k], high = k + 1 < K ? x[m * K + k + 1] : 0;
-      group[(k / kAmxChunk) * kAmxTileWords + (k % kAmxChunk) / 2 * kAmxTile] =
-          low | high << 16;
+      group[(k / kAmxChunk) * kAmxTileWords + (k % kAmxChunk) / 2 * kAmxTile] = low | high << 16;
     }
   }
   return packed;
@@ -269,8 +272,7 @@ std::vector<uint32_t> PackRightTiles(const uint16_t* x, int64_t M, int64_t K, in
 // Tile 0 accumulates, tile 1 holds 16 weight rows, tile 2 the packed x; 64 bytes per row each.
 // The next block's weight rows are prefetched alongside, as in the vector kernels.
 RL_TARGET_AMX void AmxBlock(const uint16_t* a, int64_t a_stride_bytes, const uint16_t* next_a,
-                            const uint32_t* right, int64_t chunks,
-                            float (&c)[kAmxTile][kAmxTile]) {
+                            const uint32_t* right, int64_t chunks, float (&c)[kAmxTile][kAmxTile]) {
   _tile_zero(0);
   for (int64_t k = 0; k < chunks; ++k) {
     for (int64_t i = 0; i < kAmxTile; ++i) {
@@ -309,14 +311,10 @@ RL_TARGET_AMX void GemmColumnsAmx(const uint16_t* x, const uint16_t* w, const ui
     const int64_t lo = std::max(n_begin, n16), hi = std::min(n_end, n16 + kAmxTile);
     const uint16_t* next_a = n16 + 2 * kAmxTile <= N && a != padded.data() ? a + kAmxTile * K : a;
     for (int64_t m0 = 0; m0 < M; m0 += kAmxTile) {
-      AmxBlock(a, a_stride, next_a, right.data() + (m0 / kAmxTile) * chunks * kAmxTileWords,
-               chunks, c);
+      AmxBlock(a, a_stride, next_a, right.data() + (m0 / kAmxTile) * chunks * kAmxTileWords, chunks,
+               c);
       for (int64_t m = m0; m < std::min(M, m0 + kAmxTile); ++m) {
-        for (int64_t n = lo; n < hi; ++n) {
-          float v = c[n - n16][m - m0];
-          if (bias != nullptr) v += Bf16ToFloat(bias[n]);
-          y[m * N + n] = RoundToBf16(v);
-        }
+        for (int64_t n = lo; n < hi; ++n) y[m * N + n] = Finish(c[n - n16][m - m0], bias, n);
       }
     }
   }
@@ -393,19 +391,16 @@ std::optional<Bf16Kernel> Bf16KernelNamed(std::string_view name) {
   return std::nullopt;
 }
 
-void Bf16GemmColumns(Bf16Kernel kernel, const uint16_t* x, const uint16_t* w,
-                     const uint16_t* bias, uint16_t* y, int64_t M, int64_t N, int64_t K,
-                     int64_t n_begin, int64_t n_end) {
+void Bf16GemmColumns(Bf16Kernel kernel, const uint16_t* x, const uint16_t* w, const uint16_t* bias,
+                     uint16_t* y, int64_t M, int64_t N, int64_t K, int64_t n_begin, int64_t n_end) {
   if (kernel == Bf16Kernel::kNone || !Bf16KernelSupported(kernel)) {
-    throw std::invalid_argument("Bf16GemmColumns: kernel '" +
-                                std::string(Bf16KernelName(kernel)) +
+    throw std::invalid_argument("Bf16GemmColumns: kernel '" + std::string(Bf16KernelName(kernel)) +
                                 "' does not run on this CPU");
   }
   if (M < 0 || N < 0 || K <= 0 || n_begin < 0 || n_begin > n_end || n_end > N) {
-    throw std::invalid_argument("Bf16GemmColumns: bad shape M=" + std::to_string(M) +
-                                " N=" + std::to_string(N) + " K=" + std::to_string(K) +
-                                " columns [" + std::to_string(n_begin) + ", " +
-                                std::to_string(n_end) + ")");
+    throw std::invalid_argument("Bf16GemmColumns: bad shape M=" + std::to_string(M) + " N=" +
+                                std::to_string(N) + " K=" + std::to_string(K) + " columns [" +
+                                std::to_string(n_begin) + ", " + std::to_string(n_end) + ")");
   }
 #if RL_HAVE_AMX
   if (kernel == Bf16Kernel::kAmx) return GemmColumnsAmx(x, w, bias, y, M, N, K, n_begin, n_end);

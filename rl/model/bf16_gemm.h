@@ -49,8 +49,7 @@ std::optional<Bf16Kernel> Bf16KernelNamed(std::string_view name);
 
 // Writes y[m, n] for every m in [0,M) and n in [n_begin, n_end). x [M,K], w [N,K] and y [M,N]
 // are row-major and contiguous; bias is [N] or null. `kernel` must be supported and not kNone.
-void Bf16GemmColumns(Bf16Kernel kernel, const uint16_t* x, const uint16_t* w,
-                     const uint16_t* bias, uint16_t* y, int64_t M, int64_t N, int64_t K,
-                     int64_t n_begin, int64_t n_end);
+void Bf16GemmColumns(Bf16Kernel kernel, const uint16_t* x, const uint16_t* w, const uint16_t* bias,
+                     uint16_t* y, int64_t M, int64_t N, int64_t K, int64_t n_begin, int64_t n_end);
 
 }  // namespace rl::model

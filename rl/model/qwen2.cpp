@@ -70,8 +70,9 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias,
 
 torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Bf16Kernel kernel) {
-  const bool no_graph = !torch::GradMode::is_enabled() ||
-                        !(x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+  const bool no_graph =
+      !torch::GradMode::is_enabled() ||
+      !(x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
   const int64_t K = w.size(1), N = w.size(0);
   if (kernel == Bf16Kernel::kNone || !no_graph || !x.device().is_cpu() ||
       x.scalar_type() != torch::kBFloat16 || w.scalar_type() != torch::kBFloat16 ||
