@@ -36,6 +36,8 @@ const Choices<LrSchedule> kLrSchedules = {{"constant", LrSchedule::kConstant},
                                           {"linear", LrSchedule::kLinear}};
 const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},
                                               {"chatml", PromptFormat::kChatMl}};
+const Choices<RolloutDtype> kRolloutDtypes = {{"float32", RolloutDtype::kFloat32},
+                                              {"bfloat16", RolloutDtype::kBFloat16}};
 
 // Marker type: a field holding a YAML mapping, kept as YAML text (an inline reward spec).
 struct YamlMapping {
@@ -123,6 +125,7 @@ void VisitConfig(V& v, TrainConfig& c) {
     v.Field("stop_strings", r.stop_strings);
     v.Field("batch_size", r.batch_size, AtLeast(1));
     v.Field("workers", r.workers, AtLeast(1));
+    v.Choice("dtype", r.dtype, kRolloutDtypes);
   });
   v.Section("sft", [&] {
     v.Field("steps", c.sft.steps, AtLeast(0));

@@ -8,7 +8,7 @@
 //   tokenizer:  {path: ""}                 # tokenizer.json; empty: the model's, or trained
 //   data:       {train_file: "", prompt_key: prompt, answer_key: answer, task: {...}}
 //   rewards:    {spec_file: configs/rewards/r1.yaml}   # or `spec: {...}` or `server: http://…`
-//   rollout:    {num_generations: 8, max_new_tokens: 64, temperature: 1.0}
+//   rollout:    {num_generations: 8, max_new_tokens: 64, temperature: 1.0, dtype: float32}
 //   sft:        {steps: 200, batch_size: 32, learning_rate: 1e-3}
 //   grpo:       {steps: 60, prompts_per_step: 16, beta: 0.0, loss_type: dapo, ...}
 //   eval:       {num_problems: 200, temperature: 0}
@@ -41,6 +41,7 @@ enum class LossType { kGrpo, kDapo, kDrGrpo };          // "grpo", "dapo", "dr_g
 enum class ScaleRewards { kGroup, kBatch, kNone };      // "group", "batch", "none"
 enum class LrSchedule { kConstant, kCosine, kLinear };  // "constant", "cosine", "linear"
 enum class PromptFormat { kPlain, kChatMl };            // "plain", "chatml"
+enum class RolloutDtype { kFloat32, kBFloat16 };        // "float32", "bfloat16"
 
 struct RunSection {
   std::string name = "run";
@@ -120,6 +121,9 @@ struct RolloutSection {
   std::vector<std::string> stop_strings;
   int64_t batch_size = 64;  // sequences decoded together (per rollout worker)
   int64_t workers = 1;      // generation threads, sharing run.threads
+  // The weights completions are sampled with. bfloat16: a bf16 copy of the policy, refreshed
+  // every step (faster decoding on CPUs with bf16 kernels); the loss's log-probs stay float32.
+  RolloutDtype dtype = RolloutDtype::kFloat32;
 };
 
 struct OptimizerSection {

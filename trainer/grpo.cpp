@@ -32,6 +32,12 @@ rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config) {
   return options;
 }
 
+// The bf16 copy that rollout.dtype bfloat16 samples from; null for float32 (sample the policy).
+model::Qwen2 MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
+  if (config.rollout.dtype == RolloutDtype::kFloat32) return model::Qwen2(nullptr);
+  return model::CloneQwen2(*policy.model, torch::kBFloat16, policy.model->device());
+}
+
 double Mean(const std::vector<double>& v) {
   if (v.empty()) return 0.0;
   double sum = 0;
@@ -187,7 +193,8 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       reference_(reference),
       prompts_(prompts),
       score_(std::move(score)),
-      engine_(*policy.model, *policy.tokenizer, MakeRolloutOptions(config)),
+      sampling_copy_(MakeSamplingCopy(config, policy)),
+      engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config)),
       sampler_(static_cast<int64_t>(prompts.size()), static_cast<uint64_t>(config.run.seed) + 2, config.data.shuffle),
       parameters_(policy.model->parameters()),
       optimizer_(MakeAdamW(parameters_, config.grpo.optim)),
@@ -243,6 +250,8 @@ GrpoTrainer::Batch GrpoTrainer::SampleAndScore(nlohmann::ordered_json& m) {
   SampleStats stats;
   GroupSelector selector(config_.grpo);
   torch::NoGradGuard no_grad;
+  // The copy must sample the current policy: the last update, or a checkpoint restored into it.
+  if (sampling_copy_) sampling_copy_->CopyWeightsFrom(*policy_.model);
   while (!selector.done()) {
     // 1. sample and 2. score
     std::vector<rollout::RolloutPrompt> prompts = DrawPrompts();

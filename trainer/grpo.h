@@ -18,6 +18,10 @@
 // part in the loss and do not move their group's mean; they are counted in the metrics. They
 // are never scored as 0.
 //
+// With rollout.dtype bfloat16 the completions are sampled by a bf16 copy of the policy; the
+// loss never uses the sampler's log-probs (old log-probs are the float32 policy's, recomputed
+// or detached), so the copy changes which completions are drawn, not the ratio.
+//
 // Determinism: step s samples with seed f(run.seed, s, round), draws prompts from a seeded
 // epoch order and updates in a fixed order, so on CPU a run restored from a checkpoint
 // (State/Restore) continues exactly as the uninterrupted run.
@@ -51,6 +55,9 @@ class GrpoTrainer {
 
   int64_t step() const { return step_; }
   torch::optim::AdamW& optimizer() { return optimizer_; }
+  // The model completions are sampled with: the policy itself or, with rollout.dtype bfloat16,
+  // its bf16 copy (weights copied from the policy at the start of every Step()).
+  const model::Qwen2Impl& sampling_model() const { return sampling_copy_ ? *sampling_copy_ : *policy_.model; }
   // What a checkpoint must hold besides the weights and optimizer moments.
   nlohmann::json State() const;
   void Restore(const nlohmann::json& state);
@@ -66,6 +73,7 @@ class GrpoTrainer {
   Policy* reference_;
   std::span<const data::Example> prompts_;
   rollout::ScoreFn score_;
+  model::Qwen2 sampling_copy_;  // null unless rollout.dtype is bfloat16; before engine_, which uses it
   rollout::RolloutEngine engine_;
   data::EpochSampler sampler_;
   std::vector<torch::Tensor> parameters_;

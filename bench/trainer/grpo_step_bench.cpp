@@ -4,6 +4,7 @@
 //   grpo_step_bench                       # the quickstart's tiny shape, 8 prompts x G=8, 128 new tokens
 //   grpo_step_bench --shape qwen2.5-0.5b  # Qwen2.5-0.5B's shape (494M parameters, vocab 151936)
 //   grpo_step_bench --prompts 2 --group 4 --new-tokens 32 --steps 2   # shorter
+//   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16     # sample with a bf16 copy
 //
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
@@ -38,7 +39,7 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   CLI::App app{"GRPO step benchmark"};
-  std::string shape = "tiny";
+  std::string shape = "tiny", rollout_dtype = "float32";
   int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16;
   app.add_option("--shape", shape, "tiny | qwen2.5-0.5b")->check(CLI::IsMember({"tiny", "qwen2.5-0.5b"}));
   app.add_option("--prompts", prompts, "prompts per step");
@@ -48,10 +49,14 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "GRPO steps to time");
   app.add_option("--threads", threads, "LibTorch threads (0: all cores)");
   app.add_option("--micro-batch", micro, "sequences per forward/backward and per generation batch");
+  app.add_option("--rollout-dtype", rollout_dtype, "rollout.dtype: weights the completions are sampled with")
+      ->check(CLI::IsMember({"float32", "bfloat16"}));
   CLI11_PARSE(app, argc, argv);
 
   rl::model::ConfigureThreads(static_cast<int>(threads));
-  TrainConfig config = ParseTrainConfig("rewards: {spec_file: configs/rewards/r1.yaml}\n", "bench");
+  // rollout.dtype goes through the config parser, so the bench reads it as `rl train` does.
+  TrainConfig config = ParseTrainConfig(
+      "rewards: {spec_file: configs/rewards/r1.yaml}\nrollout: {dtype: " + rollout_dtype + "}\n", "bench");
   config.run.threads = threads;
   config.rollout.num_generations = group;
   config.rollout.max_new_tokens = new_tokens;
@@ -85,9 +90,10 @@ int main(int argc, char** argv) {
   }
   int64_t parameters = 0;
   for (const auto& p : policy.model->parameters()) parameters += p.numel();
-  std::printf("shape %s (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, threads %d\n", shape.c_str(),
-              static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts), static_cast<long long>(group),
-              static_cast<long long>(new_tokens), torch::get_num_threads());
+  std::printf("shape %s (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, threads %d, rollout %s\n",
+              shape.c_str(), static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts),
+              static_cast<long long>(group), static_cast<long long>(new_tokens), torch::get_num_threads(),
+              rollout_dtype.c_str());
 
   Scorer scorer = MakeScorer(config.rewards);
   GrpoTrainer trainer(config, policy, &reference, data, scorer.score);

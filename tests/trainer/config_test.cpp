@@ -66,6 +66,21 @@ TEST_CASE("wrong types and ranges name the key and its line", "[config]") {
   CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: [1}\n", "c.yaml"), Catch::Contains("not valid YAML"));
 }
 
+TEST_CASE("rollout.dtype: float32 by default, bfloat16 on request, printed either way", "[config]") {
+  TrainConfig defaults = ParseTrainConfig("rollout: {num_generations: 4}\n", "d.yaml");
+  CHECK(defaults.rollout.dtype == RolloutDtype::kFloat32);
+  CHECK_THAT(ToYaml(defaults), Catch::Contains("dtype: float32"));
+
+  TrainConfig bf16 = ParseTrainConfig("rollout:\n  dtype: bfloat16\n", "b.yaml");
+  CHECK(bf16.rollout.dtype == RolloutDtype::kBFloat16);
+  const std::string printed = ToYaml(bf16);
+  CHECK_THAT(printed, Catch::Contains("dtype: bfloat16"));
+  CHECK(ParseTrainConfig(printed, "printed").rollout.dtype == RolloutDtype::kBFloat16);
+
+  CHECK_THROWS_WITH(ParseTrainConfig("run: {seed: 1}\nrollout:\n  top_k: 5\n  dtype: fp16\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:4: rollout.dtype: expected one of 'float32', 'bfloat16', got 'fp16'"));
+}
+
 TEST_CASE("cross-field checks", "[config]") {
   CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: 1}\nrollout: {num_generations: 1}\n", "c.yaml"),
                     Catch::Contains("num_generations must be at least 2"));

@@ -1,9 +1,14 @@
 // GRPO steps of a tiny random model whose rewards are scripted by each prompt's gold answer,
 // so that which groups have reward signal is known in advance: DAPO's dynamic sampling
-// through the trainer's real sample → score → select → update path.
+// through the trainer's real sample → score → select → update path, and sampling from a bf16
+// copy of the policy (rollout.dtype).
+#include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -75,7 +80,90 @@ bool Unchanged(Policy& policy, const std::vector<torch::Tensor>& before) {
   return true;
 }
 
+// Two prompts per step, three completions each, every group with signal.
+TrainConfig SamplingConfig(RolloutDtype dtype) {
+  TrainConfig c = DynamicConfig(/*max_rounds=*/1, /*mini_batches=*/1);
+  c.grpo.dynamic_sampling = false;
+  c.grpo.steps = 2;
+  c.rollout.dtype = dtype;
+  return c;
+}
+
+// Scores as ScriptedReward and keeps the sampler's per-token log-probs of each completion.
+struct SamplerLogprobs {
+  std::mutex mutex;
+  std::map<std::pair<int64_t, int64_t>, std::vector<float>> by_sequence;  // (prompt, sample)
+
+  rl::rollout::ScoreFn Scorer() {
+    return [this](const rl::rollout::RolloutPrompt& prompt, const rl::rollout::Completion& completion) {
+      std::lock_guard<std::mutex> lock(mutex);  // the scorer runs on several threads
+      by_sequence[{completion.prompt_index, completion.sample_index}] = completion.logprobs;
+      return ScriptedReward(prompt, completion);
+    };
+  }
+};
+
+// Whether the trainer samples with exactly `weights` (the policy's, in order) rounded to bf16.
+bool SamplesWith(const GrpoTrainer& trainer, const std::vector<torch::Tensor>& weights) {
+  std::vector<torch::Tensor> sampling = trainer.sampling_model().parameters();
+  for (size_t i = 0; i < sampling.size(); ++i) {
+    if (!torch::equal(sampling[i], weights[i].to(torch::kBFloat16))) return false;
+  }
+  return true;
+}
+
+void CheckFinite(const nlohmann::ordered_json& metrics) {
+  for (const auto& [key, value] : metrics.items()) {
+    INFO(key);
+    if (value.is_number()) CHECK(std::isfinite(value.get<double>()));
+  }
+}
+
 }  // namespace
+
+TEST_CASE("rollout.dtype bfloat16 samples with a bf16 copy of the policy", "[grpo][rollout_dtype]") {
+  const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied"});
+  // The sampler's log-probs of the first step's completions, same seed, same initial policy.
+  auto first_step = [&](RolloutDtype dtype) {
+    const TrainConfig config = SamplingConfig(dtype);
+    Policy policy = TinyPolicy(config);
+    SamplerLogprobs recorded;
+    GrpoTrainer trainer(config, policy, nullptr, prompts, recorded.Scorer());
+    if (dtype == RolloutDtype::kFloat32) {
+      CHECK(&trainer.sampling_model() == policy.model.get());  // no copy: today's sampling
+    } else {
+      CHECK(trainer.sampling_model().dtype() == torch::kBFloat16);
+    }
+    trainer.Step();
+    return recorded.by_sequence;
+  };
+  const auto float32 = first_step(RolloutDtype::kFloat32);
+  const auto bfloat16 = first_step(RolloutDtype::kBFloat16);
+  CHECK(float32.size() == 6);
+  CHECK(bfloat16.size() == 6);
+  CHECK(first_step(RolloutDtype::kFloat32) == float32);  // deterministic: a difference is the dtype's
+  CHECK(bfloat16 != float32);
+}
+
+TEST_CASE("the bf16 sampling copy is refreshed from the updated policy at every step", "[grpo][rollout_dtype]") {
+  const TrainConfig config = SamplingConfig(RolloutDtype::kBFloat16);
+  Policy policy = TinyPolicy(config);
+  const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied", "varied", "varied"});
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  const std::vector<torch::Tensor> initial = Snapshot(policy);
+
+  nlohmann::ordered_json first = trainer.Step();
+  CheckFinite(first);
+  CHECK(first["grad_norm"].get<double>() > 0.0);
+  CHECK_FALSE(Unchanged(policy, initial));
+  CHECK(SamplesWith(trainer, initial));  // step 1 sampled the initial policy
+  const std::vector<torch::Tensor> updated = Snapshot(policy);
+
+  nlohmann::ordered_json second = trainer.Step();
+  CheckFinite(second);
+  CHECK(SamplesWith(trainer, updated));  // step 2 sampled the policy step 1 left
+  CHECK_FALSE(SamplesWith(trainer, initial));
+}
 
 TEST_CASE("dynamic sampling drops groups without signal and samples rounds until the batch is full",
           "[grpo][dynamic]") {
