@@ -25,6 +25,8 @@
 namespace rl::model {
 namespace {
 
+#if RL_HAVE_X86_KERNELS
+
 float Bf16ToFloat(uint16_t bits) {
   const uint32_t u = static_cast<uint32_t>(bits) << 16;
   float f;
@@ -50,8 +52,6 @@ uint16_t Finish(float dot, const uint16_t* bias, int64_t n) {
 constexpr int64_t kRowBlock = 64;
 constexpr int kMaxTile = 4;  // neither kernel's tile exceeds 4×4
 using TileOut = float[kMaxTile][kMaxTile];
-
-#if RL_HAVE_X86_KERNELS
 
 // GCC 12's AVX-512 headers make "undefined" vectors by self-initialisation, which
 // -Wuninitialized reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
@@ -410,6 +410,8 @@ void Bf16GemmColumns(Bf16Kernel kernel, const uint16_t* x, const uint16_t* w, co
     GemmColumns(kAvx512Tiles, x, w, bias, y, M, N, K, n_begin, n_end);
   else
     GemmColumns(kAvx2Tiles, x, w, bias, y, M, N, K, n_begin, n_end);
+#else
+  (void)x, (void)w, (void)bias, (void)y;  // unreachable: no kernel is supported here
 #endif
 }
 
