@@ -30,7 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rewards/reward.h"
-#include "rl/cli/commands.h"
+#include "cli/commands.h"
 #include "rl/model/qwen2.h"
 #include "rl/text/chat_template.h"
 #include "rl/text/tokenizer.h"

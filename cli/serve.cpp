@@ -15,7 +15,7 @@
 
 #include "rewards/server/server.h"
 #include "rewards/server/server_config.h"
-#include "rl/cli/commands.h"
+#include "cli/commands.h"
 
 namespace rl::cli {
 namespace {

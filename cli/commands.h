@@ -10,11 +10,11 @@ class App;
 namespace rl::cli {
 
 // Subcommands are added here as they are implemented, one line each:
-void AddScoreCommand(CLI::App& app);     // rl score    (rl/cli/score.cpp)
-void AddServeCommand(CLI::App& app);     // rl serve    (rl/cli/serve.cpp)
+void AddScoreCommand(CLI::App& app);     // rl score    (cli/score.cpp)
+void AddServeCommand(CLI::App& app);     // rl serve    (cli/serve.cpp)
 #ifdef RL_WITH_TORCH
-void AddGenerateCommand(CLI::App& app);  // rl generate (rl/cli/torch/generate.cpp)
-void AddTrainCommand(CLI::App& app);     // rl train    (rl/cli/torch/train.cpp)
+void AddGenerateCommand(CLI::App& app);  // rl generate (cli/torch/generate.cpp)
+void AddTrainCommand(CLI::App& app);     // rl train    (cli/torch/train.cpp)
 #endif
 
 }  // namespace rl::cli

@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rewards/reward.h"
-#include "rl/cli/commands.h"
+#include "cli/commands.h"
 
 namespace rl::cli {
 namespace {

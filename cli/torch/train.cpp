@@ -6,7 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "rl/cli/commands.h"
+#include "cli/commands.h"
 #include "trainer/config.h"
 #include "trainer/run.h"
 
