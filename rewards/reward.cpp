@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/names.h"
 #include "rewards/rule.h"
 
 namespace rl::rewards {
@@ -73,7 +74,7 @@ std::optional<SpecError> CheckKeys(const json& object, const std::string& path,
     for (std::string_view name : valid) known = known || name == key;
     if (known) continue;
     return SpecError{path.empty() ? key : path + "." + key,
-                     "unknown key; did you mean '" + std::string(NearestName(key, valid)) +
+                     "unknown key; did you mean '" + std::string(common::NearestName(key, valid)) +
                          "'? (valid: " + Join(valid) + ")"};
   }
   return std::nullopt;
@@ -339,7 +340,7 @@ bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
     RuleFactory factory = FindRuleFactory(rule_name);
     if (factory == nullptr) {
       *error = {path + ".name", "unknown rule '" + rule_name + "'; did you mean '" +
-                                    std::string(NearestName(rule_name, known_rules)) +
+                                    std::string(common::NearestName(rule_name, known_rules)) +
                                     "'? (known: " + std::string(KnownRuleNames()) + ")"};
       return false;
     }

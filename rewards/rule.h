@@ -91,10 +91,6 @@ class RuleParams {
   std::string error_;
 };
 
-// The candidate closest to `name` by edit distance (for "did you mean" hints); empty when
-// there are no candidates.
-std::string_view NearestName(std::string_view name, std::span<const std::string_view> candidates);
-
 // Factories of the rules in rules_format.cpp and rules_shaping.cpp.
 std::unique_ptr<Rule> MakeFormatThinkAnswerRule(const nlohmann::json& params,
                                                 const RuleContext& context, std::string* error);

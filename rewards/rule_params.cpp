@@ -1,38 +1,13 @@
-// RuleParams: typed, strict reading of a rule's `params`; NearestName for "did you mean".
+// RuleParams: typed, strict reading of a rule's `params`.
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "common/names.h"
 #include "rewards/rule.h"
 
 namespace rl::rewards {
-
-std::string_view NearestName(std::string_view name, std::span<const std::string_view> candidates) {
-  std::string_view best;
-  size_t best_distance = SIZE_MAX;
-  std::vector<size_t> row;
-  for (std::string_view candidate : candidates) {
-    // Levenshtein distance, one row at a time.
-    row.resize(candidate.size() + 1);
-    for (size_t j = 0; j <= candidate.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= name.size(); ++i) {
-      size_t diagonal = row[0];
-      row[0] = i;
-      for (size_t j = 1; j <= candidate.size(); ++j) {
-        size_t above = row[j];
-        size_t substitution = diagonal + (name[i - 1] == candidate[j - 1] ? 0 : 1);
-        row[j] = std::min({above + 1, row[j - 1] + 1, substitution});
-        diagonal = above;
-      }
-    }
-    if (row[candidate.size()] < best_distance) {
-      best_distance = row[candidate.size()];
-      best = candidate;
-    }
-  }
-  return best;
-}
 
 RuleParams::RuleParams(const nlohmann::json& params) : params_(params) {}
 
@@ -122,7 +97,7 @@ bool RuleParams::Finish(std::string* error) {
         for (std::string_view name : known)
           valid += (valid.empty() ? "" : ", ") + std::string(name);
         error_ = "key '" + key + "': unknown parameter; did you mean '" +
-                 std::string(NearestName(key, known)) + "'? (valid: " + valid + ")";
+                 std::string(common::NearestName(key, known)) + "'? (valid: " + valid + ")";
       }
       break;
     }

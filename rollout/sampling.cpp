@@ -7,6 +7,8 @@
 
 #include <ATen/ATen.h>
 
+#include "common/random.h"
+
 namespace rl::rollout {
 
 std::string SamplingParams::Check() const {
@@ -29,19 +31,13 @@ std::string SamplingParams::Check() const {
 
 namespace {
 
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 }  // namespace
 
 double CounterUniform(uint64_t seed, uint64_t stream, uint64_t step) {
-  uint64_t x = SplitMix64(SplitMix64(SplitMix64(seed) ^ stream) ^ step);
+  using common::SplitMix64Hash;
+  uint64_t x = SplitMix64Hash(SplitMix64Hash(SplitMix64Hash(seed) ^ stream) ^ step);
   return static_cast<double>(x >> 11) * 0x1.0p-53;  // 53 random bits -> [0, 1)
 }
 

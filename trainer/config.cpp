@@ -13,6 +13,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/names.h"
+
 namespace rl::trainer {
 namespace {
 
@@ -243,10 +245,7 @@ class Reader {
     for (const auto& item : frame.node) {
       std::string key = item.first.as<std::string>();
       if (std::find(frame.known.begin(), frame.known.end(), key) != frame.known.end()) continue;
-      std::string nearest = *std::min_element(
-          frame.known.begin(), frame.known.end(), [&](const std::string& a, const std::string& b) {
-            return EditDistance(key, a) < EditDistance(key, b);
-          });
+      const std::string nearest(common::NearestName(key, frame.known));
       Fail(item.first, frame.path + key,
            "unknown key; did you mean '" + nearest + "'? (valid keys: " + Join(frame.known) + ")");
     }
@@ -395,21 +394,6 @@ void CheckConsistency(const TrainConfig& c) {
 }
 
 }  // namespace
-
-int64_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<int64_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int64_t>(j);
-  for (size_t i = 1; i <= a.size(); ++i) {
-    int64_t diagonal = row[0];
-    row[0] = static_cast<int64_t>(i);
-    for (size_t j = 1; j <= b.size(); ++j) {
-      int64_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin) {
   YAML::Node root;

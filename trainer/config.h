@@ -202,7 +202,4 @@ TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin);
 // gives back c.
 std::string ToYaml(const TrainConfig& config);
 
-// Levenshtein distance (for "did you mean" suggestions).
-int64_t EditDistance(std::string_view a, std::string_view b);
-
 }  // namespace rl::trainer

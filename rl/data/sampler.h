@@ -15,29 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/random.h"
+
 namespace rl::data {
-
-// A small, fully specified generator (Steele et al.'s SplitMix64), so that generated data
-// and orders are the same with every standard library.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  uint64_t Below(uint64_t n) { return Next() % n; }  // bias below 2^-50 for small n
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
 
 // Fisher–Yates with SplitMix64.
 template <class T>
-void Shuffle(std::vector<T>& items, SplitMix64& rng) {
+void Shuffle(std::vector<T>& items, common::SplitMix64& rng) {
   for (std::size_t i = items.size(); i > 1; --i) {
     std::swap(items[i - 1], items[rng.Below(i)]);
   }

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_file.h"
+
 namespace rl::model {
 namespace {
 
@@ -77,7 +79,7 @@ void CheckRopeType(const nlohmann::json& rope, const std::string& source, const 
 }  // namespace
 
 Qwen2Config Qwen2Config::FromJsonFile(const std::string& path) {
-  return FromJson(ReadJsonFile(path), path);
+  return FromJson(ReadModelJson(path), path);
 }
 
 Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& source) {
@@ -224,7 +226,7 @@ void Qwen2Config::WriteJsonFile(const std::string& path, const std::string& torc
 }
 
 GenerationConfig GenerationConfig::FromJsonFile(const std::string& path) {
-  return FromJson(ReadJsonFile(path), path);
+  return FromJson(ReadModelJson(path), path);
 }
 
 GenerationConfig GenerationConfig::FromJson(const nlohmann::json& j, const std::string& source) {
@@ -273,14 +275,11 @@ nlohmann::json GenerationConfig::ToJson() const {
 
 void GenerationConfig::WriteJsonFile(const std::string& path) const { WriteJson(path, ToJson()); }
 
-nlohmann::json ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError("'" + path + "': cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw ModelError("'" + path + "': not valid JSON: " + e.what());
-  }
+nlohmann::json ReadModelJson(const std::string& path) {
+  std::string error;
+  std::optional<nlohmann::json> j = common::ReadJsonFile(path, &error);
+  if (!j) throw ModelError(error);
+  return std::move(*j);
 }
 
 }  // namespace rl::model

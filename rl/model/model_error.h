@@ -14,8 +14,8 @@ class ModelError : public std::runtime_error {
   explicit ModelError(const std::string& message) : std::runtime_error(message) {}
 };
 
-// Reads and parses a JSON file (config.json, a sharded checkpoint's index); a ModelError names
-// the file when it cannot be opened or is not valid JSON.
-nlohmann::json ReadJsonFile(const std::string& path);
+// Reads and parses a JSON file (config.json, a sharded checkpoint's index) with
+// common::ReadJsonFile; a ModelError names the file when it cannot be opened or is not valid JSON.
+nlohmann::json ReadModelJson(const std::string& path);
 
 }  // namespace rl::model

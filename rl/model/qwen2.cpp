@@ -3,10 +3,10 @@
 // key/value head, D head_dim, F intermediate size, V vocabulary.
 #include "rl/model/qwen2.h"
 
+#include "common/threads.h"
 #include "rl/model/bf16_gemm.h"
 
 #include <limits>
-#include <thread>
 
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
@@ -14,11 +14,7 @@
 
 namespace rl::model {
 
-void ConfigureThreads(int num_threads) {
-  if (num_threads <= 0)
-    num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(num_threads);
-}
+void ConfigureThreads(int num_threads) { at::set_num_threads(common::ThreadCount(num_threads)); }
 
 // ---------------------------------------------------------------------------------------------
 // KvCache

@@ -294,7 +294,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::OpenDirectory(const std::string& di
                      "': neither model.safetensors nor model.safetensors.index.json exists");
   }
   const std::string index_name = index_path.string();
-  const nlohmann::json index = ReadJsonFile(index_name);
+  const nlohmann::json index = ReadModelJson(index_name);
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
     throw ModelError("'" + index_name + "': expected an object with a \"weight_map\" object");
   }

@@ -89,8 +89,3 @@ TEST_CASE("cross-field checks", "[config]") {
       Catch::Contains("must be divisible"));
 }
 
-TEST_CASE("edit distance", "[config]") {
-  CHECK(EditDistance("kitten", "sitting") == 3);
-  CHECK(EditDistance("", "abc") == 3);
-  CHECK(EditDistance("beta", "beta") == 0);
-}
