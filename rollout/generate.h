@@ -45,7 +45,6 @@
 #include <string_view>
 #include <vector>
 
-#include "rewards/reward.h"
 #include "rollout/sampling.h"
 
 namespace rl::model {
@@ -67,8 +66,6 @@ struct Completion {
   std::vector<float> logprobs;     // logprobs[i] belongs to token_ids[i]
   std::string text;
   FinishReason finish_reason = FinishReason::kLength;
-  // Filled by the rollout engine when it was given a scorer (rollout.h); empty otherwise.
-  std::optional<rewards::RewardResult> reward;
 };
 
 struct SequenceRequest {

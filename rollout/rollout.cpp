@@ -12,6 +12,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "common/threads.h"
+
 namespace rl::rollout {
 
 std::string RolloutOptions::Check() const {
@@ -22,20 +24,9 @@ std::string RolloutOptions::Check() const {
   if (threads_per_worker < 0)
     return "threads_per_worker must be >= 0 (0: automatic), got " +
            std::to_string(threads_per_worker);
-  if (scoring_threads < 1)
-    return "scoring_threads must be >= 1, got " + std::to_string(scoring_threads);
+  if (callback_threads < 1)
+    return "callback_threads must be >= 1, got " + std::to_string(callback_threads);
   return "";
-}
-
-ScoreFn ScoreWithReward(const rewards::Reward& reward) {
-  return [&reward](const RolloutPrompt& prompt, const Completion& completion) {
-    rewards::Sample sample;
-    sample.prompt = prompt.prompt_text;
-    sample.completion = completion.text;
-    if (prompt.gold) sample.gold = *prompt.gold;
-    sample.completion_tokens = static_cast<int64_t>(completion.token_ids.size());
-    return reward.Score(sample);
-  };
 }
 
 namespace {
@@ -46,8 +37,8 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Indices of finished completions waiting to be scored.
-class ScoringQueue {
+// Indices of finished completions waiting for the callback.
+class FinishedQueue {
  public:
   void Push(size_t index) {
     {
@@ -84,14 +75,14 @@ class ScoringQueue {
 struct RunState {
   std::vector<SequenceRequest> requests;      // prompts × G, prompt-major
   std::vector<Completion> completions;        // completions[k] belongs to requests[k]
-  std::vector<std::optional<rewards::RewardResult>> rewards;
   std::vector<double> micro_batch_finished_at;
+  size_t micro_batch_size = 0;
   std::atomic<size_t> next_micro_batch{0};
   std::atomic<bool> failed{false};
-  std::mutex mutex;  // guards error, scoring_seconds, first_scored_at
+  std::mutex mutex;  // guards error, callback_seconds, first_callback_done_at
   std::exception_ptr error;
-  double scoring_seconds = 0;
-  std::optional<double> first_scored_at;
+  double callback_seconds = 0;
+  std::optional<double> first_callback_done_at;
   Clock::time_point start = Clock::now();
 
   void Fail(std::exception_ptr e) {
@@ -99,7 +90,86 @@ struct RunState {
     if (!error) error = e;
     failed = true;
   }
+  void CallbackDone(double seconds) {
+    std::lock_guard lock(mutex);
+    callback_seconds += seconds;
+    if (!first_callback_done_at) first_callback_done_at = SecondsSince(start);
+  }
 };
+
+// prompts × G requests, prompt-major; throws for an empty prompt.
+std::vector<SequenceRequest> MakeRequests(std::span<const std::vector<int32_t>> prompts,
+                                          int64_t group) {
+  std::vector<SequenceRequest> requests;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty())
+      throw std::invalid_argument("rollout: prompt " + std::to_string(i) + " has no tokens");
+    for (int64_t j = 0; j < group; ++j)
+      requests.push_back({prompts[i], static_cast<int64_t>(i), j});
+  }
+  return requests;
+}
+
+// Generates micro-batches taken from the shared counter until none is left or the run fails;
+// each finished completion is stored and queued for the callback.
+void GenerateMicroBatches(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
+                          const SamplingParams& sampling, int64_t group, bool queue_finished,
+                          RunState& state, FinishedQueue& queue) {
+  const size_t total = state.requests.size();
+  const size_t micro = state.micro_batch_size;
+  while (!state.failed) {
+    const size_t m = state.next_micro_batch++;
+    if (m >= state.micro_batch_finished_at.size()) break;
+    const size_t begin = m * micro, end = std::min(total, begin + micro);
+    try {
+      Generate(model, tokenizer,
+               std::span<const SequenceRequest>(state.requests).subspan(begin, end - begin),
+               sampling, [&](const Completion& c) {
+                 size_t k = static_cast<size_t>(c.prompt_index * group + c.sample_index);
+                 state.completions[k] = c;  // written once, before the queue publishes it
+                 if (queue_finished) queue.Push(k);
+               });
+    } catch (...) {
+      state.Fail(std::current_exception());
+    }
+    state.micro_batch_finished_at[m] = SecondsSince(state.start);
+  }
+}
+
+// Hands queued completions to the callback until the queue is closed and drained.
+void CallBack(const FinishedFn& on_finished, RunState& state, FinishedQueue& queue) {
+  for (size_t k; queue.Pop(&k);) {
+    if (state.failed) continue;  // drain without calling: the run is failing anyway
+    try {
+      const Clock::time_point begin = Clock::now();
+      on_finished(state.completions[k]);
+      state.CallbackDone(SecondsSince(begin));
+    } catch (...) {
+      state.Fail(std::current_exception());
+    }
+  }
+}
+
+// The completions grouped by prompt, and where the time went.
+RolloutResult Collect(RunState& state, size_t prompts, double generation_seconds) {
+  RolloutResult result;
+  RolloutStats& stats = result.stats;
+  stats.wall_seconds = SecondsSince(state.start);
+  stats.generation_seconds = generation_seconds;
+  stats.callback_seconds = state.callback_seconds;
+  stats.callback_tail_seconds = stats.wall_seconds - generation_seconds;
+  stats.first_callback_done_at = state.first_callback_done_at;
+  stats.micro_batch_finished_at = state.micro_batch_finished_at;
+  stats.completions = static_cast<int64_t>(state.completions.size());
+  result.groups.resize(prompts);
+  for (Completion& c : state.completions) {
+    stats.generated_tokens += static_cast<int64_t>(c.token_ids.size());
+    RolloutGroup& g = result.groups[static_cast<size_t>(c.prompt_index)];
+    g.prompt_index = c.prompt_index;
+    g.completions.push_back(std::move(c));
+  }
+  return result;
+}
 
 }  // namespace
 
@@ -110,99 +180,41 @@ RolloutEngine::RolloutEngine(model::Qwen2Impl& model, const text::Tokenizer& tok
     throw std::invalid_argument("rollout options: " + error);
 }
 
-RolloutResult RolloutEngine::Run(std::span<const RolloutPrompt> prompts,
-                                 const SamplingParams& sampling, const ScoreFn& score) const {
+RolloutResult RolloutEngine::Run(std::span<const std::vector<int32_t>> prompts,
+                                 const SamplingParams& sampling,
+                                 const FinishedFn& on_finished) const {
   if (std::string error = sampling.Check(); !error.empty())
     throw std::invalid_argument("rollout sampling: " + error);
   const int64_t group = options_.group_size;
   RunState state;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    if (prompts[i].prompt_ids.empty())
-      throw std::invalid_argument("rollout: prompt " + std::to_string(i) + " has no tokens");
-    for (int64_t j = 0; j < group; ++j)
-      state.requests.push_back({prompts[i].prompt_ids, static_cast<int64_t>(i), j});
+  state.requests = MakeRequests(prompts, group);
+  state.completions.resize(state.requests.size());
+  state.micro_batch_size = static_cast<size_t>(options_.micro_batch_size);
+  state.micro_batch_finished_at.resize((state.requests.size() + state.micro_batch_size - 1) /
+                                       state.micro_batch_size);
+  const int threads_per_worker =
+      options_.threads_per_worker > 0 ? options_.threads_per_worker
+                                      : std::max(1, common::ThreadCount(0) / options_.workers);
+
+  FinishedQueue queue;
+  std::vector<std::thread> callers;
+  if (on_finished) {
+    for (int t = 0; t < options_.callback_threads; ++t)
+      callers.emplace_back([&] { CallBack(on_finished, state, queue); });
   }
-  const size_t total = state.requests.size();
-  const size_t micro = static_cast<size_t>(options_.micro_batch_size);
-  const size_t micro_batches = (total + micro - 1) / micro;
-  state.completions.resize(total);
-  state.rewards.resize(total);
-  state.micro_batch_finished_at.resize(micro_batches);
-
-  int threads_per_worker = options_.threads_per_worker;
-  if (threads_per_worker == 0)
-    threads_per_worker =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / options_.workers);
-
-  ScoringQueue queue;
-  auto generate_worker = [&] {
-    at::set_num_threads(threads_per_worker);
-    while (!state.failed) {
-      size_t m = state.next_micro_batch++;
-      if (m >= micro_batches) break;
-      size_t begin = m * micro, end = std::min(total, begin + micro);
-      try {
-        Generate(model_, tokenizer_,
-                 std::span<const SequenceRequest>(state.requests).subspan(begin, end - begin),
-                 sampling, [&](const Completion& c) {
-                   size_t k = static_cast<size_t>(c.prompt_index * group + c.sample_index);
-                   state.completions[k] = c;  // written once, before the queue publishes it
-                   if (score) queue.Push(k);
-                 });
-      } catch (...) {
-        state.Fail(std::current_exception());
-      }
-      state.micro_batch_finished_at[m] = SecondsSince(state.start);
-    }
-  };
-  auto scoring_worker = [&] {
-    for (size_t k; queue.Pop(&k);) {
-      if (state.failed) continue;  // drain without scoring: the run is failing anyway
-      try {
-        Clock::time_point begin = Clock::now();
-        rewards::RewardResult result = score(prompts[state.requests[k].prompt_index],
-                                             state.completions[k]);
-        double seconds = SecondsSince(begin);
-        state.rewards[k] = std::move(result);
-        std::lock_guard lock(state.mutex);
-        state.scoring_seconds += seconds;
-        if (!state.first_scored_at) state.first_scored_at = SecondsSince(state.start);
-      } catch (...) {
-        state.Fail(std::current_exception());
-      }
-    }
-  };
-
-  std::vector<std::thread> scorers;
-  if (score)
-    for (int t = 0; t < options_.scoring_threads; ++t) scorers.emplace_back(scoring_worker);
   std::vector<std::thread> workers;
-  for (int w = 0; w < options_.workers; ++w) workers.emplace_back(generate_worker);
-  for (std::thread& t : workers) t.join();
-  double generation_seconds = SecondsSince(state.start);
-  queue.Close();
-  for (std::thread& t : scorers) t.join();
-  if (state.error) std::rethrow_exception(state.error);
-
-  RolloutResult result;
-  RolloutStats& stats = result.stats;
-  stats.wall_seconds = SecondsSince(state.start);
-  stats.generation_seconds = generation_seconds;
-  stats.scoring_seconds = state.scoring_seconds;
-  stats.scoring_tail_seconds = stats.wall_seconds - generation_seconds;
-  stats.first_scored_at = state.first_scored_at;
-  stats.micro_batch_finished_at = state.micro_batch_finished_at;
-  stats.completions = static_cast<int64_t>(total);
-  result.groups.resize(prompts.size());
-  for (size_t k = 0; k < total; ++k) {
-    Completion& c = state.completions[k];
-    c.reward = std::move(state.rewards[k]);
-    stats.generated_tokens += static_cast<int64_t>(c.token_ids.size());
-    RolloutGroup& g = result.groups[static_cast<size_t>(c.prompt_index)];
-    g.prompt_index = c.prompt_index;
-    g.completions.push_back(std::move(c));
+  for (int w = 0; w < options_.workers; ++w) {
+    workers.emplace_back([&] {
+      at::set_num_threads(threads_per_worker);
+      GenerateMicroBatches(model_, tokenizer_, sampling, group, bool(on_finished), state, queue);
+    });
   }
-  return result;
+  for (std::thread& t : workers) t.join();
+  const double generation_seconds = SecondsSince(state.start);
+  queue.Close();
+  for (std::thread& t : callers) t.join();
+  if (state.error) std::rethrow_exception(state.error);
+  return Collect(state, prompts.size(), generation_seconds);
 }
 
 }  // namespace rl::rollout

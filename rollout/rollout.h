@@ -1,28 +1,30 @@
-// rollout/rollout.h: grouped rollouts for GRPO: G completions per prompt, scored while the
-// rest are still being generated.
+// rollout/rollout.h: grouped rollouts for GRPO: G completions per prompt, each handed to a
+// callback (the trainer scores it there) while the rest are still being generated.
 //
 //   rl::rollout::RolloutOptions options;
 //   options.group_size = 8;          // G
 //   options.micro_batch_size = 16;   // sequences per batched Generate call
 //   options.workers = 2;             // generation threads, each with its own torch threads
 //   options.threads_per_worker = 1;
-//   options.scoring_threads = 2;
+//   options.callback_threads = 2;
 //   rl::rollout::RolloutEngine engine(*policy, tokenizer, options);   // throws on bad options
 //
-//   std::vector<rl::rollout::RolloutPrompt> prompts = {{tokenizer.Encode(p), p, "3/4"}, ...};
+//   std::vector<std::vector<int32_t>> prompts = {tokenizer.Encode(p), ...};  // templated
 //   rl::rollout::SamplingParams sampling;  // temperature, top_p, eos_ids, ..., seed
-//   sampling.seed = run_seed * 1000003 + step;  // a new seed per step: new samples per step
-//   rl::rollout::RolloutResult result =
-//       engine.Run(prompts, sampling, rl::rollout::ScoreWithReward(*reward));
+//   sampling.seed = DeriveSeed(run_seed, step);  // a new seed per step: new samples per step
+//   rl::rollout::RolloutResult result = engine.Run(prompts, sampling, [&](const Completion& c) {
+//     results[c.prompt_index * G + c.sample_index] = Score(c);   // thread-safe, one slot each
+//   });
 //   for (const rl::rollout::RolloutGroup& group : result.groups)      // one per prompt, in order
 //     for (const rl::rollout::Completion& c : group.completions)      // G, by sample_index
-//       use(c.token_ids, c.logprobs, c.reward->total);
+//       use(c.token_ids, c.logprobs);
 //
 // How it runs: the prompts × G sequences, in order (prompt 0's G samples first), are cut into
 // micro-batches of micro_batch_size. `workers` threads take micro-batches from a shared
 // counter and run Generate on each (rollout/generate.h). The moment a sequence finishes (EOS,
-// stop string or length) it is queued for scoring; `scoring_threads` threads call the scorer,
-// so scoring overlaps generation instead of waiting for the whole batch.
+// stop string or length) it is queued; `callback_threads` threads hand it to the callback, so
+// slow work there (scoring) overlaps generation instead of waiting for the whole batch. The
+// engine knows nothing of rewards: what the callback does is the caller's business.
 //
 // Determinism: sequence (prompt i, sample j) draws from its own random stream of
 // sampling.seed (sampling.h), so the result does not depend on which worker ran it, on the
@@ -36,7 +38,7 @@
 //
 // Errors: the constructor throws std::invalid_argument for bad options; Run throws
 // std::invalid_argument for bad sampling params or prompts, and rethrows the first exception
-// of a worker or of the scorer after stopping the others (no completion is left unscored).
+// of a worker or of the callback after stopping the others.
 //
 // Thread safety: Run only reads the engine and the model; do not change the model's weights
 // while a Run is in progress.
@@ -49,37 +51,26 @@
 #include <string>
 #include <vector>
 
-#include "rewards/reward.h"
 #include "rollout/generate.h"
 #include "rollout/sampling.h"
 
 namespace rl::rollout {
-
-struct RolloutPrompt {
-  std::vector<int32_t> prompt_ids;   // what the policy is conditioned on (already templated)
-  std::string prompt_text;           // handed to the scorer as rewards::Sample::prompt
-  std::optional<std::string> gold;   // handed to the scorer as rewards::Sample::gold
-};
 
 struct RolloutOptions {
   int64_t group_size = 8;          // G: completions per prompt
   int64_t micro_batch_size = 16;   // sequences per Generate call
   int workers = 1;                 // generation threads
   int threads_per_worker = 0;      // LibTorch threads per worker; 0: hardware threads / workers
-  int scoring_threads = 1;         // threads calling the scorer (unused without a scorer)
+  int callback_threads = 1;        // threads calling the callback (unused without one)
 
   // Empty when usable; otherwise a message naming the first bad field.
   std::string Check() const;
 };
 
-// Scores one finished completion of `prompt`. Called from the scoring threads, concurrently:
-// it must be thread-safe. Throwing aborts the rollout (Run rethrows).
-using ScoreFn =
-    std::function<rewards::RewardResult(const RolloutPrompt& prompt, const Completion& completion)>;
-
-// A scorer that calls reward.Score with the prompt text, the completion text, the gold answer
-// and the completion's token count. `reward` must outlive the returned function.
-ScoreFn ScoreWithReward(const rewards::Reward& reward);
+// Sees each finished completion once, on one of the callback threads, concurrently with
+// generation and with other calls: it must be thread-safe. Throwing aborts the rollout (Run
+// rethrows).
+using FinishedFn = std::function<void(const Completion& completion)>;
 
 struct RolloutGroup {
   int64_t prompt_index = 0;
@@ -90,9 +81,9 @@ struct RolloutGroup {
 struct RolloutStats {
   double wall_seconds = 0;          // the whole Run
   double generation_seconds = 0;    // until the last micro-batch finished generating
-  double scoring_seconds = 0;       // summed time spent inside the scorer (all threads)
-  double scoring_tail_seconds = 0;  // wall time scoring ran on after generation had finished
-  std::optional<double> first_scored_at;          // when the first score was finished
+  double callback_seconds = 0;       // summed time spent inside the callback (all threads)
+  double callback_tail_seconds = 0;  // wall time callbacks ran on after generation had finished
+  std::optional<double> first_callback_done_at;   // when the first callback returned
   std::vector<double> micro_batch_finished_at;    // per micro-batch, in micro-batch order
   int64_t completions = 0;
   int64_t generated_tokens = 0;
@@ -109,10 +100,10 @@ class RolloutEngine {
   RolloutEngine(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
                 RolloutOptions options);
 
-  // G completions for each prompt, each scored by `score` when one is given
-  // (Completion::reward is then set; otherwise it stays empty).
-  RolloutResult Run(std::span<const RolloutPrompt> prompts, const SamplingParams& sampling,
-                    const ScoreFn& score = {}) const;
+  // G completions for each prompt (token ids, already templated; none may be empty), each
+  // handed to `on_finished` when one is given.
+  RolloutResult Run(std::span<const std::vector<int32_t>> prompts, const SamplingParams& sampling,
+                    const FinishedFn& on_finished = {}) const;
 
   const RolloutOptions& options() const { return options_; }
 

@@ -6,11 +6,11 @@
 // rounds of prompts are sampled until the batch holds prompts_per_step groups or
 // grpo.dynamic_sampling_max_rounds rounds were sampled. A group has no signal when its scored
 // rewards are all equal (IsZeroStd, the test the advantages use) or fewer than two of its
-// completions could be scored.
+// completions could be scored (GroupRewards::HasSignal).
 //
 //   GroupSelector selector(config.grpo);
 //   while (!selector.done()) {
-//     std::vector<std::vector<double>> rewards = SampleRound();  // per group; NaN: unscorable
+//     std::vector<GroupRewards> rewards = SampleRound();  // one per group
 //     for (size_t g : selector.Offer(rewards)) AppendToBatch(g);
 //   }
 //   // selector.rounds(), kept(), zero_std() / seen() for the metrics
@@ -23,25 +23,17 @@
 #include <vector>
 
 #include "trainer/config.h"
+#include "trainer/group_rewards.h"
 
 namespace rl::trainer {
-
-// The unbiased standard deviation (as torch.std) of the scored `rewards` (NaN: unscorable,
-// skipped); 0 with fewer than two.
-double RewardStd(std::span<const double> rewards);
-
-// Whether `rewards` (one group's; NaN: unscorable) can move the policy: at least two scored
-// rewards, not all equal.
-bool HasRewardSignal(std::span<const double> rewards);
 
 class GroupSelector {
  public:
   explicit GroupSelector(const GrpoSection& grpo);
 
-  // Takes one sampling round's groups (each its completions' rewards, NaN where unscorable)
-  // and returns the indices of those that join the batch, in order. Groups beyond the batch
-  // size are not taken.
-  std::vector<size_t> Offer(std::span<const std::vector<double>> groups);
+  // Takes one sampling round's groups and returns the indices of those that join the batch,
+  // in order. Groups beyond the batch size are not taken.
+  std::vector<size_t> Offer(std::span<const GroupRewards> groups);
 
   // The batch is full, or no round is left to sample.
   bool done() const { return kept_ >= capacity_ || rounds_ >= max_rounds_; }

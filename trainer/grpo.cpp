@@ -3,12 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
+#include <optional>
 #include <stdexcept>
-#include <thread>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
+#include "common/threads.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/grpo_loss.h"
 #include "trainer/logprobs.h"
@@ -24,10 +25,9 @@ rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config) {
   options.group_size = config.rollout.num_generations;
   options.micro_batch_size = config.rollout.batch_size;
   options.workers = static_cast<int>(config.rollout.workers);
-  const int64_t threads = config.run.threads > 0 ? config.run.threads : std::thread::hardware_concurrency();
-  options.threads_per_worker = static_cast<int>(std::max<int64_t>(threads / config.rollout.workers, 1));
-  options.scoring_threads = static_cast<int>(config.rewards.threads > 0 ? config.rewards.threads
-                                                                        : std::max<int64_t>(threads, 1));
+  const int threads = common::ThreadCount(config.run.threads);
+  options.threads_per_worker = std::max(threads / options.workers, 1);
+  options.callback_threads = config.rewards.threads > 0 ? static_cast<int>(config.rewards.threads) : threads;
   if (std::string error = options.Check(); !error.empty()) throw std::invalid_argument("rollout: " + error);
   return options;
 }
@@ -39,10 +39,9 @@ model::Qwen2 MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
 }
 
 double Mean(const std::vector<double>& v) {
-  if (v.empty()) return 0.0;
   double sum = 0;
   for (double x : v) sum += x;
-  return sum / static_cast<double>(v.size());
+  return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
 }
 
 rollout::SamplingParams MakeSamplingParams(const TrainConfig& config, const Policy& policy) {
@@ -57,6 +56,17 @@ rollout::SamplingParams MakeSamplingParams(const TrainConfig& config, const Poli
   return sampling;
 }
 
+PolicyLossOptions MakeLossOptions(const TrainConfig& config) {
+  PolicyLossOptions options;
+  options.loss_type = config.grpo.loss_type;
+  options.epsilon_low = config.grpo.epsilon;
+  options.epsilon_high = config.grpo.epsilon_high.value_or(config.grpo.epsilon);
+  options.beta = config.grpo.beta;
+  options.kl_log_ratio_clamp = config.grpo.kl_log_ratio_clamp;
+  options.max_completion_length = config.rollout.max_new_tokens;
+  return options;
+}
+
 // What every completion sampled in a step adds to the metrics, whether its group joins the
 // batch or not (as TRL reports the whole generation batch).
 struct SampleStats {
@@ -65,23 +75,23 @@ struct SampleStats {
   int64_t unscorable = 0, clipped = 0;
   double generation_s = 0, scoring_s = 0, scoring_tail_s = 0;
 
-  // Returns each group's rewards (NaN: unscorable).
-  std::vector<std::vector<double>> Add(const rollout::RolloutResult& result) {
-    generation_s += result.stats.generation_seconds;
-    scoring_s += result.stats.scoring_seconds;
-    scoring_tail_s += result.stats.scoring_tail_seconds;
-    std::vector<std::vector<double>> group_rewards;
-    for (const rollout::RolloutGroup& g : result.groups) {
-      std::vector<double>& group = group_rewards.emplace_back();
-      for (const rollout::Completion& c : g.completions) group.push_back(Count(c));
-      group_stds.push_back(RewardStd(group));
+  // Counts one round; returns each group's rewards.
+  std::vector<GroupRewards> Add(const ScoredRollout& round) {
+    generation_s += round.rollout.stats.generation_seconds;
+    scoring_s += round.rollout.stats.callback_seconds;
+    scoring_tail_s += round.rollout.stats.callback_tail_seconds;
+    std::vector<GroupRewards> groups;
+    for (const rollout::RolloutGroup& g : round.rollout.groups) {
+      std::vector<std::optional<double>> values;
+      for (const rollout::Completion& c : g.completions) {
+        values.push_back(Count(c, round.rewards[static_cast<size_t>(g.prompt_index)][static_cast<size_t>(c.sample_index)]));
+      }
+      group_stds.push_back(groups.emplace_back(std::move(values)).Std());
     }
-    return group_rewards;
+    return groups;
   }
 
-  // Returns the completion's reward (NaN: unscorable).
-  double Count(const rollout::Completion& c) {
-    const rewards::RewardResult& r = *c.reward;
+  std::optional<double> Count(const rollout::Completion& c, const rewards::RewardResult& r) {
     if (r.total) rewards.push_back(*r.total);
     else ++unscorable;
     for (size_t k = 0; k < r.components.size(); ++k) {
@@ -91,7 +101,7 @@ struct SampleStats {
     lengths.push_back(static_cast<double>(c.token_ids.size()));
     if (c.finish_reason == rollout::FinishReason::kLength) ++clipped;
     else terminated_lengths.push_back(static_cast<double>(c.token_ids.size()));
-    return r.total.value_or(std::numeric_limits<double>::quiet_NaN());
+    return r.total;
   }
 
   void Write(const GroupSelector& selector, bool dynamic_sampling, nlohmann::ordered_json& m) const {
@@ -118,76 +128,95 @@ struct SampleStats {
   }
 };
 
-using Rows = std::pair<int64_t, int64_t>;  // [first, second)
-
 // `rows` cut into `parts` contiguous ranges whose sizes differ by at most one (some empty when
 // there are fewer rows than parts). A batch that dynamic sampling left short need not divide
 // into mini- and micro-batches the way a full one must (config.cpp checks only the full one).
-std::vector<Rows> SplitRows(Rows rows, int64_t parts) {
+std::vector<std::pair<int64_t, int64_t>> SplitRows(std::pair<int64_t, int64_t> rows, int64_t parts) {
   const int64_t n = rows.second - rows.first;
-  std::vector<Rows> out;
+  std::vector<std::pair<int64_t, int64_t>> out;
   for (int64_t i = 0; i < parts; ++i) out.push_back({rows.first + n * i / parts, rows.first + n * (i + 1) / parts});
   return out;
 }
+
+torch::Tensor RowIndex(std::pair<int64_t, int64_t> rows) { return torch::arange(rows.first, rows.second, torch::kInt64); }
 
 }  // namespace
 
 // The sequences of one step: the kept groups, flattened (group g's completions at g*G..).
 struct GrpoTrainer::Batch {
   std::vector<std::vector<int32_t>> prompt_ids, completion_ids;
-  std::vector<double> rewards;  // NaN: unscorable
+  std::vector<GroupRewards> groups;
   std::vector<bool> truncated;
   TokenBatch tokens;
   torch::Tensor advantages;  // [B]
   torch::Tensor loss_mask;   // [B, C]
   torch::Tensor old_logprobs, ref_logprobs;  // [B, C] or undefined
 
-  void Append(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group,
-              const std::vector<double>& group_rewards);
-  void ComputeAdvantagesAndMask(const GrpoSection& grpo, int64_t group_size);
+  bool empty() const { return groups.empty(); }
+
+  void Append(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group, GroupRewards rewards) {
+    for (const rollout::Completion& c : group.completions) {
+      prompt_ids.push_back(prompt);
+      completion_ids.push_back(c.token_ids);
+      truncated.push_back(c.finish_reason == rollout::FinishReason::kLength);
+    }
+    groups.push_back(std::move(rewards));
+  }
+
+  // Unscorable completions take their group's scored mean (no effect on the baseline) and are
+  // masked out of the loss.
+  void ComputeAdvantagesAndMask(const GrpoSection& grpo, int64_t group_size) {
+    std::vector<double> filled;
+    std::vector<float> keep;
+    for (const GroupRewards& group : groups) {
+      for (const std::optional<double>& r : group.values()) {
+        filled.push_back(r.value_or(group.Mean()));
+        keep.push_back(r && !(grpo.mask_truncated_completions && truncated[keep.size()]) ? 1.0f : 0.0f);
+      }
+    }
+    AdvantageOptions options;
+    options.scale_rewards = grpo.scale_rewards;
+    options.rloo = grpo.rloo;
+    options.eps = grpo.advantage_eps;
+    advantages = ComputeGroupAdvantages(torch::tensor(filled, torch::kDouble), group_size, options)
+                     .advantages.to(torch::kFloat32);
+    tokens = MakeTokenBatch(prompt_ids, completion_ids);
+    loss_mask = tokens.completion_mask * torch::tensor(keep).unsqueeze(1);
+  }
 };
 
-void GrpoTrainer::Batch::Append(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group,
-                                const std::vector<double>& group_rewards) {
-  for (const rollout::Completion& c : group.completions) {
-    prompt_ids.push_back(prompt);
-    completion_ids.push_back(c.token_ids);
-    truncated.push_back(c.finish_reason == rollout::FinishReason::kLength);
-  }
-  rewards.insert(rewards.end(), group_rewards.begin(), group_rewards.end());
-}
+// The running sums of one step's updates, token-weighted where TRL weights by tokens.
+struct GrpoTrainer::UpdateTallies {
+  double loss = 0, grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, clip_region = 0, tokens = 0;
+  double entropy = 0, entropy_tokens = 0, learning_rate = 0, backward_s = 0, optimizer_s = 0;
 
-// Unscorable completions take their group's scored mean (no effect on the baseline) and are
-// masked out of the loss.
-void GrpoTrainer::Batch::ComputeAdvantagesAndMask(const GrpoSection& grpo, int64_t group_size) {
-  std::vector<double> filled = rewards;
-  for (size_t g = 0; g < filled.size(); g += static_cast<size_t>(group_size)) {
-    std::vector<double> scored;
-    for (size_t i = g; i < g + static_cast<size_t>(group_size); ++i) {
-      if (!std::isnan(filled[i])) scored.push_back(filled[i]);
-    }
-    const double mean = Mean(scored);
-    for (size_t i = g; i < g + static_cast<size_t>(group_size); ++i) {
-      if (std::isnan(filled[i])) filled[i] = mean;
+  void AddMicroBatch(const PolicyLoss& l, const CompletionLogprobs& lp, const torch::Tensor& mask) {
+    kl += l.kl * l.tokens;
+    clip_low += l.clip_ratio_low * l.tokens;
+    clip_high += l.clip_ratio_high * l.tokens;
+    clip_region += l.clip_ratio_region * l.tokens;
+    tokens += l.tokens;
+    if (lp.entropy.defined()) {
+      entropy += (lp.entropy * mask).sum().item<double>();
+      entropy_tokens += mask.sum().item<double>();
     }
   }
-  AdvantageOptions options;
-  options.scale_rewards = grpo.scale_rewards;
-  options.rloo = grpo.rloo;
-  options.eps = grpo.advantage_eps;
-  advantages = ComputeGroupAdvantages(torch::tensor(filled, torch::kDouble), group_size, options)
-                   .advantages.to(torch::kFloat32);
-  tokens = MakeTokenBatch(prompt_ids, completion_ids);
-  std::vector<float> keep(rewards.size());
-  for (size_t i = 0; i < keep.size(); ++i) {
-    const bool masked = std::isnan(rewards[i]) || (grpo.mask_truncated_completions && truncated[i]);
-    keep[i] = masked ? 0.0f : 1.0f;
+
+  void Write(nlohmann::ordered_json& m, double updates, bool with_kl) const {
+    const double token_count = std::max(tokens, 1.0);
+    if (with_kl) m["kl"] = kl / token_count;
+    m["entropy"] = entropy_tokens > 0 ? entropy / entropy_tokens : 0.0;
+    m["clip_ratio/low_mean"] = clip_low / token_count;
+    m["clip_ratio/high_mean"] = clip_high / token_count;
+    m["clip_ratio/region_mean"] = clip_region / token_count;
+    m["loss"] = loss / updates;
+    m["grad_norm"] = grad_norm / updates;
+    m["learning_rate"] = learning_rate;
   }
-  loss_mask = tokens.completion_mask * torch::tensor(keep).unsqueeze(1);
-}
+};
 
 GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
-                         std::span<const data::Example> prompts, rollout::ScoreFn score)
+                         std::span<const data::Example> prompts, ScoreFn score)
     : config_(config),
       policy_(policy),
       reference_(reference),
@@ -226,15 +255,20 @@ nlohmann::ordered_json GrpoTrainer::Step() {
   const auto start = Clock::now();
   nlohmann::ordered_json m;
   m["step"] = step_ + 1;
-  Batch batch = SampleAndScore(m);  // 1-3: sample, score, advantages
-  Update(batch, m);                 // 4-5: log-probs, loss, update
+  Batch batch = SampleBatch(m);  // 1-3: sample, score, advantages
+  if (batch.empty()) {
+    SkipUpdate(m);  // dynamic sampling found no group with signal: nothing to learn
+  } else {
+    ComputeFrozenLogprobs(batch, m);  // 4
+    Optimize(batch, m);               // 5
+  }
   m["step_time"] = Since(start);
   ++step_;
   return m;
 }
 
-std::vector<rollout::RolloutPrompt> GrpoTrainer::DrawPrompts() {
-  std::vector<rollout::RolloutPrompt> prompts;
+std::vector<Prompt> GrpoTrainer::DrawPrompts() {
+  std::vector<Prompt> prompts;
   for (int64_t index : sampler_.Next(config_.grpo.prompts_per_step)) {
     const data::Example& e = prompts_[static_cast<size_t>(index)];
     std::string text = RenderPrompt(config_.tokenizer, e);
@@ -244,7 +278,8 @@ std::vector<rollout::RolloutPrompt> GrpoTrainer::DrawPrompts() {
   return prompts;
 }
 
-GrpoTrainer::Batch GrpoTrainer::SampleAndScore(nlohmann::ordered_json& m) {
+// 1-3: rounds of prompts sampled and scored until the selector has the batch.
+GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   rollout::SamplingParams sampling = MakeSamplingParams(config_, policy_);
   Batch batch;
   SampleStats stats;
@@ -253,145 +288,143 @@ GrpoTrainer::Batch GrpoTrainer::SampleAndScore(nlohmann::ordered_json& m) {
   // The copy must sample the current policy: the last update, or a checkpoint restored into it.
   if (sampling_copy_) sampling_copy_->CopyWeightsFrom(*policy_.model);
   while (!selector.done()) {
-    // 1. sample and 2. score
-    std::vector<rollout::RolloutPrompt> prompts = DrawPrompts();
+    const std::vector<Prompt> prompts = DrawPrompts();
     sampling.seed = static_cast<uint64_t>(config_.run.seed) * 0x9e3779b97f4a7c15ULL +
                     static_cast<uint64_t>(step_) * 1000 + static_cast<uint64_t>(selector.rounds());
-    rollout::RolloutResult result = engine_.Run(prompts, sampling, score_);
-    std::vector<std::vector<double>> rewards = stats.Add(result);
-    // 3. the groups that join the batch (with dynamic sampling: only those with signal)
+    const ScoredRollout round = RunAndScore(engine_, prompts, sampling, score_);
+    std::vector<GroupRewards> rewards = stats.Add(round);
     for (size_t g : selector.Offer(rewards)) {
-      const rollout::RolloutGroup& group = result.groups[g];
-      batch.Append(prompts[static_cast<size_t>(group.prompt_index)].prompt_ids, group, rewards[g]);
+      const rollout::RolloutGroup& group = round.rollout.groups[g];
+      batch.Append(prompts[static_cast<size_t>(group.prompt_index)].ids, group, std::move(rewards[g]));
     }
   }
   stats.Write(selector, config_.grpo.dynamic_sampling, m);
-  if (!batch.rewards.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, config_.rollout.num_generations);
+  if (!batch.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, config_.rollout.num_generations);
   return batch;
 }
 
-void GrpoTrainer::Update(Batch& batch, nlohmann::ordered_json& m) {
-  const GrpoSection& grpo = config_.grpo;
-  const double temperature = config_.rollout.temperature;
-  const int64_t updates_per_step = grpo.num_iterations * grpo.num_mini_batches;
-  if (batch.rewards.empty()) {  // dynamic sampling found no group with signal: nothing to learn
-    m["loss"] = 0.0;
-    m["grad_norm"] = 0.0;
-    m["learning_rate"] = ScheduledLearningRate(grpo.optim, updates_, grpo.steps * updates_per_step);
-    m["skipped_updates"] = guard_.skipped();
-    updates_ += updates_per_step;
-    return;
-  }
-  const std::vector<Rows> minis = SplitRows({0, batch.tokens.input_ids.size(0)}, grpo.num_mini_batches);
-  auto micros = [&](Rows mini) { return SplitRows(mini, grpo.gradient_accumulation_steps); };
-  auto select = [](Rows rows) { return torch::arange(rows.first, rows.second, torch::kInt64); };
+int64_t GrpoTrainer::UpdatesPerStep() const { return config_.grpo.num_iterations * config_.grpo.num_mini_batches; }
 
-  // 4. log-probs without gradient: the sampling policy's (when the batch is used for more
-  // than one update) and the reference's (for the KL term). Same micro-batches as the update,
-  // so that float rounding matches.
-  auto frozen_logprobs = [&](model::Qwen2Impl& model) {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> parts;
-    for (Rows mini : minis) {
-      for (Rows micro : micros(mini)) {
-        if (micro.first == micro.second) continue;
-        TokenBatch sub = SelectRows(batch.tokens, select(micro));
-        torch::Tensor lp = ComputeCompletionLogprobs(model, sub, temperature, grpo.logprob_chunk_size, false).logprobs;
-        parts.push_back(torch::constant_pad_nd(lp, {0, batch.tokens.completion_ids.size(1) - lp.size(1)}));
-      }
+// A step without a batch still advances the learning-rate schedule as a full one would.
+void GrpoTrainer::SkipUpdate(nlohmann::ordered_json& m) {
+  m["loss"] = 0.0;
+  m["grad_norm"] = 0.0;
+  m["learning_rate"] = ScheduledLearningRate(config_.grpo.optim, updates_, config_.grpo.steps * UpdatesPerStep());
+  m["skipped_updates"] = guard_.skipped();
+  updates_ += UpdatesPerStep();
+}
+
+std::vector<GrpoTrainer::Rows> GrpoTrainer::MiniBatches(const Batch& batch) const {
+  return SplitRows({0, batch.tokens.input_ids.size(0)}, config_.grpo.num_mini_batches);
+}
+
+std::vector<GrpoTrainer::Rows> GrpoTrainer::MicroBatches(Rows mini) const {
+  return SplitRows(mini, config_.grpo.gradient_accumulation_steps);
+}
+
+// Log-probs of `model` over the whole batch without gradient, in the same micro-batches as the
+// update, so that float rounding matches.
+torch::Tensor GrpoTrainer::FrozenLogprobs(model::Qwen2Impl& model, const Batch& batch) const {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (Rows mini : MiniBatches(batch)) {
+    for (Rows micro : MicroBatches(mini)) {
+      if (micro.first == micro.second) continue;
+      TokenBatch sub = SelectRows(batch.tokens, RowIndex(micro));
+      torch::Tensor lp = ComputeCompletionLogprobs(model, sub, config_.rollout.temperature,
+                                                   config_.grpo.logprob_chunk_size, false).logprobs;
+      parts.push_back(torch::constant_pad_nd(lp, {0, batch.tokens.completion_ids.size(1) - lp.size(1)}));
     }
-    return torch::cat(parts, 0);
-  };
+  }
+  return torch::cat(parts, 0);
+}
+
+// 4: the sampling policy's log-probs (when the batch is used for more than one update) and the
+// reference's (for the KL term).
+void GrpoTrainer::ComputeFrozenLogprobs(Batch& batch, nlohmann::ordered_json& m) {
   auto t0 = Clock::now();
-  if (updates_per_step > 1) batch.old_logprobs = frozen_logprobs(*policy_.model);
+  if (UpdatesPerStep() > 1) batch.old_logprobs = FrozenLogprobs(*policy_.model, batch);
   m["time/old_logprobs"] = Since(t0);
   t0 = Clock::now();
-  if (reference_ != nullptr && grpo.beta > 0) batch.ref_logprobs = frozen_logprobs(*reference_->model);
+  if (reference_ != nullptr && config_.grpo.beta > 0) batch.ref_logprobs = FrozenLogprobs(*reference_->model, batch);
   m["time/ref_logprobs"] = Since(t0);
+}
 
-  // 5. loss and update
-  double loss_sum = 0, norm_sum = 0, kl_sum = 0, low_sum = 0, high_sum = 0, region_sum = 0, tokens = 0;
-  double entropy_sum = 0, entropy_tokens = 0, lr = 0, backward_s = 0, optimizer_s = 0;
-  PolicyLossOptions loss_options;
-  loss_options.loss_type = grpo.loss_type;
-  loss_options.epsilon_low = grpo.epsilon;
-  loss_options.epsilon_high = grpo.epsilon_high.value_or(grpo.epsilon);
-  loss_options.beta = grpo.beta;
-  loss_options.kl_log_ratio_clamp = grpo.kl_log_ratio_clamp;
-  loss_options.max_completion_length = config_.rollout.max_new_tokens;
+// 5: μ passes over the batch, one optimizer step per mini-batch.
+void GrpoTrainer::Optimize(const Batch& batch, nlohmann::ordered_json& m) {
+  UpdateTallies tallies;
   policy_.model->train();
-  for (int64_t iteration = 0; iteration < grpo.num_iterations; ++iteration) {
-    for (Rows mini : minis) {
+  for (int64_t iteration = 0; iteration < config_.grpo.num_iterations; ++iteration) {
+    for (Rows mini : MiniBatches(batch)) {
       if (mini.first == mini.second) {  // a short batch with fewer rows than mini-batches
         ++updates_;                     // keeps the learning-rate schedule in step
         continue;
       }
-      t0 = Clock::now();
-      optimizer_.zero_grad();
-      loss_options.total_sequences = mini.second - mini.first;
-      loss_options.total_tokens = batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>();
-      bool finite = true;
-      double loss_value = 0;
-      for (Rows micro : micros(mini)) {
-        if (micro.first == micro.second) continue;
-        torch::Tensor index = select(micro);
-        TokenBatch sub = SelectRows(batch.tokens, index);
-        const int64_t width = sub.completion_ids.size(1);
-        CompletionLogprobs lp = ComputeCompletionLogprobs(*policy_.model, sub, temperature, grpo.logprob_chunk_size,
-                                                          /*with_entropy=*/iteration == 0);
-        PolicyLossInputs in;
-        in.logprobs = lp.logprobs;
-        in.mask = batch.loss_mask.index_select(0, index).narrow(1, 0, width);
-        in.advantages = batch.advantages.index_select(0, index);
-        if (batch.old_logprobs.defined()) in.old_logprobs = batch.old_logprobs.index_select(0, index).narrow(1, 0, width);
-        if (batch.ref_logprobs.defined()) in.ref_logprobs = batch.ref_logprobs.index_select(0, index).narrow(1, 0, width);
-        PolicyLoss loss = ComputePolicyLoss(in, loss_options);
-        const double value = loss.loss.item<double>();
-        if (!std::isfinite(value)) {
-          finite = false;
-          break;
-        }
-        loss_value += value;
-        if (loss.loss.requires_grad()) loss.loss.backward();
-        kl_sum += loss.kl * loss.tokens;
-        low_sum += loss.clip_ratio_low * loss.tokens;
-        high_sum += loss.clip_ratio_high * loss.tokens;
-        region_sum += loss.clip_ratio_region * loss.tokens;
-        tokens += loss.tokens;
-        if (lp.entropy.defined()) {
-          entropy_sum += (lp.entropy * in.mask).sum().item<double>();
-          entropy_tokens += in.mask.sum().item<double>();
-        }
-      }
-      backward_s += Since(t0);
-      t0 = Clock::now();
-      GradientCheck check = finite ? ClipGradients(parameters_, grpo.optim.max_grad_norm) : GradientCheck{0, false};
-      lr = ScheduledLearningRate(grpo.optim, updates_, grpo.steps * updates_per_step);
-      SetLearningRate(optimizer_, lr);
-      if (guard_.Admit(check.finite)) optimizer_.step();
-      optimizer_.zero_grad();
-      ++updates_;
-      optimizer_s += Since(t0);
-      loss_sum += loss_value;
-      norm_sum += check.norm;
+      UpdateMiniBatch(batch, mini, /*first_pass=*/iteration == 0, tallies);
     }
   }
   policy_.model->eval();
   num_tokens_ += batch.tokens.key_mask.sum().item<double>();  // prompt and completion tokens
-  const double updates = static_cast<double>(updates_per_step);
-  const double token_count = std::max(tokens, 1.0);
-  if (reference_ != nullptr && grpo.beta > 0) m["kl"] = kl_sum / token_count;
-  m["entropy"] = entropy_tokens > 0 ? entropy_sum / entropy_tokens : 0.0;
-  m["clip_ratio/low_mean"] = low_sum / token_count;
-  m["clip_ratio/high_mean"] = high_sum / token_count;
-  m["clip_ratio/region_mean"] = region_sum / token_count;
-  m["loss"] = loss_sum / updates;
-  m["grad_norm"] = norm_sum / updates;
-  m["learning_rate"] = lr;
+  tallies.Write(m, static_cast<double>(UpdatesPerStep()), reference_ != nullptr && config_.grpo.beta > 0);
   m["num_tokens"] = num_tokens_;
   m["skipped_updates"] = guard_.skipped();
-  m["time/backward"] = backward_s;
-  m["time/optimizer"] = optimizer_s;
+  m["time/backward"] = tallies.backward_s;
+  m["time/optimizer"] = tallies.optimizer_s;
+}
+
+// One optimizer step over `mini`: gradients accumulated over its micro-batches, clipped, and
+// applied unless they are not finite.
+void GrpoTrainer::UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies) {
+  auto t0 = Clock::now();
+  optimizer_.zero_grad();
+  bool finite = true;
+  const double loss = AccumulateGradients(batch, mini, first_pass, tallies, &finite);
+  tallies.backward_s += Since(t0);
+  t0 = Clock::now();
+  const GradientCheck check = finite ? ClipGradients(parameters_, config_.grpo.optim.max_grad_norm) : GradientCheck{0, false};
+  tallies.learning_rate = ScheduledLearningRate(config_.grpo.optim, updates_, config_.grpo.steps * UpdatesPerStep());
+  SetLearningRate(optimizer_, tallies.learning_rate);
+  if (guard_.Admit(check.finite)) optimizer_.step();
+  optimizer_.zero_grad();
+  ++updates_;
+  tallies.optimizer_s += Since(t0);
+  tallies.loss += loss;
+  tallies.grad_norm += check.norm;
+}
+
+// Forward and backward of each micro-batch of `mini`; returns the summed loss, stopping with
+// *finite = false at the first micro-batch whose loss is not finite. Entropy is measured on
+// the first pass over the batch only.
+double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies,
+                                        bool* finite) {
+  PolicyLossOptions options = MakeLossOptions(config_);
+  options.total_sequences = mini.second - mini.first;
+  options.total_tokens = batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>();
+  double loss_sum = 0;
+  for (Rows micro : MicroBatches(mini)) {
+    if (micro.first == micro.second) continue;
+    const torch::Tensor index = RowIndex(micro);
+    const TokenBatch sub = SelectRows(batch.tokens, index);
+    const int64_t width = sub.completion_ids.size(1);
+    const CompletionLogprobs lp = ComputeCompletionLogprobs(*policy_.model, sub, config_.rollout.temperature,
+                                                            config_.grpo.logprob_chunk_size, first_pass);
+    PolicyLossInputs in;
+    in.logprobs = lp.logprobs;
+    in.mask = batch.loss_mask.index_select(0, index).narrow(1, 0, width);
+    in.advantages = batch.advantages.index_select(0, index);
+    if (batch.old_logprobs.defined()) in.old_logprobs = batch.old_logprobs.index_select(0, index).narrow(1, 0, width);
+    if (batch.ref_logprobs.defined()) in.ref_logprobs = batch.ref_logprobs.index_select(0, index).narrow(1, 0, width);
+    const PolicyLoss loss = ComputePolicyLoss(in, options);
+    const double value = loss.loss.item<double>();
+    if (!std::isfinite(value)) {
+      *finite = false;
+      break;
+    }
+    loss_sum += value;
+    if (loss.loss.requires_grad()) loss.loss.backward();
+    tallies.AddMicroBatch(loss, lp, in.mask);
+  }
+  return loss_sum;
 }
 
 }  // namespace rl::trainer

@@ -1,13 +1,17 @@
-// trainer/grpo.h: the GRPO loop. One call to Step() is one step of the algorithm:
+// trainer/grpo.h: the GRPO loop. One call to Step() is one step of the algorithm, and
+// grpo.cpp's functions are these steps in this order:
 //
 //   1. sample   G completions for each of grpo.prompts_per_step prompts (rollout engine);
-//   2. score    each completion the moment it finishes (in process, or the reward server);
+//   2. score    each completion the moment it finishes (in process, or the reward server;
+//               trainer/scoring.h);                                           SampleBatch
 //   3. advantages, group-relative (trainer/grpo_loss.h), with DAPO's dynamic sampling when on
-//               (trainer/dynamic_sampling.h);
+//               (trainer/dynamic_sampling.h);                                 SampleBatch
 //   4. log-probs of the sampling policy (when the batch is reused: μ > 1 or mini-batches) and
-//               of the frozen reference (when beta > 0), without gradient;
+//               of the frozen reference (when beta > 0), without gradient;  ComputeFrozenLogprobs
 //   5. loss and update: μ passes over the batch, each cut into mini-batches (one AdamW step
-//               each) and micro-batches (gradient accumulation), clipped, non-finite skipped.
+//               each: UpdateMiniBatch) and micro-batches (gradient accumulation:
+//               AccumulateGradients), clipped, non-finite skipped;           Optimize
+//   6. metrics, from tallies kept apart from the algorithm (SampleStats, UpdateTallies).
 //
 //   GrpoTrainer trainer(config, policy, reference, prompts, score);
 //   while (trainer.step() < config.grpo.steps) {
@@ -30,6 +34,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +46,7 @@
 #include "trainer/config.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy.h"
+#include "trainer/scoring.h"
 
 namespace rl::trainer {
 
@@ -49,7 +55,7 @@ class GrpoTrainer {
   // `reference` may be null (then beta must be 0). `score` must be thread-safe. The trainer
   // keeps references to everything it is given.
   GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
-              std::span<const data::Example> prompts, rollout::ScoreFn score);
+              std::span<const data::Example> prompts, ScoreFn score);
 
   nlohmann::ordered_json Step();
 
@@ -64,15 +70,27 @@ class GrpoTrainer {
 
  private:
   struct Batch;
-  std::vector<rollout::RolloutPrompt> DrawPrompts();
-  Batch SampleAndScore(nlohmann::ordered_json& metrics);
-  void Update(Batch& batch, nlohmann::ordered_json& metrics);
+  struct UpdateTallies;
+  using Rows = std::pair<int64_t, int64_t>;  // [first, second) of the batch
+
+  std::vector<Prompt> DrawPrompts();
+  Batch SampleBatch(nlohmann::ordered_json& metrics);
+  void SkipUpdate(nlohmann::ordered_json& metrics);
+  void ComputeFrozenLogprobs(Batch& batch, nlohmann::ordered_json& metrics);
+  void Optimize(const Batch& batch, nlohmann::ordered_json& metrics);
+  void UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies);
+  double AccumulateGradients(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies,
+                             bool* finite);
+  torch::Tensor FrozenLogprobs(model::Qwen2Impl& model, const Batch& batch) const;
+  std::vector<Rows> MiniBatches(const Batch& batch) const;
+  std::vector<Rows> MicroBatches(Rows mini) const;
+  int64_t UpdatesPerStep() const;
 
   const TrainConfig& config_;
   Policy& policy_;
   Policy* reference_;
   std::span<const data::Example> prompts_;
-  rollout::ScoreFn score_;
+  ScoreFn score_;
   model::Qwen2 sampling_copy_;  // null unless rollout.dtype is bfloat16; before engine_, which uses it
   rollout::RolloutEngine engine_;
   data::EpochSampler sampler_;

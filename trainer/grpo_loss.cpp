@@ -6,11 +6,6 @@
 #include <ATen/ATen.h>
 
 namespace rl::trainer {
-namespace {
-
-constexpr double kZeroStdTolerance = 1e-8;  // torch.isclose's default atol (std is never negative)
-
-}  // namespace
 
 GroupAdvantages ComputeGroupAdvantages(const at::Tensor& rewards, int64_t group_size,
                                        const AdvantageOptions& options) {
@@ -55,8 +50,6 @@ GroupAdvantages ComputeGroupAdvantages(const at::Tensor& rewards, int64_t group_
   out.frac_reward_zero_std = zero_std.to(at::kDouble).mean().item<double>();
   return out;
 }
-
-bool IsZeroStd(double std) { return std <= kZeroStdTolerance; }
 
 at::Tensor ZeroStdGroups(const GroupAdvantages& advantages) { return advantages.group_std <= kZeroStdTolerance; }
 

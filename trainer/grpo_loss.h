@@ -36,6 +36,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "trainer/config.h"
+#include "trainer/group_rewards.h"
 
 namespace rl::trainer {
 
@@ -57,12 +58,7 @@ struct GroupAdvantages {
 GroupAdvantages ComputeGroupAdvantages(const at::Tensor& rewards, int64_t group_size,
                                        const AdvantageOptions& options);
 
-// Whether a group whose rewards have standard deviation `std` counts as all equal: within
-// float rounding of 0, as TRL's torch.isclose(std, 0) (three rewards of 0.1 have std ~1e-17).
-// Such a group gets zero advantages, and dynamic sampling drops it (trainer/dynamic_sampling.h).
-bool IsZeroStd(double std);
-
-// IsZeroStd of every group: [P] bool.
+// IsZeroStd (trainer/group_rewards.h) of every group: [P] bool.
 at::Tensor ZeroStdGroups(const GroupAdvantages& advantages);
 
 struct PolicyLossOptions {

@@ -1,6 +1,7 @@
 #include "trainer/scoring.h"
 
 #include <stdexcept>
+#include <utility>
 
 #include "rewards/server/client.h"
 
@@ -35,6 +36,46 @@ rewards::RewardResult FromRemote(const server::RemoteScore& remote) {
 
 }  // namespace
 
+rewards::Sample ToSample(const Prompt& prompt, const rollout::Completion& completion) {
+  rewards::Sample sample;
+  sample.prompt = prompt.text;
+  sample.completion = completion.text;
+  sample.gold = prompt.gold;
+  sample.completion_tokens = static_cast<int64_t>(completion.token_ids.size());
+  return sample;
+}
+
+ScoreFn ScoreWithReward(const rewards::Reward& reward) {
+  return [&reward](const Prompt& prompt, const rollout::Completion& completion) {
+    return reward.Score(ToSample(prompt, completion));
+  };
+}
+
+ScoredRollout RunAndScore(const rollout::RolloutEngine& engine, std::span<const Prompt> prompts,
+                          const rollout::SamplingParams& sampling, const ScoreFn& score) {
+  std::vector<std::vector<int32_t>> ids;
+  for (const Prompt& p : prompts) ids.push_back(p.ids);
+  ScoredRollout out;
+  if (!score) {
+    out.rollout = engine.Run(ids, sampling);
+    return out;
+  }
+  const size_t group = static_cast<size_t>(engine.options().group_size);
+  out.rewards.assign(prompts.size(), std::vector<rewards::RewardResult>(group));
+  // Each (prompt, sample) slot is written by exactly one callback; Run joins its threads
+  // before returning, so reading them afterwards needs no lock.
+  out.rollout = engine.Run(ids, sampling, [&](const rollout::Completion& c) {
+    const size_t i = static_cast<size_t>(c.prompt_index), j = static_cast<size_t>(c.sample_index);
+    out.rewards[i][j] = score(prompts[i], c);
+  });
+  return out;
+}
+
+const rewards::RewardResult* ScoredRollout::Find(int64_t prompt, int64_t sample) const {
+  if (rewards.empty()) return nullptr;
+  return &rewards.at(static_cast<size_t>(prompt)).at(static_cast<size_t>(sample));
+}
+
 Scorer MakeScorer(const RewardsSection& section) {
   Scorer scorer;
   if (!section.server.empty()) {
@@ -51,12 +92,8 @@ Scorer MakeScorer(const RewardsSection& section) {
     }
     scorer.description = section.server;
     std::shared_ptr<server::RewardClient> client = scorer.client;
-    scorer.score = [client](const rollout::RolloutPrompt& prompt, const rollout::Completion& completion) {
-      rewards::Sample sample;
-      sample.prompt = prompt.prompt_text;
-      sample.completion = completion.text;
-      if (prompt.gold) sample.gold = *prompt.gold;
-      sample.completion_tokens = static_cast<int64_t>(completion.token_ids.size());
+    scorer.score = [client](const Prompt& prompt, const rollout::Completion& completion) {
+      const rewards::Sample sample = ToSample(prompt, completion);
       std::vector<server::RemoteScore> scores = client->Score(std::span<const rewards::Sample>(&sample, 1));
       return FromRemote(scores.at(0));
     };
@@ -71,7 +108,7 @@ Scorer MakeScorer(const RewardsSection& section) {
     scorer.description = "in process (" + section.spec_file + ")";
   }
   if (!scorer.reward) throw std::runtime_error(error);
-  scorer.score = rollout::ScoreWithReward(*scorer.reward);
+  scorer.score = ScoreWithReward(*scorer.reward);
   return scorer;
 }
 

@@ -23,18 +23,19 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "rewards/reward.h"
 #include "cli/commands.h"
+#include "common/threads.h"
+#include "rewards/reward.h"
 #include "rl/model/qwen2.h"
 #include "rl/text/chat_template.h"
 #include "rl/text/tokenizer.h"
 #include "rollout/rollout.h"
+#include "trainer/scoring.h"
 
 namespace rl::cli {
 namespace {
@@ -173,23 +174,25 @@ rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::Qw
   return params;
 }
 
-nlohmann::ordered_json CompletionLine(const PromptRow& prompt, const rollout::Completion& c,
-                                      bool with_logprobs) {
+// `prompt_index` counts in the whole prompts file; c.prompt_index, in its round.
+nlohmann::ordered_json CompletionLine(const PromptRow& prompt, size_t prompt_index,
+                                      const rollout::Completion& c,
+                                      const rewards::RewardResult* reward, bool with_logprobs) {
   nlohmann::ordered_json line;
-  line["prompt_index"] = c.prompt_index;
+  line["prompt_index"] = prompt_index;
   line["sample_index"] = c.sample_index;
   line["prompt"] = prompt.text;
   line["completion"] = c.text;
   line["finish_reason"] = std::string(rollout::ToString(c.finish_reason));
   line["tokens"] = c.token_ids.size();
-  if (c.reward) {
-    line["reward"] = c.reward->total ? nlohmann::ordered_json(*c.reward->total) : nullptr;
+  if (reward) {
+    line["reward"] = reward->total ? nlohmann::ordered_json(*reward->total) : nullptr;
     nlohmann::ordered_json components = nlohmann::ordered_json::object();
-    for (const rewards::RuleScore& s : c.reward->components)
+    for (const rewards::RuleScore& s : reward->components)
       components[s.rule] = s.status == rewards::ScoreStatus::kOk ? nlohmann::ordered_json(s.value)
                                                                  : nlohmann::ordered_json(nullptr);
     line["components"] = std::move(components);
-    line["status"] = std::string(rewards::ToString(c.reward->status));
+    line["status"] = std::string(rewards::ToString(reward->status));
   }
   if (with_logprobs) {
     line["token_ids"] = c.token_ids;
@@ -220,6 +223,27 @@ void PrintSummary(const Totals& t, double seconds) {
                  static_cast<long long>(t.scored), t.scoring_seconds);
 }
 
+// One round's completions as output lines, counted into `totals`.
+void WriteRound(const trainer::ScoredRollout& result, const std::vector<PromptRow>& prompts,
+                size_t first_prompt, bool with_logprobs, std::ostream& out, Totals& totals) {
+  totals.generation_seconds += result.rollout.stats.generation_seconds;
+  totals.scoring_seconds += result.rollout.stats.callback_seconds;
+  for (const rollout::RolloutGroup& group : result.rollout.groups) {
+    const size_t index = first_prompt + static_cast<size_t>(group.prompt_index);
+    for (const rollout::Completion& c : group.completions) {
+      const rewards::RewardResult* reward = result.Find(group.prompt_index, c.sample_index);
+      out << CompletionLine(prompts[index], index, c, reward, with_logprobs).dump() << '\n';
+      ++totals.completions;
+      totals.tokens += static_cast<int64_t>(c.token_ids.size());
+      totals.stopped += c.finish_reason == rollout::FinishReason::kStop;
+      if (reward && reward->total) {
+        ++totals.scored;
+        totals.reward_sum += *reward->total;
+      }
+    }
+  }
+}
+
 int RunGenerate(const GenerateFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<PromptRow> prompts = ReadPrompts(flags);
@@ -240,12 +264,11 @@ int RunGenerate(const GenerateFlags& flags) {
   options.group_size = flags.samples;
   options.micro_batch_size = flags.batch_size;
   options.workers = flags.workers;
-  int threads = flags.threads > 0 ? flags.threads
-                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = common::ThreadCount(flags.threads);
   options.threads_per_worker = std::max(1, threads / flags.workers);
-  options.scoring_threads = std::max(1, threads / 2);
+  options.callback_threads = std::max(1, threads / 2);
   rollout::RolloutEngine engine(*policy, *tokenizer, options);
-  rollout::ScoreFn score = reward ? rollout::ScoreWithReward(*reward) : rollout::ScoreFn();
+  trainer::ScoreFn score = reward ? trainer::ScoreWithReward(*reward) : trainer::ScoreFn();
   // Messages go to stderr: the output may be stdout.
   std::fprintf(stderr,
                "rl generate: %zu prompts x %lld samples, temperature %g, top_k %lld, top_p %g, "
@@ -267,25 +290,11 @@ int RunGenerate(const GenerateFlags& flags) {
   for (size_t begin = 0; begin < prompts.size();
        begin += static_cast<size_t>(flags.prompts_per_round)) {
     size_t end = std::min(prompts.size(), begin + static_cast<size_t>(flags.prompts_per_round));
-    std::vector<rollout::RolloutPrompt> round;
+    std::vector<trainer::Prompt> round;
     for (size_t i = begin; i < end; ++i)
       round.push_back({tokenizer->Encode(prompts[i].text), prompts[i].text, prompts[i].gold});
-    rollout::RolloutResult result = engine.Run(round, sampling, score);
-    totals.generation_seconds += result.stats.generation_seconds;
-    totals.scoring_seconds += result.stats.scoring_seconds;
-    for (rollout::RolloutGroup& group : result.groups) {
-      for (rollout::Completion& c : group.completions) {
-        c.prompt_index += static_cast<int64_t>(begin);
-        out << CompletionLine(prompts[c.prompt_index], c, flags.logprobs).dump() << '\n';
-        ++totals.completions;
-        totals.tokens += static_cast<int64_t>(c.token_ids.size());
-        totals.stopped += c.finish_reason == rollout::FinishReason::kStop;
-        if (c.reward && c.reward->total) {
-          ++totals.scored;
-          totals.reward_sum += *c.reward->total;
-        }
-      }
-    }
+    WriteRound(trainer::RunAndScore(engine, round, sampling, score), prompts, begin,
+               flags.logprobs, out, totals);
     out.flush();
   }
   if (!to_stdout) {

@@ -9,35 +9,22 @@
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "tests/rollout/tiny_policy.h"
+#include "tests/support/temp_dir.h"
 
-#include <catch2/catch.hpp>
+#include "tests/support/catch_torch.h"
 
 #include "rl/model/config.h"
 #include "rollout/rollout.h"
 
 namespace fs = std::filesystem;
 namespace rr = rl::rollout;
+using rl::testing::TempDir;
 
 namespace {
-
-// A fresh directory under the system's temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("rl_generate_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
 
 void WriteFile(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -71,13 +58,13 @@ struct SavedPolicy {
     std::vector<std::string> specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
     nlohmann::json j = rl::text::TrainByteLevelBpe(rl::rollout::testing::TinyCorpus(), 320,
                                                    specials);
-    WriteFile(dir.path / "tokenizer.json", j.dump());
+    WriteFile(dir.path() / "tokenizer.json", j.dump());
     std::string error;
     tokenizer = rl::text::Tokenizer::FromJson(j, &error);
     model = rl::rollout::testing::TinyModel(tokenizer->vocab_size());
     rl::model::GenerationConfig generation;
     generation.eos_token_ids = {*tokenizer->TokenToId("<|endoftext|>")};
-    rl::model::SaveQwen2(model, dir.path.string(), torch::kFloat32, &generation);
+    rl::model::SaveQwen2(model, dir.path().string(), torch::kFloat32, &generation);
   }
 };
 
@@ -85,18 +72,18 @@ struct SavedPolicy {
 
 TEST_CASE("rl generate writes G lines per prompt, identical to the in-process engine") {
   SavedPolicy policy;
-  fs::path prompts = policy.dir.path / "prompts.jsonl";
+  fs::path prompts = policy.dir.path() / "prompts.jsonl";
   WriteFile(prompts,
             "{\"question\": \"What is 1/2 + 1/4?\", \"answer\": \"3/4\"}\n"
             "\n"
             "{\"question\": \"the lazy dog\", \"answer\": 4}\n");
-  fs::path out = policy.dir.path / "out.jsonl";
+  fs::path out = policy.dir.path() / "out.jsonl";
   std::string err;
-  std::string args = "generate --model " + policy.dir.path.string() + " --prompts " +
+  std::string args = "generate --model " + policy.dir.path().string() + " --prompts " +
                      prompts.string() + " --prompt-key question -n 3 --output " + out.string() +
                      " --temperature 0.9 --top-k 50 --max-new-tokens 10 --seed 17 " +
                      "--batch-size 4 --threads 1 --logprobs";
-  REQUIRE(RunRl(args, policy.dir.path, &err) == 0);
+  REQUIRE(RunRl(args, policy.dir.path(), &err) == 0);
   CHECK_THAT(err, Catch::Contains("6 completions"));
   CHECK_FALSE(fs::exists(out.string() + ".partial"));
 
@@ -111,9 +98,9 @@ TEST_CASE("rl generate writes G lines per prompt, identical to the in-process en
   options.micro_batch_size = 4;
   options.threads_per_worker = 1;
   rr::RolloutEngine engine(*policy.model, *policy.tokenizer, options);
-  std::vector<rr::RolloutPrompt> in_process;
-  for (std::string p : {"What is 1/2 + 1/4?", "the lazy dog"})
-    in_process.push_back({policy.tokenizer->Encode(p), p, std::nullopt});
+  const std::vector<std::string> texts = {"What is 1/2 + 1/4?", "the lazy dog"};
+  std::vector<std::vector<int32_t>> in_process;
+  for (const std::string& p : texts) in_process.push_back(policy.tokenizer->Encode(p));
   rr::SamplingParams sampling;
   sampling.temperature = 0.9;
   sampling.top_k = 50;
@@ -127,7 +114,7 @@ TEST_CASE("rl generate writes G lines per prompt, identical to the in-process en
     const rr::Completion& c = expected.groups[k / 3].completions[k % 3];
     CHECK(line["prompt_index"] == k / 3);
     CHECK(line["sample_index"] == k % 3);
-    CHECK(line["prompt"] == in_process[k / 3].prompt_text);
+    CHECK(line["prompt"] == texts[k / 3]);
     CHECK(line["completion"] == c.text);
     CHECK(line["finish_reason"] == std::string(rr::ToString(c.finish_reason)));
     CHECK(line["tokens"] == c.token_ids.size());
@@ -140,7 +127,7 @@ TEST_CASE("rl generate writes G lines per prompt, identical to the in-process en
   std::string stdout_text;
   REQUIRE(RunRl(args.substr(0, args.find(" --output")) + " --output - --temperature 0.9 " +
                     "--top-k 50 --max-new-tokens 10 --seed 17 --batch-size 4 --threads 1",
-                policy.dir.path, &err, &stdout_text) == 0);
+                policy.dir.path(), &err, &stdout_text) == 0);
   std::istringstream piped(stdout_text);
   int piped_lines = 0;
   for (std::string line; std::getline(piped, line); ++piped_lines)
@@ -150,22 +137,22 @@ TEST_CASE("rl generate writes G lines per prompt, identical to the in-process en
 
 TEST_CASE("rl generate --chat --rewards scores each completion") {
   SavedPolicy policy;
-  fs::path prompts = policy.dir.path / "prompts.jsonl";
+  fs::path prompts = policy.dir.path() / "prompts.jsonl";
   WriteFile(prompts,
             "{\"prompt\": \"What is 2+2?\", \"answer\": \"4\"}\n"
             "{\"prompt\": [{\"role\": \"user\", \"content\": \"Compute 7 * 8.\"}], "
             "\"answer\": \"56\"}\n");
-  fs::path spec = policy.dir.path / "reward.yaml";
+  fs::path spec = policy.dir.path() / "reward.yaml";
   WriteFile(spec,
             "rules:\n"
             "  - {name: format.think_answer, weight: 1}\n"
             "  - {name: accuracy.math, weight: 1}\n");
-  fs::path out = policy.dir.path / "out.jsonl";
+  fs::path out = policy.dir.path() / "out.jsonl";
   std::string err;
-  std::string args = "generate --model " + policy.dir.path.string() + " --prompts " +
+  std::string args = "generate --model " + policy.dir.path().string() + " --prompts " +
                      prompts.string() + " -n 2 --chat --rewards " + spec.string() +
                      " --max-new-tokens 6 --output " + out.string();
-  REQUIRE(RunRl(args, policy.dir.path, &err) == 0);
+  REQUIRE(RunRl(args, policy.dir.path(), &err) == 0);
   std::istringstream text(ReadFile(out));
   int count = 0;
   for (std::string line; std::getline(text, line); ++count) {
@@ -182,13 +169,13 @@ TEST_CASE("rl generate --chat --rewards scores each completion") {
 
 TEST_CASE("rl generate names the file and line of a bad row and writes nothing") {
   SavedPolicy policy;
-  fs::path out = policy.dir.path / "out.jsonl";
+  fs::path out = policy.dir.path() / "out.jsonl";
   auto run_with = [&](const std::string& rows, std::string* err) {
-    fs::path prompts = policy.dir.path / "bad.jsonl";
+    fs::path prompts = policy.dir.path() / "bad.jsonl";
     WriteFile(prompts, rows);
-    return RunRl("generate --model " + policy.dir.path.string() + " --prompts " +
+    return RunRl("generate --model " + policy.dir.path().string() + " --prompts " +
                      prompts.string() + " --output " + out.string(),
-                 policy.dir.path, err);
+                 policy.dir.path(), err);
   };
   std::string err;
   CHECK(run_with("{\"prompt\": \"ok\"}\n{\"text\": \"no prompt key\"}\n", &err) == 2);
@@ -202,7 +189,7 @@ TEST_CASE("rl generate names the file and line of a bad row and writes nothing")
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out.string() + ".partial"));
   // A model directory without tokenizer.json is named too.
-  fs::remove(policy.dir.path / "tokenizer.json");
+  fs::remove(policy.dir.path() / "tokenizer.json");
   CHECK(run_with("{\"prompt\": \"ok\"}\n", &err) != 0);
   CHECK_THAT(err, Catch::Contains("tokenizer.json"));
 }

@@ -1,5 +1,5 @@
-// The grouped rollout engine: G completions per prompt, scoring callbacks once per completion
-// and overlapping generation, determinism across worker counts, errors.
+// The grouped rollout engine: G completions per prompt, the callback once per completion and
+// overlapping generation, determinism across worker counts, errors.
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "tests/rollout/tiny_policy.h"
 
-#include <catch2/catch.hpp>
+#include "tests/support/catch_torch.h"
 
-#include "rewards/reward.h"
 #include "rollout/rollout.h"
 
 namespace rr = rl::rollout;
@@ -25,10 +25,10 @@ using rl::rollout::testing::SharedPolicy;
 
 namespace {
 
-std::vector<rr::RolloutPrompt> Prompts(const rl::text::Tokenizer& tokenizer) {
-  std::vector<rr::RolloutPrompt> prompts;
+std::vector<std::vector<int32_t>> Prompts(const rl::text::Tokenizer& tokenizer) {
+  std::vector<std::vector<int32_t>> prompts;
   for (std::string text : {"What is 1/2 + 1/4?", "the lazy dog", "Compute 7 * 8.", "<think>"})
-    prompts.push_back({tokenizer.Encode(text), text, "3/4"});
+    prompts.push_back(tokenizer.Encode(text));
   return prompts;
 }
 
@@ -38,7 +38,7 @@ rr::RolloutOptions Options(int64_t group, int64_t micro_batch, int workers) {
   options.micro_batch_size = micro_batch;
   options.workers = workers;
   options.threads_per_worker = 1;
-  options.scoring_threads = 2;
+  options.callback_threads = 2;
   return options;
 }
 
@@ -50,32 +50,24 @@ rr::SamplingParams Sampling(uint64_t seed, int64_t max_new_tokens = 12) {
   return sampling;
 }
 
-// A scorer whose reward encodes which completion it saw: 10 * prompt + sample.
-rl::rewards::RewardResult IndexReward(const rr::Completion& c) {
-  rl::rewards::RewardResult r;
-  r.total = 10.0 * static_cast<double>(c.prompt_index) + static_cast<double>(c.sample_index);
-  return r;
-}
-
 }  // namespace
 
-TEST_CASE("G completions per prompt, grouped in order, each scored exactly once") {
+TEST_CASE("G completions per prompt, grouped in order, each handed to the callback exactly once") {
   Policy& p = SharedPolicy();
   auto prompts = Prompts(*p.tokenizer);
   rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(/*G=*/3, /*micro=*/4, /*workers=*/2));
   std::mutex mutex;
-  std::multiset<std::pair<int64_t, int64_t>> scored;
-  auto score = [&](const rr::RolloutPrompt& prompt, const rr::Completion& c) {
-    CHECK(&prompt == &prompts[static_cast<size_t>(c.prompt_index)]);
+  std::multiset<std::pair<int64_t, int64_t>> called;
+  std::map<std::pair<int64_t, int64_t>, std::vector<int32_t>> seen;  // what each call saw
+  auto on_finished = [&](const rr::Completion& c) {
     CHECK(c.token_ids.size() == c.logprobs.size());
-    CHECK_FALSE(c.reward.has_value());
     std::lock_guard lock(mutex);
-    scored.insert({c.prompt_index, c.sample_index});
-    return IndexReward(c);
+    called.insert({c.prompt_index, c.sample_index});
+    seen[{c.prompt_index, c.sample_index}] = c.token_ids;
   };
-  rr::RolloutResult result = engine.Run(prompts, Sampling(1), score);
-  CHECK(scored.size() == 12);
-  CHECK(std::set<std::pair<int64_t, int64_t>>(scored.begin(), scored.end()).size() == 12);
+  rr::RolloutResult result = engine.Run(prompts, Sampling(1), on_finished);
+  CHECK(called.size() == 12);
+  CHECK(std::set<std::pair<int64_t, int64_t>>(called.begin(), called.end()).size() == 12);
   REQUIRE(result.groups.size() == prompts.size());
   int64_t tokens = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -86,8 +78,7 @@ TEST_CASE("G completions per prompt, grouped in order, each scored exactly once"
       const rr::Completion& c = group.completions[j];
       CHECK(c.prompt_index == static_cast<int64_t>(i));
       CHECK(c.sample_index == j);
-      REQUIRE(c.reward.has_value());
-      CHECK(*c.reward->total == 10.0 * static_cast<double>(i) + static_cast<double>(j));
+      CHECK(seen[{c.prompt_index, j}] == c.token_ids);  // the callback saw this very completion
       CHECK_FALSE(c.token_ids.empty());
       tokens += static_cast<int64_t>(c.token_ids.size());
     }
@@ -112,10 +103,8 @@ TEST_CASE("results depend on the seed, not on workers, scheduling or repetition"
   auto reference = tokens_of(one.Run(prompts, Sampling(7)));
   CHECK(tokens_of(one.Run(prompts, Sampling(7))) == reference);
   CHECK(tokens_of(three.Run(prompts, Sampling(7))) == reference);
-  auto index_score = [](const rr::RolloutPrompt&, const rr::Completion& c) {
-    return IndexReward(c);
-  };
-  CHECK(tokens_of(three.Run(prompts, Sampling(7), index_score)) == reference);
+  auto ignore = [](const rr::Completion&) {};
+  CHECK(tokens_of(three.Run(prompts, Sampling(7), ignore)) == reference);
   CHECK(tokens_of(one.Run(prompts, Sampling(8))) != reference);
   // Each sequence draws from its own stream: other micro-batch sizes give the same samples.
   rr::RolloutEngine wide(*p.model, *p.tokenizer, Options(4, 16, 1));
@@ -125,66 +114,30 @@ TEST_CASE("results depend on the seed, not on workers, scheduling or repetition"
   CHECK(group0.size() > 1);
 }
 
-TEST_CASE("scoring overlaps generation: the first score lands before the last batch ends") {
+TEST_CASE("callbacks overlap generation: the first returns before the last batch ends") {
   Policy& p = SharedPolicy();
   auto prompts = Prompts(*p.tokenizer);
   // 4 prompts x G=4 in micro-batches of 2: eight batches, generated one after another.
   rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(4, 2, 1));
   std::atomic<int> calls{0};
-  auto score = [&](const rr::RolloutPrompt&, const rr::Completion& c) {
-    ++calls;
-    return IndexReward(c);
-  };
-  rr::RolloutResult result = engine.Run(prompts, Sampling(3, 24), score);
+  auto count = [&](const rr::Completion&) { ++calls; };
+  rr::RolloutResult result = engine.Run(prompts, Sampling(3, 24), count);
   CHECK(calls == 16);
   const rr::RolloutStats& stats = result.stats;
-  REQUIRE(stats.first_scored_at.has_value());
+  REQUIRE(stats.first_callback_done_at.has_value());
   REQUIRE(stats.micro_batch_finished_at.size() == 8);
-  CHECK(*stats.first_scored_at < stats.micro_batch_finished_at.back());
-  CHECK(*stats.first_scored_at < stats.generation_seconds);
-  CHECK(stats.scoring_seconds >= 0);
+  CHECK(*stats.first_callback_done_at < stats.micro_batch_finished_at.back());
+  CHECK(*stats.first_callback_done_at < stats.generation_seconds);
+  CHECK(stats.callback_seconds >= 0);
 }
 
-TEST_CASE("ScoreWithReward passes prompt, text, gold and token count to the reward") {
-  Policy& p = SharedPolicy();
-  std::string error;
-  auto reward = rl::rewards::Reward::FromYamlText(
-      "rules:\n"
-      "  - {name: format.think_answer, weight: 1}\n"
-      "  - {name: accuracy.math, weight: 2}\n"
-      "  - {name: length.soft_overlong, weight: 1, params: {max_length: 8, cache_length: 4}}\n",
-      &error);
-  REQUIRE(reward != nullptr);
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 8, 1));
-  auto prompts = Prompts(*p.tokenizer);
-  rr::RolloutResult result = engine.Run(prompts, Sampling(5), rr::ScoreWithReward(*reward));
-  for (const auto& group : result.groups) {
-    for (const auto& c : group.completions) {
-      REQUIRE(c.reward.has_value());
-      // The same sample scored directly gives the same result.
-      rl::rewards::Sample sample;
-      sample.prompt = prompts[group.prompt_index].prompt_text;
-      sample.completion = c.text;
-      sample.gold = *prompts[group.prompt_index].gold;
-      sample.completion_tokens = static_cast<int64_t>(c.token_ids.size());
-      rl::rewards::RewardResult direct = reward->Score(sample);
-      CHECK(c.reward->status == direct.status);
-      CHECK(c.reward->total == direct.total);
-      REQUIRE(c.reward->components.size() == 3);
-      // The length rule only scores when the token count was handed over.
-      CHECK(c.reward->components[2].status == rl::rewards::ScoreStatus::kOk);
-    }
-  }
-}
-
-TEST_CASE("a failing scorer aborts the rollout and its error comes back") {
+TEST_CASE("a failing callback aborts the rollout and its error comes back") {
   Policy& p = SharedPolicy();
   rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 2, 2));
-  auto score = [](const rr::RolloutPrompt&, const rr::Completion& c) -> rl::rewards::RewardResult {
+  auto fail = [](const rr::Completion& c) {
     if (c.prompt_index == 1) throw std::runtime_error("reward server unreachable");
-    return IndexReward(c);
   };
-  CHECK_THROWS_WITH(engine.Run(Prompts(*p.tokenizer), Sampling(1), score),
+  CHECK_THROWS_WITH(engine.Run(Prompts(*p.tokenizer), Sampling(1), fail),
                     Catch::Contains("reward server unreachable"));
 }
 
@@ -201,10 +154,10 @@ TEST_CASE("bad options and prompts are refused by name") {
   CHECK_THROWS_WITH(engine_with([](auto& o) { o.workers = 0; }), Catch::Contains("workers"));
   CHECK_THROWS_WITH(engine_with([](auto& o) { o.threads_per_worker = -1; }),
                     Catch::Contains("threads_per_worker"));
-  CHECK_THROWS_WITH(engine_with([](auto& o) { o.scoring_threads = 0; }),
-                    Catch::Contains("scoring_threads"));
+  CHECK_THROWS_WITH(engine_with([](auto& o) { o.callback_threads = 0; }),
+                    Catch::Contains("callback_threads"));
   rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 2, 1));
-  std::vector<rr::RolloutPrompt> empty_prompt = {{{}, "", std::nullopt}};
+  std::vector<std::vector<int32_t>> empty_prompt = {{}};
   CHECK_THROWS_WITH(engine.Run(empty_prompt, Sampling(1)), Catch::Contains("prompt 0"));
   rr::SamplingParams bad = Sampling(1);
   bad.top_p = 0;

@@ -11,14 +11,15 @@
 #include <utility>
 #include <vector>
 
-#include <torch/torch.h>
-#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
-#include <catch2/catch.hpp>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include "tests/support/catch_torch.h"
 
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
+#include "trainer/scoring.h"
 
 using namespace rl::trainer;
 
@@ -28,7 +29,7 @@ namespace {
 //   "flat"   : 0.1 for all three completions (all equal, though their float std is ~1e-17);
 //   "varied" : the completion's sample index 0, 1, 2 (signal);
 //   "one"    : sample 0 scores 1, the others are unscorable (one scored reward: no signal).
-rl::rewards::RewardResult ScriptedReward(const rl::rollout::RolloutPrompt& prompt,
+rl::rewards::RewardResult ScriptedReward(const rl::trainer::Prompt& prompt,
                                          const rl::rollout::Completion& completion) {
   rl::rewards::RewardResult r;
   if (prompt.gold == "flat") r.total = 0.1;
@@ -94,8 +95,8 @@ struct SamplerLogprobs {
   std::mutex mutex;
   std::map<std::pair<int64_t, int64_t>, std::vector<float>> by_sequence;  // (prompt, sample)
 
-  rl::rollout::ScoreFn Scorer() {
-    return [this](const rl::rollout::RolloutPrompt& prompt, const rl::rollout::Completion& completion) {
+  ScoreFn Scorer() {
+    return [this](const Prompt& prompt, const rl::rollout::Completion& completion) {
       std::lock_guard<std::mutex> lock(mutex);  // the scorer runs on several threads
       by_sequence[{completion.prompt_index, completion.sample_index}] = completion.logprobs;
       return ScriptedReward(prompt, completion);
