@@ -9,7 +9,7 @@
 #include <vector>
 
 #include <torch/serialize.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 namespace rl::trainer {
 namespace fs = std::filesystem;

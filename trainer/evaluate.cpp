@@ -8,6 +8,7 @@
 #include <torch/types.h>
 
 #include "rewards/reward.h"
+#include "trainer/policy.h"
 #include "rollout/generate.h"
 
 namespace rl::trainer {

@@ -8,6 +8,7 @@
 // trains with, so the before/after table compares like with like. Completions are sampled
 // with eval.temperature (0: greedy), eval.num_samples per problem, the rollout's stop
 // conditions and a seed fixed by run.seed (the same problems and draws before and after).
+// This header is LibTorch-free (rl train's CLI and the run summary read EvalResult).
 // Thread safety: uses the policy's model read-only; one call at a time per policy.
 #pragma once
 
@@ -18,9 +19,10 @@
 
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
-#include "trainer/policy.h"
 
 namespace rl::trainer {
+
+struct Policy;  // trainer/policy.h; declared only, so that EvalResult's users need no LibTorch
 
 struct EvalResult {
   int64_t problems = 0;

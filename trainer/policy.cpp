@@ -6,7 +6,8 @@
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "rl/text/chat_template.h"
 

@@ -9,8 +9,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
+#include "common/json_file.h"
 #include "rl/data/fraction_task.h"
 #include "rl/model/qwen2.h"
 #include "trainer/checkpoint.h"
@@ -66,10 +68,10 @@ void WriteJsonFile(const fs::path& path, const nlohmann::json& j) {
 }
 
 nlohmann::json ReadJsonFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw std::runtime_error(path.string() + ": not valid JSON");
-  return j;
+  std::string error;
+  std::optional<nlohmann::json> j = common::ReadJsonFile(path.string(), &error);
+  if (!j) throw std::runtime_error(error);
+  return std::move(*j);
 }
 
 // metrics.jsonl keeps the lines of steps <= `step` (a resumed run rewrites what follows).

@@ -6,11 +6,13 @@
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "rl/data/sampler.h"
 #include "trainer/logprobs.h"
 #include "trainer/optimizer.h"
+#include "trainer/policy.h"
 
 namespace rl::trainer {
 namespace {

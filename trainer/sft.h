@@ -18,9 +18,10 @@
 
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
-#include "trainer/policy.h"
 
 namespace rl::trainer {
+
+struct Policy;  // trainer/policy.h
 
 struct SftSummary {
   int64_t steps = 0;

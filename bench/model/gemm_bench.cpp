@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 #include <CLI/CLI.hpp>
 
 #include "rl/model/qwen2.h"

@@ -17,7 +17,8 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "rl/model/qwen2.h"
 #include "rl/text/tokenizer.h"

@@ -4,21 +4,22 @@
 #include <fstream>
 
 // LibTorch pulls in glog, whose CHECK macro would replace Catch2's: include Catch2 after it.
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
-#include <catch2/catch.hpp>
+#include "tests/support/catch_torch.h"
 #include <nlohmann/json.hpp>
 
 #include "rl/model/qwen2.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
-#include "tests/model/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using Catch::Matchers::Contains;
 using rl::model::ModelError;
 using rl::model::Qwen2;
 using rl::model::Qwen2Config;
-using rl::model::testing::TempDir;
+using rl::testing::TempDir;
 
 namespace {
 

@@ -6,13 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/model/config.h"
-#include "tests/model/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using Catch::Matchers::Contains;
 using rl::model::GenerationConfig;
 using rl::model::ModelError;
 using rl::model::Qwen2Config;
-using rl::model::testing::TempDir;
+using rl::testing::TempDir;
 
 namespace {
 

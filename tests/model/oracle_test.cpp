@@ -10,14 +10,15 @@
 #include <fstream>
 #include <iostream>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <nlohmann/json.hpp>
 
 #include "rl/model/qwen2.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
-#include "tests/model/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -50,7 +51,7 @@ rl::model::Qwen2 RandomModel(const rl::model::Qwen2Config& config, uint64_t seed
 // max |ours - reference| over real positions, or -1 when the oracle could not run.
 double Compare(const std::string& name, const rl::model::Qwen2Config& config, uint64_t seed,
                const std::string& oracle_dtype) {
-  rl::model::testing::TempDir dir;
+  rl::testing::TempDir dir;
   rl::model::Qwen2 model = RandomModel(config, seed);
   rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
 

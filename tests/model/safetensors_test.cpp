@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/model/safetensors.h"
-#include "tests/model/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using Catch::Matchers::Contains;
 using rl::model::Dtype;
@@ -17,7 +17,7 @@ using rl::model::ModelError;
 using rl::model::SafetensorsCheckpoint;
 using rl::model::SafetensorsFile;
 using rl::model::TensorBlob;
-using rl::model::testing::TempDir;
+using rl::testing::TempDir;
 
 namespace {
 

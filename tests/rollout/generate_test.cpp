@@ -5,11 +5,12 @@
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "tests/rollout/tiny_policy.h"
 
-#include <catch2/catch.hpp>
+#include "tests/support/catch_torch.h"
 
 #include "rollout/generate.h"
 

@@ -7,9 +7,8 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
 
-#include <catch2/catch.hpp>
+#include "tests/support/catch_torch.h"
 
 #include "rollout/sampling.h"
 #include "rollout/stop_strings.h"

@@ -2,9 +2,9 @@
 #include <fstream>
 #include <set>
 
-#include <torch/torch.h>
-#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
-#include <catch2/catch.hpp>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include "tests/support/catch_torch.h"
 
 #include "rl/data/dataset.h"
 #include "rl/data/fraction_task.h"

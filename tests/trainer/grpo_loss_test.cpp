@@ -3,8 +3,7 @@
 #include <limits>
 
 #include <torch/types.h>
-#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
-#include <catch2/catch.hpp>
+#include "tests/support/catch_torch.h"
 
 #include "trainer/grpo_loss.h"
 

@@ -5,9 +5,9 @@
 // (~1e-7 relative); the step h = 1e-3 and the tolerance are chosen for that.
 #include <cmath>
 
-#include <torch/torch.h>
-#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
-#include <catch2/catch.hpp>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include "tests/support/catch_torch.h"
 
 #include "rl/model/qwen2.h"
 #include "trainer/grpo_loss.h"

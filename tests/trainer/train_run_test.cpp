@@ -9,9 +9,11 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
-#undef CHECK  // glog's, pulled in by Debian's LibTorch; Catch2 defines its own
-#include <catch2/catch.hpp>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include "tests/support/catch_torch.h"
+
+#include "tests/support/temp_dir.h"
 
 #include "rewards/server/server.h"
 #include "rewards/server/server_config.h"
@@ -23,14 +25,9 @@
 
 namespace fs = std::filesystem;
 using namespace rl::trainer;
+using rl::testing::TempDir;
 
 namespace {
-
-fs::path FreshDir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("rl_trainer_test_" + name);
-  fs::remove_all(dir);
-  return dir;
-}
 
 // A run small enough for CI: a 2-layer model of width 32, 60 SFT steps (enough for some
 // completions to earn rewards, so advantages and updates are not all zero), 4 GRPO steps.
@@ -93,7 +90,8 @@ std::string ReadBytes(const fs::path& path) {
 }  // namespace
 
 TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and loadable", "[run]") {
-  const fs::path dir = FreshDir("smoke");
+  const TempDir smoke_dir;
+  const fs::path dir = smoke_dir.path();
   // A stale checkpoint of an earlier run in the same directory: a fresh run removes it.
   fs::create_directories(dir / "checkpoint-99");
   std::ofstream(dir / "checkpoint-99" / "trainer_state.json") << "{}";
@@ -150,11 +148,13 @@ TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and 
 }
 
 TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exactly", "[run][resume]") {
-  const fs::path whole = FreshDir("whole");
+  const TempDir whole_dir;
+  const fs::path whole = whole_dir.path();
   RunTraining(TinyRun(whole), {});
 
   // The "interrupted" run: what the whole run had on disk right after step 2.
-  const fs::path resumed = FreshDir("resumed");
+  const TempDir resumed_dir;
+  const fs::path resumed = resumed_dir.path();
   fs::create_directories(resumed);
   fs::copy(whole / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
   fs::copy(whole / "sft", resumed / "sft", fs::copy_options::recursive);
@@ -194,8 +194,10 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   const std::string url = "http://127.0.0.1:" + std::to_string(server->port());
 
   // The same run scored in process and over HTTP: identical metrics.
-  const fs::path local = FreshDir("local");
-  const fs::path remote = FreshDir("remote");
+  const TempDir local_dir;
+  const fs::path local = local_dir.path();
+  const TempDir remote_dir;
+  const fs::path remote = remote_dir.path();
   TrainConfig local_config = TinyRun(local);
   local_config.grpo.steps = 2;
   TrainConfig remote_config = local_config;
@@ -223,7 +225,8 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
 }
 
 TEST_CASE("dynamic sampling keeps only groups with reward variance", "[run][dynamic]") {
-  const fs::path dir = FreshDir("dynamic");
+  const TempDir dynamic_dir;
+  const fs::path dir = dynamic_dir.path();
   TrainConfig config = TinyRun(dir);
   config.grpo.steps = 2;
   config.grpo.num_mini_batches = 1;
