@@ -59,115 +59,144 @@ void VisitOptimizer(V& v, OptimizerSection& o) {
 }
 
 template <class V>
+void VisitRun(V& v, RunSection& s) {
+  v.Field("name", s.name);
+  v.Field("output_dir", s.output_dir);
+  v.Field("seed", s.seed, AtLeast(0));
+  v.Field("threads", s.threads, AtLeast(0));
+}
+
+template <class V>
+void VisitModel(V& v, ModelSection& s) {
+  v.Field("path", s.path);
+  v.Section("tiny", [&] {
+    TinyModelSection& t = s.tiny;
+    v.Field("hidden_size", t.hidden_size, AtLeast(1));
+    v.Field("intermediate_size", t.intermediate_size, AtLeast(1));
+    v.Field("num_hidden_layers", t.num_hidden_layers, AtLeast(1));
+    v.Field("num_attention_heads", t.num_attention_heads, AtLeast(1));
+    v.Field("num_key_value_heads", t.num_key_value_heads, AtLeast(1));
+    v.Field("max_position_embeddings", t.max_position_embeddings, AtLeast(8));
+    v.Field("rope_theta", t.rope_theta, AtLeast(1));
+    v.Field("rms_norm_eps", t.rms_norm_eps, AtLeast(0));
+    v.Field("tie_word_embeddings", t.tie_word_embeddings);
+    v.Field("init_std", t.init_std, AtLeast(0));
+  });
+}
+
+template <class V>
+void VisitTokenizer(V& v, TokenizerSection& s) {
+  v.Field("path", s.path);
+  v.Field("train_vocab_size", s.train_vocab_size, Between(260, 1 << 20));
+  v.Field("eos_token", s.eos_token);
+  v.Choice("prompt_format", s.prompt_format, kPromptFormats);
+  v.Field("system_prompt", s.system_prompt);
+}
+
+template <class V>
+void VisitData(V& v, DataSection& s) {
+  v.Field("train_file", s.train_file);
+  v.Field("eval_file", s.eval_file);
+  v.Field("prompt_key", s.prompt_key);
+  v.Field("answer_key", s.answer_key);
+  v.Field("response_key", s.response_key);
+  v.Field("shuffle", s.shuffle);
+  v.Section("task", [&] {
+    TaskSection& t = s.task;
+    v.Field("name", t.name);
+    v.Field("num_train", t.num_train, AtLeast(1));
+    v.Field("num_eval", t.num_eval, AtLeast(0));
+    v.Field("max_numerator", t.max_numerator, Between(1, 99));
+    v.Field("max_denominator", t.max_denominator, Between(2, 99));
+    v.Field("teacher_slip_rate", t.teacher_slip_rate, Between(0, 1));
+  });
+}
+
+template <class V>
+void VisitRewards(V& v, RewardsSection& s) {
+  v.Field("spec_file", s.spec_file);
+  v.Field("spec", YamlMapping{&s.spec});
+  v.Field("server", s.server);
+  v.Field("reward_name", s.reward_name);
+  v.Field("max_retries", s.max_retries, AtLeast(0));
+  v.Field("retry_backoff_s", s.retry_backoff_s, AtLeast(0));
+  v.Field("timeout_s", s.timeout_s, AtLeast(0.001));
+  v.Field("threads", s.threads, AtLeast(0));
+}
+
+template <class V>
+void VisitRollout(V& v, RolloutSection& s) {
+  v.Field("num_generations", s.num_generations, AtLeast(1));
+  v.Field("max_new_tokens", s.max_new_tokens, AtLeast(1));
+  v.Field("temperature", s.temperature, AtLeast(0));
+  v.Field("top_k", s.top_k, AtLeast(0));
+  v.Field("top_p", s.top_p, Between(1e-9, 1));
+  v.Field("min_p", s.min_p, Between(0, 0.999999));
+  v.Field("stop_strings", s.stop_strings);
+  v.Field("batch_size", s.batch_size, AtLeast(1));
+  v.Field("workers", s.workers, AtLeast(1));
+  v.Choice("dtype", s.dtype, kRolloutDtypes);
+}
+
+template <class V>
+void VisitSft(V& v, SftSection& s) {
+  v.Field("steps", s.steps, AtLeast(0));
+  v.Field("batch_size", s.batch_size, AtLeast(1));
+  v.Field("max_length", s.max_length, AtLeast(2));
+  VisitOptimizer(v, s.optim);
+}
+
+template <class V>
+void VisitGrpo(V& v, GrpoSection& s) {
+  v.Field("steps", s.steps, AtLeast(0));
+  v.Field("prompts_per_step", s.prompts_per_step, AtLeast(1));
+  v.Field("num_iterations", s.num_iterations, AtLeast(1));
+  v.Field("num_mini_batches", s.num_mini_batches, AtLeast(1));
+  v.Field("gradient_accumulation_steps", s.gradient_accumulation_steps, AtLeast(1));
+  VisitOptimizer(v, s.optim);
+  v.Field("beta", s.beta, AtLeast(0));
+  v.Field("epsilon", s.epsilon, Between(0, 1));
+  v.Field("epsilon_high", s.epsilon_high, AtLeast(0));
+  v.Choice("loss_type", s.loss_type, kLossTypes);
+  v.Choice("scale_rewards", s.scale_rewards, kScaleRewards);
+  v.Field("rloo", s.rloo);
+  v.Field("advantage_eps", s.advantage_eps, AtLeast(0));
+  v.Field("mask_truncated_completions", s.mask_truncated_completions);
+  v.Field("kl_log_ratio_clamp", s.kl_log_ratio_clamp, AtLeast(0.001));
+  v.Field("logprob_chunk_size", s.logprob_chunk_size, AtLeast(1));
+  v.Field("dynamic_sampling", s.dynamic_sampling);
+  v.Field("dynamic_sampling_max_rounds", s.dynamic_sampling_max_rounds, AtLeast(1));
+  v.Field("max_nonfinite_steps", s.max_nonfinite_steps, AtLeast(1));
+}
+
+template <class V>
+void VisitEval(V& v, EvalSection& s) {
+  v.Field("num_problems", s.num_problems, AtLeast(0));
+  v.Field("num_samples", s.num_samples, AtLeast(1));
+  v.Field("temperature", s.temperature, AtLeast(0));
+  v.Field("max_new_tokens", s.max_new_tokens, AtLeast(0));
+  v.Field("every", s.every, AtLeast(0));
+}
+
+template <class V>
+void VisitCheckpoint(V& v, CheckpointSection& s) {
+  v.Field("every", s.every, AtLeast(0));
+  v.Field("keep_last", s.keep_last, AtLeast(1));
+}
+
+// The whole schema, section by section; adding a field means adding one line to its section.
+template <class V>
 void VisitConfig(V& v, TrainConfig& c) {
-  v.Section("run", [&] {
-    v.Field("name", c.run.name);
-    v.Field("output_dir", c.run.output_dir);
-    v.Field("seed", c.run.seed, AtLeast(0));
-    v.Field("threads", c.run.threads, AtLeast(0));
-  });
-  v.Section("model", [&] {
-    v.Field("path", c.model.path);
-    v.Section("tiny", [&] {
-      TinyModelSection& t = c.model.tiny;
-      v.Field("hidden_size", t.hidden_size, AtLeast(1));
-      v.Field("intermediate_size", t.intermediate_size, AtLeast(1));
-      v.Field("num_hidden_layers", t.num_hidden_layers, AtLeast(1));
-      v.Field("num_attention_heads", t.num_attention_heads, AtLeast(1));
-      v.Field("num_key_value_heads", t.num_key_value_heads, AtLeast(1));
-      v.Field("max_position_embeddings", t.max_position_embeddings, AtLeast(8));
-      v.Field("rope_theta", t.rope_theta, AtLeast(1));
-      v.Field("rms_norm_eps", t.rms_norm_eps, AtLeast(0));
-      v.Field("tie_word_embeddings", t.tie_word_embeddings);
-      v.Field("init_std", t.init_std, AtLeast(0));
-    });
-  });
-  v.Section("tokenizer", [&] {
-    v.Field("path", c.tokenizer.path);
-    v.Field("train_vocab_size", c.tokenizer.train_vocab_size, Between(260, 1 << 20));
-    v.Field("eos_token", c.tokenizer.eos_token);
-    v.Choice("prompt_format", c.tokenizer.prompt_format, kPromptFormats);
-    v.Field("system_prompt", c.tokenizer.system_prompt);
-  });
-  v.Section("data", [&] {
-    v.Field("train_file", c.data.train_file);
-    v.Field("eval_file", c.data.eval_file);
-    v.Field("prompt_key", c.data.prompt_key);
-    v.Field("answer_key", c.data.answer_key);
-    v.Field("response_key", c.data.response_key);
-    v.Field("shuffle", c.data.shuffle);
-    v.Section("task", [&] {
-      TaskSection& t = c.data.task;
-      v.Field("name", t.name);
-      v.Field("num_train", t.num_train, AtLeast(1));
-      v.Field("num_eval", t.num_eval, AtLeast(0));
-      v.Field("max_numerator", t.max_numerator, Between(1, 99));
-      v.Field("max_denominator", t.max_denominator, Between(2, 99));
-      v.Field("teacher_slip_rate", t.teacher_slip_rate, Between(0, 1));
-    });
-  });
-  v.Section("rewards", [&] {
-    v.Field("spec_file", c.rewards.spec_file);
-    v.Field("spec", YamlMapping{&c.rewards.spec});
-    v.Field("server", c.rewards.server);
-    v.Field("reward_name", c.rewards.reward_name);
-    v.Field("max_retries", c.rewards.max_retries, AtLeast(0));
-    v.Field("retry_backoff_s", c.rewards.retry_backoff_s, AtLeast(0));
-    v.Field("timeout_s", c.rewards.timeout_s, AtLeast(0.001));
-    v.Field("threads", c.rewards.threads, AtLeast(0));
-  });
-  v.Section("rollout", [&] {
-    RolloutSection& r = c.rollout;
-    v.Field("num_generations", r.num_generations, AtLeast(1));
-    v.Field("max_new_tokens", r.max_new_tokens, AtLeast(1));
-    v.Field("temperature", r.temperature, AtLeast(0));
-    v.Field("top_k", r.top_k, AtLeast(0));
-    v.Field("top_p", r.top_p, Between(1e-9, 1));
-    v.Field("min_p", r.min_p, Between(0, 0.999999));
-    v.Field("stop_strings", r.stop_strings);
-    v.Field("batch_size", r.batch_size, AtLeast(1));
-    v.Field("workers", r.workers, AtLeast(1));
-    v.Choice("dtype", r.dtype, kRolloutDtypes);
-  });
-  v.Section("sft", [&] {
-    v.Field("steps", c.sft.steps, AtLeast(0));
-    v.Field("batch_size", c.sft.batch_size, AtLeast(1));
-    v.Field("max_length", c.sft.max_length, AtLeast(2));
-    VisitOptimizer(v, c.sft.optim);
-  });
-  v.Section("grpo", [&] {
-    GrpoSection& g = c.grpo;
-    v.Field("steps", g.steps, AtLeast(0));
-    v.Field("prompts_per_step", g.prompts_per_step, AtLeast(1));
-    v.Field("num_iterations", g.num_iterations, AtLeast(1));
-    v.Field("num_mini_batches", g.num_mini_batches, AtLeast(1));
-    v.Field("gradient_accumulation_steps", g.gradient_accumulation_steps, AtLeast(1));
-    VisitOptimizer(v, g.optim);
-    v.Field("beta", g.beta, AtLeast(0));
-    v.Field("epsilon", g.epsilon, Between(0, 1));
-    v.Field("epsilon_high", g.epsilon_high, AtLeast(0));
-    v.Choice("loss_type", g.loss_type, kLossTypes);
-    v.Choice("scale_rewards", g.scale_rewards, kScaleRewards);
-    v.Field("rloo", g.rloo);
-    v.Field("advantage_eps", g.advantage_eps, AtLeast(0));
-    v.Field("mask_truncated_completions", g.mask_truncated_completions);
-    v.Field("kl_log_ratio_clamp", g.kl_log_ratio_clamp, AtLeast(0.001));
-    v.Field("logprob_chunk_size", g.logprob_chunk_size, AtLeast(1));
-    v.Field("dynamic_sampling", g.dynamic_sampling);
-    v.Field("dynamic_sampling_max_rounds", g.dynamic_sampling_max_rounds, AtLeast(1));
-    v.Field("max_nonfinite_steps", g.max_nonfinite_steps, AtLeast(1));
-  });
-  v.Section("eval", [&] {
-    v.Field("num_problems", c.eval.num_problems, AtLeast(0));
-    v.Field("num_samples", c.eval.num_samples, AtLeast(1));
-    v.Field("temperature", c.eval.temperature, AtLeast(0));
-    v.Field("max_new_tokens", c.eval.max_new_tokens, AtLeast(0));
-    v.Field("every", c.eval.every, AtLeast(0));
-  });
-  v.Section("checkpoint", [&] {
-    v.Field("every", c.checkpoint.every, AtLeast(0));
-    v.Field("keep_last", c.checkpoint.keep_last, AtLeast(1));
-  });
+  v.Section("run", [&] { VisitRun(v, c.run); });
+  v.Section("model", [&] { VisitModel(v, c.model); });
+  v.Section("tokenizer", [&] { VisitTokenizer(v, c.tokenizer); });
+  v.Section("data", [&] { VisitData(v, c.data); });
+  v.Section("rewards", [&] { VisitRewards(v, c.rewards); });
+  v.Section("rollout", [&] { VisitRollout(v, c.rollout); });
+  v.Section("sft", [&] { VisitSft(v, c.sft); });
+  v.Section("grpo", [&] { VisitGrpo(v, c.grpo); });
+  v.Section("eval", [&] { VisitEval(v, c.eval); });
+  v.Section("checkpoint", [&] { VisitCheckpoint(v, c.checkpoint); });
 }
 
 std::string Join(const std::vector<std::string>& items) {

@@ -149,11 +149,9 @@ EvalResult EvaluateAndLog(Policy& policy, const TrainConfig& config, const Datas
   return r;
 }
 
-}  // namespace
-
-RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
-  const auto start = Clock::now();
-  model::ConfigureThreads(static_cast<int>(config.run.threads));
+// Creates run.output_dir, clears an earlier run's checkpoints unless resuming, and records the
+// effective configuration.
+void PrepareOutputDir(const TrainConfig& config, const RunOptions& options) {
   const fs::path out(config.run.output_dir);
   fs::create_directories(out);
   if (!options.resume) {
@@ -163,85 +161,119 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
     }
   }
   std::ofstream(out / "config.yaml", std::ios::binary) << ToYaml(config);
-  const Datasets data = LoadData(config);
-  const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training
-  spdlog::info("data: {} training examples, {} held-out; rewards {}", data.train.size(), data.eval.size(),
-               scorer.description);
+}
 
-  RunSummary summary;
-  std::optional<std::string> checkpoint = options.resume ? FindLatestCheckpoint(out.string()) : std::nullopt;
-  nlohmann::json state;
+// Where GRPO starts: the newest checkpoint (with --resume), else the policy after SFT.
+struct StartingPoint {
   Policy policy;
-  if (checkpoint) {
-    spdlog::info("resume: from {}", *checkpoint);
-    policy = LoadPolicy(*checkpoint, "", config);
-    state = ReadJsonFile(fs::path(*checkpoint) / "trainer_state.json");
-    if (state.contains("before")) summary.before = EvalResultFromJson(state["before"]);
-  } else {
-    policy = PolicyAfterSft(config, data, options.resume);
-    const fs::path before_path = out / "eval_before_grpo.json";
-    if (options.resume && fs::exists(before_path)) {
-      summary.before = EvalResultFromJson(ReadJsonFile(before_path));
-    } else if (!data.eval.empty() && config.eval.num_problems > 0) {
-      summary.before = EvaluateAndLog(policy, config, data, "before GRPO");
-      WriteJsonFile(before_path, ToJson(*summary.before));
+  std::optional<std::string> checkpoint;
+  nlohmann::json state;  // the checkpoint's trainer_state.json; null without a checkpoint
+};
+
+StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const RunOptions& options,
+                        RunSummary& summary) {
+  const fs::path out(config.run.output_dir);
+  StartingPoint start;
+  start.checkpoint = options.resume ? FindLatestCheckpoint(out.string()) : std::nullopt;
+  if (start.checkpoint) {
+    spdlog::info("resume: from {}", *start.checkpoint);
+    start.policy = LoadPolicy(*start.checkpoint, "", config);
+    start.state = ReadJsonFile(fs::path(*start.checkpoint) / "trainer_state.json");
+    if (start.state.contains("before")) summary.before = EvalResultFromJson(start.state["before"]);
+    return start;
+  }
+  start.policy = PolicyAfterSft(config, data, options.resume);
+  const fs::path before_path = out / "eval_before_grpo.json";
+  if (options.resume && fs::exists(before_path)) {
+    summary.before = EvalResultFromJson(ReadJsonFile(before_path));
+  } else if (!data.eval.empty() && config.eval.num_problems > 0) {
+    summary.before = EvaluateAndLog(start.policy, config, data, "before GRPO");
+    WriteJsonFile(before_path, ToJson(*summary.before));
+  }
+  return start;
+}
+
+// The reference is the policy GRPO starts from: the SFT result, the given model, or (tiny, no
+// SFT) the initial weights saved for the purpose. A resumed run keeps the one it started with.
+// Empty when grpo.beta is 0; *reference_dir says where it was loaded from.
+std::optional<Policy> LoadReference(const TrainConfig& config, Policy& policy, const nlohmann::json& state,
+                                    std::string* reference_dir) {
+  const fs::path out(config.run.output_dir);
+  *reference_dir = state.is_object() ? state.value("reference_dir", std::string()) : std::string();
+  if (config.grpo.beta <= 0) return std::nullopt;
+  if (reference_dir->empty()) {
+    *reference_dir = config.sft.steps > 0          ? (out / "sft").string()
+                     : !config.model.path.empty() ? config.model.path
+                                                  : (out / "initial").string();
+    if (*reference_dir == (out / "initial").string()) SavePolicyAtomically(policy, *reference_dir, nlohmann::json::object());
+  }
+  return LoadPolicy(*reference_dir, *reference_dir == config.model.path ? config.tokenizer.path : "", config);
+}
+
+// GRPO steps until grpo.steps: metrics, progress, evaluations and checkpoints as configured.
+void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scorer, StartingPoint& start,
+             RunSummary& summary) {
+  const fs::path out(config.run.output_dir);
+  std::string reference_dir;
+  std::optional<Policy> reference = LoadReference(config, start.policy, start.state, &reference_dir);
+  GrpoTrainer trainer(config, start.policy, reference ? &*reference : nullptr, data.train, scorer.score);
+  if (start.checkpoint) {
+    LoadCheckpointState(*start.checkpoint, trainer.optimizer());
+    trainer.Restore(start.state.at("grpo"));
+  }
+  TruncateMetrics(out / "metrics.jsonl", trainer.step());
+  std::ofstream metrics(out / "metrics.jsonl", std::ios::binary | std::ios::app);
+  const auto grpo_start = Clock::now();
+  const int64_t first_step = trainer.step();
+  while (trainer.step() < config.grpo.steps) {
+    nlohmann::ordered_json m = trainer.Step();
+    const int64_t step = trainer.step();
+    if (config.eval.every > 0 && step % config.eval.every == 0 && step < config.grpo.steps) {
+      EvalResult r = EvaluateAndLog(start.policy, config, data, "during GRPO");
+      m["eval/format_rate"] = r.format_rate;
+      m["eval/accuracy"] = r.accuracy;
+    }
+    metrics << m.dump() << "\n" << std::flush;
+    spdlog::info("{}", ProgressLine(m, config.grpo.steps, Since(grpo_start) * static_cast<double>(step) /
+                                                             static_cast<double>(step - first_step)));
+    if (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
+      nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", reference_dir}, {"seed", config.run.seed}};
+      if (summary.before) saved["before"] = ToJson(*summary.before);
+      SaveCheckpoint(out.string(), step, start.policy, trainer.optimizer(), saved, config.checkpoint.keep_last);
     }
   }
+  summary.grpo_steps = trainer.step();
+}
 
-  if (config.grpo.steps > 0) {
-    // The reference is the policy GRPO starts from: the SFT result, the given model, or
-    // (tiny, no SFT) the initial weights saved for the purpose.
-    std::optional<Policy> reference;
-    std::string reference_dir = state.is_object() ? state.value("reference_dir", std::string()) : std::string();
-    if (config.grpo.beta > 0) {
-      if (reference_dir.empty()) {
-        reference_dir = config.sft.steps > 0 ? (out / "sft").string()
-                        : !config.model.path.empty() ? config.model.path
-                                                     : (out / "initial").string();
-        if (reference_dir == (out / "initial").string()) SavePolicyAtomically(policy, reference_dir, nlohmann::json::object());
-      }
-      reference = LoadPolicy(reference_dir, reference_dir == config.model.path ? config.tokenizer.path : "", config);
-    }
-    GrpoTrainer trainer(config, policy, reference ? &*reference : nullptr, data.train, scorer.score);
-    if (checkpoint) {
-      LoadCheckpointState(*checkpoint, trainer.optimizer());
-      trainer.Restore(state.at("grpo"));
-    }
-    TruncateMetrics(out / "metrics.jsonl", trainer.step());
-    std::ofstream metrics(out / "metrics.jsonl", std::ios::binary | std::ios::app);
-    const auto grpo_start = Clock::now();
-    const int64_t first_step = trainer.step();
-    while (trainer.step() < config.grpo.steps) {
-      nlohmann::ordered_json m = trainer.Step();
-      const int64_t step = trainer.step();
-      if (config.eval.every > 0 && step % config.eval.every == 0 && step < config.grpo.steps) {
-        EvalResult r = EvaluateAndLog(policy, config, data, "during GRPO");
-        m["eval/format_rate"] = r.format_rate;
-        m["eval/accuracy"] = r.accuracy;
-      }
-      metrics << m.dump() << "\n" << std::flush;
-      spdlog::info("{}", ProgressLine(m, config.grpo.steps, Since(grpo_start) * static_cast<double>(step) /
-                                                               static_cast<double>(step - first_step)));
-      if (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
-        nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", reference_dir},
-                                {"seed", config.run.seed}};
-        if (summary.before) saved["before"] = ToJson(*summary.before);
-        SaveCheckpoint(out.string(), step, policy, trainer.optimizer(), saved, config.checkpoint.keep_last);
-      }
-    }
-    summary.grpo_steps = trainer.step();
-  }
-
+// Saves the final policy, evaluates it, and writes eval.json.
+void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, RunSummary& summary) {
+  const fs::path out(config.run.output_dir);
   summary.final_dir = (out / "final").string();
   SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object());
   if (!data.eval.empty() && config.eval.num_problems > 0 && config.grpo.steps > 0) {
     summary.after = EvaluateAndLog(policy, config, data, "after GRPO");
   }
+}
+
+}  // namespace
+
+RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
+  const auto start = Clock::now();
+  model::ConfigureThreads(static_cast<int>(config.run.threads));
+  PrepareOutputDir(config, options);
+  const Datasets data = LoadData(config);
+  const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training
+  spdlog::info("data: {} training examples, {} held-out; rewards {}", data.train.size(), data.eval.size(),
+               scorer.description);
+  RunSummary summary;
+  StartingPoint from = FindStart(config, data, options, summary);
+  if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, summary);
+  Finish(config, data, from.policy, summary);
   summary.seconds = Since(start);
   nlohmann::json eval = {{"seconds", summary.seconds}, {"grpo_steps", summary.grpo_steps}};
   if (summary.before) eval["before_grpo"] = ToJson(*summary.before);
   if (summary.after) eval["after_grpo"] = ToJson(*summary.after);
-  WriteJsonFile(out / "eval.json", eval);
+  WriteJsonFile(fs::path(config.run.output_dir) / "eval.json", eval);
   return summary;
 }
 
