@@ -1,6 +1,7 @@
 #include "rewards/server/client.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <mutex>
@@ -131,6 +132,7 @@ struct RewardClient::Impl {
   ParsedUrl url;
   std::mutex mutex;  // guards idle
   std::vector<std::unique_ptr<Connection>> idle;
+  std::atomic<int64_t> requests{0}, attempts{0}, connections{0}, reconnects{0};
 
   std::unique_ptr<Connection> Acquire() {
     std::lock_guard<std::mutex> lock(mutex);
@@ -165,6 +167,7 @@ struct RewardClient::Impl {
     }
     c.stream.socket().set_option(tcp::no_delay(true), ec);
     c.open = true;
+    ++connections;
     return true;
   }
 
@@ -212,9 +215,11 @@ struct RewardClient::Impl {
     std::unique_ptr<Connection> c = Acquire();
     Answer answer;
     const bool reused = c->open;
+    ++attempts;
     if (!c->open && !Connect(*c, &answer.error)) return answer;
     answer = Exchange(*c, verb, target, body);
     if (answer.status == 0 && reused) {
+      ++reconnects;
       if (!Connect(*c, &answer.error)) return answer;
       answer = Exchange(*c, verb, target, body);
     }
@@ -229,6 +234,7 @@ struct RewardClient::Impl {
     const auto start = std::chrono::steady_clock::now();
     Answer answer;
     int attempt = 0;
+    ++requests;
     while (true) {
       ++attempt;
       answer = Attempt(verb, target, body);
@@ -264,6 +270,10 @@ RewardClient::RewardClient(ClientOptions options) : impl_(std::make_unique<Impl>
 RewardClient::~RewardClient() = default;
 
 const ClientOptions& RewardClient::options() const { return impl_->options; }
+
+ClientStats RewardClient::stats() const {
+  return {impl_->requests.load(), impl_->attempts.load(), impl_->connections.load(), impl_->reconnects.load()};
+}
 
 std::vector<RemoteScore> RewardClient::Score(std::span<const rewards::Sample> samples) {
   std::vector<RemoteScore> scores;

@@ -73,6 +73,15 @@ struct RemoteScore {
   std::vector<std::pair<std::string, std::optional<double>>> components;
 };
 
+// What a client has done since it was made (for logs, and for tests that must see a retry or
+// a reconnect happen rather than infer it from timing).
+struct ClientStats {
+  int64_t requests = 0;     // Score chunks and Health calls
+  int64_t attempts = 0;     // exchanges tried; attempts - requests were retries
+  int64_t connections = 0;  // connections opened
+  int64_t reconnects = 0;   // pooled connections found stale and replaced within an attempt
+};
+
 class RewardClient {
  public:
   explicit RewardClient(ClientOptions options);
@@ -87,6 +96,7 @@ class RewardClient {
   nlohmann::json Health();
 
   const ClientOptions& options() const;
+  ClientStats stats() const;
 
  private:
   struct Impl;

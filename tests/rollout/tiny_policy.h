@@ -1,5 +1,5 @@
 // A tiny policy for rollout tests: a byte-level BPE tokenizer trained on a few sentences and a
-// random Qwen2 of Qwen2Config::Tiny's shape over its vocabulary. Include after <torch/torch.h>
+// random Qwen2 of Qwen2Config::Tiny's shape over its vocabulary. Include after LibTorch's headers
 // and before Catch2 (glog's CHECK).
 #pragma once
 

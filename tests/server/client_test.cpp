@@ -121,9 +121,8 @@ TEST_CASE("client: a rejected request fails at once with the server's message", 
     CHECK(e.status() == 400);
     CHECK_THAT(e.what(), Catch::Contains("unknown reward 'nope'") && Catch::Contains("no rewards were produced"));
   }
+  CHECK(client.stats().attempts == 1);  // not retried
   CHECK(Eventually([&] { return server->metrics().requests_total() == 1; }));
-  std::this_thread::sleep_for(milliseconds(50));
-  CHECK(server->metrics().requests_total() == 1);  // not retried
 }
 
 TEST_CASE("client: no server: retries with backoff, then a clear error", "[server][client][retry]") {
@@ -141,6 +140,8 @@ TEST_CASE("client: no server: retries with backoff, then a clear error", "[serve
     CHECK(e.status() == 0);
     CHECK_THAT(e.what(), Catch::Contains("failed after 4 attempts") && Catch::Contains("cannot connect"));
   }
+  CHECK(client.stats().attempts == 4);
+  CHECK(client.stats().connections == 0);
   // Equal jitter waits at least half of each backoff: (0.05 + 0.1 + 0.2) / 2 s.
   CHECK(Clock::now() - start >= milliseconds(170));
 }
@@ -154,26 +155,38 @@ TEST_CASE("client: retries until the server comes up", "[server][client][retry]"
   RewardClient client(options);
   Samples data(4);
   auto scores = std::async(std::launch::async, [&] { return client.Score(data.samples); });
-  std::this_thread::sleep_for(milliseconds(300));
+  // The server comes up only once the client has failed to reach it twice.
+  REQUIRE(Eventually([&] { return client.stats().attempts >= 2; }));
   ServerConfig config = TestConfig();
   config.port = port;
   auto server = StartServer(config);
   const auto result = scores.get();
   REQUIRE(result.size() == 4);
   CHECK(result[0].status == "ok");
+  CHECK(client.stats().attempts >= 3);   // failed, failed, ..., then the answer
+  CHECK(client.stats().connections == 1);
 }
 
 TEST_CASE("client: a stale keep-alive connection is replaced transparently", "[server][client]") {
-  ServerConfig config = TestConfig();
-  config.idle_timeout_ms = 100;
-  auto server = StartServer(config);
-  ClientOptions options = OptionsFor(server->port());
+  auto first = StartServer(TestConfig());
+  const uint16_t port = first->port();
+  ClientOptions options = OptionsFor(port);
   options.max_attempts = 1;  // the reconnect is not a retry
   RewardClient client(options);
   Samples data(2);
   CHECK(client.Score(data.samples).size() == 2);
-  std::this_thread::sleep_for(milliseconds(400));  // the server closes the idle connection
+  // The server goes away (closing the pooled connection) and another takes its port.
+  first->Shutdown();
+  first->Wait();
+  ServerConfig config = TestConfig();
+  config.port = port;
+  auto second = StartServer(config);
   CHECK(client.Score(data.samples).size() == 2);
+  const ClientStats stats = client.stats();
+  CHECK(stats.requests == 2);
+  CHECK(stats.attempts == 2);
+  CHECK(stats.connections == 2);
+  CHECK(stats.reconnects == 1);
 }
 
 // A scripted HTTP peer: answers 503 (Retry-After: 0) `busy` times, then a fixed body.
