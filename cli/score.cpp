@@ -4,17 +4,24 @@
 //
 // Each output line is the input object (keys in their order) plus "reward" (number, or null
 // when unscorable), "components" (rule -> value, null for a rule that could not score) and
-// "status". A summary goes to stderr; a progress bar too when stderr is a terminal.
+// "status". A summary goes to stderr; a progress bar too when stderr is a terminal. Every line
+// is read by ReadScoreRow (cli/score_row.h), which says what a good row is.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
+#include <streambuf>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,8 +29,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "rewards/reward.h"
 #include "cli/commands.h"
+#include "cli/score_row.h"
+#include "common/threads.h"
+#include "rewards/reward.h"
 
 namespace rl::cli {
 namespace {
@@ -34,18 +43,10 @@ struct ScoreOptions {
   std::string rewards;
   std::string input;
   std::string output;
-  std::string completion_key = "completion";
-  std::string answer_key = "answer";
-  std::string prompt_key = "prompt";
-  std::string tokens_key = "completion_tokens";
+  RowOptions row;  // keys and limits of a row
   int threads = 0;
   bool skip_bad = false;
   size_t chunk_rows = 4096;
-};
-
-struct BadRow {
-  int64_t line;
-  std::string what;
 };
 
 // Running totals for the closing table.
@@ -68,7 +69,7 @@ class Summary {
     }
   }
 
-  void AddBad(BadRow bad) {
+  void AddBad(RowError bad) {
     ++bad_rows_;
     if (bad_examples_.size() < 10) bad_examples_.push_back(std::move(bad));
   }
@@ -80,9 +81,8 @@ class Summary {
     if (bad_rows_ > 0)
       std::fprintf(stderr, ", %lld bad rows skipped", static_cast<long long>(bad_rows_));
     std::fprintf(stderr, "\n");
-    for (const BadRow& bad : bad_examples_) {
-      std::fprintf(stderr, "  skipped %s:%lld: %s\n", input.c_str(),
-                   static_cast<long long>(bad.line), bad.what.c_str());
+    for (const RowError& bad : bad_examples_) {
+      std::fprintf(stderr, "  skipped %s\n", bad.Message(input).c_str());
     }
     if (bad_rows_ > static_cast<int64_t>(bad_examples_.size())) {
       std::fprintf(stderr, "  ... and %lld more\n",
@@ -119,7 +119,7 @@ class Summary {
   int64_t reward_count_ = 0;
   int64_t rows_ = 0;
   int64_t bad_rows_ = 0;
-  std::vector<BadRow> bad_examples_;
+  std::vector<RowError> bad_examples_;
 };
 
 // "[====>     ]  45%  120000 rows" on a terminal's stderr; nothing otherwise.
@@ -153,53 +153,9 @@ class ProgressBar {
   uint64_t total_bytes_ = 0;
 };
 
-// Reads one row's sample fields; an empty string when the row is good, else what was wrong.
-std::string ReadSample(const Row& row, const ScoreOptions& options, std::string* gold_storage,
-                       rewards::Sample* sample) {
-  if (!row.is_object()) return "expected a JSON object, got " + std::string(row.type_name());
-  auto completion = row.find(options.completion_key);
-  if (completion == row.end()) {
-    return "key '" + options.completion_key +
-           "' missing (--completion-key names the completion's key)";
-  }
-  if (!completion->is_string()) {
-    return "key '" + options.completion_key + "': expected a string, got " +
-           completion->type_name();
-  }
-  sample->completion = completion->get_ref<const std::string&>();
-  if (auto prompt = row.find(options.prompt_key); prompt != row.end() && !prompt->is_null()) {
-    if (!prompt->is_string()) {
-      return "key '" + options.prompt_key + "': expected a string, got " + prompt->type_name();
-    }
-    sample->prompt = prompt->get_ref<const std::string&>();
-  }
-  if (auto answer = row.find(options.answer_key); answer != row.end() && !answer->is_null()) {
-    if (answer->is_string()) {
-      sample->gold = std::string_view(answer->get_ref<const std::string&>());
-    } else if (answer->is_number()) {
-      *gold_storage = answer->dump();  // datasets often store numeric answers as numbers
-      sample->gold = std::string_view(*gold_storage);
-    } else {
-      return "key '" + options.answer_key + "': expected a string or a number, got " +
-             answer->type_name();
-    }
-  }
-  if (auto tokens = row.find(options.tokens_key); tokens != row.end() && !tokens->is_null()) {
-    if (!tokens->is_number_integer() || tokens->get<int64_t>() < 0) {
-      return "key '" + options.tokens_key + "': expected a non-negative integer";
-    }
-    sample->completion_tokens = tokens->get<int64_t>();
-  }
-  return "";
-}
-
-std::string ParseErrorText(const std::exception& e) {
-  std::string what = e.what();
-  size_t bracket = what.find("] ");  // drop nlohmann's "[json.exception.parse_error.101] "
-  return "invalid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2));
-}
-
-// Runs fn(i) for every i in [0, n) on up to `threads` threads, in contiguous blocks.
+// Runs fn(i) for every i in [0, n) on up to `threads` threads, in contiguous blocks. An
+// exception thrown by fn is rethrown here once every worker has stopped: escaping a thread it
+// would end the process before the partial output is removed.
 template <typename Fn>
 void ParallelFor(size_t n, int threads, const Fn& fn) {
   const size_t workers = std::min(static_cast<size_t>(std::max(threads, 1)), (n + 63) / 64);
@@ -208,12 +164,20 @@ void ParallelFor(size_t n, int threads, const Fn& fn) {
     return;
   }
   std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(workers);
   for (size_t w = 0; w < workers; ++w) {
     pool.emplace_back([&, w] {
-      for (size_t i = n * w / workers; i < n * (w + 1) / workers; ++i) fn(i);
+      try {
+        for (size_t i = n * w / workers; i < n * (w + 1) / workers; ++i) fn(i);
+      } catch (...) {
+        errors[w] = std::current_exception();
+      }
     });
   }
   for (std::thread& thread : pool) thread.join();
+  for (const std::exception_ptr& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
 }
 
 // Up to --chunk-rows input lines. JSON parsing and serialisation run in parallel like the
@@ -221,26 +185,12 @@ void ParallelFor(size_t n, int threads, const Fn& fn) {
 struct Chunk {
   std::vector<std::string> lines;
   std::vector<int64_t> line_numbers;
-  std::vector<Row> rows;
-  std::vector<std::string> errors;        // per line; empty when the row is good
-  std::vector<std::string> gold_storage;  // numeric golds as text; fixed size, views stay valid
-  std::vector<rewards::Sample> samples;   // views into rows and gold_storage
+  std::vector<RowResult> rows;  // one per line
 
-  void Parse(const ScoreOptions& options, int threads) {
-    const size_t n = lines.size();
-    rows.assign(n, Row());
-    errors.assign(n, std::string());
-    gold_storage.assign(n, std::string());
-    samples.assign(n, rewards::Sample());
-    ParallelFor(n, threads, [&](size_t i) {
-      try {
-        rows[i] = Row::parse(lines[i]);
-      } catch (const nlohmann::json::parse_error& e) {
-        errors[i] = ParseErrorText(e);
-        return;
-      }
-      errors[i] = ReadSample(rows[i], options, &gold_storage[i], &samples[i]);
-    });
+  void Read(const RowOptions& options, int threads) {
+    rows.assign(lines.size(), RowResult());
+    ParallelFor(lines.size(), threads,
+                [&](size_t i) { rows[i] = ReadScoreRow(lines[i], line_numbers[i], options); });
   }
 
   void Clear() {
@@ -262,37 +212,177 @@ std::string Serialize(Row& row, const rewards::RewardResult& result) {
   return row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// Reads the next line (without its '\n') into *line; false at the end of the input. Keeps at
+// most max_bytes + 1 bytes of a line, so that input without newlines costs bounded memory;
+// ReadScoreRow reports the cut line as too long. *bytes_read counts every byte consumed.
+bool ReadLine(std::streambuf& in, size_t max_bytes, std::string* line, uint64_t* bytes_read) {
+  using Traits = std::streambuf::traits_type;
+  line->clear();
+  Traits::int_type c = in.sbumpc();
+  if (Traits::eq_int_type(c, Traits::eof())) return false;
+  for (; !Traits::eq_int_type(c, Traits::eof()) && c != '\n'; c = in.sbumpc()) {
+    ++*bytes_read;
+    if (line->size() <= max_bytes) line->push_back(Traits::to_char_type(c));
+  }
+  if (c == '\n') ++*bytes_read;
+  return true;
+}
+
+// Whether a line read by ReadLine is blank; a cut line is not, whatever it starts with.
+bool IsBlank(const std::string& line, size_t max_bytes) {
+  return line.size() <= max_bytes && line.find_first_not_of(" \t\r") == std::string::npos;
+}
+
+// The path that SIGINT, SIGTERM and SIGHUP remove while a RemoveOnSignal lives. Global because a
+// signal handler can reach nothing else; atomic so that the handler reads it whole.
+std::atomic<const char*> path_to_remove_on_signal{nullptr};
+
+void RemoveAndReraise(int signal) {
+  if (const char* path = path_to_remove_on_signal.load()) unlink(path);
+  raise(signal);  // SA_RESETHAND restored the default action: the process ends as signalled
+}
+
+// While it lives, SIGINT, SIGTERM and SIGHUP first remove `path`, then end the process as they
+// would have. A signal that the process ignores (nohup) stays ignored.
+class RemoveOnSignal {
+ public:
+  explicit RemoveOnSignal(const std::string& path) {
+    path_to_remove_on_signal.store(path.c_str());
+    struct sigaction action = {};
+    action.sa_handler = RemoveAndReraise;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < kSignals.size(); ++i) {
+      sigaction(kSignals[i], nullptr, &previous_[i]);
+      if (previous_[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
+    }
+  }
+  ~RemoveOnSignal() {
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &previous_[i], nullptr);
+    path_to_remove_on_signal.store(nullptr);
+  }
+  // One path at a time: the handler has one slot.
+  RemoveOnSignal(const RemoveOnSignal&) = delete;
+  RemoveOnSignal& operator=(const RemoveOnSignal&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_;
+};
+
+// The output, written to <path>.partial and renamed over <path> by Commit(). Until then a run
+// that fails, throws or is ended by SIGINT, SIGTERM or SIGHUP removes the .partial and leaves
+// an earlier run's output as it was. "-" is stdout, written as the rows come.
+class Output {
+ public:
+  explicit Output(const std::string& path) : path_(path), partial_(path + ".partial") {}
+  ~Output() {
+    if (remove_partial_) {
+      file_.close();
+      std::error_code ec;
+      std::filesystem::remove(partial_, ec);
+    }
+  }
+
+  // False, with the reason printed, when the .partial cannot be created.
+  bool Open() {
+    if (path_ == "-") return true;
+    on_signal_.emplace(partial_);  // before the file exists, so that no signal can miss it
+    file_.open(partial_, std::ios::binary | std::ios::trunc);
+    if (!file_) {
+      on_signal_.reset();  // a .partial that is not ours is not ours to remove
+      std::fprintf(stderr, "rl score: %s: cannot write\n", partial_.c_str());
+      return false;
+    }
+    remove_partial_ = true;
+    return true;
+  }
+  std::ostream& stream() { return path_ == "-" ? std::cout : file_; }
+
+  // Flushes and renames the .partial over the output; false, with the reason printed, when
+  // writing failed.
+  bool Commit() {
+    if (path_ == "-") return static_cast<bool>(std::cout.flush());
+    file_.close();
+    std::error_code ec;
+    if (file_) std::filesystem::rename(partial_, path_, ec);
+    if (!file_ || ec) {
+      std::fprintf(stderr, "rl score: %s: cannot write (%s)\n", path_.c_str(),
+                   ec ? ec.message().c_str() : "write failed");
+      return false;
+    }
+    remove_partial_ = false;
+    return true;
+  }
+
+ private:
+  std::string path_;
+  std::string partial_;
+  std::ofstream file_;
+  std::optional<RemoveOnSignal> on_signal_;  // holds partial_.c_str(): declared after it
+  bool remove_partial_ = false;  // from creation until renamed
+};
+
 class ScoreRun {
  public:
   ScoreRun(const ScoreOptions& options, const rewards::Reward& reward, std::ostream& out)
       : options_(options),
         reward_(reward),
         out_(out),
-        threads_(options.threads > 0 ? options.threads
-                                     : static_cast<int>(std::thread::hardware_concurrency())),
+        threads_(common::ThreadCount(options.threads)),
         summary_(reward.rule_names()) {}
 
-  // Scores and writes one chunk; false when a bad row stops the run (see failure()).
+  // Reads, scores and writes every row of `in`; false, with the reason printed, when a bad
+  // row stops the run.
+  bool ScoreAll(std::istream& in) {
+    ProgressBar progress(options_.input);
+    Chunk chunk;
+    std::string line;
+    int64_t line_number = 0;
+    int64_t rows_read = 0;
+    uint64_t bytes_read = 0;
+    bool ok = true;
+    while (ok && ReadLine(*in.rdbuf(), options_.row.max_line_bytes, &line, &bytes_read)) {
+      ++line_number;
+      if (IsBlank(line, options_.row.max_line_bytes)) continue;
+      chunk.lines.push_back(std::move(line));
+      chunk.line_numbers.push_back(line_number);
+      if (chunk.lines.size() == options_.chunk_rows) {
+        rows_read += static_cast<int64_t>(chunk.lines.size());
+        ok = Process(chunk);
+        chunk.Clear();
+        progress.Update(bytes_read, rows_read);
+      }
+    }
+    if (ok && !chunk.lines.empty()) ok = Process(chunk);
+    progress.Finish();
+    if (!ok) std::fprintf(stderr, "rl score: %s\n", failure_.c_str());
+    return ok;
+  }
+
+  const Summary& summary() const { return summary_; }
+
+ private:
+  // Scores and writes one chunk; false when a bad row stops the run (see failure_).
   bool Process(Chunk& chunk) {
-    chunk.Parse(options_, threads_);
-    std::vector<size_t> good;
+    chunk.Read(options_.row, threads_);
+    std::vector<ScoreRow*> good;
     std::vector<rewards::Sample> samples;
-    for (size_t i = 0; i < chunk.lines.size(); ++i) {
-      if (chunk.errors[i].empty()) {
-        good.push_back(i);
-        samples.push_back(chunk.samples[i]);
+    for (RowResult& result : chunk.rows) {
+      if (result.ok()) {
+        good.push_back(&*result.row);
+        samples.push_back(result.row->sample());
       } else if (options_.skip_bad) {
-        summary_.AddBad({chunk.line_numbers[i], chunk.errors[i]});
+        summary_.AddBad(std::move(result.error));
       } else {
-        failure_ = options_.input + ":" + std::to_string(chunk.line_numbers[i]) + ": " +
-                   chunk.errors[i] + " (--skip-bad skips such rows)";
+        failure_ = result.error.Message(options_.input) + " (--skip-bad skips such rows)";
         return false;
       }
     }
     std::vector<rewards::RewardResult> results = reward_.ScoreBatch(samples, options_.threads);
     std::vector<std::string> text(good.size());
     ParallelFor(good.size(), threads_,
-                [&](size_t k) { text[k] = Serialize(chunk.rows[good[k]], results[k]); });
+                [&](size_t k) { text[k] = Serialize(good[k]->json, results[k]); });
     for (size_t k = 0; k < good.size(); ++k) {
       out_ << text[k] << '\n';
       summary_.Add(results[k]);
@@ -300,10 +390,6 @@ class ScoreRun {
     return true;
   }
 
-  const Summary& summary() const { return summary_; }
-  const std::string& failure() const { return failure_; }
-
- private:
   const ScoreOptions& options_;
   const rewards::Reward& reward_;
   std::ostream& out_;
@@ -328,61 +414,17 @@ int RunScore(const ScoreOptions& options) {
     }
   }
   std::istream& in = options.input == "-" ? std::cin : input_file;
-  // Written beside the output and renamed at the end, so a failed run leaves no half file.
-  const bool to_stdout = options.output == "-";
-  const std::string partial = options.output + ".partial";
-  std::ofstream output_file;
-  if (!to_stdout) {
-    output_file.open(partial, std::ios::binary | std::ios::trunc);
-    if (!output_file) {
-      std::fprintf(stderr, "rl score: %s: cannot write\n", partial.c_str());
-      return 2;
-    }
-  }
-  std::ostream& out = to_stdout ? std::cout : output_file;
+  Output output(options.output);
+  if (!output.Open()) return 2;
 
-  ScoreRun run(options, *reward, out);
-  ProgressBar progress(options.input);
+  ScoreRun run(options, *reward, output.stream());
   const auto start = std::chrono::steady_clock::now();
-  Chunk chunk;
-  std::string line;
-  int64_t line_number = 0;
-  int64_t rows_read = 0;
-  uint64_t bytes_read = 0;
-  bool ok = true;
-  while (ok && std::getline(in, line)) {
-    ++line_number;
-    bytes_read += line.size() + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
-    chunk.lines.push_back(std::move(line));
-    chunk.line_numbers.push_back(line_number);
-    if (chunk.lines.size() == options.chunk_rows) {
-      rows_read += static_cast<int64_t>(chunk.lines.size());
-      ok = run.Process(chunk);
-      chunk.Clear();
-      progress.Update(bytes_read, rows_read);
-    }
+  try {
+    if (!run.ScoreAll(in) || !output.Commit()) return 1;
+  } catch (const std::ios_base::failure& e) {  // a file's read error (a directory, EIO)
+    std::fprintf(stderr, "rl score: %s: read error (%s)\n", options.input.c_str(), e.what());
+    return 1;
   }
-  if (ok && !chunk.lines.empty()) ok = run.Process(chunk);
-  progress.Finish();
-  if (!ok) std::fprintf(stderr, "rl score: %s\n", run.failure().c_str());
-  if (ok && in.bad()) {
-    std::fprintf(stderr, "rl score: %s: read error\n", options.input.c_str());
-    ok = false;
-  }
-  out.flush();
-  if (!to_stdout) {
-    output_file.close();
-    std::error_code ec;
-    if (ok) std::filesystem::rename(partial, options.output, ec);
-    if (ok && (!output_file || ec)) {
-      std::fprintf(stderr, "rl score: %s: cannot write (%s)\n", options.output.c_str(),
-                   ec.message().c_str());
-      ok = false;
-    }
-    if (!ok) std::filesystem::remove(partial, ec);
-  }
-  if (!ok) return 1;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run.summary().Print(options.input, seconds);
@@ -405,16 +447,19 @@ void AddScoreCommand(CLI::App& app) {
       ->add_option("--output", options->output,
                    "Output JSONL: each input row plus reward, components, status ('-': stdout)")
       ->required();
-  command->add_option("--completion-key", options->completion_key, "Key of the completion text")
+  command
+      ->add_option("--completion-key", options->row.completion_key, "Key of the completion text")
       ->capture_default_str();
   command
-      ->add_option("--answer-key", options->answer_key, "Key of the gold answer (string or number)")
+      ->add_option("--answer-key", options->row.answer_key,
+                   "Key of the gold answer (string or number)")
       ->capture_default_str();
   command
-      ->add_option("--prompt-key", options->prompt_key,
+      ->add_option("--prompt-key", options->row.prompt_key,
                    "Key of the prompt (for prefilled-think detection)")
       ->capture_default_str();
-  command->add_option("--tokens-key", options->tokens_key, "Key of the completion's token count")
+  command
+      ->add_option("--tokens-key", options->row.tokens_key, "Key of the completion's token count")
       ->capture_default_str();
   command->add_option("--threads", options->threads, "Scoring threads (0: all cores)")
       ->capture_default_str()
@@ -422,10 +467,20 @@ void AddScoreCommand(CLI::App& app) {
   command->add_option("--chunk-rows", options->chunk_rows, "Rows read and scored at a time")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  command
+      ->add_option("--max-line-bytes", options->row.max_line_bytes,
+                   "A longer line is a bad row (a chunk holds up to chunk-rows such lines)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 32));
   command->add_flag("--skip-bad", options->skip_bad,
                     "Skip (and count) malformed rows instead of stopping");
   command->callback([options] {
-    int code = RunScore(*options);
+    int code = 1;
+    try {
+      code = RunScore(*options);
+    } catch (const std::exception& e) {  // bad_alloc, say; the .partial went as RunScore unwound
+      std::fprintf(stderr, "rl score: %s\n", e.what());
+    }
     if (code != 0) throw CLI::RuntimeError(code);
   });
 }

@@ -1,8 +1,13 @@
 // End-to-end tests of `rl score`: runs the built `rl` binary (RL_BINARY) on small files.
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -64,6 +69,19 @@ RunResult RunScore(const TempDir& dir, const std::string& arguments) {
   int status = std::system(command.c_str());
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return {code, ReadAll(err_path)};
+}
+
+// `rl score` on `rows` with the r1 spec and `flags`, writing dir/out.jsonl.
+RunResult RunOnRows(const TempDir& dir, const std::string& rows, const std::string& flags = "") {
+  WriteAll(dir.File("in.jsonl"), rows);
+  return RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + dir.File("in.jsonl") +
+                           "' --output '" + dir.File("out.jsonl") + "' " + flags);
+}
+
+// "[[...[]...]]" with `levels` arrays.
+std::string Nested(int levels) {
+  const size_t n = static_cast<size_t>(levels);
+  return std::string(n, '[') + std::string(n, ']');
 }
 
 const char* const kGoodRows =
@@ -218,4 +236,152 @@ TEST_CASE("rl score: a bad spec names file and line", "[cli]") {
   CHECK(run.exit_code == 2);
   CHECK(run.err.find(spec + ":3: key 'rules[0].weight': expected a number, got a string") !=
         std::string::npos);
+}
+
+TEST_CASE("rl score: a number outside double's range is a bad row", "[cli]") {
+  TempDir dir;
+  const std::string in = dir.File("in.jsonl");
+  const std::string out = dir.File("out.jsonl");
+  const std::string rows =
+      std::string(kGoodRows) + "{\"completion\": \"x\", \"answer\": 1e400}\n" + kGoodRows;
+  RunResult run = RunOnRows(dir, rows, "--skip-bad");
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(Lines(ReadAll(out)).size() == 4);
+  CHECK(run.err.find("1 bad rows skipped") != std::string::npos);
+  CHECK(run.err.find(in + ":3: number overflow parsing '1e400'") != std::string::npos);
+  CHECK_FALSE(fs::exists(out + ".partial"));
+
+  // Without --skip-bad the run stops, and the output of an earlier run is left as it was.
+  WriteAll(out, "earlier\n");
+  run = RunOnRows(dir, rows);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find(in + ":3: number overflow parsing '1e400'") != std::string::npos);
+  CHECK(ReadAll(out) == "earlier\n");
+  CHECK_FALSE(fs::exists(out + ".partial"));
+}
+
+TEST_CASE("rl score: a row nested deeper than 512 levels is a bad row", "[cli]") {
+  TempDir dir;
+  const std::string in = dir.File("in.jsonl");
+  const std::string out = dir.File("out.jsonl");
+  // 85,000 levels overflowed the stack when the row was echoed back.
+  const std::string deep =
+      "{\"completion\": \"x\", \"answer\": \"1\", \"meta\": " + Nested(85000) + "}\n";
+  RunResult run = RunOnRows(dir, kGoodRows + deep + kGoodRows, "--skip-bad");
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  const std::string scored = ReadAll(out);
+  CHECK(Lines(scored).size() == 4);
+  CHECK(run.err.find(in + ":3: nested deeper than 512 levels") != std::string::npos);
+  CHECK_FALSE(fs::exists(out + ".partial"));
+
+  run = RunOnRows(dir, kGoodRows + deep);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find(in + ":3: nested deeper than 512 levels") != std::string::npos);
+  CHECK(ReadAll(out) == scored);
+  CHECK_FALSE(fs::exists(out + ".partial"));
+
+  // 512 levels (the row's object and 511 arrays) are read and echoed whole.
+  const std::string limit = "{\"completion\": \"x\", \"meta\": " + Nested(511) + "}\n";
+  run = RunOnRows(dir, limit);
+  REQUIRE(run.exit_code == 0);
+  CHECK(ReadAll(out).find("\"meta\":" + Nested(511) + ",") != std::string::npos);
+}
+
+TEST_CASE("rl score: hostile token counts, bytes and line ends", "[cli]") {
+  TempDir dir;
+  const std::string in = dir.File("in.jsonl");
+  const std::string out = dir.File("out.jsonl");
+  const std::string rows =
+      "{\"completion\": \"a\", \"completion_tokens\": -1}\n"
+      "{\"completion\": \"a\", \"completion_tokens\": 3.5}\n"
+      "{\"completion\": \"a\", \"completion_tokens\": 9223372036854775808}\n"
+      "{\"completion\": \"a\", \"completion_tokens\": 1e400}\n"
+      "{\"completion\": \"a\", \"completion_tokens\": 18446744073709551616}\n"
+      "{\"completion\": \"\xff\xfe\"}\n"
+      "\n  \t\r\n"
+      "{\"completion\": \"crlf\", \"completion_tokens\": 9223372036854775807}\r\n"
+      "{\"completion\": \"last line, no newline\"}";
+  RunResult run = RunOnRows(dir, rows, "--skip-bad");
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  std::vector<std::string> lines = Lines(ReadAll(out));
+  REQUIRE(lines.size() == 2);
+  CHECK(nlohmann::json::parse(lines[0])["completion_tokens"] == INT64_MAX);
+  CHECK(nlohmann::json::parse(lines[1])["completion"] == "last line, no newline");
+  CHECK(run.err.find("6 bad rows skipped") != std::string::npos);
+  const std::string tokens = ": key 'completion_tokens': expected a non-negative integer, got ";
+  CHECK(run.err.find(in + ":1" + tokens + "-1") != std::string::npos);
+  CHECK(run.err.find(in + ":2" + tokens + "3.5") != std::string::npos);
+  CHECK(run.err.find(in + ":3" + tokens + "9223372036854775808") != std::string::npos);
+  CHECK(run.err.find(in + ":4: number overflow parsing '1e400'") != std::string::npos);
+  CHECK(run.err.find(in + ":5" + tokens + "1.8446744073709552e+19") != std::string::npos);
+  CHECK(run.err.find(in + ":6: invalid JSON") != std::string::npos);
+  // Messages are UTF-8: the ill-formed bytes they quote become U+FFFD.
+  CHECK(run.err.find('\xff') == std::string::npos);
+}
+
+TEST_CASE("rl score: a line longer than --max-line-bytes is a bad row", "[cli]") {
+  TempDir dir;
+  const std::string in = dir.File("in.jsonl");
+  const std::string rows = "{\"completion\": \"" + std::string(1000, 'x') + "\"}\n" + kGoodRows;
+  RunResult run = RunOnRows(dir, rows, "--max-line-bytes 200 --skip-bad");
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(Lines(ReadAll(dir.File("out.jsonl"))).size() == 2);
+  CHECK(run.err.find(in + ":1: line longer than 200 bytes (--max-line-bytes)") !=
+        std::string::npos);
+
+  run = RunOnRows(dir, rows, "--max-line-bytes 200");
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find(in + ":1: line longer than 200 bytes") != std::string::npos);
+}
+
+TEST_CASE("rl score: SIGTERM and SIGINT leave no partial output", "[cli]") {
+  for (int signal : {SIGTERM, SIGINT}) {
+    TempDir dir;
+    const std::string out = dir.File("out.jsonl");
+    WriteAll(out, "earlier\n");
+    int input[2];
+    REQUIRE(pipe(input) == 0);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // the child: `rl score` reading the pipe, which stays open
+      std::signal(SIGINT, SIG_DFL);  // a shell's background job may inherit it ignored
+      dup2(input[0], STDIN_FILENO);
+      close(input[1]);
+      const int null = open("/dev/null", O_WRONLY);
+      dup2(null, STDERR_FILENO);
+      execl(RL_BINARY, RL_BINARY, "score", "--rewards", "../configs/rewards/r1.yaml", "--input",
+            "-", "--output", out.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(input[0]);
+    REQUIRE(write(input[1], kGoodRows, std::strlen(kGoodRows)) > 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!fs::exists(out + ".partial") && std::chrono::steady_clock::now() < deadline)
+      usleep(10000);
+    CHECK(fs::exists(out + ".partial"));
+    kill(pid, signal);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(input[1]);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == signal);
+    CHECK_FALSE(fs::exists(out + ".partial"));
+    CHECK(ReadAll(out) == "earlier\n");
+  }
+}
+
+TEST_CASE("rl score: a read error stops the run cleanly", "[cli]") {
+  TempDir dir;
+  const std::string out = dir.File("out.jsonl");
+  fs::create_directories(dir.File("a_directory"));
+  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" +
+                                    dir.File("a_directory") + "' --output '" + out + "'");
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find(dir.File("a_directory") + ": read error") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out + ".partial"));
 }
