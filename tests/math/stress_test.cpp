@@ -26,10 +26,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr double kSlack = 4;
 
-bool IsVerdict(Verdict v) {
-  return v == Verdict::kCorrect || v == Verdict::kIncorrect || v == Verdict::kNoAnswer ||
-         v == Verdict::kUnparseableAnswer || v == Verdict::kInvalidGold ||
-         v == Verdict::kBudgetExceeded;
+// A decision (correct or incorrect) needs no explanation; every other verdict says why
+// (CheckResult::detail), so that a user can tell a budget hit from an unreadable answer.
+bool Explained(const CheckResult& r) {
+  return r.verdict == Verdict::kCorrect || r.verdict == Verdict::kIncorrect || !r.detail.empty();
 }
 
 double ThreadCpuMillis() {
@@ -48,7 +48,7 @@ CheckResult Bounded(const Verifier& verifier, const std::string& completion,
   INFO("completion (first 80 bytes): " << completion.substr(0, 80)
                                        << "  gold: " << gold.substr(0, 80)
                                        << "  verdict: " << ToString(r.verdict) << "  ms: " << ms);
-  CHECK(IsVerdict(r.verdict));
+  CHECK(Explained(r));
   CHECK(ms <= verifier.options().time_budget_ms * kSlack);
   return r;
 }
