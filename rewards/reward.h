@@ -122,6 +122,18 @@ struct RewardResult {
   std::optional<math::CheckResult> answer_check;
 };
 
+// The wire form of a result: the one JSON shape that `rl serve` (/v1/score), `rl score`,
+// `rl generate` and the reward client write and read.
+//   {"reward": 1.5 | null, "status": "ok", "verdict": "correct" | null, "extracted": "4" | null,
+//    "components": {"format.think_answer": 1, "accuracy.math": null},
+//    "detail": "accuracy.math: …"}                     (only when status is not "ok")
+// A component is null when its rule could not score; "detail" names the first such rule and
+// why. Rule weights are not carried.
+nlohmann::ordered_json ToJson(const RewardResult& result);
+// The inverse of ToJson. A null component gets the result's status and detail, and weight 1.
+// Empty, with *error naming the key and what was expected, when `j` is not of that shape.
+std::optional<RewardResult> RewardResultFromJson(const nlohmann::ordered_json& j, std::string* error);
+
 // What to do with a sample that a rule could not score.
 enum class OnUnscorable { kSkip, kZero };
 
