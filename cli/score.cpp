@@ -2,9 +2,10 @@
 //
 //   rl score --rewards configs/rewards/r1.yaml --input in.jsonl --output out.jsonl
 //
-// Each output line is the input object (keys in their order) plus "reward" (number, or null
-// when unscorable), "components" (rule -> value, null for a rule that could not score) and
-// "status". A summary goes to stderr; a progress bar too when stderr is a terminal. Every line
+// Each output line is the input object (keys in their order) plus the result's wire form
+// (rewards::ToJson: "reward", null when unscorable; "status"; "verdict" and "extracted" of
+// the answer check; "components", rule -> value, null for a rule that could not score; and
+// "detail" when the status is not ok). A summary goes to stderr; a progress bar too when stderr is a terminal. Every line
 // is read by ReadScoreRow (cli/score_row.h), which says what a good row is.
 #include <signal.h>
 #include <unistd.h>
@@ -199,16 +200,10 @@ struct Chunk {
   }
 };
 
-// The input row plus "reward", "components" and "status", as one line of JSON.
+// The input row plus the result's wire form, as one line of JSON.
 std::string Serialize(Row& row, const rewards::RewardResult& result) {
-  row["reward"] = result.total ? Row(*result.total) : Row(nullptr);
-  Row components = Row::object();
-  for (const rewards::RuleScore& component : result.components) {
-    components[component.rule] =
-        component.status == rewards::ScoreStatus::kOk ? Row(component.value) : Row(nullptr);
-  }
-  row["components"] = std::move(components);
-  row["status"] = std::string(rewards::ToString(result.status));
+  Row wire = rewards::ToJson(result);
+  for (auto& [key, value] : wire.items()) row[key] = std::move(value);
   return row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

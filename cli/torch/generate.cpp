@@ -186,13 +186,8 @@ nlohmann::ordered_json CompletionLine(const PromptRow& prompt, size_t prompt_ind
   line["finish_reason"] = std::string(rollout::ToString(c.finish_reason));
   line["tokens"] = c.token_ids.size();
   if (reward) {
-    line["reward"] = reward->total ? nlohmann::ordered_json(*reward->total) : nullptr;
-    nlohmann::ordered_json components = nlohmann::ordered_json::object();
-    for (const rewards::RuleScore& s : reward->components)
-      components[s.rule] = s.status == rewards::ScoreStatus::kOk ? nlohmann::ordered_json(s.value)
-                                                                 : nlohmann::ordered_json(nullptr);
-    line["components"] = std::move(components);
-    line["status"] = std::string(rewards::ToString(reward->status));
+    nlohmann::ordered_json wire = rewards::ToJson(*reward);
+    for (auto& [key, value] : wire.items()) line[key] = std::move(value);
   }
   if (with_logprobs) {
     line["token_ids"] = c.token_ids;

@@ -168,7 +168,9 @@ TEST_CASE("client: retries until the server comes up", "[server][client][retry]"
 }
 
 TEST_CASE("client: a stale keep-alive connection is replaced transparently", "[server][client]") {
-  auto first = StartServer(TestConfig());
+  ServerConfig short_idle = TestConfig();
+  short_idle.idle_timeout_ms = 100;  // so that shutting it down need not wait for our idle connection
+  auto first = StartServer(short_idle);
   const uint16_t port = first->port();
   ClientOptions options = OptionsFor(port);
   options.max_attempts = 1;  // the reconnect is not a retry
