@@ -22,6 +22,8 @@ using rl::rollout::testing::TinyModel;
 using rl::rollout::testing::TinyTokenizer;
 using rl::rollout::testing::Policy;
 using rl::rollout::testing::SharedPolicy;
+using rl::rollout::testing::EngineOptions;
+using rl::rollout::testing::ScatteredSampling;
 
 namespace {
 
@@ -32,30 +34,12 @@ std::vector<std::vector<int32_t>> Prompts(const rl::text::Tokenizer& tokenizer) 
   return prompts;
 }
 
-rr::RolloutOptions Options(int64_t group, int64_t micro_batch, int workers) {
-  rr::RolloutOptions options;
-  options.group_size = group;
-  options.micro_batch_size = micro_batch;
-  options.workers = workers;
-  options.threads_per_worker = 1;
-  options.callback_threads = 2;
-  return options;
-}
-
-rr::SamplingParams Sampling(uint64_t seed, int64_t max_new_tokens = 12) {
-  rr::SamplingParams sampling;
-  sampling.seed = seed;
-  sampling.max_new_tokens = max_new_tokens;
-  for (int64_t id = 0; id < 20; ++id) sampling.eos_ids.push_back(id);  // scattered lengths
-  return sampling;
-}
-
 }  // namespace
 
 TEST_CASE("G completions per prompt, grouped in order, each handed to the callback exactly once") {
   Policy& p = SharedPolicy();
   auto prompts = Prompts(*p.tokenizer);
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(/*G=*/3, /*micro=*/4, /*workers=*/2));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(/*G=*/3, /*micro=*/4, /*workers=*/2));
   std::mutex mutex;
   std::multiset<std::pair<int64_t, int64_t>> called;
   std::map<std::pair<int64_t, int64_t>, std::vector<int32_t>> seen;  // what each call saw
@@ -65,7 +49,7 @@ TEST_CASE("G completions per prompt, grouped in order, each handed to the callba
     called.insert({c.prompt_index, c.sample_index});
     seen[{c.prompt_index, c.sample_index}] = c.token_ids;
   };
-  rr::RolloutResult result = engine.Run(prompts, Sampling(1), on_finished);
+  rr::RolloutResult result = engine.Run(prompts, ScatteredSampling(1), on_finished);
   CHECK(called.size() == 12);
   CHECK(std::set<std::pair<int64_t, int64_t>>(called.begin(), called.end()).size() == 12);
   REQUIRE(result.groups.size() == prompts.size());
@@ -98,17 +82,17 @@ TEST_CASE("results depend on the seed, not on workers, scheduling or repetition"
       for (const auto& c : g.completions) out.push_back(c.token_ids);
     return out;
   };
-  rr::RolloutEngine one(*p.model, *p.tokenizer, Options(4, 4, 1));
-  rr::RolloutEngine three(*p.model, *p.tokenizer, Options(4, 4, 3));
-  auto reference = tokens_of(one.Run(prompts, Sampling(7)));
-  CHECK(tokens_of(one.Run(prompts, Sampling(7))) == reference);
-  CHECK(tokens_of(three.Run(prompts, Sampling(7))) == reference);
+  rr::RolloutEngine one(*p.model, *p.tokenizer, EngineOptions(4, 4, 1));
+  rr::RolloutEngine three(*p.model, *p.tokenizer, EngineOptions(4, 4, 3));
+  auto reference = tokens_of(one.Run(prompts, ScatteredSampling(7)));
+  CHECK(tokens_of(one.Run(prompts, ScatteredSampling(7))) == reference);
+  CHECK(tokens_of(three.Run(prompts, ScatteredSampling(7))) == reference);
   auto ignore = [](const rr::Completion&) {};
-  CHECK(tokens_of(three.Run(prompts, Sampling(7), ignore)) == reference);
-  CHECK(tokens_of(one.Run(prompts, Sampling(8))) != reference);
+  CHECK(tokens_of(three.Run(prompts, ScatteredSampling(7), ignore)) == reference);
+  CHECK(tokens_of(one.Run(prompts, ScatteredSampling(8))) != reference);
   // Each sequence draws from its own stream: other micro-batch sizes give the same samples.
-  rr::RolloutEngine wide(*p.model, *p.tokenizer, Options(4, 16, 1));
-  CHECK(tokens_of(wide.Run(prompts, Sampling(7))) == reference);
+  rr::RolloutEngine wide(*p.model, *p.tokenizer, EngineOptions(4, 16, 1));
+  CHECK(tokens_of(wide.Run(prompts, ScatteredSampling(7))) == reference);
   // The G samples of a prompt differ from each other.
   std::set<std::vector<int32_t>> group0(reference.begin(), reference.begin() + 4);
   CHECK(group0.size() > 1);
@@ -118,10 +102,10 @@ TEST_CASE("callbacks overlap generation: the first returns before the last batch
   Policy& p = SharedPolicy();
   auto prompts = Prompts(*p.tokenizer);
   // 4 prompts x G=4 in micro-batches of 2: eight batches, generated one after another.
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(4, 2, 1));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(4, 2, 1));
   std::atomic<int> calls{0};
   auto count = [&](const rr::Completion&) { ++calls; };
-  rr::RolloutResult result = engine.Run(prompts, Sampling(3, 24), count);
+  rr::RolloutResult result = engine.Run(prompts, ScatteredSampling(3, 24), count);
   CHECK(calls == 16);
   const rr::RolloutStats& stats = result.stats;
   REQUIRE(stats.first_callback_done_at.has_value());
@@ -133,11 +117,11 @@ TEST_CASE("callbacks overlap generation: the first returns before the last batch
 
 TEST_CASE("a failing callback aborts the rollout and its error comes back") {
   Policy& p = SharedPolicy();
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 2, 2));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(2, 2, 2));
   auto fail = [](const rr::Completion& c) {
     if (c.prompt_index == 1) throw std::runtime_error("reward server unreachable");
   };
-  CHECK_THROWS_WITH(engine.Run(Prompts(*p.tokenizer), Sampling(1), fail),
+  CHECK_THROWS_WITH(engine.Run(Prompts(*p.tokenizer), ScatteredSampling(1), fail),
                     Catch::Contains("reward server unreachable"));
 }
 
@@ -156,11 +140,11 @@ TEST_CASE("bad options and prompts are refused by name") {
                     Catch::Contains("threads_per_worker"));
   CHECK_THROWS_WITH(engine_with([](auto& o) { o.callback_threads = 0; }),
                     Catch::Contains("callback_threads"));
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 2, 1));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(2, 2, 1));
   std::vector<std::vector<int32_t>> empty_prompt = {{}};
-  CHECK_THROWS_WITH(engine.Run(empty_prompt, Sampling(1)), Catch::Contains("prompt 0"));
-  rr::SamplingParams bad = Sampling(1);
+  CHECK_THROWS_WITH(engine.Run(empty_prompt, ScatteredSampling(1)), Catch::Contains("prompt 0"));
+  rr::SamplingParams bad = ScatteredSampling(1);
   bad.top_p = 0;
   CHECK_THROWS_WITH(engine.Run(Prompts(*p.tokenizer), bad), Catch::Contains("top_p"));
-  CHECK(engine.Run({}, Sampling(1)).groups.empty());
+  CHECK(engine.Run({}, ScatteredSampling(1)).groups.empty());
 }

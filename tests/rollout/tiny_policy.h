@@ -11,6 +11,8 @@
 
 #include "rl/model/qwen2.h"
 #include "rl/text/tokenizer.h"
+#include "rollout/rollout.h"
+#include "rollout/sampling.h"
 
 namespace rl::rollout::testing {
 
@@ -55,6 +57,26 @@ struct Policy {
 inline Policy& SharedPolicy() {
   static Policy policy;
   return policy;
+}
+
+// Engine options for tests: one LibTorch thread per worker, two callback threads.
+inline RolloutOptions EngineOptions(int64_t group, int64_t micro_batch, int workers) {
+  RolloutOptions options;
+  options.group_size = group;
+  options.micro_batch_size = micro_batch;
+  options.workers = workers;
+  options.threads_per_worker = 1;
+  options.callback_threads = 2;
+  return options;
+}
+
+// Seeded sampling whose first 20 token ids all end a sequence, so that lengths scatter.
+inline SamplingParams ScatteredSampling(uint64_t seed, int64_t max_new_tokens = 12) {
+  SamplingParams sampling;
+  sampling.seed = seed;
+  sampling.max_new_tokens = max_new_tokens;
+  for (int64_t id = 0; id < 20; ++id) sampling.eos_ids.push_back(id);
+  return sampling;
 }
 
 }  // namespace rl::rollout::testing

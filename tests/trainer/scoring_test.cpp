@@ -18,6 +18,8 @@
 namespace rr = rl::rollout;
 using rl::rollout::testing::Policy;
 using rl::rollout::testing::SharedPolicy;
+using rl::rollout::testing::EngineOptions;
+using rl::rollout::testing::ScatteredSampling;
 using rl::trainer::Prompt;
 
 namespace {
@@ -29,30 +31,12 @@ std::vector<Prompt> Prompts(const rl::text::Tokenizer& tokenizer) {
   return prompts;
 }
 
-rr::RolloutOptions Options(int64_t group, int64_t micro_batch, int workers) {
-  rr::RolloutOptions options;
-  options.group_size = group;
-  options.micro_batch_size = micro_batch;
-  options.workers = workers;
-  options.threads_per_worker = 1;
-  options.callback_threads = 2;
-  return options;
-}
-
-rr::SamplingParams Sampling(uint64_t seed) {
-  rr::SamplingParams sampling;
-  sampling.seed = seed;
-  sampling.max_new_tokens = 12;
-  for (int64_t id = 0; id < 20; ++id) sampling.eos_ids.push_back(id);  // scattered lengths
-  return sampling;
-}
-
 }  // namespace
 
 TEST_CASE("each completion is scored once, its result stored by prompt and sample") {
   Policy& p = SharedPolicy();
   const std::vector<Prompt> prompts = Prompts(*p.tokenizer);
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(/*G=*/3, /*micro=*/4, /*workers=*/2));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(/*G=*/3, /*micro=*/4, /*workers=*/2));
   std::atomic<int> calls{0};
   // A reward that encodes which completion it saw: 10 * prompt + sample.
   auto score = [&](const Prompt& prompt, const rr::Completion& c) {
@@ -62,7 +46,7 @@ TEST_CASE("each completion is scored once, its result stored by prompt and sampl
     r.total = 10.0 * static_cast<double>(c.prompt_index) + static_cast<double>(c.sample_index);
     return r;
   };
-  rl::trainer::ScoredRollout result = rl::trainer::RunAndScore(engine, prompts, Sampling(1), score);
+  rl::trainer::ScoredRollout result = rl::trainer::RunAndScore(engine, prompts, ScatteredSampling(1), score);
   CHECK(calls == 12);
   REQUIRE(result.rewards.size() == prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -72,7 +56,7 @@ TEST_CASE("each completion is scored once, its result stored by prompt and sampl
     }
   }
   // Without a scorer nothing is scored.
-  rl::trainer::ScoredRollout plain = rl::trainer::RunAndScore(engine, prompts, Sampling(1), {});
+  rl::trainer::ScoredRollout plain = rl::trainer::RunAndScore(engine, prompts, ScatteredSampling(1), {});
   CHECK(plain.rewards.empty());
   CHECK(plain.Find(0, 0) == nullptr);
   CHECK(plain.rollout.groups.size() == prompts.size());
@@ -88,10 +72,10 @@ TEST_CASE("ScoreWithReward passes prompt, text, gold and token count to the rewa
       "  - {name: length.soft_overlong, weight: 1, params: {max_length: 8, cache_length: 4}}\n",
       &error);
   REQUIRE(reward != nullptr);
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 8, 1));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(2, 8, 1));
   const std::vector<Prompt> prompts = Prompts(*p.tokenizer);
   rl::trainer::ScoredRollout result =
-      rl::trainer::RunAndScore(engine, prompts, Sampling(5), rl::trainer::ScoreWithReward(*reward));
+      rl::trainer::RunAndScore(engine, prompts, ScatteredSampling(5), rl::trainer::ScoreWithReward(*reward));
   for (const auto& group : result.rollout.groups) {
     for (const auto& c : group.completions) {
       const rl::rewards::RewardResult* scored = result.Find(group.prompt_index, c.sample_index);
@@ -114,11 +98,11 @@ TEST_CASE("ScoreWithReward passes prompt, text, gold and token count to the rewa
 
 TEST_CASE("a failing scorer aborts the rollout and its error comes back") {
   Policy& p = SharedPolicy();
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, Options(2, 2, 2));
+  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(2, 2, 2));
   auto score = [](const Prompt&, const rr::Completion& c) -> rl::rewards::RewardResult {
     if (c.prompt_index == 1) throw std::runtime_error("reward server unreachable");
     return {};
   };
-  CHECK_THROWS_WITH(rl::trainer::RunAndScore(engine, Prompts(*p.tokenizer), Sampling(1), score),
+  CHECK_THROWS_WITH(rl::trainer::RunAndScore(engine, Prompts(*p.tokenizer), ScatteredSampling(1), score),
                     Catch::Contains("reward server unreachable"));
 }
