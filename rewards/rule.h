@@ -36,8 +36,14 @@ struct SampleScratch {
   std::optional<math::CheckResult> answer_check;
 };
 
-// A rule's own score: value meaningful only when status == kOk.
+// A rule's own score: value meaningful only when status == kOk. A rule that scored returns
+// its value (`return {0.5};`); one that could not returns {0, status, why}.
 struct RuleOutcome {
+  RuleOutcome() = default;
+  RuleOutcome(double scored) : value(scored) {}  // implicit: `return {v};` is a score
+  RuleOutcome(double value, ScoreStatus status, std::string detail)
+      : value(value), status(status), detail(std::move(detail)) {}
+
   double value = 0;
   ScoreStatus status = ScoreStatus::kOk;
   std::string detail;

@@ -300,7 +300,11 @@ SafetensorsCheckpoint SafetensorsCheckpoint::OpenDirectory(const std::string& di
   }
   // Open each shard once, in the order first named.
   std::map<std::string, size_t> shard_of_file;
-  for (const auto& [tensor, shard] : index["weight_map"].items()) {
+  for (const auto& entry : index["weight_map"].items()) {
+    // Named references, not a structured binding: the lambda below uses `tensor`, and C++20
+    // compilers before clang 16 cannot capture a binding.
+    const std::string& tensor = entry.key();
+    const nlohmann::json& shard = entry.value();
     if (!shard.is_string()) {
       throw ModelError("'" + index_name + "', tensor '" + tensor + "': shard must be a string");
     }
