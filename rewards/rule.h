@@ -135,6 +135,10 @@ using SpecLines = std::vector<std::pair<std::string, int>>;
 bool YamlToJson(std::string_view yaml, std::string_view origin, nlohmann::json* out,
                 SpecLines* lines, std::string* error);
 
+// "a list", "a mapping", "a number", ... for "expected X, got Y" messages. Never prints the
+// value itself: a spec's values may nest deeper than a recursive dump can go.
+std::string JsonTypeName(const nlohmann::json& value);
+
 // Parses the spec's `math:` section into verifier options; false with *error on bad input.
 bool ParseVerifierOptions(const nlohmann::json& math, math::VerifierOptions* options,
                           std::string* error);

@@ -172,7 +172,10 @@ bool ReadExtraction(const nlohmann::json& value, std::vector<math::Extraction>* 
         found = true;
       }
     }
-    if (!found) return Fail(error, "math.extraction: unknown entry " + item.dump() + "; " + expected);
+    if (!found) {
+      const std::string entry = item.is_string() ? item.dump() : JsonTypeName(item);
+      return Fail(error, "math.extraction: unknown entry " + entry + "; " + expected);
+    }
   }
   return true;
 }
