@@ -30,6 +30,18 @@ std::string_view ToString(ScoreStatus status) {
   return "unknown";
 }
 
+std::string JsonTypeName(const nlohmann::json& value) {
+  using nlohmann::json;
+  switch (value.type()) {
+    case json::value_t::null: return "nothing";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "a list";
+    case json::value_t::object: return "a mapping";
+    default: return value.is_number() ? "a number" : "something else";
+  }
+}
+
 namespace {
 
 using nlohmann::json;
@@ -52,17 +64,6 @@ std::string Join(std::span<const std::string_view> names) {
   std::string joined;
   for (std::string_view name : names) joined += (joined.empty() ? "" : ", ") + std::string(name);
   return joined;
-}
-
-std::string JsonTypeName(const json& value) {
-  switch (value.type()) {
-    case json::value_t::null: return "nothing";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "a list";
-    case json::value_t::object: return "a mapping";
-    default: return value.is_number() ? "a number" : "something else";
-  }
 }
 
 // "unknown key 'x'; did you mean 'y'? (valid: ...)", or an empty optional when every key of
@@ -284,17 +285,20 @@ bool Reward::Impl::ReadModes(const json& spec, SpecError* error) {
 }
 
 bool Reward::Impl::ReadMath(const json& spec, SpecError* error) {
-  json math = json::object();
+  // Values are copied into this->spec only once validated: nlohmann copies recursively, and an
+  // invalid value may be nested deep enough to overflow the stack.
+  static const json kNoOptions = json::object();
+  const json* math = &kNoOptions;
   if (auto it = spec.find("math"); it != spec.end() && !it->is_null()) {
     if (!it->is_object()) {
       *error = {"math", "expected a mapping of verifier options, got " + JsonTypeName(*it)};
       return false;
     }
-    math = *it;
+    math = &*it;
   }
   math::VerifierOptions options;
   std::string math_error;
-  if (!ParseVerifierOptions(math, &options, &math_error)) {
+  if (!ParseVerifierOptions(*math, &options, &math_error)) {
     // ParseVerifierOptions says "math.key: what was expected".
     size_t colon = math_error.find(": ");
     if (math_error.rfind("math", 0) == 0 && colon != std::string::npos) {
@@ -305,7 +309,7 @@ bool Reward::Impl::ReadMath(const json& spec, SpecError* error) {
     return false;
   }
   verifier = std::make_unique<math::Verifier>(options);
-  this->spec["math"] = math;
+  this->spec["math"] = *math;
   return true;
 }
 
@@ -358,23 +362,24 @@ bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
       }
       weight = w->get<double>();
     }
-    json params = json::object();
+    static const json kNoParams = json::object();
+    const json* params = &kNoParams;  // copied into this->spec once the factory accepts it
     if (auto p = entry.find("params"); p != entry.end() && !p->is_null()) {
       if (!p->is_object()) {
         *error = {path + ".params", "expected a mapping of parameters, got " + JsonTypeName(*p)};
         return false;
       }
-      params = *p;
+      params = &*p;
     }
     std::string factory_error;
-    std::unique_ptr<Rule> rule = factory(params, context, &factory_error);
+    std::unique_ptr<Rule> rule = factory(*params, context, &factory_error);
     if (rule == nullptr) {
       *error = RuleParamsError(i, rule_name, factory_error);
       return false;
     }
     rules.push_back({rule_name, weight, std::move(rule)});
     rule_names.push_back(rule_name);
-    compiled.push_back({{"name", rule_name}, {"weight", weight}, {"params", params}});
+    compiled.push_back({{"name", rule_name}, {"weight", weight}, {"params", *params}});
   }
   this->spec["rules"] = std::move(compiled);
   return true;

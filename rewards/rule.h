@@ -36,8 +36,14 @@ struct SampleScratch {
   std::optional<math::CheckResult> answer_check;
 };
 
-// A rule's own score: value meaningful only when status == kOk.
+// A rule's own score: value meaningful only when status == kOk. A rule that scored returns
+// its value (`return {0.5};`); one that could not returns {0, status, why}.
 struct RuleOutcome {
+  RuleOutcome() = default;
+  RuleOutcome(double scored) : value(scored) {}  // implicit: `return {v};` is a score
+  RuleOutcome(double value, ScoreStatus status, std::string detail)
+      : value(value), status(status), detail(std::move(detail)) {}
+
   double value = 0;
   ScoreStatus status = ScoreStatus::kOk;
   std::string detail;
@@ -124,6 +130,10 @@ std::unique_ptr<Rule> MakeLengthCosineRule(const nlohmann::json& params,
 using SpecLines = std::vector<std::pair<std::string, int>>;
 bool YamlToJson(std::string_view yaml, std::string_view origin, nlohmann::json* out,
                 SpecLines* lines, std::string* error);
+
+// "a list", "a mapping", "a number", ... for "expected X, got Y" messages. Never prints the
+// value itself: a spec's values may nest deeper than a recursive dump can go.
+std::string JsonTypeName(const nlohmann::json& value);
 
 // Parses the spec's `math:` section into verifier options; false with *error on bad input.
 bool ParseVerifierOptions(const nlohmann::json& math, math::VerifierOptions* options,

@@ -172,7 +172,10 @@ bool ReadExtraction(const nlohmann::json& value, std::vector<math::Extraction>* 
         found = true;
       }
     }
-    if (!found) return Fail(error, "math.extraction: unknown entry " + item.dump() + "; " + expected);
+    if (!found) {
+      const std::string entry = item.is_string() ? item.dump() : JsonTypeName(item);
+      return Fail(error, "math.extraction: unknown entry " + entry + "; " + expected);
+    }
   }
   return true;
 }
@@ -183,7 +186,11 @@ bool ParseVerifierOptions(const nlohmann::json& math, math::VerifierOptions* opt
                           std::string* error) {
   if (math.is_null()) return true;
   if (!math.is_object()) return Fail(error, "math: expected a mapping");
-  for (const auto& [key, value] : math.items()) {
+  for (const auto& item : math.items()) {
+    // Named references, not a structured binding: the lambdas below use them, and C++20
+    // compilers before clang 16 cannot capture a binding.
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     std::string where = "math." + key + ": ";
     auto integer = [&](int64_t lo, int64_t hi, int64_t* out) {
       if (!value.is_number_integer() || value.get<int64_t>() < lo || value.get<int64_t>() > hi) {

@@ -78,14 +78,25 @@ uint64_t ShapeBytes(const std::string& file, const std::string& tensor,
   return bytes;
 }
 
+// A valid header nests three levels ({name: {"shape": [dims]}}). Deeper values are dropped
+// while parsing and the header refused: nlohmann's copy and dump recurse, and a header of
+// nested brackets would overflow the stack.
+constexpr int kMaxHeaderDepth = 8;
+
 // Parses the JSON header, refusing duplicate top-level names (nlohmann would keep the last).
 nlohmann::json ParseHeaderJson(const std::string& file, std::string_view text) {
   std::set<std::string> seen;
   std::string duplicate;
+  bool too_deep = false;
   auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     if (depth == 1 && event == nlohmann::json::parse_event_t::key) {
       const auto key = parsed.get<std::string>();
       if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
+    }
+    if (depth >= kMaxHeaderDepth && (event == nlohmann::json::parse_event_t::object_start ||
+                                     event == nlohmann::json::parse_event_t::array_start)) {
+      too_deep = true;
+      return false;  // skip the value
     }
     return true;
   };
@@ -94,6 +105,9 @@ nlohmann::json ParseHeaderJson(const std::string& file, std::string_view text) {
     header = nlohmann::json::parse(text.begin(), text.end(), callback);
   } catch (const nlohmann::json::exception& e) {
     Fail(file, std::string("header is not valid JSON: ") + e.what());
+  }
+  if (too_deep) {
+    Fail(file, "header is nested more than " + std::to_string(kMaxHeaderDepth) + " levels deep");
   }
   if (!duplicate.empty()) FailTensor(file, duplicate, "name appears twice in the header");
   if (!header.is_object()) Fail(file, "header must be a JSON object");
@@ -300,7 +314,11 @@ SafetensorsCheckpoint SafetensorsCheckpoint::OpenDirectory(const std::string& di
   }
   // Open each shard once, in the order first named.
   std::map<std::string, size_t> shard_of_file;
-  for (const auto& [tensor, shard] : index["weight_map"].items()) {
+  for (const auto& entry : index["weight_map"].items()) {
+    // Named references, not a structured binding: the lambda below uses `tensor`, and C++20
+    // compilers before clang 16 cannot capture a binding.
+    const std::string& tensor = entry.key();
+    const nlohmann::json& shard = entry.value();
     if (!shard.is_string()) {
       throw ModelError("'" + index_name + "', tensor '" + tensor + "': shard must be a string");
     }
@@ -370,7 +388,7 @@ std::vector<std::string> SafetensorsCheckpoint::names() const {
 
 void WriteSafetensors(const std::string& path, std::span<const TensorBlob> tensors,
                       const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header;
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();  // {} when no tensors
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const TensorBlob& t : tensors) {

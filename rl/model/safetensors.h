@@ -5,7 +5,8 @@
 // and the header maps each tensor name to {"dtype", "shape", "data_offsets": [begin, end]},
 // offsets relative to the byte buffer, plus an optional "__metadata__" string map. We accept a
 // file only when it follows the format's rules exactly:
-//   - the header is a JSON object (trailing spaces allowed), at most 100 MB, names unique;
+//   - the header is a JSON object (trailing spaces allowed), at most 100 MB, names unique,
+//     nested at most 8 levels deep (a valid one needs 3);
 //   - dtype is F32, BF16 or F16 (any other dtype is refused by name);
 //   - shape × dtype size == end − begin, with no overflow;
 //   - the offsets tile the buffer: sorted by begin, each tensor starts where the previous one

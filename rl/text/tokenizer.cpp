@@ -8,6 +8,8 @@
 #include <queue>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <unicode/uchar.h>
@@ -200,6 +202,26 @@ void Tokenizer::Impl::Bpe(std::string_view word, std::vector<int32_t>* ids) cons
 // Loading
 
 namespace {
+
+// Loading copies and prints parts of the document with nlohmann's recursive functions, and
+// reads nested normalizer Sequences recursively: a document of nested brackets could overflow
+// the stack. Real files nest about 6 levels (a Sequence of Splits with their patterns).
+constexpr int kMaxJsonDepth = 64;
+
+// Whether containers in `j` nest more than `limit` levels; walks with its own stack.
+bool NestedDeeperThan(const nlohmann::json& j, int limit) {
+  std::vector<std::pair<const nlohmann::json*, int>> pending = {{&j, 1}};
+  while (!pending.empty()) {
+    const auto [node, depth] = pending.back();
+    pending.pop_back();
+    for (const nlohmann::json& child : *node) {
+      if (!child.is_structured()) continue;
+      if (depth + 1 > limit) return true;
+      pending.emplace_back(&child, depth + 1);
+    }
+  }
+  return false;
+}
 
 std::string Quote(const nlohmann::json& j) {
   std::string s = j.dump();
@@ -414,6 +436,11 @@ std::unique_ptr<Tokenizer> Tokenizer::FromJson(const nlohmann::json& j, std::str
   std::string& err = error != nullptr ? *error : local_error;
   if (!j.is_object()) {
     err = "expected a JSON object (a tokenizer.json)";
+    return nullptr;
+  }
+  if (NestedDeeperThan(j, kMaxJsonDepth)) {
+    err = "nested more than " + std::to_string(kMaxJsonDepth) +
+          " levels deep (a tokenizer.json needs about 6)";
     return nullptr;
   }
   static const nlohmann::json kNoAddedTokens = nlohmann::json::array();

@@ -93,6 +93,15 @@ TEST_CASE("safetensors: writer refuses inconsistent input", "[safetensors]") {
   CHECK_FALSE(std::filesystem::exists(dir / "x.safetensors"));
 }
 
+TEST_CASE("safetensors: a file without tensors or metadata round-trips", "[safetensors]") {
+  // Found by tests/fuzz/safetensors_fuzz.cpp: the writer's header was JSON null, not {}.
+  TempDir dir;
+  rl::model::WriteSafetensors(dir / "empty.safetensors", {});
+  const SafetensorsFile file = SafetensorsFile::Open(dir / "empty.safetensors");
+  CHECK(file.tensors().empty());
+  CHECK(file.metadata().empty());
+}
+
 TEST_CASE("safetensors: header padded with spaces is valid", "[safetensors]") {
   const std::string h =
       R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})" + std::string(5, ' ');
@@ -163,6 +172,14 @@ TEST_CASE("safetensors: damaged files are refused clearly", "[safetensors]") {
   SECTION("duplicate names") {
     CHECK_THAT(ErrorOf(Image("{" + w + "," + w + "}", 8)),
                Contains("tensor 'w'") && Contains("twice"));
+  }
+  SECTION("a header nested a million levels deep is refused, not a stack overflow") {
+    // Found while writing tests/fuzz/safetensors_fuzz.cpp (libFuzzer's inputs are too short
+    // to reach it): the error message printed the nested value with a recursive dump.
+    const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+    const std::string lie = R"("w":{"dtype":"F32","shape":[)" + deep + R"(],"data_offsets":[0,0]})";
+    CHECK_THAT(ErrorOf(Image("{" + lie + "}", 0)), Contains("nested"));
+    CHECK_THAT(ErrorOf(Image(R"({"__metadata__":{"k":)" + deep + "}}", 0)), Contains("nested"));
   }
   SECTION("metadata must be strings") {
     CHECK_THAT(ErrorOf(Image(R"({"__metadata__":{"n":1},)" + w + "}", 8)),

@@ -221,6 +221,27 @@ TEST_CASE("spec errors from JSON and from files", "[spec]") {
   CHECK(typed->spec()["rules"][0]["weight"] == 0.25);
 }
 
+TEST_CASE("a JSON spec nested a million levels deep is refused without a stack overflow",
+          "[spec]") {
+  // Found while writing tests/fuzz/reward_spec_fuzz.cpp (YAML stops at yaml-cpp's depth limit;
+  // FromJson took such values, copied them and printed them with nlohmann's recursive code).
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  std::string error;
+  nlohmann::json extraction = {{"rules", {{{"name", "accuracy.math"}}}}};
+  extraction["math"]["extraction"] = nlohmann::json::array();
+  extraction["math"]["extraction"].push_back(nlohmann::json::parse(deep));
+  CHECK(Reward::FromJson(extraction, &error, "request") == nullptr);
+  CHECK_THAT(error, Catch::Contains("math.extraction"));
+  nlohmann::json params = {{"rules", {{{"name", "format.tags"}}}}};
+  params["rules"][0]["params"]["case_sensitive"] = nlohmann::json::parse(deep);
+  CHECK(Reward::FromJson(params, &error, "request") == nullptr);
+  CHECK_THAT(error, Catch::Contains("case_sensitive"));
+  nlohmann::json math = {{"rules", {{{"name", "format.tags"}}}}};
+  math["math"]["strict"] = nlohmann::json::parse(deep);
+  CHECK(Reward::FromJson(math, &error, "request") == nullptr);
+  CHECK_THAT(error, Catch::Contains("math.strict"));
+}
+
 TEST_CASE("the shipped example specs load", "[spec]") {
   for (const char* path : {"../configs/rewards/r1.yaml", "../configs/rewards/onevision.yaml",
                            "../configs/rewards/open_r1.yaml"}) {

@@ -282,6 +282,28 @@ TEST_CASE("invalid tokenizer.json files are refused with the field named") {
   CHECK_THAT(error, Catch::Contains("qwen2.inp: not valid JSON"));
 }
 
+TEST_CASE("tokenizer.json nested a million levels deep is refused without a stack overflow") {
+  // Found while writing tests/fuzz/tokenizer_json_fuzz.cpp (libFuzzer's inputs are too short
+  // to reach it): loading copied and printed such values with nlohmann's recursive functions.
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  for (const char* key : {"normalizer", "pre_tokenizer", "decoder"}) {
+    INFO(key);
+    nlohmann::json j = ByteLevelJson({}, {});
+    j[key] = nlohmann::json::parse(deep);  // moved in: a copy would recurse here
+    CHECK_THAT(LoadError(j), Catch::Contains("nested"));
+  }
+  // A Sequence inside a Sequence, 100000 times: read by our own recursion.
+  nlohmann::json sequence = {{"type", "NFC"}};
+  for (int i = 0; i < 100'000; ++i) {
+    nlohmann::json outer = {{"type", "Sequence"}, {"normalizers", nlohmann::json::array()}};
+    outer["normalizers"].push_back(std::move(sequence));
+    sequence = std::move(outer);
+  }
+  nlohmann::json j = ByteLevelJson({}, {});
+  j["normalizer"] = std::move(sequence);
+  CHECK_THAT(LoadError(j), Catch::Contains("nested"));
+}
+
 TEST_CASE("TrainByteLevelBpe is deterministic and learns the requested vocabulary") {
   const std::vector<std::string> corpus = Corpus();
   const nlohmann::json a = TrainByteLevelBpe(corpus, 400, kSpecials);
