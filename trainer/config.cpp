@@ -241,7 +241,12 @@ class Reader {
     const Frame& frame = stack_.back();
     if (!frame.node || !frame.node.IsMap()) return;
     for (const auto& item : frame.node) {
-      std::string key = item.first.as<std::string>();
+      if (!item.first.IsScalar()) {
+        const std::string section =
+            frame.path.empty() ? "(top level)" : frame.path.substr(0, frame.path.size() - 1);
+        Fail(item.first, section, "keys must be strings, got " + Describe(item.first));
+      }
+      const std::string& key = item.first.Scalar();
       if (std::find(frame.known.begin(), frame.known.end(), key) != frame.known.end()) continue;
       std::string nearest = *std::min_element(
           frame.known.begin(), frame.known.end(), [&](const std::string& a, const std::string& b) {
@@ -383,8 +388,13 @@ void CheckConsistency(const TrainConfig& c) {
   if (c.grpo.steps > 0 && c.rollout.num_generations < 2) {
     fail("rollout.num_generations must be at least 2 for GRPO (advantages compare a group)");
   }
-  int64_t batch = c.grpo.prompts_per_step * c.rollout.num_generations;
-  if (c.grpo.steps > 0 && batch % (c.grpo.num_mini_batches * c.grpo.gradient_accumulation_steps) != 0) {
+  int64_t batch = 0, split = 0;
+  if (__builtin_mul_overflow(c.grpo.prompts_per_step, c.rollout.num_generations, &batch) ||
+      __builtin_mul_overflow(c.grpo.num_mini_batches, c.grpo.gradient_accumulation_steps, &split)) {
+    fail("grpo.prompts_per_step * rollout.num_generations or grpo.num_mini_batches * "
+         "grpo.gradient_accumulation_steps is too large");
+  }
+  if (c.grpo.steps > 0 && batch % split != 0) {
     fail("grpo.prompts_per_step * rollout.num_generations (" + std::to_string(batch) +
          ") must be divisible by grpo.num_mini_batches * grpo.gradient_accumulation_steps");
   }

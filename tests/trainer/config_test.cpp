@@ -89,6 +89,20 @@ TEST_CASE("cross-field checks", "[config]") {
       Catch::Contains("must be divisible"));
 }
 
+TEST_CASE("found by fuzzing: keys that are not strings and batches that overflow", "[config]") {
+  // tests/fuzz/train_config_fuzz.cpp: yaml-cpp's bad-conversion exception escaped
+  // ParseTrainConfig for a mapping used as a key ...
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo:\n  ? {lerning_rate: 1}\n  : 1e-3\n", "k.yaml"),
+                    "k.yaml:2: grpo: keys must be strings, got a mapping");
+  CHECK_THROWS_WITH(ParseTrainConfig("? [run]\n: {}\n", "k.yaml"),
+                    "k.yaml:1: (top level): keys must be strings, got a list");
+  // ... and prompts_per_step * num_generations overflowed int64 (undefined behaviour).
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: 1, prompts_per_step: 4611686018427387904}\n"
+                                     "rollout: {num_generations: 4}\n",
+                                     "o.yaml"),
+                    Catch::Contains("too large"));
+}
+
 TEST_CASE("edit distance", "[config]") {
   CHECK(EditDistance("kitten", "sitting") == 3);
   CHECK(EditDistance("", "abc") == 3);
