@@ -198,6 +198,14 @@ std::unique_ptr<Reward::Impl> Reward::Impl::Build(const json& spec, SpecError* e
       !impl->ReadRules(spec, error)) {
     return nullptr;
   }
+  // spec() is printed as JSON (/health, --print-config), which needs UTF-8 strings; YAML text
+  // (yaml-cpp does not check) may hold other bytes.
+  try {
+    (void)impl->spec.dump();
+  } catch (const json::type_error& e) {
+    *error = {"", std::string("strings must be valid UTF-8: ") + e.what()};
+    return nullptr;
+  }
   return impl;
 }
 

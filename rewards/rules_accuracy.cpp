@@ -173,7 +173,9 @@ bool ReadExtraction(const nlohmann::json& value, std::vector<math::Extraction>* 
       }
     }
     if (!found) {
-      const std::string entry = item.is_string() ? item.dump() : JsonTypeName(item);
+      // Not dumped: a string may not be UTF-8, and dump() throws on that.
+      const std::string entry =
+          item.is_string() ? "'" + item.get<std::string>() + "'" : JsonTypeName(item);
       return Fail(error, "math.extraction: unknown entry " + entry + "; " + expected);
     }
   }

@@ -208,6 +208,9 @@ namespace {
 // the stack. Real files nest about 6 levels (a Sequence of Splits with their patterns).
 constexpr int kMaxJsonDepth = 64;
 
+// Ids a tokenizer.json may leave unused below its largest one (Qwen2.5 leaves none).
+constexpr int64_t kMaxUnusedIds = 1 << 16;
+
 // Whether containers in `j` nest more than `limit` levels; walks with its own stack.
 bool NestedDeeperThan(const nlohmann::json& j, int limit) {
   std::vector<std::pair<const nlohmann::json*, int>> pending = {{&j, 1}};
@@ -292,13 +295,17 @@ bool Tokenizer::Impl::SizeTables(const nlohmann::json& vocab, const nlohmann::js
            id.get<int64_t>() < std::numeric_limits<int32_t>::max();
   };
   int64_t max_id = -1;
+  std::string max_where;  // the entry holding max_id, for the message below
   for (const auto& [token, id] : vocab.items()) {
     if (!valid_id(id)) {
       *error = "model.vocab[" + Quote(token) + "]: expected a non-negative integer id, got " +
                Quote(id);
       return false;
     }
-    max_id = std::max(max_id, id.get<int64_t>());
+    if (id.get<int64_t>() > max_id) {
+      max_id = id.get<int64_t>();
+      max_where = "model.vocab[" + Quote(token) + "]";
+    }
   }
   for (size_t i = 0; i < added.size(); ++i) {
     const auto& t = added[i];
@@ -306,7 +313,19 @@ bool Tokenizer::Impl::SizeTables(const nlohmann::json& vocab, const nlohmann::js
       *error = "added_tokens[" + std::to_string(i) + "].id: expected a non-negative integer";
       return false;
     }
-    max_id = std::max(max_id, t["id"].get<int64_t>());
+    if (t["id"].get<int64_t>() > max_id) {
+      max_id = t["id"].get<int64_t>();
+      max_where = "added_tokens[" + std::to_string(i) + "].id";
+    }
+  }
+  // The tables are indexed by id, so an id far beyond the number of tokens would make a small
+  // file allocate gigabytes. Real files number their tokens densely.
+  const auto tokens = static_cast<int64_t>(vocab.size() + added.size());
+  if (max_id >= tokens + kMaxUnusedIds) {
+    *error = max_where + ": id " + std::to_string(max_id) + " leaves more than " +
+             std::to_string(kMaxUnusedIds) + " ids unused (the file has " +
+             std::to_string(tokens) + " tokens)";
+    return false;
   }
   token_bytes.resize(max_id + 1);
   token_kind.assign(max_id + 1, TokenKind::kNone);

@@ -242,6 +242,16 @@ TEST_CASE("a JSON spec nested a million levels deep is refused without a stack o
   CHECK_THAT(error, Catch::Contains("math.strict"));
 }
 
+TEST_CASE("a spec with strings that are not UTF-8 is refused", "[spec]") {
+  // Found by tests/fuzz/reward_spec_fuzz.cpp: printing the unknown extraction entry threw
+  // nlohmann's invalid-UTF-8 exception out of FromYamlText; an accepted spec with such a
+  // special token made spec().dump() (/health, --print-config) throw.
+  CHECK_THAT(SpecError("math: {extraction: [\"\xC8x\"]}\nrules: [{name: accuracy.math}]\n"),
+             Catch::Contains("'math.extraction': unknown entry"));
+  CHECK_THAT(SpecError("special_tokens: [\"<\xC8>\"]\nrules: [{name: format.boxed}]\n"),
+             Catch::Contains("UTF-8"));
+}
+
 TEST_CASE("the shipped example specs load", "[spec]") {
   for (const char* path : {"../configs/rewards/r1.yaml", "../configs/rewards/onevision.yaml",
                            "../configs/rewards/open_r1.yaml"}) {

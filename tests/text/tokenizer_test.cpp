@@ -304,6 +304,24 @@ TEST_CASE("tokenizer.json nested a million levels deep is refused without a stac
   CHECK_THAT(LoadError(j), Catch::Contains("nested"));
 }
 
+TEST_CASE("ids far beyond the number of tokens are refused before tables are sized") {
+  // Found by tests/fuzz/tokenizer_json_fuzz.cpp: one id of 2^31 - 2 sized the id tables for
+  // two billion tokens (a 64 GB allocation, from a file of a few kilobytes).
+  const nlohmann::json good = ByteLevelJson({"ab"}, {"a b"});
+  CHECK_THAT(LoadError(good.patch({{{"op", "add"}, {"path", "/model/vocab/x2"},
+                                    {"value", 2147483646}}})),
+             Catch::Contains("model.vocab") && Catch::Contains("2147483646"));
+  CHECK_THAT(LoadError(good.patch({{{"op", "add"}, {"path", "/added_tokens/-"},
+                                    {"value", {{"id", 1 << 30}, {"content", "<x>"}}}}})),
+             Catch::Contains("added_tokens") && Catch::Contains("1073741824"));
+  // Gaps are allowed (a few unused ids between the vocabulary and the added tokens are common).
+  std::string error;
+  CHECK(Tokenizer::FromJson(good.patch({{{"op", "add"}, {"path", "/added_tokens/-"},
+                                         {"value", {{"id", 1000}, {"content", "<x>"}}}}}),
+                            &error) != nullptr);
+  INFO(error);
+}
+
 TEST_CASE("TrainByteLevelBpe is deterministic and learns the requested vocabulary") {
   const std::vector<std::string> corpus = Corpus();
   const nlohmann::json a = TrainByteLevelBpe(corpus, 400, kSpecials);
