@@ -174,8 +174,8 @@ bool ReadExtraction(const nlohmann::json& value, std::vector<math::Extraction>* 
     }
     if (!found) {
       // Not dumped: a string may not be UTF-8, and dump() throws on that.
-      const std::string entry =
-          item.is_string() ? "'" + item.get<std::string>() + "'" : JsonTypeName(item);
+      std::string entry = JsonTypeName(item);
+      if (item.is_string()) entry = "'" + item.get_ref<const std::string&>() + "'";
       return Fail(error, "math.extraction: unknown entry " + entry + "; " + expected);
     }
   }

@@ -101,13 +101,4 @@ TEST_CASE("found by fuzzing: keys that are not strings and batches that overflow
                                      "rollout: {num_generations: 4}\n",
                                      "o.yaml"),
                     Catch::Contains("too large"));
-<<<<<<< HEAD
-=======
-}
-
-TEST_CASE("edit distance", "[config]") {
-  CHECK(EditDistance("kitten", "sitting") == 3);
-  CHECK(EditDistance("", "abc") == 3);
-  CHECK(EditDistance("beta", "beta") == 0);
->>>>>>> i10-fuzz
 }
