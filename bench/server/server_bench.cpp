@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Reward server load generator (closed loop, keep-alive)"};
   std::string url, spec = "configs/rewards/r1.yaml", connections = "1,16,64,256", batches = "1,256";
   double duration_s = 3, warmup_s = 0.5;
-  int io_threads = 2, score_threads = 2, inline_max_items = 1, client_threads = 1, repeats = 1;
+  int io_threads = 2, score_threads = 2, client_threads = 1, repeats = 1;
   bool handler_only = false;
   app.add_option("--url", url, "benchmark a running server (http://host:port); default: start one in process");
   app.add_option("--reward-spec", spec, "reward spec of the in-process server");
@@ -302,7 +302,6 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "runs per scenario (the median is reported)");
   app.add_option("--io-threads", io_threads, "in-process server: io threads");
   app.add_option("--score-threads", score_threads, "in-process server: scoring workers");
-  app.add_option("--inline-max-items", inline_max_items, "in-process server: inline_max_items");
   app.add_option("--client-threads", client_threads, "load generator threads");
   app.add_flag("--handler-only", handler_only, "time the request handler without sockets, then exit");
   CLI11_PARSE(app, argc, argv);
@@ -329,7 +328,6 @@ int main(int argc, char** argv) {
     config.port = 0;
     config.io_threads = io_threads;
     config.score_threads = score_threads;
-    config.inline_max_items = inline_max_items;
     config.summary_interval_s = 0;
     config.rewards = {{"r1", spec}};
     std::string error;
@@ -349,9 +347,9 @@ int main(int argc, char** argv) {
   const tcp::endpoint endpoint(net::ip::make_address(host), static_cast<uint16_t>(std::stoi(port)));
 
   std::printf("reward server bench: /get_reward, %s, %u hardware threads, server %s "
-              "(io %d, score %d, inline <= %d), %d client thread(s), %.1f s per run, median of %d\n",
+              "(io %d, score %d), %d client thread(s), %.1f s per run, median of %d\n",
               spec.c_str(), std::thread::hardware_concurrency(), url.empty() ? "in process" : url.c_str(),
-              io_threads, score_threads, inline_max_items, client_threads, duration_s, repeats);
+              io_threads, score_threads, client_threads, duration_s, repeats);
   std::printf("%6s %6s %12s %12s %9s %9s %7s %12s\n", "batch", "conns", "requests/s", "items/s", "p50 ms",
               "p99 ms", "errors", "cpu us/req");
   for (int batch : ParseList(batches)) {
