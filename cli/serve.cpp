@@ -59,7 +59,6 @@ void RunServe(const ServeFlags& flags, const CLI::App& cmd) {
   if (given("--port")) config.port = v.port;
   if (given("--io-threads")) config.io_threads = v.io_threads;
   if (given("--score-threads")) config.score_threads = v.score_threads;
-  if (given("--inline-max-items")) config.inline_max_items = v.inline_max_items;
   if (given("--chunk-items")) config.chunk_items = v.chunk_items;
   if (given("--default-reward")) config.default_reward = v.default_reward;
   if (given("--max-body-bytes")) config.max_body_bytes = v.max_body_bytes;
@@ -118,8 +117,6 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--port", v.port, "port (default 8000; 0: any free port)");
   cmd->add_option("--io-threads,--threads", v.io_threads, "threads serving connections (Asio io_context)");
   cmd->add_option("--score-threads", v.score_threads, "scoring workers (0: all cores)");
-  cmd->add_option("--inline-max-items", v.inline_max_items,
-                  "requests with at most this many items are scored on the io thread");
   cmd->add_option("--chunk-items", v.chunk_items, "items a scoring worker takes at a time");
   cmd->add_option("--rewards", flags->rewards, "named rewards: name=spec.yaml[,name=spec.yaml]");
   cmd->add_option("--default-reward", v.default_reward, "reward used when a request names none");

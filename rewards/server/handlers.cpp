@@ -1,6 +1,9 @@
 #include "rewards/server/handlers.h"
 
 #include <algorithm>
+#include <limits>
+#include <string_view>
+#include <vector>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -187,6 +190,74 @@ bool LocateCompletion(std::string_view query, std::string_view prompt,
 
 // --- endpoints ------------------------------------------------------------------------------
 
+// Where in a JSON text parsing stopped, as a field path ("labels[0]", "items[2].answer"):
+// a SAX pass that keeps only the path, run again over a body that failed to parse.
+class JsonErrorPath final : public json::json_sax_t {
+ public:
+  static std::string Of(std::string_view text) {
+    JsonErrorPath path;
+    json::sax_parse(text, &path);
+    return path.ToString();
+  }
+
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(json::number_integer_t) override { return Value(); }
+  bool number_unsigned(json::number_unsigned_t) override { return Value(); }
+  bool number_float(json::number_float_t, const json::string_t&) override { return Value(); }
+  bool string(json::string_t&) override { return Value(); }
+  bool binary(json::binary_t&) override { return Value(); }
+  bool start_object(size_t) override { return Open(false); }
+  bool key(json::string_t& key) override {
+    frames_.back().key = key;
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(size_t) override { return Open(true); }
+  bool end_array() override { return Close(); }
+  bool parse_error(size_t, const std::string&, const json::exception&) override { return false; }
+
+ private:
+  struct Frame {
+    bool array = false;
+    size_t index = 0;  // of the array's element being read
+    std::string key;   // of the object's member being read
+  };
+
+  bool Value() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+    return true;
+  }
+  bool Open(bool array) {
+    frames_.push_back(Frame{array, 0, {}});
+    return true;
+  }
+  bool Close() {
+    frames_.pop_back();
+    return Value();
+  }
+  std::string ToString() const {
+    std::string out;
+    for (const Frame& f : frames_) {
+      if (f.array) {
+        out += fmt::format("[{}]", f.index);
+      } else {
+        out += (out.empty() ? "" : ".") + f.key;
+      }
+    }
+    return out.empty() ? "body" : out;
+  }
+
+  std::vector<Frame> frames_;
+};
+
+// nlohmann's message without its "[json.exception.<kind>.<id>] " prefix.
+std::string_view WithoutExceptionId(const json::exception& e) {
+  const std::string_view what = e.what();
+  const size_t end = what.find("] ");
+  return end == std::string_view::npos ? what : what.substr(end + 2);
+}
+
 struct Parsed {
   json body;
   std::optional<Response> error;
@@ -194,19 +265,20 @@ struct Parsed {
 
 Parsed ParseJsonBody(const Request& req) {
   Parsed parsed;
+  auto fail = [&](std::string_view message) {
+    parsed.error = ErrorResponse(http::status::bad_request, message, req.version(), req.keep_alive());
+    return std::move(parsed);
+  };
   try {
     parsed.body = json::parse(req.body());
   } catch (const json::parse_error& e) {
-    parsed.error = ErrorResponse(http::status::bad_request,
-                                 fmt::format("body: not valid JSON ({})", e.what()),
-                                 req.version(), req.keep_alive());
-    return parsed;
+    return fail(fmt::format("body: not valid JSON ({})", e.what()));
+  } catch (const json::out_of_range& e) {
+    // A number beyond a double's range (1e400): valid JSON that nlohmann cannot hold.
+    return fail(fmt::format("{}: number out of range ({}; JSON numbers must fit in a double)",
+                            JsonErrorPath::Of(req.body()), WithoutExceptionId(e)));
   }
-  if (!parsed.body.is_object()) {
-    parsed.error = ErrorResponse(http::status::bad_request,
-                                 ExpectedGot("body", "a JSON object", parsed.body),
-                                 req.version(), req.keep_alive());
-  }
+  if (!parsed.body.is_object()) return fail(ExpectedGot("body", "a JSON object", parsed.body));
   return parsed;
 }
 
@@ -291,8 +363,14 @@ std::string CheckScoreItem(const json& item, size_t i) {
     if (!tokens->is_number_integer()) {
       return ExpectedGot(field + ".completion_tokens", "a non-negative integer", *tokens);
     }
-    if (tokens->is_number_integer() && !tokens->is_number_unsigned() && tokens->get<int64_t>() < 0) {
+    if (!tokens->is_number_unsigned() && tokens->get<int64_t>() < 0) {
       return field + ".completion_tokens: expected a non-negative integer, got a negative one";
+    }
+    // Read as int64_t below: 2^63 and more would wrap negative.
+    if (tokens->is_number_unsigned() &&
+        tokens->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return fmt::format("{}.completion_tokens: expected a non-negative integer below 2^63, got {}",
+                         field, tokens->get<uint64_t>());
     }
   }
   return "";

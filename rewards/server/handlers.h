@@ -28,8 +28,10 @@
 // total, or a prompt that cannot be found in its query) fails the request with 422 naming
 // the samples, or scores 0 under get_reward.on_unscorable: zero.
 //
-// Errors are JSON {"error": "..."} with 400 (naming the field and what was expected), 401,
-// 404, 405, 413, 415 or 422.
+// Errors are JSON {"error": "..."} with 400 (naming the field and what was expected; a number
+// the field cannot hold, beyond a double's range or a completion_tokens of 2^63 or more,
+// too), 401, 404, 405, 413, 415 or 422; 500 only for a bug. Text a request echoes into an
+// error (a path, a header, a reward name) is sent as valid UTF-8, invalid bytes replaced.
 //
 // Thread safety: all functions are reentrant; a ScoringJob may be scored by several threads
 // at once on disjoint ranges.

@@ -50,6 +50,10 @@ void ServerMetrics::RecordResult(const rewards::RewardResult& result) {
   if (s >= 0 && s < kStatusCount) statuses_[s].fetch_add(1, kRelaxed);
 }
 
+void ServerMetrics::RecordUncaughtException() { uncaught_exceptions_.fetch_add(1, kRelaxed); }
+
+int64_t ServerMetrics::uncaught_exceptions() const { return uncaught_exceptions_.load(kRelaxed); }
+
 int64_t ServerMetrics::requests_total() const {
   int64_t total = 0;
   for (const auto& row : requests_) {
@@ -129,6 +133,11 @@ std::string ServerMetrics::RenderPrometheus() const {
                        rewards::ToString(static_cast<rewards::ScoreStatus>(s)),
                        statuses_[s].load(kRelaxed));
   }
+  out += fmt::format(
+      "# HELP rl_server_uncaught_exceptions_total Exceptions that escaped a connection or a "
+      "scoring task (bugs; the connection was answered 500 or closed).\n"
+      "# TYPE rl_server_uncaught_exceptions_total counter\nrl_server_uncaught_exceptions_total {}\n",
+      uncaught_exceptions_.load(kRelaxed));
   out += fmt::format(
       "# HELP rl_server_items_in_flight Items admitted for scoring and not yet answered.\n"
       "# TYPE rl_server_items_in_flight gauge\nrl_server_items_in_flight {}\n"

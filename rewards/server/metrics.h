@@ -11,6 +11,9 @@
 //   request_duration_seconds{endpoint}       histogram, from request read to response written
 //   verdicts_total{verdict}                  counter: answer-check verdicts of scored items
 //   score_status_total{status}               counter: "ok" or why an item was unscorable
+//   uncaught_exceptions_total                counter: exceptions that escaped a connection's
+//                                            handlers or a scoring task (each a bug; the
+//                                            connection was answered 500 or closed)
 //   items_in_flight, requests_in_flight      gauges
 //
 // Thread safety: every member function may be called concurrently; counters are relaxed
@@ -42,6 +45,7 @@ class ServerMetrics {
   void RecordRequest(Endpoint endpoint, int code, int64_t items, double seconds);
   // Counts the verdict (when the reward checked an answer) and the status of one item.
   void RecordResult(const rewards::RewardResult& result);
+  void RecordUncaughtException();
 
   // Items admitted for scoring and not yet answered (the backpressure gauge).
   std::atomic<int64_t> items_in_flight{0};
@@ -52,13 +56,14 @@ class ServerMetrics {
   int64_t items_total() const;
   // Requests answered with `code`, over all endpoints.
   int64_t requests_with_code(int code) const;
+  int64_t uncaught_exceptions() const;
 
   std::string RenderPrometheus() const;
 
  private:
   // Status codes the server answers with; anything else is counted under "other".
-  static constexpr std::array<int, 12> kCodes = {200, 400, 401, 404, 405, 408,
-                                                 413, 415, 422, 500, 503, 0};
+  static constexpr std::array<int, 13> kCodes = {200, 400, 401, 404, 405, 408, 413,
+                                                 415, 422, 431, 500, 503, 0};
   static constexpr int kCodeCount = static_cast<int>(kCodes.size());
   // Upper bounds (seconds) of the latency histogram; +Inf is implicit.
   static constexpr std::array<double, 14> kBuckets = {0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -77,6 +82,7 @@ class ServerMetrics {
   std::array<std::atomic<int64_t>, kEndpointCount> latency_sum_us_{};
   std::array<std::atomic<int64_t>, kVerdictCount> verdicts_{};
   std::array<std::atomic<int64_t>, kStatusCount> statuses_{};
+  std::atomic<int64_t> uncaught_exceptions_{0};
 };
 
 }  // namespace rl::server

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/bind_executor.hpp>
@@ -18,9 +21,11 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "rewards/server/handlers.h"
+#include "rewards/server/request_reader.h"
 
 namespace rl::server {
 namespace {
@@ -37,7 +42,37 @@ using Socket = tcp::socket::rebind_executor<Strand>::other;
 using Stream = beast::basic_stream<tcp, Strand>;
 
 constexpr size_t kFirstReadBytes = 16 * 1024;
-constexpr uint32_t kHeaderLimitBytes = 64 * 1024;
+// Once the shutdown grace is over, how long the 503s then sent get to be written before the
+// io threads stop.
+constexpr auto kFinalWriteTime = std::chrono::seconds(1);
+
+class Session;
+
+// Live sessions, so that the end of the shutdown grace reaches every connection. Sessions
+// come and go on their own strands, hence a lock; taken twice per connection, not per request.
+class SessionSet {
+ public:
+  void Add(const std::shared_ptr<Session>& session) {
+    std::lock_guard lock(mutex_);
+    sessions_.emplace(session.get(), session);
+  }
+  void Remove(const Session* session) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(session);
+  }
+  std::vector<std::shared_ptr<Session>> Live() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<Session>> live;
+    for (const auto& [key, session] : sessions_) {
+      if (auto s = session.lock()) live.push_back(std::move(s));
+    }
+    return live;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<const Session*, std::weak_ptr<Session>> sessions_;
+};
 
 // Everything a session needs, owned by Server::Impl and outliving every session.
 struct ServerState {
@@ -48,6 +83,7 @@ struct ServerState {
   net::thread_pool* pool = nullptr;
   int score_threads = 1;
   std::atomic<bool> stopping{false};
+  SessionSet sessions;
 
   ServerState(ServerConfig c, std::shared_ptr<const RewardRegistry> r)
       : config(std::move(c)), registry(std::move(r)) {}
@@ -64,18 +100,32 @@ void fail(beast::error_code ec, const char* what) {
   spdlog::warn("connection: {}: {}", what, ec.message());
 }
 
+// An exception that escaped a handler: a bug, but one connection's, not the server's.
+void ReportException(ServerMetrics& metrics, std::string_view where, std::string_view what) {
+  metrics.RecordUncaughtException();
+  spdlog::error("{}: uncaught exception ({}); its connection ends, the server goes on", where,
+                what);
+}
+
 // A scoring job split into chunks that pool workers take in turn; the worker finishing the
 // last chunk renders the answer.
 struct PooledJob {
   std::unique_ptr<ScoringJob> job;
   std::atomic<size_t> next{0};
   std::atomic<int> workers_left{0};
+  // Answered without its scores (the shutdown grace ended, or a worker failed): workers stop.
+  std::atomic<bool> abandoned{false};
   size_t chunk = 1;
 
+  // Checks `abandoned` before each item, not each chunk: an item may take its rules' whole
+  // time budget.
   void ScoreChunks() {
     const size_t n = job->size();
     for (size_t begin = next.fetch_add(chunk); begin < n; begin = next.fetch_add(chunk)) {
-      ScoreItems(*job, begin, std::min(begin + chunk, n));
+      for (size_t i = begin; i < std::min(begin + chunk, n); ++i) {
+        if (abandoned.load(std::memory_order_relaxed)) return;
+        ScoreItems(*job, i, i + 1);
+      }
     }
   }
 };
@@ -90,12 +140,26 @@ Response FinishAndRecord(const ScoringJob& job, ServerState& state) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(Socket&& socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
+  // A request read and never answered (its connection ended by an exception, or the server
+  // stopped) must still leave the gauges that shutdown and admission read.
+  ~Session() {
+    LeaveInFlight();
+    state_.sessions.Remove(this);
+  }
 
   void Run() {
+    state_.sessions.Add(shared_from_this());
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
     net::dispatch(stream_.get_executor(),
                   beast::bind_front_handler(&Session::DoRead, shared_from_this()));
+  }
+
+  // From any thread, once the shutdown grace is over: a request still being scored is
+  // answered 503; any other connection is closed at once, whatever it was doing.
+  void Abort() {
+    net::post(stream_.get_executor(),
+              beast::bind_front_handler(&Session::OnAbort, shared_from_this()));
   }
 
  private:
@@ -104,8 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoRead() {
     if (state_.stopping) return DoClose();
     parser_.emplace();
-    parser_->header_limit(kHeaderLimitBytes);
-    parser_->body_limit(static_cast<uint64_t>(state_.config.max_body_bytes));
+    LimitParser(state_.config, *parser_);
     if (buffer_.size() > 0) return DoReadHeader();
     stream_.expires_after(std::chrono::milliseconds(state_.config.idle_timeout_ms));
     stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
@@ -127,10 +190,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(beast::error_code ec, size_t) {
     if (ec) return OnReadError(ec, "read header");
-    const auto length = parser_->content_length();
-    if (length && *length > static_cast<uint64_t>(state_.config.max_body_bytes)) {
-      return RejectUnread(http::status::payload_too_large, BodyTooLargeMessage());
-    }
+    if (const auto rejection = RejectHeader(state_.config, *parser_)) return RejectUnread(*rejection);
     if (parser_->get()[http::field::expect] == "100-continue") {
       continue_.emplace(http::status::continue_, parser_->get().version());
       return http::async_write(stream_, *continue_,
@@ -152,35 +212,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnReadError(beast::error_code ec, const char* what) {
-    if (ec == http::error::body_limit) {
-      return RejectUnread(http::status::payload_too_large, BodyTooLargeMessage());
-    }
     if (ec == beast::error::timeout) {
       // The stream is closed by the timeout; count the stalled request.
       state_.metrics.RecordRequest(Endpoint::kOther, 408, 0, Seconds(read_start_));
       return fail(ec, what);
     }
-    if (ec.category() == http::make_error_code(http::error::body_limit).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message) {
-      return RejectUnread(http::status::bad_request,
-                          std::string("malformed HTTP request: ") + ec.message());
-    }
+    if (const auto rejection = RejectReadError(state_.config, ec)) return RejectUnread(*rejection);
     fail(ec, what);
-  }
-
-  std::string BodyTooLargeMessage() const {
-    return "body: larger than max_body_bytes (" + std::to_string(state_.config.max_body_bytes) +
-           " bytes)";
   }
 
   // Answers without having read the whole request, then closes: the connection's remaining
   // bytes cannot be trusted to start a new request.
-  void RejectUnread(http::status status, std::string_view message) {
+  void RejectUnread(const Rejection& rejection) {
     linger_ = true;
     const bool header_read = parser_->is_header_done();
     BeginRequest(header_read ? EndpointOf(parser_->get().target()) : Endpoint::kOther,
                  header_read ? &parser_->get().base() : nullptr);
-    Send(ErrorResponse(status, message, 11, /*keep_alive=*/false));
+    Send(RejectionResponse(rejection));
   }
 
   // `header`: the request's header when it was read (for the debug line).
@@ -189,10 +237,19 @@ class Session : public std::enable_shared_from_this<Session> {
     endpoint_ = endpoint;
     items_ = 0;
     admitted_items_ = 0;
+    in_flight_ = true;
     state_.metrics.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
     if (header && spdlog::should_log(spdlog::level::debug)) {
       log_line_ = std::string(header->method_string()) + " " + std::string(header->target());
     }
+  }
+
+  // Once per request, answered or not.
+  void LeaveInFlight() {
+    if (!in_flight_) return;
+    in_flight_ = false;
+    state_.metrics.items_in_flight.fetch_sub(admitted_items_, std::memory_order_relaxed);
+    state_.metrics.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void OnRead(beast::error_code ec, size_t) {
@@ -215,31 +272,58 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(OverloadedResponse(state_.config, n, job->http_version, job->keep_alive));
     }
     admitted_items_ = n;
-    if (n <= state_.config.inline_max_items) {
-      ScoreItems(*job, 0, job->size());
-      return Send(FinishAndRecord(*job, state_));
-    }
     ScoreInPool(std::move(job));
   }
 
+  // Every job goes to the workers, a single item too: an item may take its rules' whole time
+  // budget, and an io thread must stay free for /health and for reading other requests.
   void ScoreInPool(std::unique_ptr<ScoringJob> job) {
-    auto pooled = std::make_shared<PooledJob>();
+    pooled_ = std::make_shared<PooledJob>();
     const size_t n = job->size();
-    pooled->chunk = static_cast<size_t>(state_.config.chunk_items);
-    pooled->job = std::move(job);
-    const int workers =
-        static_cast<int>(std::min<size_t>(state_.score_threads, (n + pooled->chunk - 1) / pooled->chunk));
-    pooled->workers_left = workers;
+    pooled_->chunk = static_cast<size_t>(state_.config.chunk_items);
+    pooled_->job = std::move(job);
+    const size_t chunks = std::max<size_t>(1, (n + pooled_->chunk - 1) / pooled_->chunk);
+    const int workers = static_cast<int>(std::min<size_t>(state_.score_threads, chunks));
+    pooled_->workers_left = workers;
     for (int w = 0; w < workers; ++w) {
-      net::post(*state_.pool, [self = shared_from_this(), pooled] {
-        pooled->ScoreChunks();
-        if (pooled->workers_left.fetch_sub(1) != 1) return;
-        Response res = FinishAndRecord(*pooled->job, self->state_);
-        net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
-          self->Send(std::move(res));
-        });
-      });
+      net::post(*state_.pool,
+                [self = shared_from_this(), pooled = pooled_] { self->Score(*pooled); });
     }
+  }
+
+  // On a pool thread. The worker finishing last renders the answer.
+  void Score(PooledJob& pooled) {
+    try {
+      pooled.ScoreChunks();
+      if (pooled.workers_left.fetch_sub(1) != 1 || pooled.abandoned) return;
+      Deliver(pooled, FinishAndRecord(*pooled.job, state_));
+    } catch (const std::exception& e) {
+      ReportException(state_.metrics, "scoring worker", e.what());
+      pooled.abandoned = true;
+      Deliver(pooled, ErrorResponse(http::status::internal_server_error,
+                                    fmt::format("internal error: {}", e.what()),
+                                    pooled.job->http_version, /*keep_alive=*/false));
+    }
+  }
+
+  // From a pool thread to the strand; dropped there when the request was answered meanwhile.
+  void Deliver(const PooledJob& pooled, Response res) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), job = &pooled,
+                                       res = std::move(res)]() mutable {
+      if (self->pooled_.get() != job) return;
+      self->pooled_.reset();
+      self->Send(std::move(res));
+    });
+  }
+
+  void OnAbort() {
+    if (!pooled_) return stream_.close();
+    pooled_->abandoned = true;
+    const unsigned version = pooled_->job->http_version;
+    pooled_.reset();
+    Send(ErrorResponse(http::status::service_unavailable,
+                       "shutting down: the shutdown grace ended before this request was scored",
+                       version, /*keep_alive=*/false));
   }
 
   void Send(Response res) {
@@ -254,8 +338,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const int code = static_cast<int>(response_.result_int());
     const double seconds = Seconds(request_start_);
     state_.metrics.RecordRequest(endpoint_, code, items_, seconds);
-    state_.metrics.items_in_flight.fetch_sub(admitted_items_, std::memory_order_relaxed);
-    state_.metrics.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    LeaveInFlight();
     if (!log_line_.empty()) {
       spdlog::debug("{} -> {} ({} items, {:.3f} ms)", log_line_, code, items_, seconds * 1e3);
       log_line_.clear();
@@ -292,9 +375,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Stream stream_;
-  beast::flat_buffer buffer_;
+  // Bounded: Beast parses a chunked body's trailer only once it is wholly here.
+  beast::flat_buffer buffer_{kReadBufferLimitBytes};
   ServerState& state_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   Response response_;
   Clock::time_point read_start_;
@@ -302,6 +386,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Endpoint endpoint_ = Endpoint::kOther;
   int64_t items_ = 0;
   int64_t admitted_items_ = 0;
+  bool in_flight_ = false;
+  // The job being scored for the current request; null when none is awaited.
+  std::shared_ptr<PooledJob> pooled_;
   std::string log_line_;
   bool linger_ = false;
   std::vector<char> discard_;
@@ -359,6 +446,7 @@ struct Server::Impl {
   std::vector<std::thread> threads;
   Clock::time_point started = Clock::now();
   Clock::time_point drain_deadline;
+  bool grace_over = false;
   int64_t last_requests = 0;
   int64_t last_items = 0;
   uint16_t port = 0;
@@ -377,6 +465,7 @@ struct Server::Impl {
   }
 
   bool Listen(std::string* error);
+  void RunIo();
   void ScheduleSummary();
   void LogSummary(const char* when);
   void BeginShutdown();
@@ -405,6 +494,21 @@ bool Server::Impl::Listen(std::string* error) {
   if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) return failed("listen");
   port = acceptor.local_endpoint(ec).port();
   return true;
+}
+
+// An exception escaping a handler unwinds run(); the handler's session goes with it (its
+// socket closes) and run() is entered again, as Asio allows.
+void Server::Impl::RunIo() {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      ReportException(state.metrics, "io thread", e.what());
+    } catch (...) {
+      ReportException(state.metrics, "io thread", "not a std::exception");
+    }
+  }
 }
 
 void Server::Impl::LogSummary(const char* when) {
@@ -443,12 +547,22 @@ void Server::Impl::BeginShutdown() {
   Drain();
 }
 
+// Polls until every request read is answered. When the grace is over, what is still being
+// scored is answered 503 and every connection closed; the io threads stop once those answers
+// are written, or kFinalWriteTime later.
 void Server::Impl::Drain() {
   const int64_t in_flight = state.metrics.requests_in_flight.load();
-  if (in_flight == 0 || Clock::now() >= drain_deadline) {
-    if (in_flight > 0) spdlog::warn("shutdown grace over with {} requests unanswered", in_flight);
+  const Clock::time_point now = Clock::now();
+  if (in_flight == 0 || now >= drain_deadline + kFinalWriteTime) {
+    if (in_flight > 0) spdlog::warn("shutdown: {} requests left unanswered", in_flight);
     ioc.stop();
     return;
+  }
+  if (now >= drain_deadline && !grace_over) {
+    grace_over = true;
+    spdlog::warn("shutdown grace over with {} requests unanswered: answering 503, closing "
+                 "connections", in_flight);
+    for (const std::shared_ptr<Session>& session : state.sessions.Live()) session->Abort();
   }
   drain_timer.expires_after(std::chrono::milliseconds(5));
   drain_timer.async_wait([this](beast::error_code) { Drain(); });
@@ -483,7 +597,7 @@ std::unique_ptr<Server> Server::Start(ServerConfig config,
   std::make_shared<Listener>(p->ioc, p->acceptor, p->state)->Run();
   p->ScheduleSummary();
   for (int i = 0; i < p->state.config.io_threads; ++i) {
-    p->threads.emplace_back([p] { p->ioc.run(); });
+    p->threads.emplace_back([p] { p->RunIo(); });
   }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

@@ -11,13 +11,21 @@
 //   server->Wait();
 //
 // Shape (Boost.Beast's async server): a listener accepts connections; each connection is a
-// session on its own strand that reads a request (idle, header and body timeouts), routes it
-// through the pure functions of handlers.h, and writes the answer (HTTP/1.1 keep-alive).
-// Small requests are scored on the io thread; larger batches are split into chunks scored
-// in parallel by a worker pool separate from the io threads, so scoring never blocks
-// accepting or reading. Admission is bounded: beyond max_inflight_items the answer is 503
-// with Retry-After. Shutdown stops accepting, lets every request already read finish
-// (within shutdown_grace_s), then returns from Wait().
+// session on its own strand that reads a request (idle, header and body timeouts; the limits
+// of request_reader.h), routes it through the pure functions of handlers.h, and writes the
+// answer (HTTP/1.1 keep-alive). The io threads only read, validate and write: every request
+// with items, a single item too, is scored by a worker pool separate from them (batches split
+// into chunks scored in parallel), so a slow item never delays accepting, reading, /health
+// or /metrics. Admission is bounded: beyond max_inflight_items the answer is 503 with
+// Retry-After.
+//
+// Shutdown stops accepting and lets every request already read finish within
+// shutdown_grace_s. When the grace is over, a request still being scored is answered 503 and
+// every connection is closed; Wait() then returns once the workers have left the items they
+// were scoring (each bounded by its rules' time budgets).
+//
+// An exception escaping a connection's handlers (a bug) ends that connection, answered 500
+// or closed, never the process; it is logged and counted (rl_server_uncaught_exceptions_total).
 //
 // Thread safety: Shutdown and the accessors may be called from any thread; Wait from one.
 // Copying is disabled: a server owns sockets and threads.

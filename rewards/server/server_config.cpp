@@ -112,9 +112,6 @@ bool LoadTopLevelKey(const std::string& key, const YAML::Node& value, int line,
   if (key == "score_threads") {
     return ReadScalar(value, origin, key, "an integer", &c->score_threads, error);
   }
-  if (key == "inline_max_items") {
-    return ReadScalar(value, origin, key, "an integer", &c->inline_max_items, error);
-  }
   if (key == "chunk_items") return ReadScalar(value, origin, key, "an integer", &c->chunk_items, error);
   if (key == "rewards") return LoadRewardsMap(value, origin, base_dir, c, error);
   if (key == "default_reward") {
@@ -155,7 +152,7 @@ bool LoadTopLevelKey(const std::string& key, const YAML::Node& value, int line,
   }
   *error = fmt::format(
       "{}:{}: unknown key '{}' (expected host, port, io_threads, score_threads, "
-      "inline_max_items, chunk_items, rewards, default_reward, max_body_bytes, "
+      "chunk_items, rewards, default_reward, max_body_bytes, "
       "max_inflight_items, retry_after_s, idle_timeout_ms, header_timeout_ms, body_timeout_ms, "
       "auth_token_file, auth_token_env, get_reward, summary_interval_s, shutdown_grace_s)",
       origin, line, key);
@@ -230,7 +227,6 @@ bool ValidateServerConfig(const ServerConfig& c, std::string* error) {
   if (c.score_threads < 0 || c.score_threads > 1024) {
     return fail(fmt::format("score_threads: expected 0..1024 (0: all cores), got {}", c.score_threads));
   }
-  if (c.inline_max_items < 0) return fail("inline_max_items: expected 0 or more");
   if (c.chunk_items < 1) return fail("chunk_items: expected 1 or more");
   if (c.rewards.empty()) {
     return fail("rewards: no reward configured (a mapping of name to reward spec file, e.g. "
@@ -323,7 +319,6 @@ std::string ServerConfigToYaml(const ServerConfig& c) {
   out << YAML::Key << "port" << YAML::Value << c.port;
   out << YAML::Key << "io_threads" << YAML::Value << c.io_threads;
   out << YAML::Key << "score_threads" << YAML::Value << c.score_threads;
-  out << YAML::Key << "inline_max_items" << YAML::Value << c.inline_max_items;
   out << YAML::Key << "chunk_items" << YAML::Value << c.chunk_items;
   out << YAML::Key << "rewards" << YAML::Value << YAML::BeginMap;
   for (const auto& [name, path] : c.rewards) out << YAML::Key << name << YAML::Value << path;

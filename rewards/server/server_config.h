@@ -46,10 +46,9 @@ struct ServerConfig {
   std::string host = "127.0.0.1";  // any other address only when asked for
   int port = 8000;                 // 0: an ephemeral port (see Server::port())
   int io_threads = 2;              // threads running sockets and HTTP parsing
-  int score_threads = 0;           // scoring workers, separate from io threads; 0: all cores
-  // Requests with at most this many items are scored on the io thread that read them (a
-  // thread hop costs more than one item); larger ones go to the scoring workers in chunks.
-  int inline_max_items = 1;
+  // Scoring workers, separate from io threads, so that a slow item never delays reading,
+  // /health or /metrics; 0: all cores.
+  int score_threads = 0;
   int chunk_items = 16;            // items a scoring worker takes at a time
   // name -> reward spec file, in configuration order; `default_reward` names the one used
   // when a request names none (the first one when empty).
@@ -71,7 +70,8 @@ struct ServerConfig {
   GetRewardOptions get_reward;
 
   double summary_interval_s = 60;          // an info log line with totals; 0: only at exit
-  double shutdown_grace_s = 30;            // in-flight requests finish within this on SIGTERM
+  double shutdown_grace_s = 30;            // in-flight requests finish within this on SIGTERM;
+                                           // then what is left is answered 503
   bool handle_signals = false;             // SIGINT/SIGTERM start a graceful shutdown
 };
 

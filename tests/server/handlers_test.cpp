@@ -9,29 +9,6 @@ namespace {
 
 using namespace rl::server::testing;
 
-struct Fixture {
-  ServerConfig config = TestConfig();
-  std::shared_ptr<const RewardRegistry> registry = MakeRegistry();
-  ServerMetrics metrics;
-
-  Response Call(http::verb verb, const std::string& target, const std::string& body = "",
-                const std::string& content_type = "application/json") {
-    Request req{verb, target, 11};
-    if (!content_type.empty()) req.set(http::field::content_type, content_type);
-    if (!config.auth_token.empty() && !token.empty()) {
-      req.set(http::field::authorization, "Bearer " + token);
-    }
-    req.body() = body;
-    req.prepare_payload();
-    return Handle(req, HandlerContext{config, *registry, metrics});
-  }
-  Response Post(const std::string& target, const json& body) {
-    return Call(http::verb::post, target, body.dump());
-  }
-
-  std::string token;
-};
-
 json Body(const Response& res) { return json::parse(res.body()); }
 
 std::string ErrorOf(const Response& res) {
@@ -41,7 +18,7 @@ std::string ErrorOf(const Response& res) {
 }
 
 TEST_CASE("get_reward: prompt prefix, rewards, scores and extra_logs", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const std::string prompt = ChatPrompt("What is 2+2?");
   const json body = {{"query", {prompt + R1Completion("4"), prompt + R1Completion("5"),
                                 prompt + "no tags, I think it is 5<|im_end|>"}},
@@ -58,7 +35,7 @@ TEST_CASE("get_reward: prompt prefix, rewards, scores and extra_logs", "[server]
 }
 
 TEST_CASE("get_reward: rewards equal in-process scoring", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const auto reward = f.registry->Find("r1")->reward;
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R1Completion("\\frac{1}{2}"), "0.5"}, {R1Completion("3"), "4"},
@@ -83,7 +60,7 @@ TEST_CASE("get_reward: rewards equal in-process scoring", "[server][get_reward]"
 }
 
 TEST_CASE("get_reward: locating the completion", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const std::string prompt = ChatPrompt("What is 1+1?");
   SECTION("left padding before the prompt is skipped") {
     const json out = Body(f.Post("/get_reward", {{"query", {"<|endoftext|><|endoftext|>" + prompt + R1Completion("2")}},
@@ -114,7 +91,7 @@ TEST_CASE("get_reward: locating the completion", "[server][get_reward]") {
 }
 
 TEST_CASE("get_reward: unscorable samples fail the request or score zero", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const std::string prompt = ChatPrompt("q");
   const json body = {{"query", {prompt + R1Completion("4"), prompt + R1Completion("4"), "no marker here"}},
                      {"prompts", {prompt, prompt, "a prompt that is not there"}},
@@ -144,7 +121,7 @@ TEST_CASE("get_reward: unscorable samples fail the request or score zero", "[ser
 }
 
 TEST_CASE("get_reward: a reward without an answer check scores the clamped total", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const json out = Body(f.Post("/get_reward?reward=format", {{"query", {R1Completion("1"), "nothing"}}}));
   CHECK(out["rewards"] == json({0.5, 0.0}));
   CHECK(out["scores"] == json({0.5, 0.0}));
@@ -152,7 +129,7 @@ TEST_CASE("get_reward: a reward without an answer check scores the clamped total
 }
 
 TEST_CASE("get_reward: fields OpenRLHF may add (metas) are ignored", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const std::string prompt = ChatPrompt("q");
   const json out = Body(f.Post("/get_reward", {{"query", {prompt + R1Completion("3")}}, {"prompts", {prompt}},
                                                {"labels", {"3"}}, {"metas", {{{"id", 7}}}}}));
@@ -160,14 +137,14 @@ TEST_CASE("get_reward: fields OpenRLHF may add (metas) are ignored", "[server][g
 }
 
 TEST_CASE("get_reward: empty batch", "[server][get_reward]") {
-  Fixture f;
+  HandlerFixture f;
   const json out = Body(f.Post("/get_reward", {{"query", json::array()}}));
   CHECK(out["rewards"] == json::array());
   CHECK(out["extra_logs"]["accuracy.math"] == json::array());
 }
 
 TEST_CASE("get_reward: 400 names the field", "[server][errors]") {
-  Fixture f;
+  HandlerFixture f;
   auto error_for = [&](const std::string& body) {
     const Response res = f.Call(http::verb::post, "/get_reward", body);
     CHECK(res.result() == http::status::bad_request);
@@ -191,14 +168,14 @@ TEST_CASE("get_reward: 400 names the field", "[server][errors]") {
 }
 
 TEST_CASE("get_reward: deeply nested JSON is an error, not a crash", "[server][errors]") {
-  Fixture f;
+  HandlerFixture f;
   const std::string nested = std::string(200000, '[') + std::string(200000, ']');
   const Response res = f.Call(http::verb::post, "/get_reward", nested);
   CHECK(res.result() == http::status::bad_request);
 }
 
 TEST_CASE("v1/score: results, components, statuses", "[server][score]") {
-  Fixture f;
+  HandlerFixture f;
   const json body = {{"items",
                       {{{"completion", R1Completion("\\frac{3}{4}")}, {"answer", "0.75"}},
                        {{"completion", R1Completion("2")}, {"answer", 3}, {"prompt", "p"}},
@@ -229,7 +206,7 @@ TEST_CASE("v1/score: results, components, statuses", "[server][score]") {
 }
 
 TEST_CASE("v1/score: named rewards", "[server][score]") {
-  Fixture f;
+  HandlerFixture f;
   const json items = {{{"completion", R1Completion("1")}, {"answer", "1"}}};
   CHECK(Body(f.Post("/v1/score", {{"items", items}, {"reward", "format"}}))["results"][0]["reward"] == 0.5);
   CHECK(Body(f.Post("/v1/score?reward=format", {{"items", items}}))["reward"] == "format");
@@ -241,7 +218,7 @@ TEST_CASE("v1/score: named rewards", "[server][score]") {
 }
 
 TEST_CASE("v1/score: 400 names the field", "[server][errors]") {
-  Fixture f;
+  HandlerFixture f;
   auto error_for = [&](const json& body) {
     const Response res = f.Post("/v1/score", body);
     CHECK(res.result() == http::status::bad_request);
@@ -264,8 +241,52 @@ TEST_CASE("v1/score: 400 names the field", "[server][errors]") {
   CHECK_THAT(error_for({{"items", json::array()}, {"reward", 3}}), Catch::Contains("reward: expected a reward name"));
 }
 
+TEST_CASE("numbers beyond what a field can hold are 400 naming the field", "[server][errors]") {
+  HandlerFixture f;
+  auto error_for = [&](const std::string& target, const std::string& body) {
+    const Response res = f.Call(http::verb::post, target, body);
+    CHECK(res.result() == http::status::bad_request);
+    return ErrorOf(res);
+  };
+  // 2^63 and 2^64 - 1 parse as unsigned integers; read as int64_t they would wrap negative.
+  CHECK_THAT(error_for("/v1/score", R"({"items": [{"completion": "a", "completion_tokens": 9223372036854775808}]})"),
+             Catch::Contains("items[0].completion_tokens: expected a non-negative integer below 2^63"));
+  CHECK_THAT(error_for("/v1/score", R"({"items": [{"completion": "a", "completion_tokens": 18446744073709551615}]})"),
+             Catch::Contains("items[0].completion_tokens"));
+  CHECK_THAT(error_for("/v1/score", R"({"items": [{"completion": "a", "completion_tokens": 1e30}]})"),
+             Catch::Contains("items[0].completion_tokens: expected a non-negative integer"));
+  // Beyond a double's range: nlohmann throws out_of_range, not parse_error.
+  CHECK_THAT(error_for("/get_reward", R"({"query": ["a"], "labels": [1e400]})"),
+             Catch::Contains("labels[0]: number out of range") && Catch::Contains("1e400"));
+  CHECK_THAT(error_for("/v1/score", R"({"items": [{"completion": "a"}, {"completion": "b", "answer": -1e999}]})"),
+             Catch::Contains("items[1].answer: number out of range"));
+  CHECK_THAT(error_for("/get_reward", R"({"query": ["a"], "metas": {"x": [[1], {"y": 2}, 1e400]}})"),
+             Catch::Contains("metas.x[2]: number out of range"));
+  CHECK_THAT(error_for("/get_reward", "1e400"), Catch::Contains("body: number out of range"));
+  // The largest count that fits is accepted.
+  const Response ok = f.Post("/v1/score", {{"items", {{{"completion", "a"}, {"completion_tokens", INT64_MAX}}}}});
+  CHECK(ok.result() == http::status::ok);
+}
+
+TEST_CASE("error messages are valid UTF-8 whatever the request echoed", "[server][errors]") {
+  HandlerFixture f;
+  const std::string bad = "\xff\xfe\xc3(\xed\xa0\x80";  // invalid, truncated, a surrogate
+  // nlohmann accepts strings of well-formed UTF-8 only (no overlongs, no surrogates).
+  REQUIRE_FALSE(json::accept("\"" + bad + "\""));
+  const std::vector<Response> answers = {
+      f.Call(http::verb::get, "/nope" + bad),
+      f.Call(http::verb::post, "/v1/score", R"({"items": []})", "text/" + bad),
+      f.Call(http::verb::post, "/v1/score?reward=" + bad, R"({"items": []})"),
+      f.Call(http::verb::post, "/get_reward", R"({"query": [")" + bad + "\"]}"),
+      f.Call(http::verb::post, "/get_reward", R"({")" + bad + "\": 1e400}")};
+  for (const Response& res : answers) {
+    INFO(res.body());
+    CHECK(json::accept(res.body()));
+  }
+}
+
 TEST_CASE("status codes: 404, 405, 415, 413", "[server][errors]") {
-  Fixture f;
+  HandlerFixture f;
   const Response not_found = f.Call(http::verb::get, "/nope");
   CHECK(not_found.result() == http::status::not_found);
   CHECK_THAT(ErrorOf(not_found), Catch::Contains("unknown path '/nope'"));
@@ -290,7 +311,7 @@ TEST_CASE("status codes: 404, 405, 415, 413", "[server][errors]") {
 }
 
 TEST_CASE("auth: bearer token", "[server][auth]") {
-  Fixture f;
+  HandlerFixture f;
   f.config.auth_token = "s3cret";
   const json body = {{"items", {{{"completion", "x"}}}}};
   const Response missing = f.Post("/v1/score", body);
@@ -310,7 +331,7 @@ TEST_CASE("auth: bearer token", "[server][auth]") {
 }
 
 TEST_CASE("health and metrics", "[server]") {
-  Fixture f;
+  HandlerFixture f;
   const json health = Body(f.Call(http::verb::get, "/health"));
   CHECK(health["status"] == "ok");
   CHECK(health["default_reward"] == "r1");

@@ -144,9 +144,7 @@ TEST_CASE("http: pipelined requests are answered in order", "[server][http]") {
   Connection c(server->port());
   std::string both;
   for (const char* answer : {"4", "5"}) {
-    const std::string body = GetRewardBody({answer}, "4").dump();
-    both += "POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-            std::to_string(body.size()) + "\r\n\r\n" + body;
+    both += RawPost("/get_reward", GetRewardBody({answer}, "4").dump());
   }
   c.WriteRaw(both);
   CHECK(ParseBody(c.Read())["rewards"] == json({2.0}));
@@ -159,9 +157,7 @@ TEST_CASE("http: a client leaving mid-batch costs nothing but the batch", "[serv
   auto server = StartServer(config);
   {
     Connection gone(server->port());
-    const std::string body = BigScoreBody(5000).dump();
-    gone.WriteRaw("POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                  std::to_string(body.size()) + "\r\n\r\n" + body);
+    gone.WriteRaw(RawPost("/v1/score", BigScoreBody(5000).dump()));
     REQUIRE(WaitFor([&] { return server->metrics().items_in_flight.load() > 0; }, milliseconds(20000)));
   }  // closed while its batch is being scored
   CHECK(Connection(server->port()).Post("/get_reward", GetRewardBody({"4"}, "4").dump()).result() ==
@@ -318,6 +314,80 @@ TEST_CASE("http: shutdown stops accepting and finishes requests in flight", "[se
   CHECK(ParseBody(res)["results"].size() == 40000);
   server->Wait();
   CHECK(server->metrics().requests_in_flight.load() == 0);
+}
+
+TEST_CASE("http: a chunked trailer too large for Beast is answered 431, not a crash", "[server][http][errors]") {
+  auto server = StartServer(TestConfig());
+  Connection c(server->port());
+  // Beast 1.74 throws std::length_error for a field value of 65,534 bytes or more.
+  c.WriteRaw("GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Pad: " +
+             std::string(65534, 'a') + "\r\n\r\n");
+  const auto res = c.Read();
+  CHECK(res.result() == http::status::request_header_fields_too_large);
+  CHECK_THAT(ParseBody(res)["error"].get<std::string>(), Catch::Contains("trailer"));
+  CHECK_FALSE(res.keep_alive());
+  CHECK(Connection(server->port()).Get("/health").result() == http::status::ok);
+  CHECK(server->metrics().uncaught_exceptions() == 0);
+  CHECK_THAT(Connection(server->port()).Get("/metrics").body(),
+             Catch::Contains("rl_server_uncaught_exceptions_total 0") &&
+                 Catch::Contains("rl_server_requests_total{endpoint=\"/health\",code=\"431\"} 1"));
+}
+
+// One item of a reward whose rule takes a while on a long completion (repetition.ngram over
+// 4 MiB of distinct words: a third of a second or more), as a slow answer check would.
+json SlowScoreBody() {
+  std::string completion;
+  for (int64_t i = 0; completion.size() < (4u << 20); ++i) {
+    completion.append("w").append(std::to_string(i * 7919)).append(" ");
+  }
+  return {{"items", {{{"completion", completion}}}}, {"reward", "slow"}};
+}
+
+std::shared_ptr<const RewardRegistry> RegistryWithSlowReward() {
+  std::string error;
+  std::vector<NamedReward> named = {
+      {"r1", "(in process)", MakeReward(kR1Spec)},
+      {"slow", "(in process)", MakeReward("rules:\n  - {name: repetition.ngram, weight: 1}\n")}};
+  std::shared_ptr<const RewardRegistry> registry = RewardRegistry::FromRewards(std::move(named), "r1", &error);
+  INFO(error);
+  REQUIRE(registry);
+  return registry;
+}
+
+TEST_CASE("http: /health answers while every worker scores a slow single item", "[server][http][concurrency]") {
+  ServerConfig config = TestConfig();
+  config.io_threads = 1;
+  config.score_threads = 1;
+  auto server = StartServer(config, RegistryWithSlowReward());
+  Connection slow(server->port());
+  slow.WriteRaw(RawPost("/v1/score", SlowScoreBody().dump()));
+  REQUIRE(WaitFor([&] { return server->metrics().items_in_flight.load() == 1; }, milliseconds(60000)));
+  CHECK(Connection(server->port()).Get("/health").result() == http::status::ok);
+  // Answered while the item was still being scored: not a byte of its answer has come (an
+  // answer written first would already be here, loopback delivering as it is sent).
+  CHECK(slow.Available() == 0);
+  CHECK(server->metrics().items_in_flight.load() == 1);
+  CHECK(slow.Read().result() == http::status::ok);
+}
+
+TEST_CASE("http: when the shutdown grace ends, a request still being scored is answered 503", "[server][http][shutdown]") {
+  ServerConfig config = TestConfig();
+  config.score_threads = 1;
+  config.shutdown_grace_s = 0.1;
+  auto server = StartServer(config);
+  Connection c(server->port());
+  c.WriteRaw(RawPost("/v1/score", BigScoreBody(40000).dump()));
+  REQUIRE(WaitFor([&] { return server->metrics().items_in_flight.load() > 0; }, milliseconds(20000)));
+  server->Shutdown();
+  server->Wait();
+  // Everything the client reads now was written before Wait returned.
+  const auto [data, closed] = c.ReadUntilClosed(milliseconds(5000));
+  CHECK_THAT(data, Catch::StartsWith("HTTP/1.1 503"));
+  CHECK_THAT(data, Catch::Contains("shutdown grace"));
+  CHECK(closed);
+  CHECK(server->metrics().requests_with_code(200) == 0);
+  CHECK(server->metrics().requests_in_flight.load() == 0);
+  CHECK(server->metrics().items_in_flight.load() == 0);
 }
 
 TEST_CASE("http: start fails clearly on a bad address", "[server][http]") {

@@ -1,8 +1,11 @@
-// Shared by the reward server tests: in-process rewards, a server on an ephemeral loopback
-// port, and a small synchronous HTTP client that can also misbehave (stall, send garbage).
+// Shared by the reward server tests: in-process rewards, the handlers called without a
+// socket, a server on an ephemeral loopback port, and a small synchronous HTTP client that can
+// also misbehave (stall, send garbage).
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +24,7 @@
 
 #include "rewards/reward.h"
 #include "rewards/server/handlers.h"
+#include "rewards/server/request_reader.h"
 #include "rewards/server/server.h"
 #include "rewards/server/server_config.h"
 
@@ -86,6 +90,39 @@ inline std::unique_ptr<Server> StartServer(const ServerConfig& config,
   return server;
 }
 
+// The handlers with a test config and registry, called without a socket.
+struct HandlerFixture {
+  ServerConfig config = TestConfig();
+  std::shared_ptr<const RewardRegistry> registry = MakeRegistry();
+  ServerMetrics metrics;
+  std::string token;  // sent as a bearer token when config.auth_token is set
+
+  Response Call(http::verb verb, const std::string& target, const std::string& body = "",
+                const std::string& content_type = "application/json") {
+    Request req{verb, target, 11};
+    if (!content_type.empty()) req.set(http::field::content_type, content_type);
+    if (!config.auth_token.empty() && !token.empty()) {
+      req.set(http::field::authorization, "Bearer " + token);
+    }
+    req.body() = body;
+    req.prepare_payload();
+    return Handle(req, HandlerContext{config, *registry, metrics});
+  }
+  Response Post(const std::string& target, const json& body) {
+    return Call(http::verb::post, target, body.dump());
+  }
+  // Raw request bytes in, the server's raw answer out (HandleRawRequest).
+  std::string Raw(std::string_view bytes) {
+    return HandleRawRequest(bytes, HandlerContext{config, *registry, metrics});
+  }
+};
+
+// A POST of a JSON body as the bytes a client writes, for sending by hand.
+inline std::string RawPost(const std::string& target, const std::string& body) {
+  return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 // ChatML as Qwen2.5's template renders a user turn with the generation prompt.
 inline std::string ChatPrompt(const std::string& question) {
   return "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n" +
@@ -134,20 +171,27 @@ class Connection {
   }
 
   void WriteRaw(const std::string& bytes) { net::write(stream_.socket(), net::buffer(bytes)); }
+  // Bytes received and not yet read.
+  size_t Available() { return stream_.socket().available() + buffer_.size(); }
 
   // Reads until the server closes the connection (or `limit` passes); returns what arrived
-  // and whether it was closed.
+  // and whether it was closed. Asynchronous reads, since a stream's expiry bounds only those.
   std::pair<std::string, bool> ReadUntilClosed(std::chrono::milliseconds limit) {
     std::string data;
+    std::array<char, 4096> chunk;
+    beast::error_code last;
+    std::function<void()> read_more = [&] {
+      stream_.async_read_some(net::buffer(chunk), [&](beast::error_code ec, size_t n) {
+        data.append(chunk.data(), n);
+        last = ec;
+        if (!ec) read_more();
+      });
+    };
     stream_.expires_after(limit);
-    beast::error_code ec;
-    char chunk[4096];
-    while (true) {
-      const size_t n = stream_.read_some(net::buffer(chunk), ec);
-      data.append(chunk, n);
-      if (ec) break;
-    }
-    return {data, ec != beast::error::timeout};
+    read_more();
+    ioc_.restart();
+    ioc_.run();
+    return {data, last != beast::error::timeout};
   }
 
  private:
