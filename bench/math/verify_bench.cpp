@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <random>
 #include <string>
 #include <thread>
@@ -17,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "rewards/math/verify.h"
+#include "tests/math/long_inputs.h"
 #include "tests/math/suite_common.h"
 
 namespace {
@@ -31,11 +31,7 @@ struct Item {
 
 // Per-call latency is the thread's CPU time: on a shared machine, wall time per call mostly
 // measures the scheduler (preemptions of several ms). Throughput is wall time.
-double ThreadCpuMicros() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
-}
+double ThreadCpuMicros() { return 1e3 * rl::math::testing::ThreadCpuMillis(); }
 
 // A few hundred realistic completions: paragraphs of reasoning with inline and display math,
 // intermediate results, and a final boxed answer (or an anchor phrase) of varied forms.
@@ -87,6 +83,7 @@ struct Figures {
   double mean_us, p50_us, p99_us, max_us, per_second_one, per_second_all;
   std::string slowest;
   double per_cpu_second_all;  // parallel checks per CPU-second: contention would lower it
+  int64_t max_nodes;          // the most node budget one check spent (the same every run)
 };
 
 double Median(std::vector<double> v) {
@@ -100,6 +97,7 @@ Figures Measure(const std::vector<Item>& items, int reps, int threads) {
   std::vector<double> means, p50s, p99s, maxes, one, all;
   std::vector<double> latencies(items.size());
   size_t last_worst = 0;
+  int64_t max_nodes = 0;
   std::vector<double> per_cpu_second;
   for (int rep = 0; rep < reps; ++rep) {
     // One thread: per-call latencies.
@@ -108,6 +106,7 @@ Figures Measure(const std::vector<Item>& items, int reps, int threads) {
       double t0 = ThreadCpuMicros();
       rl::math::CheckResult r = verifiers[k].Check(items[k].completion, items[k].gold);
       latencies[k] = ThreadCpuMicros() - t0;
+      max_nodes = std::max(max_nodes, r.nodes);
       if (r.verdict == rl::math::Verdict::kBudgetExceeded) {
         std::fprintf(stderr, "%s: budget exceeded (%s)\n", items[k].id.c_str(), r.detail.c_str());
       }
@@ -149,15 +148,18 @@ Figures Measure(const std::vector<Item>& items, int reps, int threads) {
   }
   return {Median(means), Median(p50s),  Median(p99s),
           Median(maxes), Median(one),   Median(all),
-          items[last_worst].id, Median(per_cpu_second)};
+          items[last_worst].id, Median(per_cpu_second), max_nodes};
 }
 
 void Print(const char* name, size_t n, const Figures& f, int threads) {
   std::printf("%-28s n=%-4zu CPU per call: mean %7.2f us  p50 %7.2f us  p99 %7.2f us  "
               "max %7.2f us (%s)\n%-28s wall: 1 thread %8.0f checks/s, %d threads %8.0f checks/s; "
-              "%d threads per CPU-second %8.0f checks\n",
+              "%d threads per CPU-second %8.0f checks\n"
+              "%-28s node budget: at most %lld spent of %lld\n",
               name, n, f.mean_us, f.p50_us, f.p99_us, f.max_us, f.slowest.c_str(), "",
-              f.per_second_one, threads, f.per_second_all, threads, f.per_cpu_second_all);
+              f.per_second_one, threads, f.per_second_all, threads, f.per_cpu_second_all, "",
+              static_cast<long long>(f.max_nodes),
+              static_cast<long long>(rl::math::VerifierOptions{}.node_budget));
 }
 
 }  // namespace

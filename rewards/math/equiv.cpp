@@ -5,6 +5,7 @@
 // of each other), then scalars: exact rationals when both sides have them, decimal rounding
 // when a side is written as a decimal, else values at the sample points.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "rewards/math/internal.h"
@@ -26,12 +27,13 @@ bool IsInequality(RelOp op) {
 }
 
 // Significant digits of the least precise decimal literal in a subtree (0: none).
-int DecimalDigits(const Tree& tree, int32_t id) {
+int DecimalDigits(const Tree& tree, int32_t id, Budget& budget) {
+  budget.Spend();
   const Node& n = tree[id];
   if (n.kind == Kind::kNumber) return (n.flags & kDecimal) ? n.cols : 0;
   int best = 0;
   for (int32_t k : n.kids) {
-    int d = DecimalDigits(tree, k);
+    int d = DecimalDigits(tree, k, budget);
     if (d > 0 && (best == 0 || d < best)) best = d;
   }
   return best;
@@ -39,7 +41,8 @@ int DecimalDigits(const Tree& tree, int32_t id) {
 
 // Left-hand sides that name a quantity (x, f(x), |AB|, a_3, (p,q), A:B) make "lhs = v" an
 // assignment whose value is v; sums and numbers make it an equation.
-bool NameLike(Ref r) {
+bool NameLike(Ref r, Budget& budget) {
+  budget.Spend();
   switch (r.kind()) {
     case Kind::kSymbol:
     case Kind::kTuple:
@@ -51,7 +54,7 @@ bool NameLike(Ref r) {
       for (size_t k = 0; k < r.node().kids.size(); ++k) {
         Ref kid = r.kid(k);
         if (kid.kind() == Kind::kInv) kid = kid.kid(0);
-        if (!NameLike(kid)) return false;
+        if (!NameLike(kid, budget)) return false;
       }
       return true;
     default:
@@ -60,32 +63,32 @@ bool NameLike(Ref r) {
 }
 
 // A spelling of a subtree that ignores the order of sums and products: the last resort for
-// expressions that have no value at the sample points (sums up to a symbolic n).
-std::string Canonical(Ref r, int depth = 0) {
+// expressions that have no value at the sample points (sums up to a symbolic n). Each level
+// copies its kids' spellings: charged by their length.
+std::string Canonical(Ref r, Budget& budget, int depth = 0) {
   if (depth > 200) throw BudgetError{"expression nested too deeply"};
   const Node& n = r.node();
-  if (n.kind == Kind::kNumber) return (*r.tree).numbers[n.num].str();
+  if (n.kind == Kind::kNumber) {
+    budget.Spend(WriteDigitsCost((*r.tree).numbers[n.num]));
+    return (*r.tree).numbers[n.num].str();
+  }
   std::vector<std::string> kids;
-  for (size_t k = 0; k < n.kids.size(); ++k) kids.push_back(Canonical(r.kid(k), depth + 1));
+  for (size_t k = 0; k < n.kids.size(); ++k) kids.push_back(Canonical(r.kid(k), budget, depth + 1));
   if (n.kind == Kind::kAdd || n.kind == Kind::kMul) std::sort(kids.begin(), kids.end());
   std::string out = std::to_string(static_cast<int>(n.kind)) + n.name + "(";
   for (const std::string& kid : kids) out += kid + ",";
   for (RelOp op : n.ops) out += std::to_string(static_cast<int>(op));
+  budget.SpendBytes(out.size() * (1 + std::bit_width(kids.size())));  // the sort and copies
   return out + std::to_string(n.flags) + ")";
 }
 
-bool HasInfinity(Ref r) {
+bool HasInfinity(Ref r, Budget& budget) {
+  budget.Spend();
   if (r.kind() == Kind::kConst && r.node().name == "inf") return true;
   for (size_t k = 0; k < r.node().kids.size(); ++k) {
-    if (HasInfinity(r.kid(k))) return true;
+    if (HasInfinity(r.kid(k), budget)) return true;
   }
   return false;
-}
-
-bool HasSymbols(Ref r) {
-  std::vector<std::string> names;
-  CollectSymbols(*r.tree, r.id, &names);
-  return !names.empty();
 }
 
 class Comparer {
@@ -108,7 +111,9 @@ class Comparer {
       return false;
     }
     if (gk == Kind::kText || pk == Kind::kText) {
-      return gk == pk && NormalizeText(g.node().name) == NormalizeText(p.node().name);
+      if (gk != pk) return false;
+      c_.budget.SpendBytes(g.node().name.size() + p.node().name.size());
+      return NormalizeText(g.node().name) == NormalizeText(p.node().name);
     }
     if (gk == Kind::kList || gk == Kind::kSet) {
       if (gk == Kind::kSet && pk == Kind::kTuple) return false;
@@ -182,6 +187,7 @@ class Comparer {
   // left) also states its right side; a gold "7 = 11a+c" is an equation.
   std::optional<Ref> ValueOf(Ref r, bool gold) {
     const Node& n = r.node();
+    c_.budget.SpendBytes(n.ops.size());
     size_t approx = n.ops.size();
     for (size_t k = 0; k < n.ops.size(); ++k) {
       if (n.ops[k] == RelOp::kApprox) {
@@ -193,7 +199,7 @@ class Comparer {
     if (approx == 0) return r.kid(1);
     if (approx >= 2) return r.kid(approx);
     Ref lhs = r.kid(0);
-    if (NameLike(lhs) || (!gold && !HasSymbols(lhs))) return r.kid(1);
+    if (NameLike(lhs, c_.budget) || (!gold && !HasSymbols(lhs))) return r.kid(1);
     return std::nullopt;
   }
 
@@ -266,6 +272,7 @@ class Comparer {
   std::vector<Constraint> Constraints(Ref r) {
     std::vector<Constraint> out;
     const Node& n = r.node();
+    c_.budget.SpendMemory(n.ops.size() * sizeof(Constraint));
     for (size_t k = 0; k < n.ops.size(); ++k) {
       Ref a = r.kid(k), b = r.kid(k + 1);
       switch (n.ops[k]) {
@@ -287,6 +294,7 @@ class Comparer {
     for (const Constraint& a : gc) {
       bool matched = false;
       for (size_t k = 0; k < pc.size() && !matched; ++k) {
+        c_.budget.Spend();  // pairs passed over too: there may be many
         const Constraint& b = pc[k];
         if (used[k] || a.kind != b.kind) continue;
         bool positive = a.kind != RelOp::kNe && a.kind != RelOp::kEq;
@@ -323,6 +331,7 @@ class Comparer {
 
   bool Pieces(Ref r, std::vector<Piece>* out) {
     const Node& n = r.node();
+    c_.budget.SpendMemory((1 + n.kids.size()) * sizeof(Piece));
     switch (n.kind) {
       case Kind::kInterval:
       case Kind::kTuple:
@@ -359,6 +368,7 @@ class Comparer {
     for (const Piece& x : a) {
       bool matched = false;
       for (size_t k = 0; k < b.size() && !matched; ++k) {
+        c_.budget.Spend();
         if (!used[k] && SameEndpoint(x.lo, b[k].lo) && SameEndpoint(x.hi, b[k].hi)) {
           used[k] = matched = true;
         }
@@ -437,7 +447,10 @@ class Comparer {
   bool Negatives(Ref a, Ref b) {
     auto x = ExactValue(*a.tree, a.id, c_.budget);
     auto y = ExactValue(*b.tree, b.id, c_.budget);
-    if (x && y) return *x == -*y;
+    if (x && y) {
+      c_.budget.Spend(CompareCost(*x, *y));
+      return *x == -*y;
+    }
     long double scale = 1;
     Complex u = NumericValue(*a.tree, a.id, 0, c_.budget, &scale);
     Complex v = NumericValue(*b.tree, b.id, 0, c_.budget, &scale);
@@ -448,6 +461,7 @@ class Comparer {
   std::vector<Ref> Elements(Ref r) {
     std::vector<Ref> out;
     const Node& n = r.node();
+    c_.budget.SpendMemory((1 + n.kids.size()) * sizeof(Ref));
     if (n.kind == Kind::kList || n.kind == Kind::kSet) {
       for (size_t k = 0; k < n.kids.size(); ++k) out.push_back(Unwrap(r.kid(k)));
     } else {
@@ -474,6 +488,7 @@ class Comparer {
     for (Ref x : a) {
       bool found = false;
       for (size_t k = 0; k < b.size(); ++k) {
+        c_.budget.Spend();  // pairs passed over too
         if ((found && b_hit[k]) || !Equal(x, b[k], depth + 1)) continue;
         found = true;
         b_hit[k] = true;
@@ -488,13 +503,16 @@ class Comparer {
   std::optional<bool> ExactSets(const std::vector<Ref>& a, const std::vector<Ref>& b) {
     if (a.size() + b.size() < 32) return std::nullopt;
     auto values = [&](const std::vector<Ref>& refs) -> std::optional<std::vector<Rational>> {
+      c_.budget.SpendMemory(refs.size() * sizeof(Rational));
       std::vector<Rational> out;
       for (Ref r : refs) {
-        if (HasDecimal(*r.tree, r.id) || r.kind() == Kind::kPercent) return std::nullopt;
+        if (HasDecimal(*r.tree, r.id, c_.budget) || r.kind() == Kind::kPercent) return std::nullopt;
         std::optional<Rational> v = ExactValue(*r.tree, r.id, c_.budget);
         if (!v) return std::nullopt;
         out.push_back(std::move(*v));
       }
+      int64_t compares = static_cast<int64_t>(std::bit_width(out.size()));
+      for (const Rational& v : out) c_.budget.Spend(compares * CompareCost(v, v));
       std::sort(out.begin(), out.end());
       out.erase(std::unique(out.begin(), out.end()), out.end());
       return out;
@@ -535,6 +553,8 @@ class Comparer {
     return true;
   }
 
+  bool HasSymbols(Ref r) { return internal::HasSymbols(*r.tree, r.id, c_.budget); }
+
   bool IsZero(Ref r) {
     auto v = ExactValue(*r.tree, r.id, c_.budget);
     return v && *v == 0;
@@ -573,16 +593,17 @@ class Comparer {
   }
 
   bool Values(Ref g, Ref p) {
-    int digits = DecimalDigits(*g.tree, g.id);
-    int pred_digits = DecimalDigits(*p.tree, p.id);
+    int digits = DecimalDigits(*g.tree, g.id, c_.budget);
+    int pred_digits = DecimalDigits(*p.tree, p.id, c_.budget);
     if (pred_digits > 0 && (digits == 0 || pred_digits < digits)) digits = pred_digits;
     auto x = ExactValue(*g.tree, g.id, c_.budget);
     if (x) {
       auto y = ExactValue(*p.tree, p.id, c_.budget);
       if (y) {
+        c_.budget.Spend(CompareCost(*x, *y));
         if (*x == *y) return true;
         if (digits == 0) return false;
-        return DecimalClose(x->convert_to<long double>(), y->convert_to<long double>(), digits);
+        return DecimalClose(x->To<long double>(), y->To<long double>(), digits);
       }
     }
     bool symbolic = HasSymbols(g) || HasSymbols(p);
@@ -597,7 +618,7 @@ class Comparer {
         if (a != b) continue;  // NaN (undefined here) decides nothing
         // Both overflowed: only a written \infty is really infinite; an overflow at one
         // point leaves the decision to the others.
-        if (HasInfinity(g) && HasInfinity(p)) ++valid;
+        if (HasInfinity(g, c_.budget) && HasInfinity(p, c_.budget)) ++valid;
         else ++overflowed;
         continue;
       }
@@ -632,7 +653,7 @@ class Comparer {
       if (precise ? !*precise : !close) return false;
     }
     if (valid == 0 && overflowed > 0) throw BudgetError{"values beyond the numeric range"};
-    if (valid == 0) return Canonical(g) == Canonical(p);
+    if (valid == 0) return Canonical(g, c_.budget) == Canonical(p, c_.budget);
     return true;
   }
 
@@ -642,24 +663,24 @@ class Comparer {
 
 // Copies a subtree choosing + or - for each \pm in it (bit k of `choice` for the k-th).
 int32_t CopyChoosing(Tree* tree, int32_t id, uint32_t choice, int* seen, Budget& budget) {
-  budget.Spend();
   Node node = (*tree)[id];
   if (node.kind == Kind::kPlusMinus) {
     bool minus = (choice >> (*seen)++) & 1;
     int32_t right = CopyChoosing(tree, node.kids.back(), choice, seen, budget);
-    if (minus) right = tree->Add(Node{Kind::kNeg, 0, 0, -1, {}, {right}, {}});
+    if (minus) right = tree->Add(Node{Kind::kNeg, 0, 0, -1, {}, {right}, {}}, budget);
     if (node.kids.size() == 1) return right;
     int32_t left = CopyChoosing(tree, node.kids[0], choice, seen, budget);
-    return tree->Add(Node{Kind::kAdd, 0, 0, -1, {}, {left, right}, {}});
+    return tree->Add(Node{Kind::kAdd, 0, 0, -1, {}, {left, right}, {}}, budget);
   }
   for (int32_t& kid : node.kids) kid = CopyChoosing(tree, kid, choice, seen, budget);
-  return tree->Add(std::move(node));
+  return tree->Add(std::move(node), budget);
 }
 
-int CountPlusMinus(const Tree& tree, int32_t id) {
+int CountPlusMinus(const Tree& tree, int32_t id, Budget& budget) {
+  budget.Spend();
   const Node& n = tree[id];
   int count = n.kind == Kind::kPlusMinus ? 1 : 0;
-  for (int32_t k : n.kids) count += CountPlusMinus(tree, k);
+  for (int32_t k : n.kids) count += CountPlusMinus(tree, k, budget);
   return count;
 }
 
@@ -671,7 +692,7 @@ void ExpandPlusMinus(Tree* tree, Budget& budget) {
   std::vector<int32_t> expanded;
   bool changed = false;
   for (int32_t element : elements) {
-    int count = CountPlusMinus(*tree, element);
+    int count = CountPlusMinus(*tree, element, budget);
     if (count == 0 || count > 4) {
       expanded.push_back(element);
       continue;
@@ -684,7 +705,7 @@ void ExpandPlusMinus(Tree* tree, Budget& budget) {
   }
   if (!changed) return;
   Kind kind = is_list ? (*tree)[tree->root].kind : Kind::kList;
-  tree->root = tree->Add(Node{kind, 0, 0, -1, {}, std::move(expanded), {}});
+  tree->root = tree->Add(Node{kind, 0, 0, -1, {}, std::move(expanded), {}}, budget);
 }
 
 // Matrix arithmetic written out (A + B, A B, 2A) becomes one matrix of element expressions.
@@ -700,8 +721,7 @@ int32_t FoldMatrices(Tree* tree, int32_t id, Budget& budget, int depth) {
                                 [&](int32_t k) { return (*tree)[k].kind == Kind::kMatrix; });
   if (!any_matrix) return id;
   auto make = [&](Kind k, std::vector<int32_t> args) {
-    budget.Spend();
-    return tree->Add(Node{k, 0, 0, -1, {}, std::move(args), {}});
+    return tree->Add(Node{k, 0, 0, -1, {}, std::move(args), {}}, budget);
   };
   int32_t acc = kids[0];
   for (size_t k = 1; k < kids.size(); ++k) {
@@ -733,7 +753,7 @@ int32_t FoldMatrices(Tree* tree, int32_t id, Budget& budget, int depth) {
       out.cols = matrix.cols;
       for (int32_t e : matrix.kids) out.kids.push_back(make(Kind::kMul, {scalar, e}));
     }
-    acc = tree->Add(std::move(out));
+    acc = tree->Add(std::move(out), budget);
   }
   return acc;
 }

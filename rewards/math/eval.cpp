@@ -1,7 +1,11 @@
-// Evaluation: exact rationals (Boost.Multiprecision, bounded by the bit budget) and complex
-// long-double values at deterministic sample points for everything else.
+// Evaluation: exact rationals (rational.cpp; every operation charged to the node budget by
+// its operands' sizes, every result bounded by the bit budget) and complex long-double values
+// at deterministic sample points for everything else.
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <ctime>
+#include <functional>
 
 #include <boost/math/constants/constants.hpp>
 #include <boost/math/special_functions/fpclassify.hpp>
@@ -17,9 +21,6 @@ namespace {
 constexpr int kMaxEvalDepth = 400;
 constexpr int64_t kMaxTerms = 100000;  // terms of one \sum or \prod
 
-int64_t Bits(const Integer& v) { return v == 0 ? 0 : static_cast<int64_t>(msb(abs(v))) + 1; }
-int64_t Bits(const Rational& r) { return Bits(numerator(r)) + Bits(denominator(r)); }
-
 // Text factors are units ("125 miles", "15 cm^2"): they do not change a value.
 bool IsUnitFactor(const Tree& tree, int32_t id) {
   const Node& n = tree[id];
@@ -27,23 +28,19 @@ bool IsUnitFactor(const Tree& tree, int32_t id) {
   return n.kind == Kind::kPow && tree[n.kids[0]].kind == Kind::kText;
 }
 
-std::optional<Integer> ExactRoot(const Integer& v, int64_t degree) {
-  if (v < 0 || degree != 2) return std::nullopt;
-  Integer r = boost::multiprecision::sqrt(v);
-  if (r * r != v) return std::nullopt;
-  return r;
-}
-
+// Every operation is charged to the node budget by its operands' sizes before it runs, and
+// every result is held to the bit budget after.
 class ExactEvaluator {
  public:
   explicit ExactEvaluator(const Tree& tree, Budget& budget) : tree_(tree), budget_(budget) {}
 
   std::optional<Rational> Eval(int32_t id, int depth) {
     if (depth > kMaxEvalDepth) throw BudgetError{"expression nested too deeply"};
-    budget_.Spend();
+    budget_.Spend(4);  // optionals and small Boost integers: up to 100 ns a node
     const Node& n = tree_[id];
     switch (n.kind) {
       case Kind::kNumber:
+        budget_.Spend(CopyCost(tree_.numbers[n.num]));
         return tree_.numbers[n.num];
       case Kind::kSymbol:
       case Kind::kConst:  // a summation index may be named i or e
@@ -53,44 +50,25 @@ class ExactEvaluator {
         return std::nullopt;
       case Kind::kSum:
         return Sum(n, depth);
-      case Kind::kAdd: {
-        Rational sum = 0;
-        for (int32_t k : n.kids) {
-          auto v = Eval(k, depth + 1);
-          if (!v) return std::nullopt;
-          sum += *v;
-          Charge(sum);
-        }
-        return sum;
-      }
-      case Kind::kMul: {
-        Rational product = 1;
-        bool any = false;
-        for (int32_t k : n.kids) {
-          if (IsUnitFactor(tree_, k)) continue;
-          auto v = Eval(k, depth + 1);
-          if (!v) return std::nullopt;
-          product *= *v;
-          any = true;
-          Charge(product);
-        }
-        if (!any) return std::nullopt;
-        return product;
-      }
+      case Kind::kAdd:
+        return Fold(n, depth, Rational(0), std::plus<>());
+      case Kind::kMul:
+        return Fold(n, depth, Rational(1), std::multiplies<>());
       case Kind::kNeg: {
         auto v = Eval(n.kids[0], depth + 1);
         if (!v) return std::nullopt;
-        return Rational(-*v);
+        budget_.Spend(CopyCost(*v));
+        return -*v;
       }
       case Kind::kInv: {
         auto v = Eval(n.kids[0], depth + 1);
         if (!v || *v == 0) return std::nullopt;
-        return Rational(1 / *v);
+        return Apply(Rational(1), *v, std::divides<>());
       }
       case Kind::kPercent: {
         auto v = Eval(n.kids[0], depth + 1);
         if (!v) return std::nullopt;
-        return Rational(*v / 100);
+        return Apply(*v, Rational(100), std::divides<>());
       }
       case Kind::kPow:
         return Pow(n, depth);
@@ -102,10 +80,44 @@ class ExactEvaluator {
   }
 
  private:
-  void Charge(const Rational& r) {
-    int64_t bits = Bits(r);
-    if (bits > budget_.bit_budget()) throw BudgetError{"exact value over the bit budget"};
-    budget_.Spend(bits / 256);
+  // op(a, b), paid for before it runs; a result over the bit budget ends the check.
+  template <typename Op>
+  Rational Apply(const Rational& a, const Rational& b, Op op) {
+    budget_.Spend(ArithmeticCost(a, b));
+    Rational r = op(a, b);
+    if (r.Bits() > budget_.bit_budget()) throw BudgetError{"exact value over the bit budget"};
+    return r;
+  }
+
+  // The kids of a sum or product combined left to right (unit factors skipped in products).
+  template <typename Op>
+  std::optional<Rational> Fold(const Node& n, int depth, Rational acc, Op op) {
+    bool any = false;
+    for (int32_t k : n.kids) {
+      if (n.kind == Kind::kMul && IsUnitFactor(tree_, k)) continue;
+      auto v = Eval(k, depth + 1);
+      if (!v) return std::nullopt;
+      acc = any ? Apply(acc, *v, op) : std::move(*v);
+      any = true;
+    }
+    if (!any) return n.kind == Kind::kAdd ? std::optional<Rational>(acc) : std::nullopt;
+    return acc;
+  }
+
+  std::optional<Integer> ExactRoot(const Integer& v) {
+    if (v < 0) return std::nullopt;
+    budget_.Spend(RootCost(v));
+    Integer r = boost::multiprecision::sqrt(v);
+    if (r * r != v) return std::nullopt;
+    return r;
+  }
+
+  std::optional<Rational> ExactRoot(const Rational& x) {
+    auto num = ExactRoot(x.num());
+    if (!num) return std::nullopt;
+    auto den = ExactRoot(x.den());
+    if (!den) return std::nullopt;
+    return Rational::Coprime(std::move(*num), std::move(*den));  // roots of coprime parts
   }
 
   std::optional<Rational> Pow(const Node& n, int depth) {
@@ -113,30 +125,26 @@ class ExactEvaluator {
     if (!base) return std::nullopt;
     auto exponent = Eval(n.kids[1], depth + 1);
     if (!exponent) return std::nullopt;
-    if (denominator(*exponent) == 2) {  // x^{k/2}: exact only for perfect squares
-      auto num = ExactRoot(numerator(*base), 2);
-      auto den = ExactRoot(denominator(*base), 2);
-      if (!num || !den) return std::nullopt;
-      base = Rational(*num, *den);
-      exponent = Rational(numerator(*exponent));
+    if (exponent->den() == 2) {  // x^{k/2}: exact only for perfect squares
+      base = ExactRoot(*base);
+      if (!base) return std::nullopt;
+      exponent = Rational(exponent->num());
     }
-    if (denominator(*exponent) != 1) return std::nullopt;
-    const Integer& e = numerator(*exponent);
+    if (!exponent->IsInteger()) return std::nullopt;
+    const Integer& e = exponent->num();
     if (*base == 0) {
       if (e <= 0) return std::nullopt;
       return Rational(0);
     }
-    if (*base == 1) return Rational(1);
+    if (*base == 1 || e == 0) return Rational(1);
     if (*base == -1) return Rational(e % 2 == 0 ? 1 : -1);
     // Beyond the bit budget the value is left to the numeric path (magnitudes only).
-    if (Bits(e) > 40 || Bits(*base) * static_cast<int64_t>(abs(e)) > budget_.bit_budget()) {
-      return std::nullopt;
-    }
-    unsigned ue = static_cast<unsigned>(abs(e));
-    budget_.Spend(Bits(*base) * ue / 256);
-    Rational r(boost::multiprecision::pow(numerator(*base), ue),
-               boost::multiprecision::pow(denominator(*base), ue));
-    if (e < 0) r = 1 / r;
+    if (Bits(e) > 40) return std::nullopt;
+    auto ue = static_cast<int64_t>(abs(e));
+    if (base->Bits() > budget_.bit_budget() / ue) return std::nullopt;
+    budget_.Spend(PowerCost(base->Bits() * ue));
+    Rational r = internal::Pow(*base, static_cast<unsigned>(ue));
+    if (e < 0) return Apply(Rational(1), r, std::divides<>());
     return r;
   }
 
@@ -150,21 +158,9 @@ class ExactEvaluator {
     const std::string& f = n.name;
     const Rational& x = args[0];
     if (f == "deg") return x;  // "90^\circ" is the answer 90
-    if (f == "abs") return Rational(abs(x));
-    if (f == "sqrt") {
-      auto num = ExactRoot(numerator(x), 2);
-      auto den = ExactRoot(denominator(x), 2);
-      if (!num || !den) return std::nullopt;
-      return Rational(*num, *den);
-    }
-    if (f == "floor" || f == "ceil") {
-      Integer q = numerator(x) / denominator(x);  // truncates toward zero
-      if (Rational(q) != x) {
-        if (f == "floor" && x < 0) q -= 1;
-        if (f == "ceil" && x > 0) q += 1;
-      }
-      return Rational(q);
-    }
+    if (f == "abs") return abs(x);
+    if (f == "sqrt") return ExactRoot(x);
+    if (f == "floor" || f == "ceil") return Rounded(x, f == "floor");
     if (f == "fact") return Factorial(x);
     if (f == "binom") return Binomial(x, args[1]);
     if (f == "exp" && x == 0) return Rational(1);
@@ -177,56 +173,65 @@ class ExactEvaluator {
     return std::nullopt;
   }
 
+  Rational Rounded(const Rational& x, bool floor) {
+    budget_.Spend(ArithmeticCost(x, x));
+    Integer q = x.num() / x.den();  // truncates toward zero
+    if (!x.IsInteger()) {
+      if (floor && x < 0) q -= 1;
+      if (!floor && x > 0) q += 1;
+    }
+    return Rational(std::move(q));
+  }
+
   std::optional<Rational> Sum(const Node& n, int depth) {
     auto lower = Eval(n.kids[0], depth + 1);
     auto upper = Eval(n.kids[1], depth + 1);
-    if (!lower || !upper || denominator(*lower) != 1 || denominator(*upper) != 1) return std::nullopt;
+    if (!lower || !upper || !lower->IsInteger() || !upper->IsInteger()) return std::nullopt;
     if (*upper - *lower > kMaxTerms) throw BudgetError{"sum with too many terms"};
     bool product = n.flags & kProduct;
     Rational total = product ? 1 : 0;
-    for (Rational k = *lower; k <= *upper; k += 1) {
+    for (Rational k = *lower; k <= *upper; k = k + 1) {
       bound_.emplace_back(n.name, k);
       auto term = Eval(n.kids[2], depth + 1);
       bound_.pop_back();
       if (!term) return std::nullopt;
-      if (product) total *= *term;
-      else total += *term;
-      Charge(total);
+      total = product ? Apply(total, *term, std::multiplies<>())
+                      : Apply(total, *term, std::plus<>());
     }
     return total;
   }
 
   std::optional<Rational> Factorial(const Rational& x) {
-    if (denominator(x) != 1 || x < 0) return std::nullopt;
+    if (!x.IsInteger() || x < 0) return std::nullopt;
     // log2(n!) < n log2 n: refuse before computing what would not fit.
     if (x > 1000000) throw BudgetError{"factorial over the bit budget"};
-    int64_t n = static_cast<int64_t>(numerator(x));
+    int64_t n = static_cast<int64_t>(x.num());
     double bits = n < 2 ? 1 : n * std::log2(static_cast<double>(n));
     if (bits > static_cast<double>(budget_.bit_budget())) {
       throw BudgetError{"factorial over the bit budget"};
     }
     Integer r = 1;
     for (int64_t k = 2; k <= n; ++k) {
+      budget_.Spend(LinearCost(Bits(r)));  // a one-limb multiple
       r *= k;
-      budget_.Spend();
     }
-    return Rational(r);
+    return Rational(std::move(r));
   }
 
   std::optional<Rational> Binomial(const Rational& nr, const Rational& kr) {
-    if (denominator(nr) != 1 || denominator(kr) != 1 || nr < 0) return std::nullopt;
+    if (!nr.IsInteger() || !kr.IsInteger() || nr < 0) return std::nullopt;
     if (kr < 0 || kr > nr) return Rational(0);
     if (nr > 1000000) throw BudgetError{"binomial over the bit budget"};
-    int64_t n = static_cast<int64_t>(numerator(nr));
-    int64_t k = static_cast<int64_t>(numerator(kr));
+    int64_t n = static_cast<int64_t>(nr.num());
+    int64_t k = static_cast<int64_t>(kr.num());
     k = std::min(k, n - k);
     Integer r = 1;
     for (int64_t j = 1; j <= k; ++j) {
+      budget_.Spend(8 * LinearCost(Bits(r)));  // a one-limb multiple and a one-limb division
       r = r * (n - k + j) / j;
-      budget_.Spend(1 + Bits(r) / 256);
       if (Bits(r) > budget_.bit_budget()) throw BudgetError{"binomial over the bit budget"};
     }
-    return Rational(r);
+    return Rational(std::move(r));
   }
 
   const Tree& tree_;
@@ -243,10 +248,30 @@ uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
 
 long double Unit(uint64_t bits) { return static_cast<long double>(bits >> 11) / 9007199254740992.0L; }
 
+using Precise = boost::multiprecision::cpp_complex_50;
+using PreciseReal = boost::multiprecision::cpp_bin_float_50;
+
+// Budget nodes per tree node (and per complex value, whose magnitude is a hypot), per square
+// root or rounding, and per transcendental function or non-integer power, by precision: in
+// long double a node is a few ns and a function up to 1 us (a power that overflows); at 50
+// digits a node is up to 1 us, a hypot or a root 3 to 6 us and a function 10 to 40 us.
+template <typename C>
+struct NumericCost;
+template <>
+struct NumericCost<Complex> {
+  static constexpr int64_t kNode = 1, kComplex = 0, kRoot = 2, kFunction = 40;
+};
+template <>
+struct NumericCost<Precise> {
+  static constexpr int64_t kNode = 40, kComplex = 100, kRoot = 250, kFunction = 1600;
+};
+
 // Numeric evaluation in complex type C (std::complex<long double>, or cpp_complex_50 for the
 // precise re-check); R is its real type. Functions are found by argument-dependent lookup.
 template <typename C, typename R>
 class NumericEvaluator {
+  using Cost = NumericCost<C>;
+
  public:
   NumericEvaluator(const Tree& tree, int point, Budget& budget,
                    const std::vector<std::string>* rename)
@@ -254,8 +279,9 @@ class NumericEvaluator {
 
   C Eval(int32_t id, int depth) {
     if (depth > kMaxEvalDepth) throw BudgetError{"expression nested too deeply"};
-    budget_.Spend();
+    budget_.Spend(Cost::kNode);
     C v = EvalNode(tree_[id], depth);
+    if (imag(v) != 0) budget_.Spend(Cost::kComplex);
     R m = abs(v);
     if (boost::math::isfinite(m) && m > scale) scale = m;
     return v;
@@ -270,7 +296,7 @@ class NumericEvaluator {
   C EvalNode(const Node& n, int depth) {
     switch (n.kind) {
       case Kind::kNumber:
-        return Real(tree_.numbers[n.num].template convert_to<R>());
+        return Real(tree_.numbers[n.num].template To<R>());
       case Kind::kSum:
         return Sum(n, depth);
       case Kind::kSymbol: {
@@ -317,10 +343,11 @@ class NumericEvaluator {
     }
   }
 
-  static C Power(const C& base, const C& exponent) {
+  C Power(const C& base, const C& exponent) {
     R re = real(exponent);
     // Integer exponents by repeated squaring keep negative bases real.
     if (imag(exponent) == 0 && abs(re) <= 64 && re == floor(re)) {
+      budget_.Spend(4 * Cost::kNode);  // up to 12 products
       int e = static_cast<int>(static_cast<long double>(re));
       C result = Real(1), b = base;
       for (int k = std::abs(e); k > 0; k >>= 1) {
@@ -334,6 +361,7 @@ class NumericEvaluator {
       return result;
     }
     if (base == Real(0)) return re > 0 ? Real(0) : NaN();
+    budget_.Spend(Cost::kFunction);
     if (imag(base) == 0 && imag(exponent) == 0 && real(base) > 0) {
       return Real(pow(real(base), re));  // overflows to inf, not NaN
     }
@@ -351,6 +379,8 @@ class NumericEvaluator {
     trig_depth_ += trig;
     C x = Eval(n.kids[0], depth + 1);
     trig_depth_ -= trig;
+    bool cheap = f == "sqrt" || f == "abs" || f == "floor" || f == "ceil";
+    budget_.Spend(cheap ? Cost::kRoot : Cost::kFunction);
     const C one = Real(1);
     if (f == "sqrt") return sqrt(x);
     if (f == "sin") return sin(x);
@@ -429,10 +459,11 @@ class NumericEvaluator {
 
 }  // namespace
 
-// The time budget is the calling thread's CPU time: a loaded machine or an oversubscribed
-// thread pool slows a check down but does not change its verdict.
+// The time backstop is the calling thread's CPU time, so an oversubscribed thread pool does
+// not bring it nearer; the verdict itself comes from the node budget.
 Budget::Budget(const VerifierOptions& options)
     : deadline_ns_(ThreadCpuNanos() + static_cast<int64_t>(options.time_budget_ms * 1e6)),
+      node_budget_(options.node_budget),
       nodes_left_(options.node_budget),
       bit_budget_(options.bit_budget) {}
 
@@ -471,34 +502,55 @@ Complex NumericValue(const Tree& tree, int32_t node, int point, Budget& budget,
 std::optional<bool> PreciselyEqual(const Tree& gold, int32_t g, const Tree& pred, int32_t p,
                                    int point, Budget& budget,
                                    const std::vector<std::string>* rename) {
-  using C = boost::multiprecision::cpp_complex_50;
-  using R = boost::multiprecision::cpp_bin_float_50;
-  NumericEvaluator<C, R> left(gold, point, budget, nullptr);
-  NumericEvaluator<C, R> right(pred, point, budget, rename);
-  C a = left.Eval(g, 0), b = right.Eval(p, 0);
-  R fa = abs(a), fb = abs(b);
+  NumericEvaluator<Precise, PreciseReal> left(gold, point, budget, nullptr);
+  NumericEvaluator<Precise, PreciseReal> right(pred, point, budget, rename);
+  Precise a = left.Eval(g, 0), b = right.Eval(p, 0);
+  PreciseReal fa = abs(a), fb = abs(b);
   if (!boost::math::isfinite(fa) || !boost::math::isfinite(fb)) return std::nullopt;
   // 50 digits evaluated; agreement to 35 of them relative to the largest intermediate.
-  R scale = std::max({left.scale, right.scale, R(1e-300)});
-  return abs(a - b) <= R("1e-35") * scale;
+  PreciseReal scale = std::max({left.scale, right.scale, PreciseReal(1e-300)});
+  return abs(a - b) <= PreciseReal("1e-35") * scale;
 }
 
-bool HasDecimal(const Tree& tree, int32_t node) {
+bool HasDecimal(const Tree& tree, int32_t node, Budget& budget) {
+  budget.Spend();
   const Node& n = tree[node];
   if (n.kind == Kind::kNumber) return (n.flags & kDecimal) != 0;
   for (int32_t k : n.kids) {
-    if (HasDecimal(tree, k)) return true;
+    if (HasDecimal(tree, k, budget)) return true;
   }
   return false;
 }
 
-void CollectSymbols(const Tree& tree, int32_t node, std::vector<std::string>* names) {
+bool HasSymbols(const Tree& tree, int32_t node, Budget& budget) {
+  budget.Spend();
   const Node& n = tree[node];
-  if (n.kind == Kind::kSymbol) {
-    if (std::find(names->begin(), names->end(), n.name) == names->end()) names->push_back(n.name);
-    return;
+  if (n.kind == Kind::kSymbol) return true;
+  for (int32_t k : n.kids) {
+    if (HasSymbols(tree, k, budget)) return true;
   }
-  for (int32_t k : n.kids) CollectSymbols(tree, k, names);
+  return false;
+}
+
+namespace {
+
+void AppendSymbols(const Tree& tree, int32_t node, Budget& budget,
+                   std::vector<std::string>* names) {
+  budget.Spend();
+  const Node& n = tree[node];
+  if (n.kind == Kind::kSymbol) names->push_back(n.name);
+  for (int32_t k : n.kids) AppendSymbols(tree, k, budget, names);
+}
+
+}  // namespace
+
+std::vector<std::string> Symbols(const Tree& tree, int32_t node, Budget& budget) {
+  std::vector<std::string> names;
+  AppendSymbols(tree, node, budget, &names);
+  budget.Spend(static_cast<int64_t>(names.size() * std::bit_width(names.size())));  // the sort
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
 }
 
 }  // namespace rl::math::internal

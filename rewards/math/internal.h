@@ -1,10 +1,11 @@
 // rewards/math/internal.h: the pieces of the verifier (not a public header).
 //
-//   text.cpp     UTF-8 checks, Unicode/LaTeX normalisation, answer extraction
-//   parse.cpp    lexer and recursive-descent parser into an arena expression tree
-//   eval.cpp     exact rational evaluation and numeric evaluation at sample points
-//   equiv.cpp    equivalence of answers: numbers, expressions, structures, relations
-//   verify.cpp   Verifier::Check: the pipeline, budgets, verdicts
+//   text.cpp      UTF-8 checks, Unicode/LaTeX normalisation, answer extraction
+//   parse.cpp     lexer and recursive-descent parser into an arena expression tree
+//   rational.cpp  exact rationals and what their arithmetic costs
+//   eval.cpp      exact rational evaluation and numeric evaluation at sample points
+//   equiv.cpp     equivalence of answers: numbers, expressions, structures, relations
+//   verify.cpp    Verifier::Check: the pipeline, budgets, verdicts
 //
 // Budget overruns and parse errors are internal exceptions caught in Verifier::Check.
 #pragma once
@@ -22,7 +23,6 @@
 
 namespace rl::math::internal {
 
-using Rational = boost::multiprecision::cpp_rational;
 using Integer = boost::multiprecision::cpp_int;
 using Complex = std::complex<long double>;
 
@@ -35,27 +35,113 @@ struct ParseError {
   std::string what;
 };
 
-// Per-call limits, checked inside every loop that can grow with the input.
+// Per-call limits. The node budget decides: every piece of work is charged in proportion to
+// what it costs before it is done (a token or tree node, a pass over text by its length, a
+// big-number operation by its operands' sizes), at about one node per 25 ns of CPU on a
+// current x86 core, so the same inputs and options always spend the same nodes and stop at
+// the same place. The CPU-time deadline is a backstop for work that is charged too little:
+// the whole default node budget takes a few milliseconds (bench/math/budget_bench.cpp).
 class Budget {
  public:
   explicit Budget(const VerifierOptions& options);
-  // Spends `nodes` units; throws BudgetError when the node budget or the deadline is past.
+  // Spends `nodes` units; throws BudgetError, spending nothing, when they are more than is
+  // left or the deadline is past.
   void Spend(int64_t nodes = 1) {
+    if (nodes > nodes_left_) throw BudgetError{"node budget exhausted"};
     nodes_left_ -= nodes;
-    if (nodes_left_ < 0) throw BudgetError{"node budget exhausted"};
-    if (++ticks_ % 64 == 0) CheckClock();
+    // The thread's CPU clock is a system call in some virtual machines (1-2 us): read it
+    // rarely, it is only the backstop.
+    if (++ticks_ % 1024 == 0) CheckClock();
+  }
+  // A pass over `bytes` bytes of text (scanning, copying, normalising).
+  void SpendBytes(size_t bytes) { Spend(1 + static_cast<int64_t>(bytes / kBytesPerNode)); }
+  // `bytes` of memory that the check creates (tokens, tree nodes, numbers, copies of text):
+  // where page faults are slow (a busy virtual machine: 16 us for a fresh 4 KiB page) a byte
+  // costs about 5 ns, twice over while a vector grows by doubling.
+  void SpendMemory(size_t bytes) { Spend(MemoryCost(bytes)); }
+  static int64_t MemoryCost(size_t bytes) {
+    return 1 + static_cast<int64_t>(bytes / kMemoryBytesPerNode);
   }
   void CheckClock() const;
   int64_t bit_budget() const { return bit_budget_; }
+  int64_t spent() const { return node_budget_ - nodes_left_; }
+  int64_t left() const { return nodes_left_; }
   // CPU time of the calling thread, in nanoseconds.
   static int64_t ThreadCpuNanos();
 
  private:
+  static constexpr size_t kBytesPerNode = 32;
+  static constexpr size_t kMemoryBytesPerNode = 4;
   int64_t deadline_ns_;
+  int64_t node_budget_;
   int64_t nodes_left_;
   int64_t bit_budget_;
   uint32_t ticks_ = 0;
 };
+
+// ---------------------------------------------------------------- rational.cpp
+
+// Significant bits of |v| (0 for 0), without copying it.
+int64_t Bits(const Integer& v);
+
+// An exact rational in lowest terms with a positive denominator. Boost's cpp_rational
+// normalises every result with a binary gcd that costs bits x limbs even against 1 (negating
+// a 65536-bit integer took 18 ms); this type skips the gcds known to be 1 (integer sums and
+// products, inverses, negation, powers) and reduces by a remainder first, so work on
+// integers costs what integer arithmetic costs.
+class Rational {
+ public:
+  Rational(int64_t v = 0) : num_(v), den_(1) {}  // NOLINT: 0 and 1 read as values
+  Rational(Integer v) : num_(std::move(v)), den_(1) {}  // NOLINT
+  // num / den in lowest terms; den must not be 0.
+  static Rational Fraction(Integer num, Integer den);
+  // num / den whose parts are already coprime, den > 0: no gcd is computed.
+  static Rational Coprime(Integer num, Integer den);
+
+  const Integer& num() const { return num_; }
+  const Integer& den() const { return den_; }
+  bool IsInteger() const { return den_ == 1; }
+  int Sign() const { return num_.sign(); }
+  int64_t Bits() const { return internal::Bits(num_) + internal::Bits(den_); }
+  // The nearest value of a floating type (long double or a Boost.Multiprecision float):
+  // +-inf or 0 beyond its range, at a cost that does not grow with the size.
+  template <typename R>
+  R To() const;
+  // "3/4", "-2".
+  std::string str() const;
+
+  friend Rational operator-(const Rational& a);
+  friend Rational operator+(const Rational& a, const Rational& b);
+  friend Rational operator-(const Rational& a, const Rational& b) { return a + -b; }
+  friend Rational operator*(const Rational& a, const Rational& b);
+  friend Rational operator/(const Rational& a, const Rational& b);  // b must not be 0
+  friend Rational abs(const Rational& a) { return a.Sign() < 0 ? -a : a; }
+  friend bool operator==(const Rational& a, const Rational& b) {
+    return a.num_ == b.num_ && a.den_ == b.den_;
+  }
+  friend int Compare(const Rational& a, const Rational& b);  // -1, 0, 1
+  friend bool operator<(const Rational& a, const Rational& b) { return Compare(a, b) < 0; }
+  friend bool operator>(const Rational& a, const Rational& b) { return Compare(a, b) > 0; }
+  friend bool operator<=(const Rational& a, const Rational& b) { return Compare(a, b) <= 0; }
+  friend bool operator>=(const Rational& a, const Rational& b) { return Compare(a, b) >= 0; }
+
+ private:
+  Integer num_, den_;
+};
+// base^exponent: powers of coprime parts stay coprime, so no gcd.
+Rational Pow(const Rational& base, unsigned exponent);
+
+// What exact work costs in budget nodes, from the sizes of its operands in 64-bit limbs:
+// schoolbook products and remainders cost limbs x limbs, a gcd of two big numbers (Boost's
+// binary gcd) about 35 ns per limb x limb.
+int64_t ArithmeticCost(const Rational& a, const Rational& b);  // a + b, a * b, a / b
+int64_t CompareCost(const Rational& a, const Rational& b);     // a < b, a == b
+int64_t LinearCost(int64_t bits);            // a pass over an integer: a one-limb multiple
+int64_t CopyCost(const Rational& a);         // a copy or a negation
+int64_t PowerCost(int64_t result_bits);      // an integer power
+int64_t RootCost(const Integer& a);          // an integer square root
+int64_t ReadDigitsCost(size_t digits);       // a decimal literal read into an integer
+int64_t WriteDigitsCost(const Rational& a);  // str()
 
 // ---------------------------------------------------------------- text.cpp
 
@@ -73,10 +159,10 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
 std::string ExtractGold(std::string_view gold, Budget& budget);
 // The choice label named by the completion (options.choices), or nullopt.
 std::optional<std::string> ExtractChoice(std::string_view completion,
-                                         const VerifierOptions& options);
+                                         const VerifierOptions& options, Budget& budget);
 // Unicode and spacing normalisation to ASCII LaTeX (minus signs, full-width digits, \left,
 // \!, thin spaces between digit groups, ...). Input must be valid UTF-8.
-std::string NormalizeMath(std::string_view s);
+std::string NormalizeMath(std::string_view s, Budget& budget);
 // Lower-cased, spacing- and \text-free form used to compare text answers.
 std::string NormalizeText(std::string_view s);
 
@@ -134,11 +220,13 @@ struct Tree {
   std::vector<Rational> numbers;
   int32_t root = -1;
   const Node& operator[](int32_t i) const { return nodes[i]; }
-  int32_t Add(Node node) {
+  // A new node, paid for by its memory.
+  int32_t Add(Node node, Budget& budget) {
+    budget.SpendMemory(sizeof(Node));
     nodes.push_back(std::move(node));
     return static_cast<int32_t>(nodes.size() - 1);
   }
-  int32_t AddNumber(Rational value, uint8_t flags = 0);
+  int32_t AddNumber(Rational value, Budget& budget, uint8_t flags = 0);
 };
 
 // Parses a normalised answer into `tree`; throws ParseError (or BudgetError).
@@ -165,8 +253,10 @@ Complex NumericValue(const Tree& tree, int32_t node, int point, Budget& budget,
 std::optional<bool> PreciselyEqual(const Tree& gold, int32_t g, const Tree& pred, int32_t p,
                                    int point, Budget& budget,
                                    const std::vector<std::string>* rename);
-bool HasDecimal(const Tree& tree, int32_t node);
-void CollectSymbols(const Tree& tree, int32_t node, std::vector<std::string>* names);
+bool HasDecimal(const Tree& tree, int32_t node, Budget& budget);
+bool HasSymbols(const Tree& tree, int32_t node, Budget& budget);
+// The free symbols' names under `node`, sorted, without repeats.
+std::vector<std::string> Symbols(const Tree& tree, int32_t node, Budget& budget);
 
 // ---------------------------------------------------------------- equiv.cpp
 

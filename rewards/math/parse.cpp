@@ -47,6 +47,11 @@ class Lexer {
 
   std::vector<Token> Run() {
     std::vector<Token> out;
+    budget_.SpendBytes(s_.size());
+    // Room for as many tokens as the text or the budget allows: one allocation, not copies
+    // into fresh memory each time the vector doubles.
+    auto affordable = static_cast<size_t>(budget_.left() / Budget::MemoryCost(sizeof(Token)));
+    out.reserve(std::min(s_.size(), affordable) + 1);
     Lex(s_, &out, 0);
     out.push_back({Tok::kEnd, ""});
     return out;
@@ -54,7 +59,7 @@ class Lexer {
 
  private:
   void Push(std::vector<Token>* out, Tok type, std::string text) {
-    budget_.Spend();
+    budget_.SpendMemory(sizeof(Token));
     out->push_back({type, std::move(text)});
   }
 
@@ -149,6 +154,7 @@ class Lexer {
 
   void LexTextCommand(std::string_view name, std::string_view content,
                       std::vector<Token>* out, int depth) {
+    budget_.SpendMemory(content.size());  // copied, as a text token or lower-cased
     std::string_view t = content;
     while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
     while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
@@ -168,7 +174,10 @@ class Lexer {
     bool mathy = std::all_of(t.begin(), t.end(), [](char c) {
       return IsDigit(c) || c == '.' || c == ',' || c == '-' || c == '(' || c == ')' || c == ' ';
     });
-    if (mathy || name.starts_with("math")) return Lex(t, out, depth + 1);
+    if (mathy || name.starts_with("math")) {
+      budget_.SpendBytes(t.size());  // read again, one level deeper
+      return Lex(t, out, depth + 1);
+    }
     Push(out, Tok::kText, std::string(t));
   }
 
@@ -281,14 +290,16 @@ class Parser {
 
   // --- node helpers
   int32_t Make(Kind kind, std::vector<int32_t> kids = {}, std::string name = {}) {
-    budget_.Spend();
     Node node{kind};
     node.kids = std::move(kids);
     node.name = std::move(name);
-    return tree_.Add(std::move(node));
+    return tree_.Add(std::move(node), budget_);
   }
   int32_t MakeNumber(std::string_view text);
   int32_t MakeRepeating(std::string_view head, std::string_view block);
+  Integer ReadDigits(std::string_view digits);
+  Integer PowerOfTen(int64_t power);
+  Rational Decimal(Integer value, int64_t exponent);
 
   struct DepthGuard {
     explicit DepthGuard(int* depth) : depth_(depth) {
@@ -505,7 +516,7 @@ class Parser {
     return negative ? Make(Kind::kNeg, {node}) : node;
   }
 
-  bool IsMixedNumber(int32_t whole, int32_t frac) const {
+  bool IsMixedNumber(int32_t whole, int32_t frac) {
     const Node& w = tree_[whole];
     const Node& f = tree_[frac];
     if (w.kind != Kind::kNumber || w.flags != 0 || f.kind != Kind::kMul || f.name != "frac") {
@@ -518,6 +529,7 @@ class Parser {
     if (den.kind != Kind::kNumber || den.flags != 0) return false;
     const Rational& n = tree_.numbers[num.num];
     const Rational& d = tree_.numbers[den.num];
+    budget_.Spend(CompareCost(n, d));
     return n >= 0 && d > 0 && n < d;
   }
 
@@ -545,20 +557,27 @@ class Parser {
   }
 
   int32_t ParseExponent() {
+    DepthGuard guard(&depth_);  // x^---1 recurses once per sign
     if (IsChar("-")) {
       ++pos_;
       return Make(Kind::kNeg, {ParseExponent()});
     }
     if (IsChar("{")) return ParseGroup();
-    const Token& t = Peek();
-    if (t.type == Tok::kNum && t.text.size() > 1 && t.text.find_first_of(".e") == std::string::npos) {
-      // x^23 means x^2 followed by 3 in TeX; keep the first digit as the exponent.
-      std::string rest = t.text.substr(1);
-      int32_t exponent = MakeNumber(t.text.substr(0, 1));
-      t_[pos_].text = rest;
-      return exponent;
-    }
+    // x^23 means x^2 followed by 3 in TeX.
+    if (std::optional<int32_t> digit = FirstDigit()) return *digit;
     return ParsePrimary();
+  }
+
+  // TeX takes one digit of a number as an exponent or a command argument (x^23, \frac12):
+  // the first digit of a plain number token, its rest left as the next token.
+  std::optional<int32_t> FirstDigit() {
+    const Token& t = Peek();
+    bool plain = t.type == Tok::kNum && t.text.find_first_of(".e") == std::string::npos;
+    if (!plain || t.text.size() < 2) return std::nullopt;
+    int32_t digit = MakeNumber(std::string_view(t.text).substr(0, 1));
+    budget_.SpendBytes(t.text.size());  // the rest is moved down
+    t_[pos_].text.erase(0, 1);
+    return digit;
   }
 
   int32_t ParsePostfix() { return ParsePostfixOps(ParsePrimary()); }
@@ -599,17 +618,18 @@ class Parser {
       if (lenient_) return base;
       throw ParseError{"subscript on an expression"};
     }
-    std::string name = (b.kind == Kind::kConst ? b.name : b.name) + "_";
+    std::string name = b.name + "_";
     for (size_t k = start; k < pos_; ++k) {
       if (t_[k].text != "{" && t_[k].text != "}") name += t_[k].text;
     }
+    budget_.SpendBytes(name.size());  // nested subscripts copy their tokens again
     return Make(Kind::kSymbol, {}, std::move(name));
   }
 
   int32_t BaseLiteral(int32_t digits_node, int32_t base_node) {
     const Rational& base_value = tree_.numbers[tree_[base_node].num];
     if (base_value < 2 || base_value > 36) throw ParseError{"base out of range"};
-    int base = static_cast<int>(numerator(base_value));
+    int base = static_cast<int>(base_value.num());
     std::string digits = Render(tree_, digits_node);
     Integer value = 0;
     for (char c : digits) {
@@ -618,7 +638,7 @@ class Parser {
       value = value * base + d;
       budget_.Spend();
     }
-    return tree_.AddNumber(Rational(value));
+    return tree_.AddNumber(Rational(value), budget_);
   }
 
   int32_t ParseGroup() {
@@ -633,12 +653,7 @@ class Parser {
   // A command argument: a brace group or one token (\frac12, \sqrt3).
   int32_t ParseArgument() {
     if (IsChar("{")) return ParseGroup();
-    const Token& t = Peek();
-    if (t.type == Tok::kNum && t.text.size() > 1 && t.text.find_first_of(".e") == std::string::npos) {
-      int32_t digit = MakeNumber(t.text.substr(0, 1));
-      t_[pos_].text = t.text.substr(1);
-      return digit;
-    }
+    if (std::optional<int32_t> digit = FirstDigit()) return *digit;
     return ParsePrimary();
   }
 
@@ -878,6 +893,7 @@ class Parser {
       else ParsePrimary();
       std::string id = name + ":";
       for (size_t k = start; k < pos_; ++k) id += t_[k].text;
+      budget_.SpendBytes(id.size());  // nested ones copy their tokens again
       return Make(Kind::kSymbol, {}, std::move(id));
     }
     static constexpr std::string_view kRejected[] = {
@@ -934,23 +950,58 @@ class Parser {
   int abs_depth_ = 0;
 };
 
+// Bits of 10^power, rounded up.
+int64_t TenBits(int64_t power) { return power * 10 / 3 + 1; }
+
+// Digits (leading zeros allowed: cpp_int would read them as octal) as an integer.
+Integer Parser::ReadDigits(std::string_view digits) {
+  size_t nonzero = digits.find_first_not_of('0');
+  if (nonzero == std::string_view::npos) return 0;
+  budget_.Spend(ReadDigitsCost(digits.size() - nonzero));
+  return Integer(std::string(digits.substr(nonzero)));
+}
+
+// 10^power, paid for.
+Integer Parser::PowerOfTen(int64_t power) {
+  budget_.Spend(PowerCost(TenBits(power)));
+  return boost::multiprecision::pow(Integer(10), static_cast<unsigned>(power));
+}
+
+// value * 10^exponent in lowest terms. A power of ten shares only 2s and 5s with the digits:
+// they are divided out directly, because a gcd of two long numbers is the expensive part of
+// rational arithmetic.
+Rational Parser::Decimal(Integer value, int64_t exponent) {
+  if (exponent >= 0 || value == 0) {
+    Integer scale = PowerOfTen(std::max<int64_t>(exponent, 0));
+    budget_.Spend(PowerCost(Bits(value) + Bits(scale)));  // the product, priced like a power
+    return Rational(Integer(value * scale));
+  }
+  int64_t k = -exponent;
+  int64_t twos = std::min<int64_t>(static_cast<int64_t>(lsb(value)), k);
+  value >>= twos;
+  int64_t fives = 0;
+  while (fives < k && value % 5 == 0) {
+    budget_.Spend(2 * LinearCost(Bits(value)));
+    value /= 5;
+    ++fives;
+  }
+  budget_.Spend(PowerCost(TenBits(k)));
+  Integer den = boost::multiprecision::pow(Integer(5), static_cast<unsigned>(k - fives));
+  return Rational::Coprime(std::move(value), den << static_cast<unsigned>(k - twos));
+}
+
 // 0.1\overline{6} = 0.1 + 6 / (10 * 9): the repeating block over 10^k (10^r - 1).
 int32_t Parser::MakeRepeating(std::string_view head, std::string_view block) {
   budget_.Spend();
   size_t point = head.find('.');
   std::string whole(head.substr(0, point)), fraction(head.substr(point + 1));
-  std::string all = whole + fraction;
-  size_t nonzero = all.find_first_not_of('0');
-  Rational value(Integer(nonzero == std::string::npos ? std::string("0") : all.substr(nonzero)));
-  Integer shift = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(fraction.size()));
-  value /= shift;
-  size_t block_nonzero = block.find_first_not_of('0');
-  Integer repeat(block_nonzero == std::string::npos ? std::string("0")
-                                                    : std::string(block.substr(block_nonzero)));
-  Integer period = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(block.size())) - 1;
-  value += Rational(repeat, shift * period);
+  auto places = static_cast<int64_t>(fraction.size());
+  Rational value = Decimal(ReadDigits(whole + fraction), -places);
+  Integer period = PowerOfTen(static_cast<int64_t>(block.size())) - 1;
+  Rational repeat = Rational::Fraction(ReadDigits(block), PowerOfTen(places) * period);
+  budget_.Spend(ArithmeticCost(value, repeat));
   // Written with a bar, the value is exact: not a decimal to be rounded.
-  return tree_.AddNumber(std::move(value));
+  return tree_.AddNumber(value + repeat, budget_);
 }
 
 int32_t Parser::MakeNumber(std::string_view text) {
@@ -971,15 +1022,22 @@ int32_t Parser::MakeNumber(std::string_view text) {
     if (c != '.') digits += c;
   }
   if (point != std::string_view::npos) exponent -= static_cast<int64_t>(mantissa.size() - point - 1);
-  size_t nonzero = digits.find_first_not_of('0');  // a leading 0 would read as octal
-  Integer value(nonzero == std::string::npos ? std::string("0") : digits.substr(nonzero));
-  Rational r(value);
-  Integer scale = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(std::abs(exponent)));
-  if (exponent >= 0) r *= scale;
-  else r /= scale;
-  int32_t node = tree_.AddNumber(std::move(r), decimal ? kDecimal : 0);
+  Integer value = ReadDigits(digits);
   size_t first = digits.find_first_not_of('0');
-  tree_.nodes[node].cols = first == std::string::npos ? 1 : static_cast<int32_t>(digits.size() - first);
+  auto significant = static_cast<int32_t>(first == std::string::npos ? 1 : digits.size() - first);
+  uint8_t flags = decimal ? kDecimal : 0;
+  // Beyond the bit budget, 8e99999 is only a magnitude: 8 * 10^99999 as a tree, which the
+  // exact evaluator declines and the numeric path evaluates.
+  if (Bits(value) + TenBits(std::abs(exponent)) > budget_.bit_budget()) {
+    int32_t head = tree_.AddNumber(Rational(std::move(value)), budget_, flags);
+    tree_.nodes[head].cols = significant;
+    int32_t power = tree_.AddNumber(Rational(std::abs(exponent)), budget_);
+    if (exponent < 0) power = Make(Kind::kNeg, {power});
+    int32_t ten = tree_.AddNumber(Rational(10), budget_);
+    return Make(Kind::kMul, {head, Make(Kind::kPow, {ten, power})});
+  }
+  int32_t node = tree_.AddNumber(Decimal(std::move(value), exponent), budget_, flags);
+  tree_.nodes[node].cols = significant;
   return node;
 }
 
@@ -1000,7 +1058,7 @@ void RenderInto(const Tree& tree, int32_t id, std::string* out, int depth) {
   switch (n.kind) {
     case Kind::kNumber: {
       const Rational& r = tree.numbers[n.num];
-      if (boost::multiprecision::msb(abs(numerator(r)) + 1) > 256) *out += "<big>";
+      if (r.Bits() > 256) *out += "<big>";
       else *out += r.str();
       break;
     }
@@ -1053,18 +1111,23 @@ void RenderInto(const Tree& tree, int32_t id, std::string* out, int depth) {
 
 }  // namespace
 
-int32_t Tree::AddNumber(Rational value, uint8_t flags) {
+int32_t Tree::AddNumber(Rational value, Budget& budget, uint8_t flags) {
   Node node{Kind::kNumber};
   node.flags = flags;
   node.num = static_cast<int32_t>(numbers.size());
+  budget.SpendMemory(sizeof(Rational));
   numbers.push_back(std::move(value));
-  return Add(std::move(node));
+  return Add(std::move(node), budget);
 }
 
 void Parse(std::string_view text, bool lenient, Budget& budget, Tree* tree) {
   Lexer lexer(text, budget);
   std::vector<Token> tokens = lexer.Run();
   if (tokens.size() == 1) throw ParseError{"empty answer"};
+  // About a node per token: one allocation, not a series of copies as the tree grows.
+  tree->nodes.reserve(tokens.size() + 16);
+  tree->numbers.reserve(static_cast<size_t>(std::count_if(
+      tokens.begin(), tokens.end(), [](const Token& t) { return t.type == Tok::kNum; })));
   Parser parser(std::move(tokens), lenient, budget, tree);
   tree->root = parser.Run();
 }

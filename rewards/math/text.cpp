@@ -1,6 +1,6 @@
 // Text side of the verifier: UTF-8 validation, normalisation to ASCII LaTeX, and finding the
 // final answer in a completion (answer tag, boxed, anchors, math environments, numbers).
-// Every scan here is linear in the input; the clock is checked on long inputs.
+// Every scan here is linear in the input and charged to the budget by its length first.
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -46,17 +46,25 @@ struct Span {
   size_t content_begin, content_end;  // what is inside
 };
 
+std::string_view Content(std::string_view s, const Span& span) {
+  return s.substr(span.content_begin, span.content_end - span.content_begin);
+}
+
 // All top-level \boxed{...} and \fbox{...} (nested boxes stay inside their parent).
 // `lenient` (gold side): an unclosed box runs to the end of the text.
 std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = false) {
+  budget.SpendBytes(s.size());
   std::vector<Span> boxes;
   size_t at = 0;
+  // The next of each name, searched again only once passed: a search from every box for a
+  // name that never comes would scan the rest of the text each time.
+  size_t b = s.find("\\boxed"), f = s.find("\\fbox");
   while (true) {
-    size_t b = s.find("\\boxed", at);
-    size_t f = s.find("\\fbox", at);
+    if (b < at) b = s.find("\\boxed", at);
+    if (f < at) f = s.find("\\fbox", at);
     size_t pos = std::min(b, f);
     if (pos == std::string_view::npos) break;
-    budget.Spend();
+    budget.SpendMemory(sizeof(Span));
     size_t name_end = pos + (pos == b ? 6 : 5);
     size_t i = name_end;
     while (i < s.size() && s[i] == ' ') ++i;
@@ -83,10 +91,10 @@ std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = f
 
 // Math environments in order: $$..$$, $..$, \(..\), \[..\]. Inline ones do not span lines.
 std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
+  budget.SpendBytes(s.size());
   std::vector<Span> envs;
   size_t i = 0;
   while (i < s.size()) {
-    if ((i & 0xffff) == 0) budget.CheckClock();
     char c = s[i];
     if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '(' || s[i + 1] == '[')) {
       std::string_view close = s[i + 1] == '(' ? "\\)" : "\\]";
@@ -97,6 +105,7 @@ std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
         i = end + 2;
         continue;
       }
+      budget.SpendMemory(sizeof(Span));
       envs.push_back({i, end + 2, i + 2, end});
       i = end + 2;
     } else if (c == '\\') {
@@ -120,6 +129,7 @@ std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
         continue;
       }
       size_t close_len = display && end + 1 < s.size() && s[end + 1] == '$' ? 2 : 1;
+      budget.SpendMemory(sizeof(Span));
       envs.push_back({i, end + close_len, open, end});
       i = end + close_len;
     } else {
@@ -172,7 +182,8 @@ Joint ClassifySeparator(std::string_view sep) {
 std::string Normalized(std::string_view s) { return NormalizeText(s); }
 
 // Joins the last span with the preceding ones while the separators join them.
-Extracted JoinSpans(std::string_view s, const std::vector<Span>& spans, Extraction kind) {
+Extracted JoinSpans(std::string_view s, const std::vector<Span>& spans, Extraction kind,
+                    Budget& budget) {
   Extracted out;
   out.kind = kind;
   size_t first = spans.size() - 1;
@@ -185,15 +196,14 @@ Extracted JoinSpans(std::string_view s, const std::vector<Span>& spans, Extracti
     --first;
   }
   bool differ = false;
+  std::string head;  // the first answer normalised, once: it may be long
   for (size_t k = first; k < spans.size(); ++k) {
-    std::string_view content =
-        s.substr(spans[k].content_begin, spans[k].content_end - spans[k].content_begin);
+    std::string_view content = Content(s, spans[k]);
+    budget.SpendMemory(content.size());  // copied, and normalised when compared
+    if (k == first + 1) head = Normalized(Content(s, spans[first]));
     if (k > first) {
       out.text += ", ";
-      differ = differ || Normalized(content) != Normalized(s.substr(
-                                                   spans[first].content_begin,
-                                                   spans[first].content_end -
-                                                       spans[first].content_begin));
+      differ = differ || Normalized(content) != head;
     }
     out.text += content;
   }
@@ -204,10 +214,10 @@ Extracted JoinSpans(std::string_view s, const std::vector<Span>& spans, Extracti
 // The last number in plain text, normalised ("1,000.99" -> "1000.99", "4 4/9" -> "(4+4/9)").
 std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
                                       size_t* last_end = nullptr) {
+  budget.SpendBytes(s.size());
   std::optional<std::string> last;
   size_t i = 0;
   while (i < s.size()) {
-    if ((i & 0xffff) == 0) budget.CheckClock();
     bool starts = IsDigit(s[i]) || (s[i] == '.' && i + 1 < s.size() && IsDigit(s[i + 1]));
     if (!starts || (i > 0 && (IsAlpha(s[i - 1]) || IsDigit(s[i - 1]) || s[i - 1] == '_' ||
                               s[i - 1] == '.' || s[i - 1] == '\\'))) {
@@ -278,6 +288,7 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
         }
       }
     }
+    budget.Spend(4);  // the strings built for each number: about 100 ns
     last = (negative ? "-" : "") + number;
     if (last_end != nullptr) *last_end = j;
     i = std::max(j, i + 1);
@@ -298,8 +309,10 @@ bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
 
 // Text after the last "answer is" / "answer:" anchor, up to the end of its line. Scans
 // backwards without copying: completions are long and this runs for every one.
-std::optional<std::string_view> AnchorSegment(std::string_view s) {
-  size_t floor = s.size() > 8192 ? s.size() - 8192 : 0;
+std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget) {
+  constexpr size_t kTail = 8192;
+  budget.SpendBytes(2 * std::min(s.size(), kTail));  // the tail, and the lines it starts
+  size_t floor = s.size() > kTail ? s.size() - kTail : 0;
   for (size_t at = s.size(); at-- > floor;) {
     if (LowerChar(s[at]) != 'a' || !StartsWithNoCase(s, at, "answer")) continue;
     size_t i = at + 6;
@@ -338,21 +351,21 @@ std::string_view FirstSentence(std::string_view s) {
 }
 
 std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
-  std::optional<std::string_view> segment = AnchorSegment(s);
+  std::optional<std::string_view> segment = AnchorSegment(s, budget);
   if (!segment) return std::nullopt;
+  budget.SpendBytes(segment->size());
   std::string_view sentence = Trim(FirstSentence(*segment));
   Extracted out;
   out.kind = Extraction::kAnchor;
   std::vector<Span> envs = FindMathEnvs(sentence, budget);
   if (!envs.empty() && envs.front().begin == 0) {
-    out.text = std::string(sentence.substr(envs[0].content_begin,
-                                           envs[0].content_end - envs[0].content_begin));
+    out.text = std::string(Content(sentence, envs[0]));
     return out;
   }
   size_t number_end = 0;
   std::optional<std::string> number = LastNumber(sentence, budget, &number_end);
   if (!envs.empty() && (!number || number_end <= envs.back().end)) {
-    out.text = JoinSpans(sentence, envs, Extraction::kAnchor).text;  // "$12$ and $13$"
+    out.text = JoinSpans(sentence, envs, Extraction::kAnchor, budget).text;  // "$12$ and $13$"
   } else if (number) {
     out.text = *number;
   } else {
@@ -386,6 +399,7 @@ bool IsProse(std::string_view s) {
 }
 
 std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
+  budget.SpendBytes(s.size());
   size_t open = s.rfind("<answer>");
   if (open == std::string_view::npos) return std::nullopt;
   size_t close = s.find("</answer>", open);
@@ -394,22 +408,23 @@ std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
   Extracted out;
   out.kind = Extraction::kAnswerTag;
   if (content.empty()) return out;  // an empty answer block: the caller stops looking
+  budget.SpendBytes(content.size());  // IsProse
   std::vector<Span> boxes = FindBoxes(content, budget);
   if (!boxes.empty()) {
-    out = JoinSpans(content, boxes, Extraction::kAnswerTag);
+    out = JoinSpans(content, boxes, Extraction::kAnswerTag, budget);
     out.kind = Extraction::kAnswerTag;
     return out;
   }
   std::vector<Span> envs = FindMathEnvs(content, budget);
   std::optional<std::string> number;
   if (!envs.empty() && envs.front().begin == 0 && envs.back().end == content.size()) {
-    out = JoinSpans(content, envs, Extraction::kAnswerTag);
+    out = JoinSpans(content, envs, Extraction::kAnswerTag, budget);
   } else if (!IsProse(content)) {
     out.text = std::string(content);
   } else if (std::optional<Extracted> anchored = FromAnchor(content, budget)) {
     out = *anchored;  // "The answer is 5."
   } else if (!envs.empty()) {
-    out = JoinSpans(content, envs, Extraction::kAnswerTag);
+    out = JoinSpans(content, envs, Extraction::kAnswerTag, budget);
   } else if ((number = LastNumber(content, budget))) {
     out.text = *number;  // "5 apples"
   } else {
@@ -456,12 +471,12 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         std::vector<Span> boxes = FindBoxes(completion, budget);
         if (boxes.empty()) break;
         // "The final answer is $x$" after the last box is the final word.
-        std::optional<std::string_view> anchor = AnchorSegment(completion);
+        std::optional<std::string_view> anchor = AnchorSegment(completion, budget);
         if (anchor && enabled(Extraction::kAnchor) &&
             static_cast<size_t>(anchor->data() - completion.data()) >= boxes.back().end) {
           found = FromAnchor(completion, budget);
         }
-        if (!found) found = JoinSpans(completion, boxes, Extraction::kBoxed);
+        if (!found) found = JoinSpans(completion, boxes, Extraction::kBoxed, budget);
         break;
       }
       case Extraction::kAnchor:
@@ -474,7 +489,7 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         std::optional<std::string> number;
         if (enabled(Extraction::kNumber)) number = LastNumber(completion, budget, &number_end);
         if (!envs.empty() && (!number || number_end <= envs.back().end)) {
-          found = JoinSpans(completion, envs, Extraction::kMathEnv);
+          found = JoinSpans(completion, envs, Extraction::kMathEnv, budget);
         } else if (!envs.empty()) {
           found = Extracted{*number, Extraction::kNumber, false};
         } else if (completion.size() <= 300 && completion.find('\\') != std::string_view::npos &&
@@ -498,7 +513,7 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
 std::string ExtractGold(std::string_view gold, Budget& budget) {
   std::vector<Span> boxes = FindBoxes(gold, budget, /*lenient=*/true);
   if (!boxes.empty()) {
-    std::string text = JoinSpans(gold, boxes, Extraction::kBoxed).text;
+    std::string text = JoinSpans(gold, boxes, Extraction::kBoxed, budget).text;
     // "$\boxed{20}$ percent": the unit word belongs to the answer.
     std::string after = Lower(Trim(gold.substr(boxes.back().end)));
     if (after.starts_with("$")) after = Lower(Trim(std::string_view(after).substr(1)));
@@ -510,25 +525,25 @@ std::string ExtractGold(std::string_view gold, Budget& budget) {
     // A gold that is mostly math ("$21,16$ or $11$", "$125$ miles") keeps its words.
     std::string_view trimmed = Trim(gold);
     if (envs.size() == 1 && trimmed.size() < 2 * (envs[0].end - envs[0].begin) + 20) {
-      std::string text(gold.substr(envs[0].content_begin,
-                                   envs[0].content_end - envs[0].content_begin));
+      std::string text(Content(gold, envs[0]));
       std::string_view tail = Trim(gold.substr(envs[0].end));
       if (!tail.empty() && tail.size() < 20) text += " \\text{" + std::string(tail) + "}";
       return text;
     }
-    return JoinSpans(gold, envs, Extraction::kMathEnv).text;
+    return JoinSpans(gold, envs, Extraction::kMathEnv, budget).text;
   }
   return std::string(Trim(gold));
 }
 
 std::optional<std::string> ExtractChoice(std::string_view completion,
-                                         const VerifierOptions& options) {
+                                         const VerifierOptions& options, Budget& budget) {
   auto same = [&](std::string_view a, std::string_view b) {
     return options.choices_ignore_case ? Lower(a) == Lower(b) : a == b;
   };
   // Standalone tokens in order; a token right after an anchor wins.
   std::optional<std::string> first;
   std::optional<std::string> anchored;
+  budget.SpendMemory(completion.size());
   std::string lower = Lower(completion);
   size_t i = 0;
   while (i < completion.size()) {
@@ -539,6 +554,8 @@ std::optional<std::string> ExtractChoice(std::string_view completion,
     size_t j = i;
     while (j < completion.size() && (IsAlpha(completion[j]) || IsDigit(completion[j]))) ++j;
     std::string_view token = completion.substr(i, j - i);
+    // Each label compared (through lower-cased copies when case is ignored).
+    budget.Spend(1 + static_cast<int64_t>(options.choices.size() * (1 + token.size() / 16)));
     for (const std::string& choice : options.choices) {
       if (!same(token, choice)) continue;
       if (!first) first = choice;
@@ -622,7 +639,7 @@ bool KnownAfterDoubleBackslash(std::string_view name) {
 
 
 // Unicode spellings (minus signs, full-width digits, symbols) to ASCII LaTeX.
-std::string UnicodeToLatex(std::string_view in) {
+std::string UnicodeToLatex(std::string_view in, Budget& budget) {
   std::string s;
   s.reserve(in.size());
   for (size_t i = 0; i < in.size();) {
@@ -643,9 +660,10 @@ std::string UnicodeToLatex(std::string_view in) {
         continue;
       }
     }
+    budget.Spend();  // a look through the table of spellings
     bool replaced = false;
     for (const Replacement& r : kUnicode) {
-      if (in.substr(i, r.from.size()) == r.from) {
+      if (r.from[0] == in[i] && in.substr(i, r.from.size()) == r.from) {
         s += r.to;
         i += r.from.size();
         replaced = true;
@@ -755,6 +773,9 @@ std::string CleanLatex(std::string_view s) {
 
 }  // namespace
 
-std::string NormalizeMath(std::string_view in) { return CleanLatex(UnicodeToLatex(in)); }
+std::string NormalizeMath(std::string_view in, Budget& budget) {
+  budget.SpendMemory(2 * in.size());  // two copies
+  return CleanLatex(UnicodeToLatex(in, budget));
+}
 
 }  // namespace rl::math::internal

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
 #include <new>
 
 #include "rewards/math/internal.h"
@@ -34,17 +35,14 @@ std::string_view TrimAnswer(std::string_view s) {
 
 // With options.strict off, one free symbol that only the prediction has may stand for the
 // one that only the gold has: f(y) equals f(x).
-std::vector<std::string> Renaming(const Tree& gold, const Tree& pred, bool strict) {
+std::vector<std::string> Renaming(const Tree& gold, const Tree& pred, bool strict,
+                                  Budget& budget) {
   if (strict) return {};
-  std::vector<std::string> g, p, only_g, only_p;
-  internal::CollectSymbols(gold, gold.root, &g);
-  internal::CollectSymbols(pred, pred.root, &p);
-  for (const std::string& name : g) {
-    if (std::find(p.begin(), p.end(), name) == p.end()) only_g.push_back(name);
-  }
-  for (const std::string& name : p) {
-    if (std::find(g.begin(), g.end(), name) == g.end()) only_p.push_back(name);
-  }
+  std::vector<std::string> g = internal::Symbols(gold, gold.root, budget);
+  std::vector<std::string> p = internal::Symbols(pred, pred.root, budget);
+  std::vector<std::string> only_g, only_p;
+  std::set_difference(g.begin(), g.end(), p.begin(), p.end(), std::back_inserter(only_g));
+  std::set_difference(p.begin(), p.end(), g.begin(), g.end(), std::back_inserter(only_p));
   if (only_g.size() != 1 || only_p.size() != 1) return {};
   return {only_p[0], only_g[0]};
 }
@@ -86,10 +84,27 @@ std::optional<char> ChoiceLabel(std::string_view gold) {
   return std::nullopt;
 }
 
+// Normalisations, UTF-8 checks and renderings are linear passes, charged by length.
+std::string PlainText(std::string_view s, Budget& budget) {
+  budget.SpendMemory(s.size());  // a copy
+  return internal::NormalizeText(s);
+}
+
+bool ValidUtf8(std::string_view s, Budget& budget) {
+  budget.SpendBytes(s.size());
+  return internal::IsValidUtf8(s);
+}
+
+// A few thousand characters, then "..." for each node left.
+std::string Rendered(const Tree& tree, Budget& budget) {
+  budget.Spend(1 + static_cast<int64_t>(tree.nodes.size() / 4));
+  return internal::Render(tree, tree.root);
+}
+
 CheckResult CheckChoice(std::string_view completion, std::string_view gold,
-                        const VerifierOptions& options) {
-  std::string g = internal::NormalizeText(gold);
-  std::optional<std::string> choice = internal::ExtractChoice(completion, options);
+                        const VerifierOptions& options, Budget& budget) {
+  std::string g = PlainText(gold, budget);
+  std::optional<std::string> choice = internal::ExtractChoice(completion, options, budget);
   if (!choice) return Make(Verdict::kNoAnswer, "no choice label found");
   CheckResult result;
   result.extracted = *choice;
@@ -104,11 +119,12 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
   if (gold.size() > static_cast<size_t>(options.node_budget) * 64) {
     throw BudgetError{"gold answer longer than the node budget allows"};
   }
-  if (!internal::IsValidUtf8(gold)) return Make(Verdict::kInvalidGold, "gold is not valid UTF-8");
-  if (!options.choices.empty()) return CheckChoice(completion, gold, options);
+  if (!ValidUtf8(gold, budget)) return Make(Verdict::kInvalidGold, "gold is not valid UTF-8");
+  if (!options.choices.empty()) return CheckChoice(completion, gold, options, budget);
 
   // A plain gold such as "1,22" is a number with a decimal comma, not a pair.
-  std::string gold_text = internal::NormalizeMath(TrimAnswer(internal::ExtractGold(gold, budget)));
+  std::string gold_text =
+      internal::NormalizeMath(TrimAnswer(internal::ExtractGold(gold, budget)), budget);
   if (gold_text == TrimAnswer(gold)) gold_text = DecimalComma(gold_text);
   Tree gold_tree;
   std::string gold_error;
@@ -121,7 +137,7 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
   std::optional<internal::Extracted> extracted =
       internal::ExtractAnswer(completion, options, budget);
   CheckResult result;
-  if (gold_error.empty()) result.gold_canonical = internal::Render(gold_tree, gold_tree.root);
+  if (gold_error.empty()) result.gold_canonical = Rendered(gold_tree, budget);
   if (!extracted) {
     if (!gold_error.empty()) return Make(Verdict::kInvalidGold, "gold: " + gold_error);
     result.verdict = Verdict::kNoAnswer;
@@ -129,15 +145,16 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
     return result;
   }
   result.extracted = extracted->text;
-  if (!internal::IsValidUtf8(extracted->text)) {
+  if (!ValidUtf8(extracted->text, budget)) {
     result.verdict = Verdict::kUnparseableAnswer;
     result.detail = "answer is not valid UTF-8";
     return result;
   }
-  std::string pred_text = internal::NormalizeMath(TrimAnswer(extracted->text));
+  std::string pred_text = internal::NormalizeMath(TrimAnswer(extracted->text), budget);
   // The same text is the same answer, even where our parser has no reading of it.
-  std::string gold_plain = internal::NormalizeText(gold_text);
-  if (!gold_plain.empty() && gold_plain == internal::NormalizeText(pred_text) &&
+  std::string gold_plain = PlainText(gold_text, budget);
+  std::string pred_plain = PlainText(pred_text, budget);
+  if (!gold_plain.empty() && gold_plain == pred_plain &&
       !extracted->hedged) {
     result.verdict = Verdict::kCorrect;
     result.pred_canonical = gold_error.empty() ? result.gold_canonical : gold_plain;
@@ -145,7 +162,6 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
   }
   // A multiple-choice gold "\textbf{(B) }15" also accepts the label alone.
   if (std::optional<char> label = ChoiceLabel(gold_text)) {
-    std::string pred_plain = internal::NormalizeText(pred_text);
     char lower = static_cast<char>(*label - 'A' + 'a');
     if (pred_plain == std::string(1, lower) || pred_plain == std::string{'(', lower, ')'}) {
       result.verdict = Verdict::kCorrect;
@@ -173,12 +189,30 @@ CheckResult CheckUnguarded(std::string_view completion, std::string_view gold,
     result.detail = e.what;
     return result;
   }
-  result.pred_canonical = internal::Render(pred_tree, pred_tree.root);
+  result.pred_canonical = Rendered(pred_tree, budget);
   internal::Prepare(&pred_tree, budget);
   internal::CompareContext context{options, budget, gold_tree, pred_tree,
-                                   Renaming(gold_tree, pred_tree, options.strict)};
+                                   Renaming(gold_tree, pred_tree, options.strict, budget)};
   result.verdict = internal::Equivalent(context) ? Verdict::kCorrect : Verdict::kIncorrect;
   return result;
+}
+
+// Every failure inside is a verdict: Check never throws.
+CheckResult CheckGuarded(std::string_view completion, std::string_view gold,
+                         const VerifierOptions& options, Budget& budget) {
+  try {
+    return CheckUnguarded(completion, gold, options, budget);
+  } catch (const BudgetError& e) {
+    return Make(Verdict::kBudgetExceeded, e.what);
+  } catch (const ParseError& e) {
+    return Make(Verdict::kUnparseableAnswer, e.what);
+  } catch (const std::bad_alloc&) {
+    return Make(Verdict::kBudgetExceeded, "out of memory");
+  } catch (const std::exception& e) {
+    return Make(Verdict::kUnparseableAnswer, std::string("internal: ") + e.what());
+  } catch (...) {
+    return Make(Verdict::kUnparseableAnswer, "internal error");
+  }
 }
 
 }  // namespace
@@ -209,20 +243,10 @@ std::string_view ToString(Extraction extraction) {
 Verifier::Verifier(VerifierOptions options) : options_(std::move(options)) {}
 
 CheckResult Verifier::Check(std::string_view completion, std::string_view gold) const {
-  try {
-    Budget budget(options_);
-    return CheckUnguarded(completion, gold, options_, budget);
-  } catch (const BudgetError& e) {
-    return Make(Verdict::kBudgetExceeded, e.what);
-  } catch (const ParseError& e) {
-    return Make(Verdict::kUnparseableAnswer, e.what);
-  } catch (const std::bad_alloc&) {
-    return Make(Verdict::kBudgetExceeded, "out of memory");
-  } catch (const std::exception& e) {
-    return Make(Verdict::kUnparseableAnswer, std::string("internal: ") + e.what());
-  } catch (...) {
-    return Make(Verdict::kUnparseableAnswer, "internal error");
-  }
+  Budget budget(options_);
+  CheckResult result = CheckGuarded(completion, gold, options_, budget);
+  result.nodes = budget.spent();
+  return result;
 }
 
 }  // namespace rl::math

@@ -25,10 +25,17 @@
 // pmatrix/bmatrix/array, \cup \cap \emptyset \infty, relation chains, multiple-choice
 // labels), after Unicode normalisation (minus signs, full-width digits, \left/\right, \!).
 //
-// Bounds: every call stops within options.time_budget_ms (CPU time of the calling thread, so
-// verdicts do not depend on machine load), options.node_budget parse/eval nodes and
-// options.bit_budget bits per exact integer, checked inside the work (no signals), and
-// answers kBudgetExceeded when it runs out. Check never throws.
+// Bounds: the verdict is determined by options.node_budget and options.bit_budget, never by
+// the clock. Every piece of work is charged to the node budget, before it is done, in
+// proportion to what it costs (a token or tree node, a pass over text by its length, an
+// operation on big numbers by its operands' sizes, a 50-digit function evaluation by its
+// price), and no exact integer grows past options.bit_budget bits (beyond it, 8e99999 or
+// 2^{2^{20}} is only a magnitude, compared numerically); the check answers kBudgetExceeded
+// when its nodes run out. So the same inputs and options always spend the same nodes
+// (CheckResult::nodes) and get the same verdict, on any machine, under any load. The whole
+// default node budget is a few milliseconds of CPU. options.time_budget_ms (CPU time of the
+// calling thread, checked inside the work, no signals) is a safety net for work charged too
+// little: on a normal machine it should never decide a verdict. Check never throws.
 //
 // Thread safety: a Verifier is immutable after construction; Check may be called from any
 // number of threads at once.
@@ -68,8 +75,8 @@ std::string_view ToString(Extraction extraction);
 // (rl::rewards::ParseVerifierOptions; extraction kinds by their ToString names).
 struct VerifierOptions {
   int precision = 6;               // decimal places compared when a side is a decimal
-  double time_budget_ms = 50;      // CPU-time budget per Check (the calling thread's)
-  int64_t node_budget = 200000;    // parse + evaluation nodes per Check
+  double time_budget_ms = 50;      // CPU-time backstop per Check (the calling thread's)
+  int64_t node_budget = 400000;    // work per Check, in nodes of about 25 ns (see Bounds)
   int64_t bit_budget = 1 << 16;    // bits per exact integer; beyond it, magnitudes only
   // Extraction priority for the completion (the gold is always read leniently: a \boxed{}
   // or math environment in it is used when present, else the whole text).
@@ -98,6 +105,7 @@ struct CheckResult {
   std::string pred_canonical;  // canonical form of the prediction (empty if unparsed)
   std::string gold_canonical;  // canonical form of the gold (empty if unparsed)
   std::string detail;          // why, for verdicts other than correct/incorrect
+  int64_t nodes = 0;           // node budget spent: the same for the same inputs and options
 };
 
 class Verifier {

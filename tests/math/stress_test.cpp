@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdio>
 #include <chrono>
-#include <ctime>
 #include <pthread.h>
 #include <random>
 #include <string>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "rewards/math/verify.h"
+#include "tests/math/long_inputs.h"
 #include "tests/math/suite_common.h"
 
 namespace {
@@ -22,6 +22,8 @@ using rl::math::CheckResult;
 using rl::math::Verdict;
 using rl::math::Verifier;
 using rl::math::VerifierOptions;
+using rl::math::testing::Repeat;
+using rl::math::testing::ThreadCpuMillis;
 using Clock = std::chrono::steady_clock;
 
 constexpr double kSlack = 4;
@@ -30,12 +32,6 @@ constexpr double kSlack = 4;
 // (CheckResult::detail), so that a user can tell a budget hit from an unreadable answer.
 bool Explained(const CheckResult& r) {
   return r.verdict == Verdict::kCorrect || r.verdict == Verdict::kIncorrect || !r.detail.empty();
-}
-
-double ThreadCpuMillis() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 // Runs one check and asserts it stayed within the time budget (with slack). The budget is
@@ -51,13 +47,6 @@ CheckResult Bounded(const Verifier& verifier, const std::string& completion,
   CHECK(Explained(r));
   CHECK(ms <= verifier.options().time_budget_ms * kSlack);
   return r;
-}
-
-std::string Repeat(std::string_view s, size_t n) {
-  std::string out;
-  out.reserve(s.size() * n);
-  for (size_t k = 0; k < n; ++k) out += s;
-  return out;
 }
 
 // A random LaTeX expression of bounded depth.
@@ -218,7 +207,8 @@ TEST_CASE("deep inputs are safe on a small thread stack", "[math][stress]") {
   std::vector<std::string> inputs = {
       "\\boxed{1" + Repeat("!", 100000) + "}",    "\\boxed{x" + Repeat("^2", 100000) + "}",
       "\\boxed{5" + Repeat("\\%", 100000) + "}",  "\\boxed{" + Repeat("-", 100000) + "1}",
-      "\\boxed{" + Repeat("\\sqrt", 100000) + " 2}", "\\boxed{" + Repeat("(", 100000) + "}"};
+      "\\boxed{" + Repeat("\\sqrt", 100000) + " 2}", "\\boxed{" + Repeat("(", 100000) + "}",
+      "\\boxed{x^" + Repeat("-", 100000) + "1}"};
   Verifier verifier;
   std::vector<Verdict> verdicts(inputs.size(), Verdict::kCorrect);
   pthread_attr_t attr;

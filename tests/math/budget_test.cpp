@@ -1,0 +1,132 @@
+// The verifier's bounds are deterministic: the node budget, charged in proportion to the work
+// done, decides every verdict; the CPU-time budget is a backstop that should never decide.
+// So these tests disable the backstop (time_budget_ms = 1e9) or compare verdicts with and
+// without it: nothing here measures time.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "rewards/math/verify.h"
+#include "tests/math/long_inputs.h"
+
+namespace rl::math {
+namespace {
+
+using testing::Boxed;
+using testing::Join;
+using testing::Repeat;
+
+constexpr double kNoBackstop = 1e9;  // ms: about eleven days
+
+VerifierOptions WithBackstop(double time_budget_ms) {
+  VerifierOptions options;
+  options.time_budget_ms = time_budget_ms;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("a number with a huge exponent is a magnitude, not an exact integer", "[math][budget]") {
+  Verifier verifier(WithBackstop(kNoBackstop));
+  CheckResult r = verifier.Check(Boxed("8e99999"), "1");
+  CHECK(r.verdict == Verdict::kIncorrect);
+  CHECK(r.nodes < 2000);
+  CHECK(verifier.Check(Boxed("1e-99999"), "1").verdict == Verdict::kIncorrect);
+  CHECK(verifier.Check(Boxed("8e99999"), "8e99999").verdict == Verdict::kCorrect);
+  // A hundred of them summed took over 11 s of exact arithmetic: now magnitudes are added.
+  r = verifier.Check(Boxed(Join(100, "+", [](size_t) { return "8e99999"; })), "1");
+  CHECK(r.verdict == Verdict::kIncorrect);
+  CHECK(r.nodes < 50000);
+}
+
+TEST_CASE("scientific notation within the bit budget stays exact", "[math][budget]") {
+  Verifier verifier(WithBackstop(kNoBackstop));
+  CHECK(verifier.Check(Boxed("1.5e3"), "1500").verdict == Verdict::kCorrect);
+  CHECK(verifier.Check(Boxed("1e-3"), "0.001").verdict == Verdict::kCorrect);
+  CHECK(verifier.Check(Boxed("6.02\\times10^{23}"), "6.02e23").verdict == Verdict::kCorrect);
+  CHECK(verifier.Check(Boxed("2.5e-7"), "\\frac{1}{4000000}").verdict == Verdict::kCorrect);
+  // Exact, so no cancellation: 10^19000 is within the default bit budget.
+  CHECK(verifier.Check(Boxed("1e300 + 1 - 1e300"), "1").verdict == Verdict::kCorrect);
+  CHECK(verifier.Check(Boxed("1e19000 + 1 - 1e19000"), "1").verdict == Verdict::kCorrect);
+  // Over a bit budget of 1024, 1e400 is a magnitude: compared as a decimal of one digit.
+  VerifierOptions small_bits = WithBackstop(kNoBackstop);
+  small_bits.bit_budget = 1024;
+  CHECK(Verifier(small_bits).Check(Boxed("1e400"), "1e400+1").verdict == Verdict::kCorrect);
+  CHECK(Verifier(small_bits).Check(Boxed("1e400"), "2e400").verdict == Verdict::kIncorrect);
+}
+
+TEST_CASE("big-number work is charged to the node budget by its size", "[math][budget]") {
+  VerifierOptions options = WithBackstop(kNoBackstop);
+  options.node_budget = 20000;
+  Verifier small(options);
+  // Within the bit budget, but computing them costs more than 20,000 nodes.
+  for (const char* big :
+       {"1e19000", "2^{20000}", "3^{20000} \\cdot 3^{20000}", "5000!", "\\binom{20000}{10000}"}) {
+    INFO(big);
+    CheckResult r = small.Check(Boxed(big), "1");
+    CHECK(r.verdict == Verdict::kBudgetExceeded);
+    CHECK(r.detail == "node budget exhausted");
+    CHECK(r.nodes <= options.node_budget);
+  }
+  // The default budget affords them.
+  Verifier full(WithBackstop(kNoBackstop));
+  CHECK(full.Check(Boxed("1e19000"), "1").verdict == Verdict::kIncorrect);
+  CHECK(full.Check(Boxed("2^{20000}"), "2^{20000}+0").verdict == Verdict::kCorrect);
+  CHECK(full.Check(Boxed("5000!"), "5000 \\cdot 4999!").verdict == Verdict::kCorrect);
+}
+
+TEST_CASE("a 100 KB answer of 20,000 numbers gets the same verdict under any load",
+          "[math][budget]") {
+  std::string numbers = Join(20000, ",", [](size_t k) { return std::to_string(1000 + k % 9000); });
+  REQUIRE(numbers.size() >= 99999);
+  CheckResult loaded = Verifier(WithBackstop(50)).Check(Boxed(numbers), numbers);
+  CheckResult idle = Verifier(WithBackstop(kNoBackstop)).Check(Boxed(numbers), numbers);
+  CHECK(idle.verdict == Verdict::kBudgetExceeded);
+  CHECK(idle.detail == "node budget exhausted");
+  CHECK(loaded.verdict == idle.verdict);
+  CHECK(loaded.detail == idle.detail);
+  CHECK(loaded.nodes == idle.nodes);
+}
+
+TEST_CASE("hostile inputs are decided by the node budget, not the time backstop",
+          "[math][budget]") {
+  struct Case {
+    const char* name;
+    std::string completion, gold;
+  };
+  auto index = [](size_t k) { return "x_{" + std::to_string(k) + "}"; };
+  std::vector<Case> cases = {
+      {"a sum of 100 numbers with huge exponents",
+       Boxed(Join(100, "+", [](size_t) { return "8e99999"; })), "1"},
+      {"10,000 distinct symbols (once a quadratic search)", Boxed(Join(10000, "+", index)), "1"},
+      {"a long box followed by 10,000 boxes (once a quadratic search)",
+       Boxed(std::string(90000, 'x')) + Repeat("\\boxed{1}", 10000), "1"},
+      {"10,000 sines, each re-checked with 50 digits",
+       Boxed(Join(10000, "+", [](size_t k) { return "\\sin " + std::to_string(k % 90 + 1); })),
+       Join(10000, "+", [](size_t k) { return "\\sin " + std::to_string(k % 90 + 1); }) + "+0"},
+      {"big numbers spelt out for a structural comparison",
+       Boxed("\\lfloor i \\rfloor" + Repeat("+1e19000", 20)),
+       "\\lfloor i \\rfloor" + Repeat("+1e19000", 20) + "+0"},
+      {"a 60x60 matrix squared",
+       Boxed(Repeat(
+           "\\begin{pmatrix}" +
+               Join(60, "\\\\", [](size_t) { return Join(60, "&", [](size_t) { return "7"; }); }) +
+               "\\end{pmatrix}",
+           2)),
+       "1"},
+  };
+  Verifier loaded(WithBackstop(50));
+  Verifier idle(WithBackstop(kNoBackstop));
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CheckResult with_backstop = loaded.Check(c.completion, c.gold);
+    CheckResult without = idle.Check(c.completion, c.gold);
+    CHECK(without.detail != "time budget exhausted");
+    CHECK(with_backstop.verdict == without.verdict);
+    CHECK(with_backstop.detail == without.detail);
+    CHECK(with_backstop.nodes == without.nodes);
+  }
+}
+
+}  // namespace rl::math
