@@ -1,7 +1,7 @@
 // common/threads.h: how many threads a setting asks for.
 //
 // Every `threads` setting in the project (run.threads, rewards.threads, rl serve's
-// scoring_threads, rl score --threads, rl generate --threads) reads 0 as "all cores".
+// score_threads, rl score --threads, rl generate --threads) reads 0 as "all cores".
 #pragma once
 
 #include <cstdint>

@@ -46,13 +46,6 @@ namespace {
 
 using nlohmann::json;
 
-// A problem in a spec: the key path ("rules[2].weight", empty for the whole spec) and what
-// was expected there.
-struct SpecError {
-  std::string path;
-  std::string message;
-};
-
 constexpr std::array<std::string_view, 6> kSpecKeys = {"special_tokens", "tags", "prefilled_think",
                                                        "on_unscorable",  "math", "rules"};
 constexpr std::array<std::string_view, 3> kRuleKeys = {"name", "weight", "params"};
@@ -100,18 +93,12 @@ bool IsTagName(const std::string& name) {
   return true;
 }
 
-// A rule factory reports "key 'k': …" relative to the rule's params; the spec error names the
+// A rule factory reports its error relative to the rule's params; the spec error names the
 // full path.
-SpecError RuleParamsError(size_t index, std::string_view rule_name, const std::string& message) {
+SpecError RuleParamsError(size_t index, std::string_view rule_name, const SpecError& error) {
   const std::string params_path = "rules[" + std::to_string(index) + "].params";
-  if (message.rfind("key '", 0) == 0) {
-    size_t key_end = message.find("': ", 5);
-    if (key_end != std::string::npos) {
-      return SpecError{params_path + "." + message.substr(5, key_end - 5),
-                       message.substr(key_end + 3) + " (rule " + std::string(rule_name) + ")"};
-    }
-  }
-  return SpecError{params_path, std::string(rule_name) + ": " + message};
+  if (error.path.empty()) return SpecError{params_path, std::string(rule_name) + ": " + error.message};
+  return SpecError{params_path + "." + error.path, error.message + " (rule " + std::string(rule_name) + ")"};
 }
 
 // "origin:line: key 'path': message", the line taken from the path or its nearest ancestor.
@@ -305,17 +292,7 @@ bool Reward::Impl::ReadMath(const json& spec, SpecError* error) {
     math = &*it;
   }
   math::VerifierOptions options;
-  std::string math_error;
-  if (!ParseVerifierOptions(*math, &options, &math_error)) {
-    // ParseVerifierOptions says "math.key: what was expected".
-    size_t colon = math_error.find(": ");
-    if (math_error.rfind("math", 0) == 0 && colon != std::string::npos) {
-      *error = {math_error.substr(0, colon), math_error.substr(colon + 2)};
-    } else {
-      *error = {"math", math_error};
-    }
-    return false;
-  }
+  if (!ParseVerifierOptions(*math, &options, error)) return false;
   verifier = std::make_unique<math::Verifier>(options);
   this->spec["math"] = *math;
   return true;
@@ -379,7 +356,7 @@ bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
       }
       params = &*p;
     }
-    std::string factory_error;
+    SpecError factory_error;
     std::unique_ptr<Rule> rule = factory(*params, context, &factory_error);
     if (rule == nullptr) {
       *error = RuleParamsError(i, rule_name, factory_error);

@@ -62,6 +62,9 @@
 // (total empty) or, when the spec says `on_unscorable: zero`, scores that rule 0 and still
 // reports the status. A reward never silently becomes 0.
 //
+// Errors are values here and in rewards/math: a spec that cannot load gives a null Reward and
+// "file:line: key 'path': what was expected"; Score and ScoreBatch never throw.
+//
 // Thread safety: a Reward is immutable after construction; Score and ScoreBatch may be called
 // concurrently from any number of threads. Copying is disabled because rules own compiled
 // regexes; share a Reward by reference or shared_ptr.

@@ -62,13 +62,22 @@ class Rule {
   virtual RuleOutcome Score(const RuleInput& input, SampleScratch& scratch) const = 0;
 };
 
-// A factory validates the rule's `params` object (an empty object when none were given) and
-// returns null with *error naming the offending key when they are wrong.
-using RuleFactory = std::unique_ptr<Rule> (*)(const nlohmann::json& params,
-                                              const RuleContext& context, std::string* error);
+// A problem in a spec, as data: the key path where it is ("rules[2].weight", or "cache_length"
+// relative to a rule's params; empty for the whole) and what was expected there. The reward
+// adds the file and line when it reports it.
+struct SpecError {
+  std::string path;
+  std::string message;
+};
 
-// Reads a rule's `params` object key by key with type checks. The first problem is kept as
-// "key 'k': expected ..." (the composite prefixes the spec path and line); keys that no read
+// A factory validates the rule's `params` object (an empty object when none were given) and
+// returns null with *error naming the offending key (relative to the params) when they are
+// wrong.
+using RuleFactory = std::unique_ptr<Rule> (*)(const nlohmann::json& params,
+                                              const RuleContext& context, SpecError* error);
+
+// Reads a rule's `params` object key by key with type checks. The first problem is kept as a
+// SpecError at that key (the composite prefixes the spec path and line); keys that no read
 // asked for are reported by Finish, naming the nearest known key. Not thread-safe: one per
 // factory call.
 class RuleParams {
@@ -88,30 +97,30 @@ class RuleParams {
   // Records a problem with `key` (range checks done by the rule); the first one wins.
   void Fail(std::string_view key, std::string_view expected);
   // True when every key was known and well typed; otherwise false with *error set.
-  bool Finish(std::string* error);
+  bool Finish(SpecError* error);
 
  private:
   const nlohmann::json* Find(std::string_view key);
   const nlohmann::json& params_;
   std::vector<std::string> known_;
-  std::string error_;
+  std::optional<SpecError> error_;
 };
 
 // Factories of the rules in rules_format.cpp and rules_shaping.cpp.
 std::unique_ptr<Rule> MakeFormatThinkAnswerRule(const nlohmann::json& params,
-                                                const RuleContext& context, std::string* error);
+                                                const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeFormatTagsRule(const nlohmann::json& params,
-                                         const RuleContext& context, std::string* error);
+                                         const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeFormatTagCountRule(const nlohmann::json& params,
-                                             const RuleContext& context, std::string* error);
+                                             const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeFormatBoxedRule(const nlohmann::json& params,
-                                          const RuleContext& context, std::string* error);
+                                          const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeLengthSoftOverlongRule(const nlohmann::json& params,
-                                                 const RuleContext& context, std::string* error);
+                                                 const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeRepetitionNgramRule(const nlohmann::json& params,
-                                              const RuleContext& context, std::string* error);
+                                              const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeReasoningStepsRule(const nlohmann::json& params,
-                                             const RuleContext& context, std::string* error);
+                                             const RuleContext& context, SpecError* error);
 
 // Looks up a rule by name; null when unknown.
 RuleFactory FindRuleFactory(std::string_view name);
@@ -120,9 +129,9 @@ std::string_view KnownRuleNames();
 
 // Defined in rules_accuracy.cpp (needs the math engine).
 std::unique_ptr<Rule> MakeAccuracyMathRule(const nlohmann::json& params,
-                                           const RuleContext& context, std::string* error);
+                                           const RuleContext& context, SpecError* error);
 std::unique_ptr<Rule> MakeLengthCosineRule(const nlohmann::json& params,
-                                           const RuleContext& context, std::string* error);
+                                           const RuleContext& context, SpecError* error);
 // Converts YAML text to JSON (plain scalars typed as YAML 1.2 core: null, bool, int, float;
 // quoted scalars stay strings). *lines receives the 1-based source line of every key path
 // ("rules", "rules[2]", "rules[2].weight"). False with *error ("origin:line:col: ...") on
@@ -135,8 +144,9 @@ bool YamlToJson(std::string_view yaml, std::string_view origin, nlohmann::json* 
 // value itself: a spec's values may nest deeper than a recursive dump can go.
 std::string JsonTypeName(const nlohmann::json& value);
 
-// Parses the spec's `math:` section into verifier options; false with *error on bad input.
+// Parses the spec's `math:` section (null: absent) into verifier options through their schema
+// (VisitVerifierOptions in rules_accuracy.cpp); false with *error at "math.<key>" on bad input.
 bool ParseVerifierOptions(const nlohmann::json& math, math::VerifierOptions* options,
-                          std::string* error);
+                          SpecError* error);
 
 }  // namespace rl::rewards

@@ -19,8 +19,8 @@ const nlohmann::json* RuleParams::Find(std::string_view key) {
 }
 
 void RuleParams::Fail(std::string_view key, std::string_view expected) {
-  if (!error_.empty()) return;
-  error_ = "key '" + std::string(key) + "': " + std::string(expected);
+  if (error_) return;
+  error_ = SpecError{std::string(key), std::string(expected)};
 }
 
 double RuleParams::Number(std::string_view key, double default_value) {
@@ -81,9 +81,9 @@ int64_t RuleParams::RequiredInteger(std::string_view key) {
   return 0;
 }
 
-bool RuleParams::Finish(std::string* error) {
-  if (error_.empty() && !params_.is_object() && !params_.is_null()) {
-    error_ = "expected a mapping of parameters";
+bool RuleParams::Finish(SpecError* error) {
+  if (!error_ && !params_.is_object() && !params_.is_null()) {
+    error_ = SpecError{"", "expected a mapping of parameters"};
   }
   // An unknown key is checked first: it is usually a misspelling behind a "missing" error.
   if (params_.is_object()) {
@@ -91,19 +91,19 @@ bool RuleParams::Finish(std::string* error) {
     for (const auto& [key, value] : params_.items()) {
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
       if (known.empty()) {
-        error_ = "key '" + key + "': unknown parameter; this rule takes none";
+        error_ = SpecError{key, "unknown parameter; this rule takes none"};
       } else {
         std::string valid;
         for (std::string_view name : known)
           valid += (valid.empty() ? "" : ", ") + std::string(name);
-        error_ = "key '" + key + "': unknown parameter; did you mean '" +
-                 std::string(common::NearestName(key, known)) + "'? (valid: " + valid + ")";
+        error_ = SpecError{key, "unknown parameter; did you mean '" +
+                                    std::string(common::NearestName(key, known)) + "'? (valid: " + valid + ")"};
       }
       break;
     }
   }
-  if (error_.empty()) return true;
-  if (error != nullptr) *error = error_;
+  if (!error_) return true;
+  if (error != nullptr) *error = *error_;
   return false;
 }
 

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/config_json.h"
 #include "rewards/rule.h"
 
 namespace rl::rewards {
@@ -113,16 +114,16 @@ class LengthCosineRule final : public Rule {
   Params params_;
 };
 
-bool RequireVerifier(const RuleContext& context, std::string* error) {
+bool RequireVerifier(const RuleContext& context, SpecError* error) {
   if (context.verifier != nullptr) return true;
-  if (error != nullptr) *error = "internal: the rule context has no math verifier";
+  if (error != nullptr) *error = {"", "internal: the rule context has no math verifier"};
   return false;
 }
 
 }  // namespace
 
 std::unique_ptr<Rule> MakeAccuracyMathRule(const nlohmann::json& params,
-                                           const RuleContext& context, std::string* error) {
+                                           const RuleContext& context, SpecError* error) {
   if (!RequireVerifier(context, error)) return nullptr;
   RuleParams reader(params);
   double correct = reader.Number("correct", 1.0);
@@ -132,7 +133,7 @@ std::unique_ptr<Rule> MakeAccuracyMathRule(const nlohmann::json& params,
 }
 
 std::unique_ptr<Rule> MakeLengthCosineRule(const nlohmann::json& params,
-                                           const RuleContext& context, std::string* error) {
+                                           const RuleContext& context, SpecError* error) {
   if (!RequireVerifier(context, error)) return nullptr;
   RuleParams reader(params);
   LengthCosineRule::Params p;
@@ -151,106 +152,55 @@ std::unique_ptr<Rule> MakeLengthCosineRule(const nlohmann::json& params,
 
 namespace {
 
-bool Fail(std::string* error, const std::string& message) {
-  if (error != nullptr) *error = message;
-  return false;
+// The verifier's extraction kinds by their names (math::ToString).
+const common::Choices<math::Extraction>& ExtractionNames() {
+  static const common::Choices<math::Extraction> names = [] {
+    common::Choices<math::Extraction> out;
+    for (math::Extraction kind : {math::Extraction::kAnswerTag, math::Extraction::kBoxed,
+                                  math::Extraction::kAnchor, math::Extraction::kMathEnv,
+                                  math::Extraction::kNumber}) {
+      out.emplace_back(math::ToString(kind).data(), kind);  // names are literals
+    }
+    return out;
+  }();
+  return names;
 }
 
-bool ReadExtraction(const nlohmann::json& value, std::vector<math::Extraction>* out,
-                    std::string* error) {
-  static constexpr math::Extraction kAll[] = {
-      math::Extraction::kAnswerTag, math::Extraction::kBoxed, math::Extraction::kAnchor,
-      math::Extraction::kMathEnv, math::Extraction::kNumber};
-  std::string expected = "expected a list of answer_tag, boxed, anchor, math_env, number";
-  if (!value.is_array() || value.empty()) return Fail(error, "math.extraction: " + expected);
-  out->clear();
-  for (const nlohmann::json& item : value) {
-    bool found = false;
-    for (math::Extraction kind : kAll) {
-      if (item.is_string() && item.get<std::string>() == math::ToString(kind)) {
-        out->push_back(kind);
-        found = true;
-      }
-    }
-    if (!found) {
-      // Not dumped: a string may not be UTF-8, and dump() throws on that.
-      std::string entry = JsonTypeName(item);
-      if (item.is_string()) entry = "'" + item.get_ref<const std::string&>() + "'";
-      return Fail(error, "math.extraction: unknown entry " + entry + "; " + expected);
-    }
-  }
-  return true;
+// The schema of a spec's `math:` section (common/config_schema.h).
+template <class V>
+void VisitVerifierOptions(V& v, math::VerifierOptions& o) {
+  using common::AtLeast;
+  using common::Between;
+  v.Field("precision", o.precision, Between(0, 30));
+  v.Field("time_budget_ms", o.time_budget_ms, Between(0.001, 600000));
+  v.Field("node_budget", o.node_budget, Between(100, double(int64_t{1} << 40)));
+  v.Field("bit_budget", o.bit_budget, Between(64, double(int64_t{1} << 24)));
+  v.ChoiceList("extraction", o.extraction, ExtractionNames());
+  v.Field("strict", o.strict);
+  v.Field("interval_accepts_inequality", o.interval_accepts_inequality);
+  v.Field("percent_accepts_bare_number", o.percent_accepts_bare_number);
+  v.Field("number_accepts_percent", o.number_accepts_percent);
+  v.Field("choices", o.choices);
+  v.Field("choices_ignore_case", o.choices_ignore_case);
 }
 
 }  // namespace
 
 bool ParseVerifierOptions(const nlohmann::json& math, math::VerifierOptions* options,
-                          std::string* error) {
-  if (math.is_null()) return true;
-  if (!math.is_object()) return Fail(error, "math: expected a mapping");
-  for (const auto& item : math.items()) {
-    // Named references, not a structured binding: the lambdas below use them, and C++20
-    // compilers before clang 16 cannot capture a binding.
-    const std::string& key = item.key();
-    const nlohmann::json& value = item.value();
-    std::string where = "math." + key + ": ";
-    auto integer = [&](int64_t lo, int64_t hi, int64_t* out) {
-      if (!value.is_number_integer() || value.get<int64_t>() < lo || value.get<int64_t>() > hi) {
-        return Fail(error, where + "expected an integer in [" + std::to_string(lo) + ", " +
-                               std::to_string(hi) + "]");
-      }
-      *out = value.get<int64_t>();
-      return true;
-    };
-    auto boolean = [&](bool* out) {
-      if (!value.is_boolean()) return Fail(error, where + "expected true or false");
-      *out = value.get<bool>();
-      return true;
-    };
-    int64_t n = 0;
-    bool ok = true;
-    if (key == "precision") {
-      ok = integer(0, 30, &n);
-      options->precision = static_cast<int>(n);
-    } else if (key == "time_budget_ms") {
-      if (!value.is_number() || !(value.get<double>() > 0) || value.get<double>() > 600000) {
-        return Fail(error, where + "expected a positive number of milliseconds");
-      }
-      options->time_budget_ms = value.get<double>();
-    } else if (key == "node_budget") {
-      ok = integer(100, int64_t{1} << 40, &options->node_budget);
-    } else if (key == "bit_budget") {
-      ok = integer(64, int64_t{1} << 24, &options->bit_budget);
-    } else if (key == "extraction") {
-      ok = ReadExtraction(value, &options->extraction, error);
-    } else if (key == "strict") {
-      ok = boolean(&options->strict);
-    } else if (key == "interval_accepts_inequality") {
-      ok = boolean(&options->interval_accepts_inequality);
-    } else if (key == "percent_accepts_bare_number") {
-      ok = boolean(&options->percent_accepts_bare_number);
-    } else if (key == "number_accepts_percent") {
-      ok = boolean(&options->number_accepts_percent);
-    } else if (key == "choices_ignore_case") {
-      ok = boolean(&options->choices_ignore_case);
-    } else if (key == "choices") {
-      if (!value.is_array()) return Fail(error, where + "expected a list of strings");
-      options->choices.clear();
-      for (const nlohmann::json& item : value) {
-        if (!item.is_string() || item.get<std::string>().empty()) {
-          return Fail(error, where + "expected a list of non-empty strings");
-        }
-        options->choices.push_back(item.get<std::string>());
-      }
-    } else {
-      return Fail(error, "math." + key +
-                             ": unknown key; expected one of precision, time_budget_ms, "
-                             "node_budget, bit_budget, extraction, strict, "
-                             "interval_accepts_inequality, percent_accepts_bare_number, "
-                             "number_accepts_percent, choices, choices_ignore_case");
-    }
-    if (!ok) return false;
+                          SpecError* error) {
+  math::VerifierOptions read = *options;
+  try {
+    common::JsonReader reader(math, "math");
+    VisitVerifierOptions(reader, read);
+    reader.CheckUnknownKeys();
+  } catch (const common::ConfigError& e) {
+    *error = {e.path(), e.detail()};
+    return false;
   }
+  for (const std::string& choice : read.choices) {
+    if (choice.empty()) return *error = {"math.choices", "expected a list of non-empty strings"}, false;
+  }
+  *options = std::move(read);
   return true;
 }
 

@@ -287,21 +287,21 @@ class BoxedRule final : public Rule {
 }  // namespace
 
 std::unique_ptr<Rule> MakeFormatThinkAnswerRule(const nlohmann::json& params,
-                                                const RuleContext& context, std::string* error) {
+                                                const RuleContext& context, SpecError* error) {
   RuleParams reader(params);
   bool case_sensitive = reader.Bool("case_sensitive", true);
   if (!reader.Finish(error)) return nullptr;
   auto rule = std::make_unique<ThinkAnswerRule>(context.tags, case_sensitive);
   if (!rule->ok()) {
-    *error = "could not compile the tag pattern for tags '" + context.tags.think + "', '" +
-             context.tags.answer + "'";
+    *error = {"", "could not compile the tag pattern for tags '" + context.tags.think + "', '" +
+                      context.tags.answer + "'"};
     return nullptr;
   }
   return rule;
 }
 
 std::unique_ptr<Rule> MakeFormatTagsRule(const nlohmann::json& params, const RuleContext& context,
-                                         std::string* error) {
+                                         SpecError* error) {
   RuleParams reader(params);
   bool case_sensitive = reader.Bool("case_sensitive", true);
   if (!reader.Finish(error)) return nullptr;
@@ -309,14 +309,14 @@ std::unique_ptr<Rule> MakeFormatTagsRule(const nlohmann::json& params, const Rul
 }
 
 std::unique_ptr<Rule> MakeFormatTagCountRule(const nlohmann::json& params,
-                                             const RuleContext& context, std::string* error) {
+                                             const RuleContext& context, SpecError* error) {
   RuleParams reader(params);
   if (!reader.Finish(error)) return nullptr;
   return std::make_unique<TagCountRule>(context.tags);
 }
 
 std::unique_ptr<Rule> MakeFormatBoxedRule(const nlohmann::json& params, const RuleContext& context,
-                                          std::string* error) {
+                                          SpecError* error) {
   RuleParams reader(params);
   if (!reader.Finish(error)) return nullptr;
   return std::make_unique<BoxedRule>(context.tags);

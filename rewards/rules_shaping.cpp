@@ -191,7 +191,7 @@ class ReasoningStepsRule final : public Rule {
 }  // namespace
 
 std::unique_ptr<Rule> MakeLengthSoftOverlongRule(const nlohmann::json& params, const RuleContext&,
-                                                 std::string* error) {
+                                                 SpecError* error) {
   RuleParams reader(params);
   const int64_t max_length = reader.RequiredInteger("max_length");
   const int64_t cache_length = reader.RequiredInteger("cache_length");
@@ -204,7 +204,7 @@ std::unique_ptr<Rule> MakeLengthSoftOverlongRule(const nlohmann::json& params, c
 }
 
 std::unique_ptr<Rule> MakeRepetitionNgramRule(const nlohmann::json& params, const RuleContext&,
-                                              std::string* error) {
+                                              SpecError* error) {
   RuleParams reader(params);
   const int64_t ngram_size = reader.Integer("ngram_size", 3);
   const double max_penalty = reader.Number("max_penalty", -1.0);
@@ -216,14 +216,14 @@ std::unique_ptr<Rule> MakeRepetitionNgramRule(const nlohmann::json& params, cons
 }
 
 std::unique_ptr<Rule> MakeReasoningStepsRule(const nlohmann::json& params, const RuleContext&,
-                                             std::string* error) {
+                                             SpecError* error) {
   RuleParams reader(params);
   const int64_t target_steps = reader.Integer("target_steps", 3);
   if (target_steps < 1) reader.Fail("target_steps", "expected a positive integer");
   if (!reader.Finish(error)) return nullptr;
   auto rule = std::make_unique<ReasoningStepsRule>(target_steps);
   if (!rule->ok()) {
-    *error = "could not compile the step-marker pattern";
+    *error = {"", "could not compile the step-marker pattern"};
     return nullptr;
   }
   return rule;

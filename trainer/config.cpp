@@ -1,32 +1,21 @@
-// The configuration schema is written once, in VisitConfig: a Reader visitor binds YAML to
-// the structs (checking types, ranges and unknown keys), a Writer visitor prints them. Adding
-// a field means adding one line there.
+// The configuration schema is written once, in VisitConfig (common/config_schema.h): the YAML
+// reader binds YAML to the structs (checking types, ranges and unknown keys), the writer
+// prints them. Adding a field means adding one line there.
 #include "trainer/config.h"
 
-#include <algorithm>
-#include <cmath>
 #include <fstream>
-#include <limits>
-#include <set>
 #include <sstream>
-#include <utility>
+#include <string>
 
-#include <yaml-cpp/yaml.h>
-
-#include "common/names.h"
+#include "common/config_yaml.h"
 
 namespace rl::trainer {
 namespace {
 
-struct Range {
-  double min = -std::numeric_limits<double>::infinity();
-  double max = std::numeric_limits<double>::infinity();
-};
-Range AtLeast(double min) { return Range{min, std::numeric_limits<double>::infinity()}; }
-Range Between(double min, double max) { return Range{min, max}; }
-
-template <class E>
-using Choices = std::vector<std::pair<const char*, E>>;
+using common::AtLeast;
+using common::Between;
+using common::Choices;
+using common::YamlSubtree;
 
 const Choices<LossType> kLossTypes = {
     {"grpo", LossType::kGrpo}, {"dapo", LossType::kDapo}, {"dr_grpo", LossType::kDrGrpo}};
@@ -40,11 +29,6 @@ const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},
                                               {"chatml", PromptFormat::kChatMl}};
 const Choices<RolloutDtype> kRolloutDtypes = {{"float32", RolloutDtype::kFloat32},
                                               {"bfloat16", RolloutDtype::kBFloat16}};
-
-// Marker type: a field holding a YAML mapping, kept as YAML text (an inline reward spec).
-struct YamlMapping {
-  std::string* text;
-};
 
 template <class V>
 void VisitOptimizer(V& v, OptimizerSection& o) {
@@ -115,7 +99,7 @@ void VisitData(V& v, DataSection& s) {
 template <class V>
 void VisitRewards(V& v, RewardsSection& s) {
   v.Field("spec_file", s.spec_file);
-  v.Field("spec", YamlMapping{&s.spec});
+  v.Field("spec", YamlSubtree{&s.spec});
   v.Field("server", s.server);
   v.Field("reward_name", s.reward_name);
   v.Field("max_retries", s.max_retries, AtLeast(0));
@@ -199,214 +183,9 @@ void VisitConfig(V& v, TrainConfig& c) {
   v.Section("checkpoint", [&] { VisitCheckpoint(v, c.checkpoint); });
 }
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
-}
-
-// Binds YAML to the structs. Keeps a stack of (mapping node, dotted path); after a section's
-// body it reports any key the body did not ask for.
-class Reader {
- public:
-  Reader(YAML::Node root, std::string origin) : origin_(std::move(origin)) {
-    stack_.push_back({std::move(root), "", {}});
-  }
-
-  template <class Body>
-  void Section(const char* key, Body&& body) {
-    Frame& parent = stack_.back();
-    parent.known.push_back(key);
-    const YAML::Node& parent_node = parent.node;  // const: lookups must not insert keys
-    YAML::Node node;
-    if (parent_node && parent_node.IsMap() && parent_node[key]) node = parent_node[key];
-    std::string path = parent.path + key;
-    if (node && !node.IsNull() && !node.IsMap()) {
-      Fail(node, path, "expected a mapping (a section with keys)");
-    }
-    stack_.push_back({node, path + ".", {}});
-    body();
-    CheckUnknownKeys();
-    stack_.pop_back();
-  }
-
-  template <class T>
-  void Field(const char* key, T& value, Range range = {}) {
-    YAML::Node node = Lookup(key);
-    if (!node || node.IsNull()) return;
-    value = Convert<T>(node, key);
-    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) CheckRange(node, key, value, range);
-  }
-
-  void Field(const char* key, std::optional<double>& value, Range range = {}) {
-    YAML::Node node = Lookup(key);
-    if (!node || node.IsNull()) return;
-    value = Convert<double>(node, key);
-    CheckRange(node, key, *value, range);
-  }
-
-  void Field(const char* key, YamlMapping mapping) {
-    YAML::Node node = Lookup(key);
-    if (!node || node.IsNull()) return;
-    if (!node.IsMap()) Fail(node, Path(key), "expected a mapping (an inline reward spec)");
-    *mapping.text = YAML::Dump(node);
-  }
-
-  template <class E>
-  void Choice(const char* key, E& value, const Choices<E>& choices) {
-    YAML::Node node = Lookup(key);
-    if (!node || node.IsNull()) return;
-    std::string text = Convert<std::string>(node, key);
-    std::vector<std::string> names;
-    for (const auto& [name, choice] : choices) {
-      if (text == name) {
-        value = choice;
-        return;
-      }
-      names.push_back(std::string("'") + name + "'");
-    }
-    Fail(node, Path(key), "expected one of " + Join(names) + ", got '" + text + "'");
-  }
-
-  void CheckUnknownKeys() {
-    const Frame& frame = stack_.back();
-    if (!frame.node || !frame.node.IsMap()) return;
-    for (const auto& item : frame.node) {
-      if (!item.first.IsScalar()) {
-        const std::string section =
-            frame.path.empty() ? "(top level)" : frame.path.substr(0, frame.path.size() - 1);
-        Fail(item.first, section, "keys must be strings, got " + Describe(item.first));
-      }
-      const std::string& key = item.first.Scalar();
-      if (std::find(frame.known.begin(), frame.known.end(), key) != frame.known.end()) continue;
-      const std::string nearest(common::NearestName(key, frame.known));
-      Fail(item.first, frame.path + key,
-           "unknown key; did you mean '" + nearest + "'? (valid keys: " + Join(frame.known) + ")");
-    }
-  }
-
- private:
-  struct Frame {
-    YAML::Node node;
-    std::string path;
-    std::vector<std::string> known;
-  };
-
-  YAML::Node Lookup(const char* key) {
-    Frame& frame = stack_.back();
-    frame.known.push_back(key);
-    const YAML::Node& node = frame.node;  // const: lookups must not insert keys
-    if (!node || !node.IsMap() || !node[key]) return YAML::Node();
-    return node[key];
-  }
-
-  std::string Path(const char* key) const { return stack_.back().path + key; }
-
-  [[noreturn]] void Fail(const YAML::Node& node, const std::string& path,
-                         const std::string& what) const {
-    throw ConfigError(origin_ + ":" + std::to_string(node.Mark().line + 1) + ": " + path + ": " +
-                      what);
-  }
-
-  std::string Describe(const YAML::Node& node) const {
-    if (node.IsScalar()) return "'" + node.Scalar() + "'";
-    if (node.IsSequence()) return "a list";
-    if (node.IsMap()) return "a mapping";
-    return "nothing";
-  }
-
-  template <class T>
-  T Convert(const YAML::Node& node, const char* key) const {
-    if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-      if (!node.IsSequence()) Fail(node, Path(key), "expected a list of strings, got " + Describe(node));
-      T out;
-      for (const YAML::Node& item : node) {
-        if (!item.IsScalar()) Fail(item, Path(key), "expected a list of strings, got " + Describe(item) + " in it");
-        out.push_back(item.Scalar());
-      }
-      return out;
-    } else {
-      const char* expected = std::is_same_v<T, std::string> ? "a string"
-                             : std::is_same_v<T, bool>      ? "true or false"
-                             : std::is_integral_v<T>        ? "an integer"
-                                                            : "a number";
-      if (!node.IsScalar()) Fail(node, Path(key), std::string("expected ") + expected + ", got " + Describe(node));
-      T out{};
-      if (!YAML::convert<T>::decode(node, out)) {
-        Fail(node, Path(key), std::string("expected ") + expected + ", got " + Describe(node));
-      }
-      if constexpr (std::is_floating_point_v<T>) {
-        if (!std::isfinite(out)) Fail(node, Path(key), "expected a finite number, got " + Describe(node));
-      }
-      return out;
-    }
-  }
-
-  template <class T>
-  void CheckRange(const YAML::Node& node, const char* key, T value, Range range) const {
-    double v = static_cast<double>(value);
-    if (v >= range.min && v <= range.max) return;
-    std::ostringstream what;
-    what << "value " << value << " out of range: expected ";
-    if (std::isinf(range.max)) {
-      what << "at least " << range.min;
-    } else {
-      what << "between " << range.min << " and " << range.max;
-    }
-    Fail(node, Path(key), what.str());
-  }
-
-  std::string origin_;
-  std::vector<Frame> stack_;
-};
-
-// Prints the structs as YAML, in schema order.
-class Writer {
- public:
-  Writer() { stack_.push_back(YAML::Node(YAML::NodeType::Map)); }
-
-  template <class Body>
-  void Section(const char* key, Body&& body) {
-    stack_.push_back(YAML::Node(YAML::NodeType::Map));
-    body();
-    YAML::Node done = stack_.back();
-    stack_.pop_back();
-    stack_.back()[key] = done;
-  }
-
-  template <class T>
-  void Field(const char* key, const T& value, Range = {}) {
-    stack_.back()[key] = value;
-  }
-  void Field(const char* key, const std::optional<double>& value, Range = {}) {
-    if (value) stack_.back()[key] = *value;
-    else stack_.back()[key] = YAML::Node(YAML::NodeType::Null);
-  }
-  void Field(const char* key, YamlMapping mapping) {
-    if (mapping.text->empty()) stack_.back()[key] = YAML::Node(YAML::NodeType::Null);
-    else stack_.back()[key] = YAML::Load(*mapping.text);
-  }
-  template <class E>
-  void Choice(const char* key, const E& value, const Choices<E>& choices) {
-    for (const auto& [name, choice] : choices) {
-      if (choice == value) stack_.back()[key] = std::string(name);
-    }
-  }
-
-  std::string Dump() const {
-    YAML::Emitter out;
-    out.SetDoublePrecision(17);
-    out << stack_.front();
-    return std::string(out.c_str()) + "\n";
-  }
-
- private:
-  std::vector<YAML::Node> stack_;
-};
-
 // Cross-field rules that a single field's range cannot express.
 void CheckConsistency(const TrainConfig& c) {
-  auto fail = [&](const std::string& what) { throw ConfigError(c.origin + ": " + what); };
+  auto fail = [&](const std::string& what) { throw ConfigError(c.origin, 0, "", what); };
   if (c.model.tiny.num_attention_heads % c.model.tiny.num_key_value_heads != 0) {
     fail("model.tiny.num_attention_heads must be a multiple of model.tiny.num_key_value_heads");
   }
@@ -435,19 +214,9 @@ void CheckConsistency(const TrainConfig& c) {
 }  // namespace
 
 TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(std::string(origin) + ":" + std::to_string(e.mark.line + 1) +
-                      ": not valid YAML: " + e.msg);
-  }
-  if (root && !root.IsNull() && !root.IsMap()) {
-    throw ConfigError(std::string(origin) + ":1: expected a mapping of sections at the top level");
-  }
   TrainConfig config;
   config.origin = std::string(origin);
-  Reader reader(root, config.origin);
+  common::YamlReader reader(common::ParseYamlConfig(std::string(yaml), config.origin), config.origin);
   VisitConfig(reader, config);
   reader.CheckUnknownKeys();
   CheckConsistency(config);
@@ -456,14 +225,14 @@ TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin) {
 
 TrainConfig LoadTrainConfig(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open the config file");
+  if (!in) throw ConfigError(path, 0, "", "cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
   return ParseTrainConfig(text.str(), path);
 }
 
 std::string ToYaml(const TrainConfig& config) {
-  Writer writer;
+  common::YamlWriter writer;
   VisitConfig(writer, const_cast<TrainConfig&>(config));  // the Writer only reads
   return writer.Dump();
 }

@@ -18,24 +18,23 @@
 // valid key; a value of the wrong type or out of range is an error naming the key, the file
 // and its line. ToYaml() prints the effective configuration (`rl train --print-config`).
 //
-// Errors: LoadTrainConfig and ParseTrainConfig throw ConfigError with a message of the form
+// Errors: LoadTrainConfig and ParseTrainConfig throw ConfigError (common/config_schema.h: the
+// file, line and key path as data) with a message of the form
 // "FILE:LINE: grpo.lerning_rate: unknown key; did you mean 'learning_rate'? (valid keys: …)".
 // Thread safety: plain values; the functions are pure.
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/config_schema.h"
+
 namespace rl::trainer {
 
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using common::ConfigError;
 
 enum class LossType { kGrpo, kDapo, kDrGrpo };          // "grpo", "dapo", "dr_grpo"
 enum class ScaleRewards { kGroup, kBatch, kNone };      // "group", "batch", "none"

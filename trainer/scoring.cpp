@@ -6,35 +6,6 @@
 #include "rewards/server/client.h"
 
 namespace rl::trainer {
-namespace {
-
-rewards::ScoreStatus StatusFromName(const std::string& name) {
-  for (rewards::ScoreStatus status :
-       {rewards::ScoreStatus::kOk, rewards::ScoreStatus::kMissingGold, rewards::ScoreStatus::kMissingTokenCount,
-        rewards::ScoreStatus::kInvalidGold, rewards::ScoreStatus::kBudgetExceeded,
-        rewards::ScoreStatus::kRuleError}) {
-    if (rewards::ToString(status) == name) return status;
-  }
-  throw std::runtime_error("reward server answered an unknown status '" + name + "'");
-}
-
-// The server's answer in the shape of an in-process result.
-rewards::RewardResult FromRemote(const server::RemoteScore& remote) {
-  rewards::RewardResult result;
-  result.total = remote.reward;
-  result.status = StatusFromName(remote.status);
-  for (const auto& [rule, value] : remote.components) {
-    rewards::RuleScore score;
-    score.rule = rule;
-    score.value = value.value_or(0.0);
-    score.status = value ? rewards::ScoreStatus::kOk : result.status;
-    score.detail = value ? "" : remote.detail;
-    result.components.push_back(std::move(score));
-  }
-  return result;
-}
-
-}  // namespace
 
 rewards::Sample ToSample(const Prompt& prompt, const rollout::Completion& completion) {
   rewards::Sample sample;
@@ -79,23 +50,22 @@ const rewards::RewardResult* ScoredRollout::Find(int64_t prompt, int64_t sample)
 Scorer MakeScorer(const RewardsSection& section) {
   Scorer scorer;
   if (!section.server.empty()) {
-    server::ClientOptions options;
+    rewards::server::ClientOptions options;
     options.url = section.server;
     options.reward = section.reward_name;
     options.max_attempts = static_cast<int>(section.max_retries) + 1;
     options.initial_backoff_s = section.retry_backoff_s;
     options.request_timeout_s = section.timeout_s;
     try {
-      scorer.client = std::make_shared<server::RewardClient>(options);
-    } catch (const server::RewardClientError& e) {
+      scorer.client = std::make_shared<rewards::server::RewardClient>(options);
+    } catch (const rewards::server::RewardClientError& e) {
       throw std::runtime_error(std::string("rewards.server: ") + e.what());
     }
     scorer.description = section.server;
-    std::shared_ptr<server::RewardClient> client = scorer.client;
+    std::shared_ptr<rewards::server::RewardClient> client = scorer.client;
     scorer.score = [client](const Prompt& prompt, const rollout::Completion& completion) {
       const rewards::Sample sample = ToSample(prompt, completion);
-      std::vector<server::RemoteScore> scores = client->Score(std::span<const rewards::Sample>(&sample, 1));
-      return FromRemote(scores.at(0));
+      return std::move(client->Score(std::span<const rewards::Sample>(&sample, 1)).at(0));
     };
     return scorer;
   }

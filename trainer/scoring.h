@@ -27,7 +27,7 @@
 #include "rollout/rollout.h"
 #include "trainer/config.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 class RewardClient;
 }
 
@@ -69,7 +69,7 @@ struct Scorer {
   ScoreFn score;
   std::string description;                  // "in process (r1.yaml)", "http://…"
   std::shared_ptr<rewards::Reward> reward;  // in process only
-  std::shared_ptr<server::RewardClient> client;  // remote only
+  std::shared_ptr<rewards::server::RewardClient> client;  // remote only
 };
 
 // Throws std::runtime_error naming the spec file (and its error) or the server.

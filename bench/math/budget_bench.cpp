@@ -1,4 +1,4 @@
-// Worst cases of rl::math::Verifier::Check: hostile answers of up to about 100 KB (huge
+// Worst cases of rl::rewards::math::Verifier::Check: hostile answers of up to about 100 KB (huge
 // exponents, long digit strings, many numbers, deep nesting, big factorials and powers,
 // matrices, large sets) with the CPU time each takes and the verdict it gets. The verdict
 // must come from the node and bit budgets, far below the time budget: a shape whose time
@@ -22,10 +22,10 @@ struct Shape {
   std::vector<std::string> choices = {};  // multiple-choice labels, when the shape needs them
 };
 
-using rl::math::testing::Boxed;
-using rl::math::testing::Join;
-using rl::math::testing::Repeat;
-using rl::math::testing::ThreadCpuMillis;
+using rl::rewards::math::testing::Boxed;
+using rl::rewards::math::testing::Join;
+using rl::rewards::math::testing::Repeat;
+using rl::rewards::math::testing::ThreadCpuMillis;
 
 std::vector<Shape> Shapes() {
   auto n = [](size_t k) { return std::to_string(1000 + k % 9000); };
@@ -180,7 +180,7 @@ std::vector<Shape> Shapes() {
 int main(int argc, char** argv) {
   int reps = 3;
   std::string filter;
-  rl::math::VerifierOptions options;
+  rl::rewards::math::VerifierOptions options;
   CLI::App app{"math verifier worst cases: CPU time and verdict of hostile answers"};
   app.add_option("--reps", reps, "repetitions (the median is printed)")->check(CLI::PositiveNumber);
   app.add_option("--filter", filter, "only shapes whose name contains this");
@@ -191,12 +191,12 @@ int main(int argc, char** argv) {
   double worst = 0;
   for (const Shape& shape : Shapes()) {
     if (!filter.empty() && shape.name.find(filter) == std::string::npos) continue;
-    rl::math::VerifierOptions shape_options = options;
+    rl::rewards::math::VerifierOptions shape_options = options;
     shape_options.choices = shape.choices;
     shape_options.choices_ignore_case = !shape.choices.empty();
-    rl::math::Verifier verifier(shape_options);
+    rl::rewards::math::Verifier verifier(shape_options);
     std::vector<double> ms;
-    rl::math::CheckResult r;
+    rl::rewards::math::CheckResult r;
     for (int rep = 0; rep < reps; ++rep) {
       double t0 = ThreadCpuMillis();
       r = verifier.Check(shape.completion, shape.gold);

@@ -1,9 +1,9 @@
-// Benchmark of rl::math::Verifier::Check on (1) the development set (Math-Verify's cases in
-// tests/data) and (2) generated long chain-of-thought completions. Prints verifications per
+// Benchmark of rl::rewards::math::Verifier::Check on (1) the development set (Math-Verify's cases in
+// tests/math/suite) and (2) generated long chain-of-thought completions. Prints verifications per
 // second on one thread and on all threads, and p50 / p99 / max latency; every figure is the
 // median over --reps repetitions.
 //
-//   build/bench/math/math_verify_bench [--data tests/data] [--reps 5] [--cot 300] [--threads N]
+//   build/bench/math/math_verify_bench [--data tests/math/suite] [--reps 5] [--cot 300] [--threads N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,12 +26,12 @@ using Clock = std::chrono::steady_clock;
 struct Item {
   std::string id;
   std::string completion, gold;
-  rl::math::VerifierOptions options;
+  rl::rewards::math::VerifierOptions options;
 };
 
 // Per-call latency is the thread's CPU time: on a shared machine, wall time per call mostly
 // measures the scheduler (preemptions of several ms). Throughput is wall time.
-double ThreadCpuMicros() { return 1e3 * rl::math::testing::ThreadCpuMillis(); }
+double ThreadCpuMicros() { return 1e3 * rl::rewards::math::testing::ThreadCpuMillis(); }
 
 // A few hundred realistic completions: paragraphs of reasoning with inline and display math,
 // intermediate results, and a final boxed answer (or an anchor phrase) of varied forms.
@@ -92,7 +92,7 @@ double Median(std::vector<double> v) {
 }
 
 Figures Measure(const std::vector<Item>& items, int reps, int threads) {
-  std::vector<rl::math::Verifier> verifiers;
+  std::vector<rl::rewards::math::Verifier> verifiers;
   for (const Item& item : items) verifiers.emplace_back(item.options);
   std::vector<double> means, p50s, p99s, maxes, one, all;
   std::vector<double> latencies(items.size());
@@ -104,10 +104,10 @@ Figures Measure(const std::vector<Item>& items, int reps, int threads) {
     auto start = Clock::now();
     for (size_t k = 0; k < items.size(); ++k) {
       double t0 = ThreadCpuMicros();
-      rl::math::CheckResult r = verifiers[k].Check(items[k].completion, items[k].gold);
+      rl::rewards::math::CheckResult r = verifiers[k].Check(items[k].completion, items[k].gold);
       latencies[k] = ThreadCpuMicros() - t0;
       max_nodes = std::max(max_nodes, r.nodes);
-      if (r.verdict == rl::math::Verdict::kBudgetExceeded) {
+      if (r.verdict == rl::rewards::math::Verdict::kBudgetExceeded) {
         std::fprintf(stderr, "%s: budget exceeded (%s)\n", items[k].id.c_str(), r.detail.c_str());
       }
     }
@@ -159,13 +159,13 @@ void Print(const char* name, size_t n, const Figures& f, int threads) {
               name, n, f.mean_us, f.p50_us, f.p99_us, f.max_us, f.slowest.c_str(), "",
               f.per_second_one, threads, f.per_second_all, threads, f.per_cpu_second_all, "",
               static_cast<long long>(f.max_nodes),
-              static_cast<long long>(rl::math::VerifierOptions{}.node_budget));
+              static_cast<long long>(rl::rewards::math::VerifierOptions{}.node_budget));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data = "tests/data";
+  std::string data = "tests/math/suite";
   int reps = 5, cot = 300;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   CLI::App app{"math verifier benchmark: verifications/s and latency percentiles"};
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::vector<Item> dev;
   try {
-    for (auto& row : rl::math::testing::LoadDevelopmentSet(data)) {
+    for (auto& row : rl::rewards::math::testing::LoadDevelopmentSet(data)) {
       dev.push_back({row.id, row.pred, row.gold, row.options});
     }
   } catch (const std::exception& e) {

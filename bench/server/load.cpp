@@ -189,14 +189,14 @@ bool OpenTarget(const TargetOptions& options, Target* target, std::string* error
     target->endpoint = tcp::endpoint(address, static_cast<uint16_t>(port));
     return true;
   }
-  server::ServerConfig config;
+  rewards::server::ServerConfig config;
   config.port = 0;
   config.io_threads = options.io_threads;
   config.score_threads = options.score_threads;
   config.summary_interval_s = 0;
   config.rewards = {{"r1", options.spec}};
-  std::shared_ptr<const server::RewardRegistry> registry = server::RewardRegistry::FromConfig(config, error);
-  if (registry) target->server = server::Server::Start(config, registry, error);
+  std::shared_ptr<const rewards::server::RewardRegistry> registry = rewards::server::RewardRegistry::FromConfig(config, error);
+  if (registry) target->server = rewards::server::Server::Start(config, registry, error);
   if (!target->server) return false;
   target->endpoint = tcp::endpoint(net::ip::make_address("127.0.0.1"), target->server->port());
   return true;

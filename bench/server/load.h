@@ -51,7 +51,7 @@ struct TargetOptions {
 void AddTargetOptions(CLI::App& app, TargetOptions* options);
 
 struct Target {
-  std::unique_ptr<server::Server> server;  // when started in process
+  std::unique_ptr<rewards::server::Server> server;  // when started in process
   boost::asio::ip::tcp::endpoint endpoint;
 };
 

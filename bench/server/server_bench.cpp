@@ -140,14 +140,14 @@ Result RunScenario(const tcp::endpoint& endpoint, const std::string& target, int
 }
 
 // The cost of one request without sockets: Route + Score + FinishJob, and Score alone.
-void RunHandlerOnly(const rl::server::RewardRegistry& registry, int batch, double duration_s) {
-  rl::server::ServerConfig config;
-  rl::server::ServerMetrics metrics;
-  const rl::server::HandlerContext context{config, registry, metrics};
+void RunHandlerOnly(const rl::rewards::server::RewardRegistry& registry, int batch, double duration_s) {
+  rl::rewards::server::ServerConfig config;
+  rl::rewards::server::ServerMetrics metrics;
+  const rl::rewards::server::HandlerContext context{config, registry, metrics};
   std::mt19937 rng(99);
-  std::vector<rl::server::Request> requests;
+  std::vector<rl::rewards::server::Request> requests;
   for (int i = 0; i < 32; ++i) {
-    rl::server::Request req{http::verb::post, "/get_reward", 11};
+    rl::rewards::server::Request req{http::verb::post, "/get_reward", 11};
     req.set(http::field::content_type, "application/json");
     req.body() = rl::bench::GetRewardBody(batch, rng);
     req.prepare_payload();
@@ -160,11 +160,11 @@ void RunHandlerOnly(const rl::server::RewardRegistry& registry, int batch, doubl
     while (ThreadCpuSeconds() - begin < duration_s) call(calls++ % requests.size());
     return (ThreadCpuSeconds() - begin) * 1e6 / calls;
   };
-  const double handle_us = per_call_us([&](size_t i) { rl::server::Handle(requests[i], context); });
-  std::vector<std::unique_ptr<rl::server::ScoringJob>> jobs;
-  for (const auto& req : requests) jobs.push_back(std::move(rl::server::Route(req, context).job));
-  const double score_us = per_call_us([&](size_t i) { rl::server::ScoreItems(*jobs[i], 0, jobs[i]->size()); });
-  const double route_us = per_call_us([&](size_t i) { rl::server::Route(requests[i], context); });
+  const double handle_us = per_call_us([&](size_t i) { rl::rewards::server::Handle(requests[i], context); });
+  std::vector<std::unique_ptr<rl::rewards::server::ScoringJob>> jobs;
+  for (const auto& req : requests) jobs.push_back(std::move(rl::rewards::server::Route(req, context).job));
+  const double score_us = per_call_us([&](size_t i) { rl::rewards::server::ScoreItems(*jobs[i], 0, jobs[i]->size()); });
+  const double route_us = per_call_us([&](size_t i) { rl::rewards::server::Route(requests[i], context); });
   std::printf("handler only, batch %d, CPU time: %.1f us/request (parse+validate %.1f, score %.1f, "
               "render %.1f), %.1f us/item scoring\n", batch, handle_us, route_us, score_us,
               handle_us - route_us - score_us, score_us / batch);
@@ -202,10 +202,10 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
 
   if (handler_only) {
-    rl::server::ServerConfig config;
+    rl::rewards::server::ServerConfig config;
     config.rewards = {{"r1", target_options.spec}};
     std::string error;
-    auto registry = rl::server::RewardRegistry::FromConfig(config, &error);
+    auto registry = rl::rewards::server::RewardRegistry::FromConfig(config, &error);
     if (!registry) {
       std::fprintf(stderr, "server_bench: %s\n", error.c_str());
       return 1;

@@ -10,7 +10,7 @@
 
 #include "rewards/math/internal.h"
 
-namespace rl::math::internal {
+namespace rl::rewards::math::internal {
 namespace {
 
 struct Ref {
@@ -770,4 +770,4 @@ bool Equivalent(CompareContext& context) {
   return comparer.Equal(Ref{&context.gold, context.gold.root}, Ref{&context.pred, context.pred.root});
 }
 
-}  // namespace rl::math::internal
+}  // namespace rl::rewards::math::internal

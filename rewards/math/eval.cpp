@@ -15,7 +15,7 @@
 
 #include "rewards/math/internal.h"
 
-namespace rl::math::internal {
+namespace rl::rewards::math::internal {
 namespace {
 
 constexpr int kMaxEvalDepth = 400;
@@ -553,4 +553,4 @@ std::vector<std::string> Symbols(const Tree& tree, int32_t node, Budget& budget)
   return names;
 }
 
-}  // namespace rl::math::internal
+}  // namespace rl::rewards::math::internal

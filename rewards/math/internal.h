@@ -21,7 +21,7 @@
 
 #include "rewards/math/verify.h"
 
-namespace rl::math::internal {
+namespace rl::rewards::math::internal {
 
 using Integer = boost::multiprecision::cpp_int;
 using Complex = std::complex<long double>;
@@ -273,4 +273,4 @@ void Prepare(Tree* tree, Budget& budget);
 // Whether the prediction's answer is equivalent to the gold's (roots of both trees).
 bool Equivalent(CompareContext& context);
 
-}  // namespace rl::math::internal
+}  // namespace rl::rewards::math::internal

@@ -9,7 +9,7 @@
 
 #include "rewards/math/internal.h"
 
-namespace rl::math::internal {
+namespace rl::rewards::math::internal {
 namespace {
 
 constexpr int kMaxDepth = 160;
@@ -1138,4 +1138,4 @@ std::string Render(const Tree& tree, int32_t node) {
   return out;
 }
 
-}  // namespace rl::math::internal
+}  // namespace rl::rewards::math::internal

@@ -13,7 +13,7 @@
 
 #include "rewards/math/internal.h"
 
-namespace rl::math::internal {
+namespace rl::rewards::math::internal {
 namespace {
 
 int64_t Limbs(int64_t bits) { return bits / 64 + 1; }
@@ -160,4 +160,4 @@ int64_t WriteDigitsCost(const Rational& a) {
   return 1 + limbs * limbs / 4;
 }
 
-}  // namespace rl::math::internal
+}  // namespace rl::rewards::math::internal

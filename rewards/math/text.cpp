@@ -8,7 +8,7 @@
 
 #include "rewards/math/internal.h"
 
-namespace rl::math::internal {
+namespace rl::rewards::math::internal {
 namespace {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -778,4 +778,4 @@ std::string NormalizeMath(std::string_view in, Budget& budget) {
   return CleanLatex(UnicodeToLatex(in, budget));
 }
 
-}  // namespace rl::math::internal
+}  // namespace rl::rewards::math::internal

@@ -8,7 +8,7 @@
 
 #include "rewards/math/internal.h"
 
-namespace rl::math {
+namespace rl::rewards::math {
 namespace {
 
 using internal::Budget;
@@ -249,4 +249,4 @@ CheckResult Verifier::Check(std::string_view completion, std::string_view gold) 
   return result;
 }
 
-}  // namespace rl::math
+}  // namespace rl::rewards::math

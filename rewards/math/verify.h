@@ -1,8 +1,8 @@
 // rewards/math/verify.h: is a completion's final answer mathematically equal to the gold?
 //
-//   rl::math::Verifier verifier;                       // default options
-//   rl::math::CheckResult r = verifier.Check("... so the answer is \\boxed{\\frac{3}{4}}", "0.75");
-//   r.verdict == rl::math::Verdict::kCorrect;  r.extracted == "\\frac{3}{4}"
+//   rl::rewards::math::Verifier verifier;                       // default options
+//   rl::rewards::math::CheckResult r = verifier.Check("... so the answer is \\boxed{\\frac{3}{4}}", "0.75");
+//   r.verdict == rl::rewards::math::Verdict::kCorrect;  r.extracted == "\\frac{3}{4}"
 //
 // Check extracts the final answer from a completion (the <answer> block, else the last
 // \boxed{}, else an anchor phrase, else the last math environment or number; the order is
@@ -46,7 +46,7 @@
 #include <string_view>
 #include <vector>
 
-namespace rl::math {
+namespace rl::rewards::math {
 
 enum class Verdict {
   kCorrect,
@@ -119,4 +119,4 @@ class Verifier {
   VerifierOptions options_;
 };
 
-}  // namespace rl::math
+}  // namespace rl::rewards::math

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -16,7 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
 namespace beast = boost::beast;
@@ -102,27 +103,6 @@ json SampleJson(const rewards::Sample& sample) {
   if (sample.gold) item["answer"] = *sample.gold;
   if (sample.completion_tokens) item["completion_tokens"] = *sample.completion_tokens;
   return item;
-}
-
-std::string StringOrEmpty(const ordered_json& object, const char* key) {
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-RemoteScore ParseResult(const ordered_json& r) {
-  RemoteScore score;
-  if (r.contains("reward") && r["reward"].is_number()) score.reward = r["reward"].get<double>();
-  score.status = StringOrEmpty(r, "status");
-  score.verdict = StringOrEmpty(r, "verdict");
-  score.extracted = StringOrEmpty(r, "extracted");
-  score.detail = StringOrEmpty(r, "detail");
-  if (const auto c = r.find("components"); c != r.end() && c->is_object()) {
-    for (const auto& [rule, value] : c->items()) {
-      score.components.emplace_back(
-          rule, value.is_number() ? std::optional<double>(value.get<double>()) : std::nullopt);
-    }
-  }
-  return score;
 }
 
 }  // namespace
@@ -275,9 +255,9 @@ ClientStats RewardClient::stats() const {
   return {impl_->requests.load(), impl_->attempts.load(), impl_->connections.load(), impl_->reconnects.load()};
 }
 
-std::vector<RemoteScore> RewardClient::Score(std::span<const rewards::Sample> samples) {
-  std::vector<RemoteScore> scores;
-  scores.reserve(samples.size());
+std::vector<rewards::RewardResult> RewardClient::Score(std::span<const rewards::Sample> samples) {
+  std::vector<rewards::RewardResult> results;
+  results.reserve(samples.size());
   const size_t step = impl_->options.max_items_per_request;
   for (size_t begin = 0; begin < samples.size(); begin += step) {
     const auto chunk = samples.subspan(begin, std::min(step, samples.size() - begin));
@@ -294,9 +274,18 @@ std::vector<RemoteScore> RewardClient::Score(std::span<const rewards::Sample> sa
                       impl_->options.url, chunk.size(), text.substr(0, 200)),
           200);
     }
-    for (const ordered_json& r : answer["results"]) scores.push_back(ParseResult(r));
+    for (const ordered_json& r : answer["results"]) {
+      std::string error;
+      std::optional<rewards::RewardResult> result = rewards::RewardResultFromJson(r, &error);
+      if (!result) {
+        throw RewardClientError(fmt::format("reward server {}: /v1/score answered a malformed result "
+                                            "({}): {}", impl_->options.url, error, r.dump().substr(0, 200)),
+                                200);
+      }
+      results.push_back(std::move(*result));
+    }
   }
-  return scores;
+  return results;
 }
 
 json RewardClient::Health() {
@@ -308,4 +297,4 @@ json RewardClient::Health() {
   return answer;
 }
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

@@ -1,16 +1,16 @@
 // rewards/server/client.h: a C++ client of `rl serve` (POST /v1/score) for trainers that
 // score over HTTP instead of in process.
 //
-//   rl::server::ClientOptions options;
+//   rl::rewards::server::ClientOptions options;
 //   options.url = "http://127.0.0.1:8000";        // where `rl serve` listens
 //   options.reward = "r1";                         // a named reward; empty: the server's default
-//   rl::server::RewardClient client(options);      // throws RewardClientError on a bad URL
+//   rl::rewards::server::RewardClient client(options);      // throws RewardClientError on a bad URL
 //
 //   std::vector<rl::rewards::Sample> samples = ...;   // the same samples Reward::Score takes
-//   std::vector<rl::server::RemoteScore> scores = client.Score(samples);
+//   std::vector<rl::rewards::RewardResult> results = client.Score(samples);
 //   // scores[i].reward is empty when sample i could not be scored; scores[i].status says why.
 //
-// Failures: connection errors, timeouts and answers 408/429/500/502/503/504 are retried up
+// Errors: connection errors, timeouts and answers 408/429/500/502/503/504 are retried up
 // to max_attempts times with exponential backoff (initial_backoff_s, doubling, capped at
 // max_backoff_s, with jitter; a 503's Retry-After is honoured). When the last attempt fails,
 // or the server rejects the request (any other 4xx), Score throws RewardClientError naming
@@ -36,7 +36,7 @@
 
 #include "rewards/reward.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 
 struct ClientOptions {
   std::string url = "http://127.0.0.1:8000";  // http://host:port of `rl serve`
@@ -62,17 +62,6 @@ class RewardClientError : public std::runtime_error {
   int status_;
 };
 
-// One sample's score as the server reported it.
-struct RemoteScore {
-  std::optional<double> reward;  // empty: unscorable (see status, detail)
-  std::string status;            // "ok", or a rewards::ScoreStatus name
-  std::string verdict;           // the answer check's verdict; empty when there was none
-  std::string extracted;         // the answer taken from the completion
-  std::string detail;            // why, when status != "ok"
-  // Each rule's own value in the reward's rule order; empty optional: the rule could not score.
-  std::vector<std::pair<std::string, std::optional<double>>> components;
-};
-
 // What a client has done since it was made (for logs, and for tests that must see a retry or
 // a reconnect happen rather than infer it from timing).
 struct ClientStats {
@@ -89,9 +78,11 @@ class RewardClient {
   RewardClient(const RewardClient&) = delete;
   RewardClient& operator=(const RewardClient&) = delete;
 
-  // Scores samples with the configured reward; results[i] belongs to samples[i].
-  // Throws RewardClientError after the final failure.
-  std::vector<RemoteScore> Score(std::span<const rewards::Sample> samples);
+  // Scores samples with the configured reward; results[i] belongs to samples[i], read from the
+  // server's answer with rewards::RewardResultFromJson (the wire form of reward.h; rule
+  // weights are not carried: a component's weight is 1). Throws RewardClientError after the
+  // final failure, or when the server answers something other than that form.
+  std::vector<rewards::RewardResult> Score(std::span<const rewards::Sample> samples);
   // GET /health (status, version, rewards); throws RewardClientError on failure.
   nlohmann::json Health();
 
@@ -103,4 +94,4 @@ class RewardClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

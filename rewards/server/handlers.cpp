@@ -13,7 +13,7 @@
 #define RL_VERSION "unknown"
 #endif
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
 namespace http = boost::beast::http;
@@ -509,31 +509,9 @@ Response FinishGetReward(const ScoringJob& job, const HandlerContext& context) {
   return JsonResponse(body, job.http_version, job.keep_alive);
 }
 
-ordered_json ScoreResultJson(const rewards::RewardResult& r) {
-  ordered_json components = ordered_json::object();
-  std::string detail;
-  for (const rewards::RuleScore& c : r.components) {
-    if (c.status == rewards::ScoreStatus::kOk) {
-      components[c.rule] = c.value;
-    } else {
-      components[c.rule] = nullptr;
-      if (detail.empty()) detail = fmt::format("{}: {}", c.rule, c.detail);
-    }
-  }
-  ordered_json out = {
-      {"reward", r.total ? ordered_json(*r.total) : ordered_json(nullptr)},
-      {"status", rewards::ToString(r.status)},
-      {"verdict", r.answer_check ? ordered_json(math::ToString(r.answer_check->verdict))
-                                 : ordered_json(nullptr)},
-      {"extracted", r.answer_check ? ordered_json(r.answer_check->extracted) : ordered_json(nullptr)},
-      {"components", std::move(components)}};
-  if (r.status != rewards::ScoreStatus::kOk) out["detail"] = detail;
-  return out;
-}
-
 Response FinishScore(const ScoringJob& job) {
   ordered_json results = ordered_json::array();
-  for (const rewards::RewardResult& r : job.results) results.push_back(ScoreResultJson(r));
+  for (const rewards::RewardResult& r : job.results) results.push_back(rewards::ToJson(r));
   ordered_json body = {{"reward", job.reward->name}, {"results", std::move(results)}};
   return JsonResponse(body, job.http_version, job.keep_alive);
 }
@@ -641,4 +619,4 @@ Response Handle(const Request& request, const HandlerContext& context) {
   return FinishJob(*routed.job, context);
 }
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

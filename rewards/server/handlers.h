@@ -1,8 +1,8 @@
 // rewards/server/handlers.h: the reward server's request handling as plain functions of
 // (request, configuration, rewards) — no sockets, so every answer is unit-testable:
 //
-//   rl::server::HandlerContext context{config, *registry, metrics};
-//   rl::server::Response res = rl::server::Handle(request, context);   // scores in the caller
+//   rl::rewards::server::HandlerContext context{config, *registry, metrics};
+//   rl::rewards::server::Response res = rl::rewards::server::Handle(request, context);   // scores in the caller
 //
 // The server splits the same work in three so that scoring runs off the io threads:
 //   Routed r = Route(request, context);        // validate; either an answer or a ScoringJob
@@ -53,7 +53,7 @@
 #include "rewards/server/metrics.h"
 #include "rewards/server/server_config.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
@@ -103,4 +103,4 @@ Response OverloadedResponse(const ServerConfig& config, int64_t items, unsigned 
 // The endpoint a request target names ("/get_reward?reward=x" -> kGetReward).
 Endpoint EndpointOf(std::string_view target);
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

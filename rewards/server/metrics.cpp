@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
@@ -147,4 +147,4 @@ std::string ServerMetrics::RenderPrometheus() const {
   return out;
 }
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

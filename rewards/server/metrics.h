@@ -1,6 +1,6 @@
 // rewards/server/metrics.h: the reward server's counters, exported as Prometheus text.
 //
-//   rl::server::ServerMetrics metrics;
+//   rl::rewards::server::ServerMetrics metrics;
 //   metrics.RecordRequest(Endpoint::kGetReward, 200, /*items=*/1, /*seconds=*/0.0004);
 //   metrics.RecordResult(result);          // verdict and status counts
 //   std::string text = metrics.RenderPrometheus();
@@ -29,7 +29,7 @@
 
 #include "rewards/reward.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 
 enum class Endpoint { kGetReward, kScore, kHealth, kMetrics, kOther };
 inline constexpr int kEndpointCount = 5;
@@ -85,4 +85,4 @@ class ServerMetrics {
   std::atomic<int64_t> uncaught_exceptions_{0};
 };
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

@@ -11,7 +11,7 @@
 #include <boost/system/system_error.hpp>
 #include <fmt/format.h>
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
 namespace beast = boost::beast;
@@ -120,4 +120,4 @@ std::string HandleRawRequest(std::string_view bytes, const HandlerContext& conte
   return out.str();
 }
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

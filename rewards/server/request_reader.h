@@ -2,8 +2,8 @@
 // (the parser, its limits, the answer to a request that cannot be read), shared by the
 // server's sessions and by HandleRawRequest, which runs that same path on bytes in memory:
 //
-//   rl::server::HandlerContext context{config, *registry, metrics};
-//   std::string answer = rl::server::HandleRawRequest(
+//   rl::rewards::server::HandlerContext context{config, *registry, metrics};
+//   std::string answer = rl::rewards::server::HandleRawRequest(
 //       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", context);
 //   // answer: "HTTP/1.1 200 OK\r\nServer: rl-reward-server\r\n...\r\n\r\n{\"status\":\"ok\",...}"
 //
@@ -36,7 +36,7 @@
 #include "rewards/server/handlers.h"
 #include "rewards/server/server_config.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 
 inline constexpr uint32_t kHeaderLimitBytes = 32 * 1024;
 // Below the field length at which Beast throws (see above), above the header limit.
@@ -76,4 +76,4 @@ Response RejectionResponse(const Rejection& rejection);
 // control (503 beyond max_inflight_items) does not apply, nothing else being in flight.
 std::string HandleRawRequest(std::string_view bytes, const HandlerContext& context);
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

@@ -24,10 +24,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/threads.h"
 #include "rewards/server/handlers.h"
 #include "rewards/server/request_reader.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
 namespace beast = boost::beast;
@@ -577,9 +578,7 @@ std::unique_ptr<Server> Server::Start(ServerConfig config,
     *error = "rewards: no reward registry";
     return nullptr;
   }
-  const int score_threads = config.score_threads > 0
-                                ? config.score_threads
-                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int score_threads = common::ThreadCount(config.score_threads);
   auto impl = std::make_unique<Impl>(std::move(config), std::move(registry), score_threads);
   if (!impl->Listen(error)) return nullptr;
   Impl* p = impl.get();
@@ -626,4 +625,4 @@ void Server::Wait() {
 const ServerMetrics& Server::metrics() const { return impl_->state.metrics; }
 const ServerConfig& Server::config() const { return impl_->state.config; }
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

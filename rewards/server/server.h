@@ -1,10 +1,10 @@
 // rewards/server/server.h: the standalone reward server behind `rl serve`.
 //
-//   rl::server::ServerConfig config;                       // 127.0.0.1:8000 by default
+//   rl::rewards::server::ServerConfig config;                       // 127.0.0.1:8000 by default
 //   config.rewards = {{"r1", "configs/rewards/r1.yaml"}};
 //   std::string error;
-//   auto registry = rl::server::RewardRegistry::FromConfig(config, &error);
-//   auto server = rl::server::Server::Start(config, std::move(registry), &error);
+//   auto registry = rl::rewards::server::RewardRegistry::FromConfig(config, &error);
+//   auto server = rl::rewards::server::Server::Start(config, std::move(registry), &error);
 //   if (!server) { report(error); }
 //   // ... POST http://127.0.0.1:<server->port()>/get_reward ...
 //   server->Shutdown();   // or SIGINT/SIGTERM when config.handle_signals
@@ -27,6 +27,9 @@
 // An exception escaping a connection's handlers (a bug) ends that connection, answered 500
 // or closed, never the process; it is logged and counted (rl_server_uncaught_exceptions_total).
 //
+// Errors: Start returns null with *error; a request's errors are its HTTP answer. Of
+// rewards/server, only the client (client.h) throws.
+//
 // Thread safety: Shutdown and the accessors may be called from any thread; Wait from one.
 // Copying is disabled: a server owns sockets and threads.
 #pragma once
@@ -38,7 +41,7 @@
 #include "rewards/server/metrics.h"
 #include "rewards/server/server_config.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 
 class Server {
  public:
@@ -69,4 +72,4 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

@@ -1,15 +1,20 @@
 // rewards/server/server_config.h: what `rl serve` is configured with, and the named rewards
 // it serves.
 //
-//   rl::server::ServerConfig config;                 // defaults: 127.0.0.1:8000, ...
+//   rl::rewards::server::ServerConfig config;                 // defaults: 127.0.0.1:8000, ...
 //   std::string error;
-//   if (!rl::server::LoadServerConfigFile("configs/reward_server.yaml", &config, &error) ||
-//       !rl::server::ValidateServerConfig(config, &error)) { report(error); }
-//   auto registry = rl::server::RewardRegistry::FromConfig(config, &error);
+//   if (!rl::rewards::server::LoadServerConfigFile("configs/reward_server.yaml", &config, &error) ||
+//       !rl::rewards::server::ValidateServerConfig(config, &error)) { report(error); }
+//   auto registry = rl::rewards::server::RewardRegistry::FromConfig(config, &error);
 //
-// The YAML keys are the field names below (nested `get_reward:` for GetRewardOptions);
-// keys not given keep their defaults, unknown keys are an error naming the file, line and key.
-// Reward spec paths in a config file are relative to that file's folder.
+// The schema, VisitServerConfig below, is the one place a setting is written down: the YAML
+// keys, `rl serve`'s flags (cli/config_flags.h), --print-config and the range checks all come
+// from it. Keys not given keep their defaults; unknown keys are an error naming the file, line
+// and key, with the nearest valid one. Reward spec paths in a config file are relative to that
+// file's folder.
+//
+// Errors are values: the functions below answer false with *error, a sentence naming the file,
+// line and key (ConfigError's message, common/config_schema.h); none throws.
 //
 // Thread safety: a ServerConfig is a plain value; a RewardRegistry is immutable after
 // construction and shared read-only by every server thread.
@@ -22,9 +27,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/config_schema.h"
 #include "rewards/reward.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 
 // How /get_reward (OpenRLHF) turns its `query` strings into samples and answers.
 struct GetRewardOptions {
@@ -75,19 +81,53 @@ struct ServerConfig {
   bool handle_signals = false;             // SIGINT/SIGTERM start a graceful shutdown
 };
 
+inline const common::Choices<GetRewardOptions::OnUnscorable> kOnUnscorableNames = {
+    {"error", GetRewardOptions::OnUnscorable::kError}, {"zero", GetRewardOptions::OnUnscorable::kZero}};
+
+// The schema (common/config_schema.h): every setting once, with its range and one line of help.
+// auth_token and handle_signals are not settings (resolved at startup; set by `rl serve`).
+template <class V>
+void VisitServerConfig(V& v, ServerConfig& c) {
+  using common::AtLeast;
+  using common::Between;
+  v.Field("host", c.host, {}, "address to listen on");
+  v.Field("port", c.port, Between(0, 65535), "port (0: any free port)");
+  v.Field("io_threads", c.io_threads, Between(1, 256), "threads serving connections (Asio io_context)");
+  v.Field("score_threads", c.score_threads, Between(0, 1024), "scoring workers (0: all cores)");
+  v.Field("chunk_items", c.chunk_items, AtLeast(1), "items a scoring worker takes at a time");
+  v.Field("rewards", c.rewards, {}, "named rewards: name=spec.yaml[,name=spec.yaml]");
+  v.Field("default_reward", c.default_reward, {}, "reward used when a request names none");
+  v.Field("max_body_bytes", c.max_body_bytes, AtLeast(1), "larger request bodies get 413");
+  v.Field("max_inflight_items", c.max_inflight_items, AtLeast(1),
+          "items being scored at once; beyond it 503 + Retry-After");
+  v.Field("retry_after_s", c.retry_after_s, AtLeast(0), "Retry-After of a 503");
+  v.Field("idle_timeout_ms", c.idle_timeout_ms, AtLeast(1), "keep-alive connections idle longer are closed");
+  v.Field("header_timeout_ms", c.header_timeout_ms, AtLeast(1), "time to send the request headers");
+  v.Field("body_timeout_ms", c.body_timeout_ms, AtLeast(1), "time to send the request body");
+  v.Field("auth_token_file", c.auth_token_file, {}, "require the bearer token in this file");
+  v.Field("auth_token_env", c.auth_token_env, {}, "else the token in this environment variable, when set");
+  v.Section("get_reward", [&] {
+    GetRewardOptions& g = c.get_reward;
+    v.Field("assistant_marker", g.assistant_marker, {},
+            "/get_reward: the completion follows the last occurrence of this marker");
+    v.Field("pad_tokens", g.pad_tokens, {}, "/get_reward: padding that may precede the prompt");
+    v.Choice("on_unscorable", g.on_unscorable, kOnUnscorableNames,
+             "/get_reward with an unscorable sample: error (422) or zero");
+  });
+  v.Field("summary_interval_s", c.summary_interval_s, AtLeast(0), "seconds between summary log lines");
+  v.Field("shutdown_grace_s", c.shutdown_grace_s, AtLeast(0), "time in-flight requests get on SIGTERM");
+}
+
 // Applies the keys of a YAML file (or text; `origin` names it in errors) onto *config.
 bool LoadServerConfigFile(const std::string& path, ServerConfig* config, std::string* error);
 bool LoadServerConfigText(std::string_view yaml, std::string_view origin,
                           std::string_view base_dir, ServerConfig* config, std::string* error);
-// Checks ranges and names; false with *error naming the field and what was expected.
+// Checks the schema's ranges and what they cannot say (reward names, the default reward, empty
+// markers); false with *error naming the key and what was expected.
 bool ValidateServerConfig(const ServerConfig& config, std::string* error);
 // Fills config->auth_token from auth_token_file (whitespace trimmed) or else from the
 // environment variable auth_token_env. An unreadable or empty token file is an error.
 bool ResolveAuthToken(ServerConfig* config, std::string* error);
-// "name=path,name2=path2" (the --rewards flag) -> pairs; false with *error when malformed.
-bool ParseRewardsFlag(std::string_view text,
-                      std::vector<std::pair<std::string, std::string>>* rewards,
-                      std::string* error);
 // The configuration as YAML (for `rl serve --print-config`); the token is never printed.
 std::string ServerConfigToYaml(const ServerConfig& config);
 
@@ -121,4 +161,4 @@ class RewardRegistry {
   size_t default_index_ = 0;
 };
 
-}  // namespace rl::server
+}  // namespace rl::rewards::server

@@ -12,6 +12,9 @@
 // read with a DataError "FILE:LINE: what was wrong", so a typo in a key never turns into empty
 // prompts.
 //
+// Errors: rl/data throws DataError, naming the file and line, and std::invalid_argument for a
+// caller's mistake (an empty dataset to sample, a resume position out of range).
+//
 // Thread safety: plain values and pure functions.
 #pragma once
 

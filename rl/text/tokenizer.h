@@ -42,6 +42,10 @@
 // ids concatenate back to the normalised input, and Decode(Encode(s)) == s for valid UTF-8 that
 // the normaliser leaves unchanged).
 //
+// Errors: loading returns nullptr with *error naming the file and field; Encode and Decode
+// accept any input. The rest of rl/text throws std::invalid_argument for a caller's mistake
+// (an empty conversation, a bad trainer setting).
+//
 // Concurrency: a Tokenizer is immutable after loading and safe for concurrent use by many
 // threads (its BPE cache is per call). A StreamDecoder belongs to one thread.
 #ifndef RL_TEXT_TOKENIZER_H_

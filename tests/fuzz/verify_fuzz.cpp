@@ -11,10 +11,10 @@
 
 namespace {
 
-using rl::math::Extraction;
-using rl::math::Verdict;
-using rl::math::Verifier;
-using rl::math::VerifierOptions;
+using rl::rewards::math::Extraction;
+using rl::rewards::math::Verdict;
+using rl::rewards::math::Verifier;
+using rl::rewards::math::VerifierOptions;
 
 // The defaults; every leniency switched the other way with the extraction order reversed;
 // multiple choice.
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Verifier& verifier = verifiers[input.Byte() % verifiers.size()];
   const std::string_view gold = input.Next().value_or("");
   const std::string_view completion = input.Rest().value_or("");
-  const rl::math::CheckResult result = verifier.Check(completion, gold);
+  const rl::rewards::math::CheckResult result = verifier.Check(completion, gold);
   rl::fuzz::Require(result.verdict >= Verdict::kCorrect && result.verdict <= Verdict::kBudgetExceeded,
                     "Check answers one of the verdicts");
   return 0;

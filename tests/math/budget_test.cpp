@@ -10,7 +10,7 @@
 #include "rewards/math/verify.h"
 #include "tests/math/long_inputs.h"
 
-namespace rl::math {
+namespace rl::rewards::math {
 namespace {
 
 using testing::Boxed;
@@ -129,4 +129,4 @@ TEST_CASE("hostile inputs are decided by the node budget, not the time backstop"
   }
 }
 
-}  // namespace rl::math
+}  // namespace rl::rewards::math

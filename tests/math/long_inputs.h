@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace rl::math::testing {
+namespace rl::rewards::math::testing {
 
 // `s` n times.
 inline std::string Repeat(std::string_view s, size_t n) {
@@ -37,4 +37,4 @@ inline double ThreadCpuMillis() {
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
-}  // namespace rl::math::testing
+}  // namespace rl::rewards::math::testing

@@ -19,14 +19,14 @@ using rl::rewards::SampleScratch;
 using rl::rewards::ScoreStatus;
 
 struct Fixture {
-  rl::math::Verifier verifier;
+  rl::rewards::math::Verifier verifier;
   RuleContext context{{}, &verifier};
 
   RuleOutcome Score(rl::rewards::RuleFactory factory, const json& params, const Sample& sample,
                     SampleScratch* scratch = nullptr) {
-    std::string error;
+    rl::rewards::SpecError error;
     auto rule = factory(params, context, &error);
-    INFO(error);
+    INFO(error.path << ": " << error.message);
     REQUIRE(rule);
     SampleScratch local;
     RuleInput input{sample, sample.completion, false};
@@ -86,15 +86,16 @@ TEST_CASE("accuracy.math reports what it cannot score", "[rules][math]") {
 
 TEST_CASE("rule parameters are validated", "[rules][math]") {
   Fixture f;
-  std::string error;
+  rl::rewards::SpecError error;
+  // The key at fault comes back as data, relative to the rule's params.
   CHECK_FALSE(rl::rewards::MakeAccuracyMathRule({{"corect", 1}}, f.context, &error));
-  CHECK(error.find("corect") != std::string::npos);
+  CHECK(error.path == "corect");
   CHECK_FALSE(rl::rewards::MakeAccuracyMathRule({{"correct", "yes"}}, f.context, &error));
-  CHECK(error.find("correct") != std::string::npos);
+  CHECK(error.path == "correct");
   CHECK_FALSE(rl::rewards::MakeLengthCosineRule({{"max_len", 0}}, f.context, &error));
-  CHECK(error.find("max_len") != std::string::npos);
+  CHECK(error.path == "max_len");
   CHECK_FALSE(rl::rewards::MakeLengthCosineRule({{"unit", "words"}}, f.context, &error));
-  CHECK(error.find("unit") != std::string::npos);
+  CHECK(error.path == "unit");
   RuleContext no_verifier;
   CHECK_FALSE(rl::rewards::MakeAccuracyMathRule(json::object(), no_verifier, &error));
 }
@@ -138,16 +139,16 @@ TEST_CASE("the answer check runs once per sample and is shared", "[rules][math]"
   SampleScratch scratch;
   f.Score(rl::rewards::MakeAccuracyMathRule, json::object(), sample, &scratch);
   REQUIRE(scratch.answer_check);
-  CHECK(scratch.answer_check->verdict == rl::math::Verdict::kCorrect);
+  CHECK(scratch.answer_check->verdict == rl::rewards::math::Verdict::kCorrect);
   // A planted verdict proves the second rule reads the cached check instead of re-running it.
-  scratch.answer_check->verdict = rl::math::Verdict::kIncorrect;
+  scratch.answer_check->verdict = rl::rewards::math::Verdict::kIncorrect;
   RuleOutcome cosine = f.Score(rl::rewards::MakeLengthCosineRule, json::object(), sample, &scratch);
   CHECK(cosine.value < 0);
 }
 
 TEST_CASE("ParseVerifierOptions reads the math section strictly", "[rules][math]") {
-  rl::math::VerifierOptions options;
-  std::string error;
+  rl::rewards::math::VerifierOptions options;
+  rl::rewards::SpecError error;
   json math = {{"precision", 4},
                {"time_budget_ms", 20},
                {"node_budget", 5000},
@@ -165,7 +166,7 @@ TEST_CASE("ParseVerifierOptions reads the math section strictly", "[rules][math]
   CHECK(options.node_budget == 5000);
   CHECK(options.bit_budget == 4096);
   CHECK(options.extraction ==
-        std::vector{rl::math::Extraction::kBoxed, rl::math::Extraction::kNumber});
+        std::vector{rl::rewards::math::Extraction::kBoxed, rl::rewards::math::Extraction::kNumber});
   CHECK_FALSE(options.strict);
   CHECK(options.interval_accepts_inequality);
   CHECK_FALSE(options.percent_accepts_bare_number);
@@ -175,11 +176,11 @@ TEST_CASE("ParseVerifierOptions reads the math section strictly", "[rules][math]
   CHECK(rl::rewards::ParseVerifierOptions(json(), &options, &error));  // absent section
 
   auto fails = [&](const json& bad, std::string_view key) {
-    rl::math::VerifierOptions o;
-    std::string e;
+    rl::rewards::math::VerifierOptions o;
+    rl::rewards::SpecError e;
     CHECK_FALSE(rl::rewards::ParseVerifierOptions(bad, &o, &e));
-    INFO(e);
-    CHECK(e.find(key) != std::string::npos);
+    INFO(e.message);
+    CHECK(e.path == key);  // the key at fault, as data
   };
   fails({{"precison", 6}}, "math.precison");
   fails({{"precision", "six"}}, "math.precision");

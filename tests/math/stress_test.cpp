@@ -18,12 +18,12 @@
 
 namespace {
 
-using rl::math::CheckResult;
-using rl::math::Verdict;
-using rl::math::Verifier;
-using rl::math::VerifierOptions;
-using rl::math::testing::Repeat;
-using rl::math::testing::ThreadCpuMillis;
+using rl::rewards::math::CheckResult;
+using rl::rewards::math::Verdict;
+using rl::rewards::math::Verifier;
+using rl::rewards::math::VerifierOptions;
+using rl::rewards::math::testing::Repeat;
+using rl::rewards::math::testing::ThreadCpuMillis;
 using Clock = std::chrono::steady_clock;
 
 constexpr double kSlack = 4;
@@ -173,7 +173,7 @@ TEST_CASE("randomized generated and mutated expressions", "[math][stress]") {
 }
 
 TEST_CASE("one Verifier shared by many threads gives the single-thread verdicts", "[math][stress]") {
-  auto rows = rl::math::testing::LoadDevelopmentSet("data");
+  auto rows = rl::rewards::math::testing::LoadDevelopmentSet("math/suite");
   std::vector<Verifier> verifiers;
   for (const auto& row : rows) verifiers.emplace_back(row.options);
   std::vector<Verdict> expected;

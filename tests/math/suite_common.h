@@ -1,4 +1,4 @@
-// Shared by the suite test and the benchmark: rows of Math-Verify's test suite (tests/data)
+// Shared by the suite test and the benchmark: rows of Math-Verify's test suite (tests/math/suite)
 // and the verifier options each row asks for.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include "rewards/math/verify.h"
 
-namespace rl::math::testing {
+namespace rl::rewards::math::testing {
 
 struct SuiteRow {
   std::string id;  // "suite:12" or "extra:3"
@@ -72,4 +72,4 @@ inline std::vector<SuiteRow> LoadDevelopmentSet(const std::string& data_dir) {
   return rows;
 }
 
-}  // namespace rl::math::testing
+}  // namespace rl::rewards::math::testing

@@ -1,6 +1,6 @@
-// The development set: Math-Verify's own equivalence cases (tests/data, Apache-2.0).
+// The development set: Math-Verify's own equivalence cases (tests/math/suite, Apache-2.0).
 // Agreement must stay at or above 97%, and every disagreement must be listed, with its
-// reason, in tests/data/math_equiv_disagreements.md (so the list cannot go stale).
+// reason, in tests/math/suite/math_equiv_disagreements.md (so the list cannot go stale).
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -13,7 +13,7 @@
 namespace {
 
 std::set<std::string> ListedDisagreements() {
-  std::ifstream in("data/math_equiv_disagreements.md");
+  std::ifstream in("math/suite/math_equiv_disagreements.md");
   REQUIRE(in);
   std::set<std::string> ids;
   std::regex item(R"(^- `((suite|extra):[0-9]+)`)");
@@ -28,13 +28,13 @@ std::set<std::string> ListedDisagreements() {
 }  // namespace
 
 TEST_CASE("development set agreement with Math-Verify's expectations", "[math][suite]") {
-  auto rows = rl::math::testing::LoadDevelopmentSet("data");
+  auto rows = rl::rewards::math::testing::LoadDevelopmentSet("math/suite");
   REQUIRE(rows.size() == 308);
   std::set<std::string> disagreements;
   for (const auto& row : rows) {
-    rl::math::Verifier verifier(row.options);
-    rl::math::CheckResult r = verifier.Check(row.pred, row.gold);
-    bool correct = r.verdict == rl::math::Verdict::kCorrect;
+    rl::rewards::math::Verifier verifier(row.options);
+    rl::rewards::math::CheckResult r = verifier.Check(row.pred, row.gold);
+    bool correct = r.verdict == rl::rewards::math::Verdict::kCorrect;
     if (correct != row.expected) {
       disagreements.insert(row.id);
       std::cout << row.id << " expected=" << row.expected << " got=" << ToString(r.verdict)

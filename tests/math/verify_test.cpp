@@ -1,4 +1,4 @@
-// Unit tests of rl::math::Verifier, one section per answer form, each with near misses.
+// Unit tests of rl::rewards::math::Verifier, one section per answer form, each with near misses.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -7,10 +7,10 @@
 
 namespace {
 
-using rl::math::CheckResult;
-using rl::math::Verdict;
-using rl::math::Verifier;
-using rl::math::VerifierOptions;
+using rl::rewards::math::CheckResult;
+using rl::rewards::math::Verdict;
+using rl::rewards::math::Verifier;
+using rl::rewards::math::VerifierOptions;
 
 struct Case {
   const char* pred;  // an answer, boxed before checking
@@ -294,7 +294,7 @@ TEST_CASE("extraction order: answer tag, boxed, anchors, math, numbers", "[math]
   CHECK(VerdictOf("<think>30 / 6 = 5.</think><answer></answer>", "5") == Verdict::kNoAnswer);
   CHECK(VerdictOf("<think>\\boxed{5}</think><answer> </answer>", "5") == Verdict::kNoAnswer);
   VerifierOptions boxed_only;
-  boxed_only.extraction = {rl::math::Extraction::kBoxed};
+  boxed_only.extraction = {rl::rewards::math::Extraction::kBoxed};
   CHECK(VerdictOf("the answer is 12", "12", boxed_only) == Verdict::kNoAnswer);
 }
 
@@ -318,7 +318,7 @@ TEST_CASE("verdict and extraction names", "[math]") {
   CHECK(ToString(Verdict::kUnparseableAnswer) == "unparseable_answer");
   CHECK(ToString(Verdict::kInvalidGold) == "invalid_gold");
   CHECK(ToString(Verdict::kBudgetExceeded) == "budget_exceeded");
-  CHECK(ToString(rl::math::Extraction::kMathEnv) == "math_env");
+  CHECK(ToString(rl::rewards::math::Extraction::kMathEnv) == "math_env");
 }
 
 TEST_CASE("an answer block written as a sentence", "[math]") {

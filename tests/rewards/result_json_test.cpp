@@ -37,7 +37,7 @@ TEST_CASE("a scored result: written, then read back the same", "[rewards][json]"
   CHECK(back->total == r.total);
   CHECK(back->status == ScoreStatus::kOk);
   REQUIRE(back->answer_check.has_value());
-  CHECK(back->answer_check->verdict == rl::math::Verdict::kCorrect);
+  CHECK(back->answer_check->verdict == rl::rewards::math::Verdict::kCorrect);
   CHECK(back->answer_check->extracted == "2");
   REQUIRE(back->components.size() == 2);
   CHECK(back->components[1].rule == "accuracy.math");

@@ -11,10 +11,10 @@
 #include "rewards/server/client.h"
 #include "tests/server/server_test_util.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
-using namespace rl::server::testing;
+using namespace rl::rewards::server::testing;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
@@ -66,17 +66,18 @@ TEST_CASE("client: scores equal in-process scoring, in chunks", "[server][client
   options.max_items_per_request = 7;
   RewardClient client(options);
   Samples data(50);
-  const std::vector<RemoteScore> scores = client.Score(data.samples);
+  const std::vector<rewards::RewardResult> scores = client.Score(data.samples);
   REQUIRE(scores.size() == 50);
   const auto reward = MakeReward(kR1Spec);
   for (size_t i = 0; i < scores.size(); ++i) {
     const rewards::RewardResult expected = reward->Score(data.samples[i]);
-    CHECK(scores[i].reward == expected.total);
-    CHECK(scores[i].status == rewards::ToString(expected.status));
+    CHECK(scores[i].total == expected.total);
+    CHECK(scores[i].status == expected.status);
     REQUIRE(scores[i].components.size() == 2);
-    CHECK(scores[i].components[0].first == "format.think_answer");
-    CHECK(scores[i].components[1].first == "accuracy.math");
-    if (!expected.total) CHECK_FALSE(scores[i].detail.empty());
+    CHECK(scores[i].components[0].rule == "format.think_answer");
+    CHECK(scores[i].components[1].rule == "accuracy.math");
+    // Everything the wire form carries (the details of unscored rules included) arrived.
+    CHECK(rewards::ToJson(scores[i]) == rewards::ToJson(expected));
   }
   CHECK(Eventually([&] { return server->metrics().requests_with_code(200) == 8; }));  // ceil(50 / 7)
   CHECK(client.Health()["default_reward"] == "r1");
@@ -92,8 +93,8 @@ TEST_CASE("client: named reward and bearer token", "[server][client]") {
   options.reward = "format";
   options.auth_token = "tok";
   const auto scores = RewardClient(options).Score(data.samples);
-  CHECK(scores[0].reward == 0.5);
-  CHECK(scores[0].verdict.empty());
+  CHECK(scores[0].total == 0.5);
+  CHECK_FALSE(scores[0].answer_check.has_value());
 
   options.auth_token = "";
   RewardClient no_token(options);
@@ -162,7 +163,7 @@ TEST_CASE("client: retries until the server comes up", "[server][client][retry]"
   auto server = StartServer(config);
   const auto result = scores.get();
   REQUIRE(result.size() == 4);
-  CHECK(result[0].status == "ok");
+  CHECK(result[0].status == rewards::ScoreStatus::kOk);
   CHECK(client.stats().attempts >= 3);   // failed, failed, ..., then the answer
   CHECK(client.stats().connections == 1);
 }
@@ -244,10 +245,11 @@ TEST_CASE("client: 503 is retried, then the answer is used", "[server][client][r
   const auto scores = client.Score(data.samples);
   CHECK(peer.requests() == 3);
   REQUIRE(scores.size() == 1);
-  CHECK(scores[0].reward == 1.5);
-  CHECK(scores[0].extracted == "4");
+  CHECK(scores[0].total == 1.5);
+  REQUIRE(scores[0].answer_check.has_value());
+  CHECK(scores[0].answer_check->extracted == "4");
   REQUIRE(scores[0].components.size() == 2);
-  CHECK(scores[0].components[0].first == "b.rule");  // the server's order is kept
+  CHECK(scores[0].components[0].rule == "b.rule");  // the server's order is kept
 }
 
 TEST_CASE("client: 503 on every attempt ends in a clear error", "[server][client][retry]") {
@@ -276,6 +278,14 @@ TEST_CASE("client: a wrong number of results is an error, not a guess", "[server
   CHECK_THROWS_WITH(client.Score(data.samples), Catch::Contains("other than 2 results"));
 }
 
+TEST_CASE("client: a result not in the wire form is an error naming the key", "[server][client]") {
+  ScriptedPeer peer(0, R"({"reward": "r1", "results": [{"reward": 1, "status": "fine", "components": {}}]})");
+  RewardClient client(OptionsFor(peer.port()));
+  Samples data(1);
+  CHECK_THROWS_WITH(client.Score(data.samples),
+                    Catch::Contains("malformed result") && Catch::Contains("status: expected one of ok"));
+}
+
 TEST_CASE("client: bad options are rejected", "[server][client]") {
   ClientOptions options;
   options.url = "https://example.org";
@@ -289,4 +299,4 @@ TEST_CASE("client: bad options are rejected", "[server][client]") {
 }
 
 }  // namespace
-}  // namespace rl::server
+}  // namespace rl::rewards::server

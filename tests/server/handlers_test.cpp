@@ -4,10 +4,10 @@
 #include "rewards/server/handlers.h"
 #include "tests/server/server_test_util.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
-using namespace rl::server::testing;
+using namespace rl::rewards::server::testing;
 
 json Body(const Response& res) { return json::parse(res.body()); }
 
@@ -373,4 +373,4 @@ TEST_CASE("overloaded answer carries Retry-After", "[server][errors]") {
 }
 
 }  // namespace
-}  // namespace rl::server
+}  // namespace rl::rewards::server

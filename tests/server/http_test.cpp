@@ -8,10 +8,10 @@
 
 #include "tests/server/server_test_util.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
-using namespace rl::server::testing;
+using namespace rl::rewards::server::testing;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
@@ -406,4 +406,4 @@ TEST_CASE("http: start fails clearly on a bad address", "[server][http]") {
 }
 
 }  // namespace
-}  // namespace rl::server
+}  // namespace rl::rewards::server

@@ -4,10 +4,10 @@
 #include "rewards/server/request_reader.h"
 #include "tests/server/server_test_util.h"
 
-namespace rl::server {
+namespace rl::rewards::server {
 namespace {
 
-using namespace rl::server::testing;
+using namespace rl::rewards::server::testing;
 
 // The answer parsed back as a client would read it.
 http::response<http::string_body> ParseAnswer(const std::string& answer) {
@@ -82,4 +82,4 @@ TEST_CASE("raw request: only the first of pipelined requests is answered", "[ser
 }
 
 }  // namespace
-}  // namespace rl::server
+}  // namespace rl::rewards::server

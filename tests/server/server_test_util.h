@@ -28,7 +28,7 @@
 #include "rewards/server/server.h"
 #include "rewards/server/server_config.h"
 
-namespace rl::server::testing {
+namespace rl::rewards::server::testing {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -204,4 +204,4 @@ inline json ParseBody(const http::response<http::string_body>& res) {
   return json::parse(res.body());
 }
 
-}  // namespace rl::server::testing
+}  // namespace rl::rewards::server::testing

@@ -66,6 +66,18 @@ TEST_CASE("wrong types and ranges name the key and its line", "[config]") {
   CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: [1}\n", "c.yaml"), Catch::Contains("not valid YAML"));
 }
 
+TEST_CASE("an error carries its file, line and key path as data", "[config]") {
+  try {
+    ParseTrainConfig("run: {seed: 1}\ngrpo:\n  beta: lots\n", "c.yaml");
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(e.origin() == "c.yaml");
+    CHECK(e.line() == 3);
+    CHECK(e.path() == "grpo.beta");
+    CHECK(e.detail() == "expected a number, got 'lots'");
+  }
+}
+
 TEST_CASE("rollout.dtype: float32 by default, bfloat16 on request, printed either way", "[config]") {
   TrainConfig defaults = ParseTrainConfig("rollout: {num_generations: 4}\n", "d.yaml");
   CHECK(defaults.rollout.dtype == RolloutDtype::kFloat32);

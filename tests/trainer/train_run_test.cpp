@@ -182,14 +182,14 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   // The server and the in-process run score with the same spec (the tiny run's).
   const fs::path spec = fs::temp_directory_path() / "rl_trainer_test_reward.yaml";
   std::ofstream(spec) << TinyRun("unused").rewards.spec;
-  rl::server::ServerConfig server_config;
+  rl::rewards::server::ServerConfig server_config;
   server_config.host = "127.0.0.1";
   server_config.port = 0;
   server_config.rewards = {{"tags", spec.string()}};
   std::string error;
-  std::shared_ptr<const rl::server::RewardRegistry> registry = rl::server::RewardRegistry::FromConfig(server_config, &error);
+  std::shared_ptr<const rl::rewards::server::RewardRegistry> registry = rl::rewards::server::RewardRegistry::FromConfig(server_config, &error);
   REQUIRE(registry);
-  std::unique_ptr<rl::server::Server> server = rl::server::Server::Start(server_config, registry, &error);
+  std::unique_ptr<rl::rewards::server::Server> server = rl::rewards::server::Server::Start(server_config, registry, &error);
   REQUIRE(server);
   const std::string url = "http://127.0.0.1:" + std::to_string(server->port());
 

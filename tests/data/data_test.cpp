@@ -1,27 +1,26 @@
+// rl/data: JSONL datasets (text and chat prompts), the fraction task, the epoch sampler.
 #include <filesystem>
 #include <fstream>
 #include <set>
 
-#include <torch/types.h>
-#include <torch/utils.h>
-#include "tests/support/catch_torch.h"
+#include <catch2/catch.hpp>
 
 #include "rl/data/dataset.h"
 #include "rl/data/fraction_task.h"
 #include "rl/data/sampler.h"
-#include "trainer/policy.h"
+#include "tests/support/temp_dir.h"
 
 using namespace rl::data;
-using rl::trainer::PromptFormat;
-using rl::trainer::RenderPrompt;
-using rl::trainer::TokenizerSection;
 
 namespace {
 
+// A file of this process's own temporary folder (removed at exit), so that tests in parallel
+// never share one.
 std::string WriteTemp(const std::string& name, const std::string& text) {
-  auto path = std::filesystem::temp_directory_path() / name;
+  static const rl::testing::TempDir dir;
+  const std::string path = dir / name;
   std::ofstream(path, std::ios::binary) << text;
-  return path.string();
+  return path;
 }
 
 }  // namespace
@@ -102,31 +101,6 @@ TEST_CASE("chat-message prompts of the wrong shape name the file, line and field
              Catch::EndsWith(":2: key 'prompt': the last message must have role \"user\", got \"assistant\""));
   CHECK_THAT(error_of("{\"role\": \"user\", \"content\": \"x\"}"),
              Catch::EndsWith(":2: key 'prompt' must be a string or a list of chat messages, got object"));
-}
-
-TEST_CASE("text and chat-message prompts render through the same chat template", "[data][chat]") {
-  TokenizerSection chatml;
-  chatml.prompt_format = PromptFormat::kChatMl;
-  const std::string header =
-      "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n";
-  const std::string question = "<|im_start|>user\n1+1?<|im_end|>\n<|im_start|>assistant\n";
-  Example text{"1+1?", "2", ""};
-  Example chat;
-  chat.messages = {{"user", "1+1?"}};
-  CHECK(RenderPrompt(chatml, text) == header + question);
-  CHECK(RenderPrompt(chatml, chat) == header + question);
-  // A conversation uses the template even when text prompts are plain.
-  TokenizerSection plain;
-  CHECK(RenderPrompt(plain, text) == "1+1?\n");
-  CHECK(RenderPrompt(plain, chat) == header + question);
-  // The configured system prompt stands in for a missing system message, never for one given.
-  chatml.system_prompt = "Think first.";
-  CHECK(RenderPrompt(chatml, chat) == "<|im_start|>system\nThink first.<|im_end|>\n" + question);
-  chat.messages.insert(chat.messages.begin(), {"system", "Be brief."});
-  CHECK(RenderPrompt(chatml, chat) == "<|im_start|>system\nBe brief.<|im_end|>\n" + question);
-  chat.messages = {{"user", "a"}, {"assistant", "b"}, {"user", "1+1?"}};
-  CHECK(RenderPrompt(plain, chat) ==
-        header + "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n" + question);
 }
 
 TEST_CASE("rationals in every form", "[data][task]") {

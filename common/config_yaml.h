@@ -1,0 +1,147 @@
+// common/config_yaml.h: the YAML visitors of a configuration schema (common/config_schema.h).
+//
+//   YamlReader  binds a YAML document to the structs: types, ranges and choices are checked,
+//               a key the schema does not have is an error with a "did you mean"; fields
+//               the document leaves out (or sets to null) keep their values.
+//   YamlWriter  prints the structs as YAML, every field in schema order; what it prints reads
+//               back to the same values.
+//
+// Errors: YamlReader throws ConfigError with the origin, the line and the key path.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/config_schema.h"
+
+namespace rl::common {
+
+// Parses YAML text into a document for YamlReader: a syntax error is a ConfigError at its
+// line, and a document that is not a mapping (nor empty) is one too.
+YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin);
+
+class YamlReader {
+ public:
+  YamlReader(YAML::Node root, std::string origin);
+
+  template <class Body>
+  void Section(const char* key, Body&& body) {
+    YAML::Node node = Lookup(key);
+    const std::string path = Path(key);
+    if (node && !node.IsNull() && !node.IsMap()) Fail(node, path, "expected a mapping (a section with keys)");
+    stack_.push_back({node, path + ".", {}});
+    body();
+    CheckUnknownKeys();
+    stack_.pop_back();
+  }
+
+  template <class T>
+  void Field(const char* key, T& value, Range range = {}, const char* = "") {
+    YAML::Node node = Lookup(key);
+    if (!node || node.IsNull()) return;
+    value = Convert<T>(node, key);
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      CheckRange(node, key, static_cast<double>(value), range);
+    }
+  }
+  void Field(const char* key, std::optional<double>& value, Range range = {}, const char* = "");
+  void Field(const char* key, StringList& value, Range = {}, const char* = "");
+  void Field(const char* key, StringPairs& value, Range = {}, const char* = "");
+  void Field(const char* key, YamlSubtree subtree, Range = {}, const char* = "");
+
+  template <class E>
+  void Choice(const char* key, E& value, const Choices<E>& choices, const char* = "") {
+    YAML::Node node = Lookup(key);
+    if (!node || node.IsNull()) return;
+    const std::string text = Convert<std::string>(node, key);
+    std::vector<std::string> names;
+    for (const auto& [name, choice] : choices) {
+      if (text == name) {
+        value = choice;
+        return;
+      }
+      names.push_back(std::string("'") + name + "'");
+    }
+    Fail(node, Path(key), "expected one of " + Join(names) + ", got '" + text + "'");
+  }
+
+  // Reports a key of the current mapping that the schema did not ask for. Sections check
+  // their own keys; call it once more after visiting, for the top level.
+  void CheckUnknownKeys();
+
+ private:
+  struct Frame {
+    YAML::Node node;
+    std::string path;                // "" or "section."
+    std::vector<std::string> known;  // the keys visited so far
+  };
+
+  YAML::Node Lookup(const char* key);
+  std::string Path(const char* key) const { return stack_.back().path + key; }
+  [[noreturn]] void Fail(const YAML::Node& node, const std::string& path, const std::string& detail) const;
+  static std::string Describe(const YAML::Node& node);
+  static std::string Join(const std::vector<std::string>& items);
+  void CheckRange(const YAML::Node& node, const char* key, double value, Range range) const;
+
+  template <class T>
+  T Convert(const YAML::Node& node, const char* key) const {
+    const char* expected = std::is_same_v<T, std::string> ? "a string"
+                           : std::is_same_v<T, bool>      ? "true or false"
+                           : std::is_integral_v<T>        ? "an integer"
+                                                          : "a number";
+    T out{};
+    if (!node.IsScalar() || !YAML::convert<T>::decode(node, out)) {
+      Fail(node, Path(key), std::string("expected ") + expected + ", got " + Describe(node));
+    }
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(out)) Fail(node, Path(key), "expected a finite number, got " + Describe(node));
+    }
+    return out;
+  }
+
+  std::string origin_;
+  std::vector<Frame> stack_;
+};
+
+class YamlWriter {
+ public:
+  YamlWriter() { stack_.push_back(YAML::Node(YAML::NodeType::Map)); }
+
+  template <class Body>
+  void Section(const char* key, Body&& body) {
+    stack_.push_back(YAML::Node(YAML::NodeType::Map));
+    body();
+    YAML::Node done = stack_.back();
+    stack_.pop_back();
+    stack_.back()[key] = done;
+  }
+
+  template <class T>
+  void Field(const char* key, const T& value, Range = {}, const char* = "") {
+    stack_.back()[key] = value;
+  }
+  void Field(const char* key, const std::optional<double>& value, Range = {}, const char* = "");
+  void Field(const char* key, const StringPairs& value, Range = {}, const char* = "");
+  void Field(const char* key, YamlSubtree subtree, Range = {}, const char* = "");
+
+  template <class E>
+  void Choice(const char* key, const E& value, const Choices<E>& choices, const char* = "") {
+    for (const auto& [name, choice] : choices) {
+      if (choice == value) stack_.back()[key] = std::string(name);
+    }
+  }
+
+  // The document, full precision for numbers, ending in a newline.
+  std::string Dump() const;
+
+ private:
+  std::vector<YAML::Node> stack_;
+};
+
+}  // namespace rl::common
