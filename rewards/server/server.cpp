@@ -162,6 +162,11 @@ class Session : public std::enable_shared_from_this<Session> {
     net::post(stream_.get_executor(),
               beast::bind_front_handler(&Session::OnAbort, shared_from_this()));
   }
+  // Closes the socket at once. Only once the io threads have stopped: nothing else touches it.
+  void CloseStopped() {
+    beast::error_code ec;
+    stream_.socket().close(ec);
+  }
 
  private:
   // Waits for the next request under the idle timeout; the header timeout starts with its
@@ -618,6 +623,9 @@ void Server::Wait() {
   if (impl_->waited) return;
   for (std::thread& t : impl_->threads) t.join();
   impl_->pool.join();
+  // A connection left open (an idle keep-alive one) is closed now, not when the server is
+  // destroyed: its client would otherwise send its next request into a socket nobody reads.
+  for (const std::shared_ptr<Session>& session : impl_->state.sessions.Live()) session->CloseStopped();
   impl_->waited = true;
   impl_->LogSummary("stopped");
 }

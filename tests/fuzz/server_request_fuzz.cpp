@@ -23,7 +23,7 @@
 namespace {
 
 using rl::fuzz::Require;
-using rl::server::ServerConfig;
+using rl::rewards::server::ServerConfig;
 
 constexpr const char* kR1Spec = R"(
 special_tokens: ["<|im_end|>", "<|endoftext|>"]
@@ -47,18 +47,18 @@ std::shared_ptr<const rl::rewards::Reward> MakeReward(const char* spec) {
 // One server: its config, rewards and metrics, as a live server holds them.
 struct FuzzServer {
   ServerConfig config;
-  std::shared_ptr<const rl::server::RewardRegistry> registry;
-  rl::server::ServerMetrics metrics;
+  std::shared_ptr<const rl::rewards::server::RewardRegistry> registry;
+  rl::rewards::server::ServerMetrics metrics;
 
   explicit FuzzServer(ServerConfig c) : config(std::move(c)) {
     config.rewards = {{"r1", "(in process)"}, {"format", "(in process)"}};
     config.default_reward = "r1";
-    std::vector<rl::server::NamedReward> named = {{"r1", "(in process)", MakeReward(kR1Spec)},
+    std::vector<rl::rewards::server::NamedReward> named = {{"r1", "(in process)", MakeReward(kR1Spec)},
                                                   {"format", "(in process)", MakeReward(kFormatSpec)}};
     std::string error;
-    registry = rl::server::RewardRegistry::FromRewards(std::move(named), "r1", &error);
+    registry = rl::rewards::server::RewardRegistry::FromRewards(std::move(named), "r1", &error);
     Require(registry != nullptr, "the harness's registry builds");
-    Require(rl::server::ValidateServerConfig(config, &error), "the harness's configs are valid");
+    Require(rl::rewards::server::ValidateServerConfig(config, &error), "the harness's configs are valid");
   }
 };
 
@@ -96,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rl::fuzz::FuzzInput input(data, size);
   FuzzServer& server = Server(input.Byte());
   const std::string_view bytes = input.Rest().value_or("");
-  const std::string answer = rl::server::HandleRawRequest(
-      bytes, rl::server::HandlerContext{server.config, *server.registry, server.metrics});
+  const std::string answer = rl::rewards::server::HandleRawRequest(
+      bytes, rl::rewards::server::HandlerContext{server.config, *server.registry, server.metrics});
   if (answer.empty()) return 0;
   const int status = StatusOf(answer);
   Require(status >= 200 && status <= 599, "an answer starts with a status line");

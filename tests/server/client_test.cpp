@@ -181,7 +181,7 @@ TEST_CASE("client: a stale keep-alive connection is replaced transparently", "[s
   // The server goes away (closing the pooled connection) and another takes its port.
   first->Shutdown();
   first->Wait();
-  ServerConfig config = TestConfig();
+  ServerConfig config = short_idle;  // its shutdown at the end need not wait for us either
   config.port = port;
   auto second = StartServer(config);
   CHECK(client.Score(data.samples).size() == 2);

@@ -316,6 +316,22 @@ TEST_CASE("http: shutdown stops accepting and finishes requests in flight", "[se
   CHECK(server->metrics().requests_in_flight.load() == 0);
 }
 
+// A stopped server used to keep idle keep-alive sockets open until it was destroyed: a
+// client's next request then waited for its own timeout (120 s in a client test).
+TEST_CASE("http: idle keep-alive connections are closed when Wait returns", "[server][http][shutdown]") {
+  auto server = StartServer(TestConfig());
+  Connection idle(server->port());
+  REQUIRE(idle.Get("/health").result() == http::status::ok);
+  // A round trip on another connection: by its end the first one waits for its next request
+  // (were Shutdown to come before, that session would close itself on seeing it).
+  REQUIRE(Connection(server->port()).Get("/health").result() == http::status::ok);
+  server->Shutdown();
+  server->Wait();
+  const auto [data, closed] = idle.ReadUntilClosed(milliseconds(30000));
+  CHECK(closed);
+  CHECK(data.empty());
+}
+
 TEST_CASE("http: a chunked trailer too large for Beast is answered 431, not a crash", "[server][http][errors]") {
   auto server = StartServer(TestConfig());
   Connection c(server->port());
