@@ -1,18 +1,90 @@
 #include "common/config_yaml.h"
 
+#include <cstdio>
 #include <sstream>
+#include <string_view>
 
 #include "common/names.h"
 
 namespace rl::common {
 
-YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin) {
+namespace {
+
+// The length of the well-formed UTF-8 sequence at s[i], or 0.
+size_t Utf8Length(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char b = byte(i);
+  const size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  uint32_t code = n == 1 ? b : b & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte(i + k) & 0x3F);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (code < kMin[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+  return n;
+}
+
+// YAML's character set (the spec's c-printable, in UTF-8): tab, line breaks and printable
+// characters. yaml-cpp reads other bytes too, and then writes text it cannot read back.
+void CheckYamlCharacters(std::string_view text, const std::string& origin) {
+  int line = 1;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t n = Utf8Length(text, i);
+    const bool c1_control = c == 0xC2 && n == 2 && static_cast<unsigned char>(text[i + 1]) < 0xA0 &&
+                            static_cast<unsigned char>(text[i + 1]) != 0x85;  // U+0080..U+009F
+    const bool printable =
+        c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c != 0x7F && n > 0 && !c1_control);
+    if (!printable) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", c);
+      throw ConfigError(origin, line, "",
+                        std::string("not valid YAML: byte ") + hex +
+                            (n == 0 && c >= 0x80 ? " is not UTF-8" : " is a control character") +
+                            " (YAML allows printable characters, tab and line breaks)");
+    }
+    if (c == '\n') ++line;
+    i += n;
+  }
+}
+
+// Nesting is bounded, so that the recursive readers and writers of a configuration (ours and
+// yaml-cpp's) stay far from the stack's end; an alias that contains itself nests forever.
+void CheckYamlNesting(const YAML::Node& node, const std::string& origin, int depth) {
+  if (!node.IsMap() && !node.IsSequence()) return;
+  if (depth > kMaxYamlNesting) {
+    throw ConfigError(origin, node.Mark().line + 1, "",
+                      "nested deeper than " + std::to_string(kMaxYamlNesting) +
+                          " levels (or an alias contains itself)");
+  }
+  for (const auto& item : node) {
+    if (node.IsMap()) {
+      CheckYamlNesting(item.first, origin, depth + 1);
+      CheckYamlNesting(item.second, origin, depth + 1);
+    } else {
+      CheckYamlNesting(item, origin, depth + 1);
+    }
+  }
+}
+
+}  // namespace
+
+YAML::Node ParseYamlDocument(const std::string& text, const std::string& origin) {
+  CheckYamlCharacters(text, origin);
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw ConfigError(origin, e.mark.line + 1, "", "not valid YAML: " + e.msg);
   }
+  CheckYamlNesting(root, origin, 1);
+  return root;
+}
+
+YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin) {
+  YAML::Node root = ParseYamlDocument(text, origin);
   if (root && !root.IsNull() && !root.IsMap()) {
     throw ConfigError(origin, root.Mark().line + 1, "", "expected a mapping of settings at the top level");
   }
@@ -60,7 +132,13 @@ void YamlReader::Field(const char* key, YamlSubtree subtree, Range, const char*)
   YAML::Node node = Lookup(key);
   if (!node || node.IsNull()) return;
   if (!node.IsMap()) Fail(node, Path(key), "expected a mapping, got " + Describe(node));
-  *subtree.text = YAML::Dump(node);
+  std::string text = YAML::Dump(node);
+  try {
+    (void)YAML::Load(text);  // what is kept is read again later (and printed): it must parse
+  } catch (const YAML::Exception&) {
+    Fail(node, Path(key), "a mapping that YAML cannot write back faithfully");
+  }
+  *subtree.text = std::move(text);
 }
 
 void YamlReader::CheckUnknownKeys() {

@@ -22,8 +22,15 @@
 
 namespace rl::common {
 
-// Parses YAML text into a document for YamlReader: a syntax error is a ConfigError at its
-// line, and a document that is not a mapping (nor empty) is one too.
+// Deeper YAML is refused: readers and writers (yaml-cpp's too) recurse once per level.
+inline constexpr int kMaxYamlNesting = 64;
+
+// Parses YAML text into a document: a syntax error is a ConfigError at its line, and so are a
+// byte outside YAML's character set (control characters, ill-formed UTF-8: yaml-cpp reads
+// them but may write text it cannot read back) and nesting beyond kMaxYamlNesting (an alias
+// that contains itself nests forever).
+YAML::Node ParseYamlDocument(const std::string& text, const std::string& origin);
+// ParseYamlDocument, for YamlReader: a document that is not a mapping (nor empty) is an error.
 YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin);
 
 class YamlReader {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 
+#include "common/config_yaml.h"
 #include "rewards/rule.h"
 
 namespace rl::rewards {
@@ -128,10 +129,10 @@ bool YamlToJson(std::string_view yaml, std::string_view origin, nlohmann::json* 
                 SpecLines* lines, std::string* error) {
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    *error = std::string(origin) + ":" + std::to_string(e.mark.line + 1) + ":" +
-             std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg;
+    // YAML's character set and bounded nesting (an alias may contain itself): Convert recurses.
+    root = common::ParseYamlDocument(std::string(yaml), std::string(origin));
+  } catch (const common::ConfigError& e) {
+    *error = e.what();
     return false;
   }
   Converter converter(origin, lines);

@@ -80,6 +80,17 @@ TEST_CASE("config: keys that are not strings are errors, not exceptions", "[serv
   CHECK_THAT(error, Catch::Contains("get_reward: keys must be strings, got a list"));
 }
 
+// Found by server_config_fuzz: a NUL byte in a comment was read, and the printed config did
+// not print the same when read back.
+TEST_CASE("config: bytes outside YAML's character set are errors", "[server][config]") {
+  ServerConfig c;
+  std::string error;
+  CHECK_FALSE(Load(std::string("# a comment\nport: 1\n# take\0s\n", 29), &c, &error));
+  CHECK_THAT(error, Catch::Contains("server.yaml:3: not valid YAML: byte 0x00 is a control character"));
+  CHECK_FALSE(Load("a: &a [*a]\n", &c, &error));
+  CHECK_THAT(error, Catch::Contains("nested deeper than 64 levels"));
+}
+
 TEST_CASE("config: validation", "[server][config]") {
   ServerConfig c;
   std::string error;

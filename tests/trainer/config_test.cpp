@@ -66,6 +66,16 @@ TEST_CASE("wrong types and ranges name the key and its line", "[config]") {
   CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: [1}\n", "c.yaml"), Catch::Contains("not valid YAML"));
 }
 
+// Found by train_config_fuzz: yaml-cpp read control bytes in an inline spec, wrote them in
+// text it could not read back, and --print-config threw from YAML's parser.
+TEST_CASE("bytes outside YAML's character set are refused at their line", "[config]") {
+  CHECK_THROWS_WITH(ParseTrainConfig("rewards:\n  spec:\n    rules: [{name: \"a\x1e\"}]\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:3: not valid YAML: byte 0x1E is a control character"));
+  CHECK_THROWS_WITH(ParseTrainConfig("run: {name: \"\xff\"}\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:1: not valid YAML: byte 0xFF is not UTF-8"));
+  CHECK_NOTHROW(ParseTrainConfig("run: {name: \"caf\xc3\xa9\t\"}\r\n", "c.yaml"));
+}
+
 TEST_CASE("an error carries its file, line and key path as data", "[config]") {
   try {
     ParseTrainConfig("run: {seed: 1}\ngrpo:\n  beta: lots\n", "c.yaml");
