@@ -35,15 +35,20 @@ void CheckYamlCharacters(std::string_view text, const std::string& origin) {
     const size_t n = Utf8Length(text, i);
     const bool c1_control = c == 0xC2 && n == 2 && static_cast<unsigned char>(text[i + 1]) < 0xA0 &&
                             static_cast<unsigned char>(text[i + 1]) != 0x85;  // U+0080..U+009F
+    // A carriage return only before a line feed: yaml-cpp keeps a lone one inside a scalar and
+    // writes it back where a reader takes it for a line break.
+    const bool line_end_cr = c == '\r' && i + 1 < text.size() && text[i + 1] == '\n';
     const bool printable =
-        c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c != 0x7F && n > 0 && !c1_control);
+        c == '\t' || c == '\n' || line_end_cr || (c >= 0x20 && c != 0x7F && n > 0 && !c1_control);
     if (!printable) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "0x%02X", c);
       throw ConfigError(origin, line, "",
                         std::string("not valid YAML: byte ") + hex +
-                            (n == 0 && c >= 0x80 ? " is not UTF-8" : " is a control character") +
-                            " (YAML allows printable characters, tab and line breaks)");
+                            (c == '\r'             ? " is a carriage return not before a line feed"
+                             : n == 0 && c >= 0x80 ? " is not UTF-8"
+                                                   : " is a control character") +
+                            " (YAML allows printable characters, tab and line ends \\n or \\r\\n)");
     }
     if (c == '\n') ++line;
     i += n;

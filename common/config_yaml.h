@@ -26,8 +26,8 @@ namespace rl::common {
 inline constexpr int kMaxYamlNesting = 64;
 
 // Parses YAML text into a document: a syntax error is a ConfigError at its line, and so are a
-// byte outside YAML's character set (control characters, ill-formed UTF-8: yaml-cpp reads
-// them but may write text it cannot read back) and nesting beyond kMaxYamlNesting (an alias
+// byte outside YAML's character set (control characters, a carriage return not before a line
+// feed, ill-formed UTF-8: yaml-cpp reads them but may write text it cannot read back) and nesting beyond kMaxYamlNesting (an alias
 // that contains itself nests forever).
 YAML::Node ParseYamlDocument(const std::string& text, const std::string& origin);
 // ParseYamlDocument, for YamlReader: a document that is not a mapping (nor empty) is an error.

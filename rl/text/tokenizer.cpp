@@ -227,7 +227,8 @@ bool NestedDeeperThan(const nlohmann::json& j, int limit) {
 }
 
 std::string Quote(const nlohmann::json& j) {
-  std::string s = j.dump();
+  // A token's bytes need not be UTF-8 (byte-level BPE): ill-formed bytes print as U+FFFD.
+  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return s.size() > 80 ? s.substr(0, 77) + "..." : s;
 }
 

@@ -87,6 +87,9 @@ TEST_CASE("config: bytes outside YAML's character set are errors", "[server][con
   std::string error;
   CHECK_FALSE(Load(std::string("# a comment\nport: 1\n# take\0s\n", 29), &c, &error));
   CHECK_THAT(error, Catch::Contains("server.yaml:3: not valid YAML: byte 0x00 is a control character"));
+  CHECK_FALSE(Load("rewards: {r1: a\rb}\n", &c, &error));  // the CI's fuzz smoke found this one
+  CHECK_THAT(error, Catch::Contains("server.yaml:1: not valid YAML: byte 0x0D is a carriage return"));
+  CHECK(Load("port: 1\r\nhost: x\r\n", &c, &error));
   CHECK_FALSE(Load("a: &a [*a]\n", &c, &error));
   CHECK_THAT(error, Catch::Contains("nested deeper than 64 levels"));
 }
