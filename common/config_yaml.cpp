@@ -5,26 +5,11 @@
 #include <string_view>
 
 #include "common/names.h"
+#include "common/utf8.h"
 
 namespace rl::common {
 
 namespace {
-
-// The length of the well-formed UTF-8 sequence at s[i], or 0.
-size_t Utf8Length(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b = byte(i);
-  const size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  uint32_t code = n == 1 ? b : b & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (code < kMin[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  return n;
-}
 
 // YAML's character set (the spec's c-printable, in UTF-8): tab, line breaks and printable
 // characters. yaml-cpp reads other bytes too, and then writes text it cannot read back.
@@ -32,7 +17,8 @@ void CheckYamlCharacters(std::string_view text, const std::string& origin) {
   int line = 1;
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
-    const size_t n = Utf8Length(text, i);
+    const utf8::Scan scan = utf8::ScanAt(text, i);
+    const size_t n = scan.complete ? scan.length : 0;
     const bool c1_control = c == 0xC2 && n == 2 && static_cast<unsigned char>(text[i + 1]) < 0xA0 &&
                             static_cast<unsigned char>(text[i + 1]) != 0x85;  // U+0080..U+009F
     // A carriage return only before a line feed: yaml-cpp keeps a lone one inside a scalar and

@@ -1,6 +1,7 @@
 // rewards/math/internal.h: the pieces of the verifier (not a public header).
 //
-//   text.cpp      UTF-8 checks, Unicode/LaTeX normalisation, answer extraction
+//   lex.h         character classes and scans shared by text.cpp and parse.cpp
+//   text.cpp      Unicode/LaTeX normalisation, answer extraction
 //   parse.cpp     lexer and recursive-descent parser into an arena expression tree
 //   rational.cpp  exact rationals and what their arithmetic costs
 //   eval.cpp      exact rational evaluation and numeric evaluation at sample points
@@ -151,7 +152,6 @@ struct Extracted {
   Extraction kind = Extraction::kBoxed;
   bool hedged = false;
 };
-bool IsValidUtf8(std::string_view s);
 // The completion's final answer, in the options' priority order; nullopt when none.
 std::optional<Extracted> ExtractAnswer(std::string_view completion, const VerifierOptions& options,
                                        Budget& budget);

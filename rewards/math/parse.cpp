@@ -5,17 +5,14 @@
 // powers, postfix (! % _ '), primaries. Nesting is limited so hostile input cannot exhaust
 // the stack; every token and node is charged to the budget.
 #include <algorithm>
-#include <cctype>
 
 #include "rewards/math/internal.h"
+#include "rewards/math/lex.h"
 
 namespace rl::rewards::math::internal {
 namespace {
 
 constexpr int kMaxDepth = 160;
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 enum class Tok : uint8_t { kEnd, kNum, kIdent, kCmd, kChar, kText, kAnd, kOr, kPercent };
 
@@ -65,20 +62,11 @@ class Lexer {
 
   // The content of the brace group at s[i] == '{'; i moves past it.
   static std::string_view Group(std::string_view s, size_t* i) {
-    int depth = 0;
-    for (size_t k = *i; k < s.size(); ++k) {
-      if (s[k] == '\\') {
-        ++k;
-        continue;
-      }
-      if (s[k] == '{') ++depth;
-      if (s[k] == '}' && --depth == 0) {
-        std::string_view inner = s.substr(*i + 1, k - *i - 1);
-        *i = k + 1;
-        return inner;
-      }
-    }
-    throw ParseError{"unbalanced braces"};
+    const size_t end = MatchBrace(s, *i);
+    if (end == std::string_view::npos) throw ParseError{"unbalanced braces"};
+    std::string_view inner = s.substr(*i + 1, end - *i - 2);
+    *i = end;
+    return inner;
   }
 
   void LexNumber(std::string_view s, size_t* i, std::vector<Token>* out) {
@@ -88,8 +76,7 @@ class Lexer {
     // Thousands groups "7,425,000" after a head of 1-3 digits.
     if (!num.empty() && num.size() <= 3) {
       // "1,000" could be a pair; thousands is the common meaning in answers.
-      while (j + 3 < s.size() && s[j] == ',' && IsDigit(s[j + 1]) && IsDigit(s[j + 2]) &&
-             IsDigit(s[j + 3]) && (j + 4 >= s.size() || !IsDigit(s[j + 4]))) {
+      while (IsThousandsGroup(s, j, ',')) {
         num.append(s.substr(j + 1, 3));
         j += 4;
       }
@@ -136,8 +123,7 @@ class Lexer {
     while (j < s.size() && IsAlpha(s[j])) ++j;
     std::string word(s.substr(*i, j - *i));
     *i = j;
-    std::string lower = word;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string lower = Lower(word);
     if (lower == "and") return Push(out, Tok::kAnd, word);
     if (lower == "or") return Push(out, Tok::kOr, word);
     if (lower == "percent" || lower == "pct" || lower == "percentage") {
@@ -165,8 +151,7 @@ class Lexer {
       if (name == "operatorname" && word) return Push(out, Tok::kCmd, std::string(t));
       if (font && word) return Push(out, Tok::kIdent, std::string(t));
     }
-    std::string lower(t);
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string lower = Lower(t);
     if (lower == "and" || lower == ",") return Push(out, Tok::kAnd, "and");
     if (lower == "or") return Push(out, Tok::kOr, "or");
     if (lower.empty()) return;

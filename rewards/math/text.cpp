@@ -1,44 +1,20 @@
-// Text side of the verifier: UTF-8 validation, normalisation to ASCII LaTeX, and finding the
+// Text side of the verifier: normalisation to ASCII LaTeX, and finding the
 // final answer in a completion (answer tag, boxed, anchors, math environments, numbers).
 // Every scan here is linear in the input and charged to the budget by its length first.
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstring>
 
 #include "rewards/math/internal.h"
+#include "rewards/math/lex.h"
 
 namespace rl::rewards::math::internal {
 namespace {
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f'; }
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
   return s;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// Position just past the brace group opening at `open` (s[open] == '{'), or npos.
-size_t MatchBrace(std::string_view s, size_t open) {
-  int depth = 0;
-  for (size_t i = open; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      ++i;  // \{ and \} do not count
-      continue;
-    }
-    if (s[i] == '{') ++depth;
-    if (s[i] == '}' && --depth == 0) return i + 1;
-  }
-  return std::string_view::npos;
 }
 
 struct Span {
@@ -160,7 +136,7 @@ Joint ClassifySeparator(std::string_view sep) {
       words += ' ';
       continue;
     }
-    words += IsAlpha(c) ? static_cast<char>(std::tolower(c)) : ' ';
+    words += IsAlpha(c) ? LowerChar(c) : ' ';
   }
   bool has_and = false, has_or = false, other = false;
   size_t i = 0;
@@ -232,8 +208,7 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
     // Thousands groups: ",ddd" or " ddd" after a head of 1-3 digits.
     if (head >= 1 && head <= 3) {
       for (char sep : {',', ' '}) {
-        while (j + 3 < s.size() + 0 && s[j] == sep && IsDigit(s[j + 1]) && IsDigit(s[j + 2]) &&
-               IsDigit(s[j + 3]) && (j + 4 >= s.size() || !IsDigit(s[j + 4]))) {
+        while (IsThousandsGroup(s, j, sep)) {
           if (sep == ' ' && j + 4 < s.size() && s[j + 4] == '/') break;  // "1 000/3"? keep apart
           number.append(s.substr(j + 1, 3));
           j += 4;
@@ -295,8 +270,6 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
   }
   return last;
 }
-
-char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Whether s[at..] starts with `word` (lower case), ignoring case.
 bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
@@ -436,21 +409,6 @@ std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
 
 
 }  // namespace
-
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    if (len == 2 && c < 0xC2) return false;  // overlong
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
 
 std::optional<Extracted> ExtractAnswer(std::string_view completion, const VerifierOptions& options,
                                        Budget& budget) {
@@ -596,7 +554,7 @@ std::string NormalizeText(std::string_view s) {
       continue;
     }
     if (IsSpace(c) || c == '{' || c == '}' || c == '$' || c == '~') continue;
-    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out += LowerChar(c);
   }
   while (!out.empty() && out.back() == '.') out.pop_back();
   if (out.size() >= 2 && out.front() == '(' && out.back() == ')' &&

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <new>
 
+#include "common/utf8.h"
 #include "rewards/math/internal.h"
 
 namespace rl::rewards::math {
@@ -92,7 +93,7 @@ std::string PlainText(std::string_view s, Budget& budget) {
 
 bool ValidUtf8(std::string_view s, Budget& budget) {
   budget.SpendBytes(s.size());
-  return internal::IsValidUtf8(s);
+  return common::utf8::IsValid(s);
 }
 
 // A few thousand characters, then "..." for each node left.

@@ -4,7 +4,7 @@
 #include <pcre2.h>
 #include <unicode/bytestream.h>
 
-#include "rl/text/utf8.h"
+#include "common/utf8.h"
 
 namespace rl::text::internal {
 namespace {
@@ -111,7 +111,7 @@ ByteLevelAlphabet::ByteLevelAlphabet() {
   for (int b = 0; b < 256; ++b) {
     const char32_t cp = printable(b) ? static_cast<char32_t>(b) : extra++;
     if (!printable(b)) order_[next++] = static_cast<uint8_t>(b);
-    utf8::AppendCodePoint(cp, &char_of_[b]);
+    common::utf8::AppendCodePoint(cp, &char_of_[b]);
     byte_of_[cp] = static_cast<int16_t>(b);
   }
 }
@@ -127,9 +127,9 @@ std::optional<std::string> ByteLevelAlphabet::Decode(std::string_view token) con
   std::string out;
   out.reserve(token.size());
   for (size_t pos = 0; pos < token.size();) {
-    const utf8::Scan scan = utf8::ScanAt(token, pos);
+    const common::utf8::Scan scan = common::utf8::ScanAt(token, pos);
     if (!scan.complete) return std::nullopt;
-    const char32_t cp = utf8::DecodeAt(token, pos, scan.length);
+    const char32_t cp = common::utf8::DecodeAt(token, pos, scan.length);
     if (cp >= byte_of_.size() || byte_of_[cp] < 0) return std::nullopt;
     out.push_back(static_cast<char>(byte_of_[cp]));
     pos += scan.length;
@@ -192,7 +192,7 @@ std::string Normalizer::Apply(std::string_view text) const {
       // Find the maximal valid run starting at pos, normalise it, copy the invalid bytes after.
       size_t end = pos;
       while (end < current.size()) {
-        const utf8::Scan scan = utf8::ScanAt(current, end);
+        const common::utf8::Scan scan = common::utf8::ScanAt(current, end);
         if (!scan.complete) break;
         end += scan.length;
       }
@@ -204,7 +204,7 @@ std::string Normalizer::Apply(std::string_view text) const {
         if (U_FAILURE(status)) next.append(current, pos, end - pos);  // only on out-of-memory
       }
       pos = end;
-      while (pos < current.size() && !utf8::ScanAt(current, pos).complete) {
+      while (pos < current.size() && !common::utf8::ScanAt(current, pos).complete) {
         next.push_back(current[pos++]);
       }
     }

@@ -15,7 +15,7 @@
 #include <unicode/uchar.h>
 
 #include "rl/text/pre_tokenizer.h"
-#include "rl/text/utf8.h"
+#include "common/utf8.h"
 
 namespace rl::text {
 namespace {
@@ -50,10 +50,10 @@ struct AddedMatch {
 };
 
 bool IsWhitespaceAt(std::string_view s, size_t pos, size_t* length) {
-  const utf8::Scan scan = utf8::ScanAt(s, pos);
+  const common::utf8::Scan scan = common::utf8::ScanAt(s, pos);
   if (!scan.complete) return false;
   *length = scan.length;
-  return u_isUWhiteSpace(static_cast<UChar32>(utf8::DecodeAt(s, pos, scan.length)));
+  return u_isUWhiteSpace(static_cast<UChar32>(common::utf8::DecodeAt(s, pos, scan.length)));
 }
 
 }  // namespace
@@ -555,7 +555,7 @@ std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_to
   }
   std::string text;
   text.reserve(bytes.size());
-  utf8::AppendLossy(bytes, &text, /*hold_incomplete_tail=*/false);
+  common::utf8::AppendLossy(bytes, &text, /*hold_incomplete_tail=*/false);
   return text;
 }
 
@@ -586,14 +586,14 @@ std::string StreamDecoder::Push(int32_t id) {
   if (skip_special_tokens_ && tokenizer_.IsSpecial(id)) return {};
   pending_ += tokenizer_.TokenBytes(id);
   std::string text;
-  const size_t consumed = utf8::AppendLossy(pending_, &text, /*hold_incomplete_tail=*/true);
+  const size_t consumed = common::utf8::AppendLossy(pending_, &text, /*hold_incomplete_tail=*/true);
   pending_.erase(0, consumed);
   return text;
 }
 
 std::string StreamDecoder::Flush() {
   std::string text;
-  utf8::AppendLossy(pending_, &text, /*hold_incomplete_tail=*/false);
+  common::utf8::AppendLossy(pending_, &text, /*hold_incomplete_tail=*/false);
   pending_.clear();
   return text;
 }

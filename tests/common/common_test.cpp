@@ -1,4 +1,4 @@
-// The shared small jobs of common/: names, thread counts, random streams, JSON files.
+// The shared small jobs of common/: names, thread counts, random streams, JSON files, UTF-8.
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -11,6 +11,7 @@
 #include "common/names.h"
 #include "common/random.h"
 #include "common/threads.h"
+#include "common/utf8.h"
 
 using namespace rl::common;
 
@@ -59,4 +60,17 @@ TEST_CASE("a JSON file: parsed, or an error naming it", "[common]") {
   CHECK_FALSE(ReadJsonFile((dir / "absent.json").string(), &error).has_value());
   CHECK_THAT(error, Catch::EndsWith("absent.json': cannot open"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("UTF-8 is well-formed by the standard's table", "[common]") {
+  CHECK(utf8::IsValid(""));
+  CHECK(utf8::IsValid("x \xC3\x97 \xE2\x88\x9A \xF0\x9F\x99\x82"));  // U+00D7 U+221A U+1F642
+  CHECK_FALSE(utf8::IsValid("\xC0\x80"));          // a 2-byte overlong
+  CHECK_FALSE(utf8::IsValid("\xE0\x80\xB3"));      // a 3-byte overlong
+  CHECK_FALSE(utf8::IsValid("\xED\xA0\x80"));      // a surrogate
+  CHECK_FALSE(utf8::IsValid("\xF4\x90\x80\x80"));  // above U+10FFFF
+  CHECK_FALSE(utf8::IsValid("ok\xE2\x88"));         // cut short
+  const utf8::Scan cut = utf8::ScanAt("\xE2\x88", 0);
+  CHECK(cut.length == 2);
+  CHECK_FALSE(cut.complete);
 }

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/text/tokenizer.h"
-#include "rl/text/utf8.h"
+#include "common/utf8.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace {
@@ -99,7 +99,7 @@ std::array<Variant, 3> MakeVariants() {
 
 bool ValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
-    const rl::text::utf8::Scan scan = rl::text::utf8::ScanAt(s, i);
+    const rl::common::utf8::Scan scan = rl::common::utf8::ScanAt(s, i);
     if (!scan.complete) return false;
     i += scan.length;
   }

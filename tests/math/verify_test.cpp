@@ -304,6 +304,10 @@ TEST_CASE("verdicts for unreadable input", "[math]") {
   CHECK(VerdictOf("\\boxed{)(}", "3") == Verdict::kUnparseableAnswer);
   CHECK(VerdictOf("\\boxed{\\frac{1}{0}}", "3") == Verdict::kIncorrect);
   CHECK(VerdictOf("\\boxed{3}", std::string("\xff\xfe", 2)) == Verdict::kInvalidGold);
+  // Well-formed UTF-8 is the standard's: an encoded surrogate or a 3-byte overlong is not text.
+  CHECK(VerdictOf("\\boxed{3}", "3\xED\xA0\x80") == Verdict::kInvalidGold);
+  CHECK(VerdictOf("\\boxed{3\xE0\x80\xB3}", "3") == Verdict::kUnparseableAnswer);
+  CHECK(VerdictOf("\\boxed{3\xC3\x97 2}", "6") != Verdict::kUnparseableAnswer);  // U+00D7
   CheckResult r = Verifier().Check("\\boxed{\\frac{6}{8}}", "0.75");
   CHECK(r.verdict == Verdict::kCorrect);
   CHECK(r.extracted == "\\frac{6}{8}");

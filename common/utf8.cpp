@@ -1,8 +1,8 @@
-#include "rl/text/utf8.h"
+#include "common/utf8.h"
 
 #include <cstdint>
 
-namespace rl::text::utf8 {
+namespace rl::common::utf8 {
 namespace {
 
 // Table 3-7 of the Unicode standard: the lead byte fixes the length and the range allowed for
@@ -37,6 +37,15 @@ Scan ScanAt(std::string_view s, size_t pos) {
     if (b < lo || b > hi) return {i, false};
   }
   return {rule.length, true};
+}
+
+bool IsValid(std::string_view s) {
+  for (size_t pos = 0; pos < s.size();) {
+    const Scan scan = ScanAt(s, pos);
+    if (!scan.complete) return false;
+    pos += scan.length;
+  }
+  return true;
 }
 
 size_t AppendLossy(std::string_view s, std::string* out, bool hold_incomplete_tail) {
@@ -81,4 +90,4 @@ char32_t DecodeAt(std::string_view s, size_t pos, size_t length) {
   return cp;
 }
 
-}  // namespace rl::text::utf8
+}  // namespace rl::common::utf8

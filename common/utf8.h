@@ -1,13 +1,14 @@
-// UTF-8 helpers shared by the tokenizer, its stream decoder and the BPE trainer (internal).
+// UTF-8, read one way everywhere: the tokenizer, its stream decoder and the BPE trainer, the
+// verifier's input check and the configuration readers' character check.
 // Pure functions; safe for concurrent use.
-#ifndef RL_TEXT_UTF8_H_
-#define RL_TEXT_UTF8_H_
+#ifndef RL_COMMON_UTF8_H_
+#define RL_COMMON_UTF8_H_
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace rl::text::utf8 {
+namespace rl::common::utf8 {
 
 // What starts at s[pos]: `length` bytes forming a well-formed character (complete == true), or
 // the longest prefix of one (complete == false; length 0 when s[pos] can start no character).
@@ -16,6 +17,10 @@ struct Scan {
   bool complete;
 };
 Scan ScanAt(std::string_view s, size_t pos);
+
+// Whether s is well-formed UTF-8 throughout (no overlongs, surrogates or code points above
+// U+10FFFF: Table 3-7 of the Unicode standard).
+bool IsValid(std::string_view s);
 
 // Appends s to *out, replacing every maximal ill-formed subsequence by U+FFFD (the Unicode
 // "substitution of maximal subparts" practice, as Rust's from_utf8_lossy). With
@@ -29,6 +34,6 @@ void AppendCodePoint(char32_t cp, std::string* out);
 // Decodes the well-formed character at s[pos] (the caller checked it with ScanAt).
 char32_t DecodeAt(std::string_view s, size_t pos, size_t length);
 
-}  // namespace rl::text::utf8
+}  // namespace rl::common::utf8
 
-#endif  // RL_TEXT_UTF8_H_
+#endif  // RL_COMMON_UTF8_H_
