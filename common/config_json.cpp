@@ -31,10 +31,7 @@ void JsonReader::CheckUnknownKeys() {
   for (const auto& item : frame.node->items()) {
     const std::string& key = item.key();
     if (std::find(frame.known.begin(), frame.known.end(), key) != frame.known.end()) continue;
-    std::string valid;
-    for (const std::string& name : frame.known) valid += (valid.empty() ? "" : ", ") + name;
-    Fail(frame.path.empty() ? key : frame.path + "." + key,
-         "unknown key; did you mean '" + std::string(NearestName(key, frame.known)) + "'? (valid: " + valid + ")");
+    Fail(frame.path.empty() ? key : frame.path + "." + key, "unknown key; " + DidYouMean(key, frame.known, "valid"));
   }
 }
 

@@ -6,7 +6,9 @@
 //   VisitVerifierOptions(reader, options);  // throws ConfigError{"", 0, "math.precision", ...}
 //   reader.CheckUnknownKeys();
 //
-// Besides the schema's field types, ChoiceList reads a list of choices (a priority order).
+// Besides the schema's field types, ChoiceList reads a list of choices (a priority order), and
+// a JsonSubtree field keeps a value as the JSON it is, for a reader of its own (a reward spec's
+// rules, each read by its rule's factory).
 #pragma once
 
 #include <cmath>
@@ -19,6 +21,11 @@
 #include "common/config_schema.h"
 
 namespace rl::common {
+
+// A value left unread by the schema; null when absent. Points into the reader's document.
+struct JsonSubtree {
+  const nlohmann::json* node = nullptr;
+};
 
 class JsonReader {
  public:
@@ -56,6 +63,8 @@ class JsonReader {
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!node->is_string()) Fail(Path(key), "expected a string, got " + TypeOf(*node));
       value = node->get<std::string>();
+    } else if constexpr (std::is_same_v<T, JsonSubtree>) {
+      value.node = node;
     } else {
       static_assert(std::is_same_v<T, StringList>, "JsonReader: a field type of config_schema.h");
       if (!node->is_array()) Fail(Path(key), "expected a list of strings, got " + TypeOf(*node));
@@ -81,7 +90,7 @@ class JsonReader {
     const nlohmann::json* node = Lookup(key);
     if (node == nullptr) return;
     if (!node->is_array() || node->empty()) {
-      Fail(Path(key), "expected a list of " + Names(choices) + ", got " + TypeOf(*node));
+      Fail(Path(key), "expected a list of " + QuotedNames(choices) + ", got " + TypeOf(*node));
     }
     std::vector<E> out;
     for (const nlohmann::json& item : *node) out.push_back(Pick(item, choices, Path(key)));
@@ -107,17 +116,11 @@ class JsonReader {
   void CheckRange(const char* key, double value, Range range) const;
 
   template <class E>
-  static std::string Names(const Choices<E>& choices) {
-    std::string out;
-    for (const auto& [name, choice] : choices) out += (out.empty() ? "" : ", ") + std::string(name);
-    return out;
-  }
-  template <class E>
   static E Pick(const nlohmann::json& node, const Choices<E>& choices, const std::string& path) {
     for (const auto& [name, choice] : choices) {
       if (node.is_string() && node.get_ref<const std::string&>() == name) return choice;
     }
-    Fail(path, "expected one of " + Names(choices) + ", got " + TypeOf(node));
+    Fail(path, "expected one of " + QuotedNames(choices) + ", got " + TypeOf(node));
   }
 
   std::vector<Frame> stack_;

@@ -55,6 +55,14 @@ inline Range Between(double min, double max) { return Range{min, max}; }
 template <class E>
 using Choices = std::vector<std::pair<const char*, E>>;
 
+// "'a', 'b', 'c'": the names of the choices, for "expected one of ..." in every reader.
+template <class E>
+std::string QuotedNames(const Choices<E>& choices) {
+  std::string out;
+  for (const auto& [name, choice] : choices) out += (out.empty() ? "'" : ", '") + std::string(name) + "'";
+  return out;
+}
+
 using StringList = std::vector<std::string>;
 // A mapping of string to string, in the order written (e.g. reward name -> spec file).
 using StringPairs = std::vector<std::pair<std::string, std::string>>;

@@ -41,9 +41,33 @@ void CheckYamlCharacters(std::string_view text, const std::string& origin) {
   }
 }
 
-// Nesting is bounded, so that the recursive readers and writers of a configuration (ours and
-// yaml-cpp's) stay far from the stack's end; an alias that contains itself nests forever.
-void CheckYamlNesting(const YAML::Node& node, const std::string& origin, int depth) {
+// What an escape made of a scalar must also be writable and readable back: yaml-cpp writes a
+// carriage return unescaped (read back, it ends the line) and decodes the escapes \N and \_
+// to single bytes that are not UTF-8.
+void CheckYamlScalar(const YAML::Node& node, const std::string& origin) {
+  const std::string& value = node.Scalar();
+  const char* problem = value.find('\r') != std::string::npos ? "a carriage return"
+                        : !utf8::IsValid(value)                ? "bytes that are not UTF-8"
+                                                               : nullptr;
+  if (problem == nullptr) return;
+  throw ConfigError(origin, node.Mark().line + 1, "",
+                    std::string("a value holds ") + problem +
+                        ", which would not survive being written back (escapes \\r, \\N and \\_ "
+                        "make them): write line ends as \\n and other characters as themselves");
+}
+
+// Walks the document as its readers will, aliases expanded, and bounds it: readers and writers
+// (ours and yaml-cpp's) recurse once per level, an alias that contains itself nests forever,
+// and aliases of aliases make a few hundred bytes into hundreds of millions of values.
+// Scalars are checked on the way.
+void CheckYamlTree(const YAML::Node& node, const std::string& origin, int depth, int64_t* values) {
+  if (++*values > kMaxYamlValues) {
+    // No line: an alias's values stand where their anchor does.
+    throw ConfigError(origin, 0, "",
+                      "the document has more than " + std::to_string(kMaxYamlValues) +
+                          " values once aliases are expanded (aliases of aliases?)");
+  }
+  if (node.IsScalar()) CheckYamlScalar(node, origin);
   if (!node.IsMap() && !node.IsSequence()) return;
   if (depth > kMaxYamlNesting) {
     throw ConfigError(origin, node.Mark().line + 1, "",
@@ -52,10 +76,10 @@ void CheckYamlNesting(const YAML::Node& node, const std::string& origin, int dep
   }
   for (const auto& item : node) {
     if (node.IsMap()) {
-      CheckYamlNesting(item.first, origin, depth + 1);
-      CheckYamlNesting(item.second, origin, depth + 1);
+      CheckYamlTree(item.first, origin, depth + 1, values);
+      CheckYamlTree(item.second, origin, depth + 1, values);
     } else {
-      CheckYamlNesting(item, origin, depth + 1);
+      CheckYamlTree(item, origin, depth + 1, values);
     }
   }
 }
@@ -70,7 +94,8 @@ YAML::Node ParseYamlDocument(const std::string& text, const std::string& origin)
   } catch (const YAML::Exception& e) {
     throw ConfigError(origin, e.mark.line + 1, "", "not valid YAML: " + e.msg);
   }
-  CheckYamlNesting(root, origin, 1);
+  int64_t values = 0;
+  CheckYamlTree(root, origin, 1, &values);
   return root;
 }
 
@@ -143,9 +168,7 @@ void YamlReader::CheckUnknownKeys() {
     }
     const std::string& key = item.first.Scalar();
     if (std::find(frame.known.begin(), frame.known.end(), key) != frame.known.end()) continue;
-    const std::string nearest(NearestName(key, frame.known));
-    Fail(item.first, frame.path + key,
-         "unknown key; did you mean '" + nearest + "'? (valid keys: " + Join(frame.known) + ")");
+    Fail(item.first, frame.path + key, "unknown key; " + DidYouMean(key, frame.known, "valid keys"));
   }
 }
 
@@ -166,12 +189,6 @@ std::string YamlReader::Describe(const YAML::Node& node) {
   if (node.IsSequence()) return "a list";
   if (node.IsMap()) return "a mapping";
   return "nothing";
-}
-
-std::string YamlReader::Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
 }
 
 void YamlReader::CheckRange(const YAML::Node& node, const char* key, double value, Range range) const {

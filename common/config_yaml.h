@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -24,11 +25,16 @@ namespace rl::common {
 
 // Deeper YAML is refused: readers and writers (yaml-cpp's too) recurse once per level.
 inline constexpr int kMaxYamlNesting = 64;
+// So is a document of more values than this, counted with aliases expanded as its readers
+// see it (a configuration has hundreds).
+inline constexpr int64_t kMaxYamlValues = 100'000;
 
 // Parses YAML text into a document: a syntax error is a ConfigError at its line, and so are a
 // byte outside YAML's character set (control characters, a carriage return not before a line
-// feed, ill-formed UTF-8: yaml-cpp reads them but may write text it cannot read back) and nesting beyond kMaxYamlNesting (an alias
-// that contains itself nests forever).
+// feed, ill-formed UTF-8: yaml-cpp reads them but may write text it cannot read back), a value
+// that an escape made into such text (a carriage return, bytes that are not UTF-8), nesting
+// beyond kMaxYamlNesting (an alias that contains itself nests forever) and more than
+// kMaxYamlValues values (aliases of aliases).
 YAML::Node ParseYamlDocument(const std::string& text, const std::string& origin);
 // ParseYamlDocument, for YamlReader: a document that is not a mapping (nor empty) is an error.
 YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin);
@@ -67,15 +73,13 @@ class YamlReader {
     YAML::Node node = Lookup(key);
     if (!node || node.IsNull()) return;
     const std::string text = Convert<std::string>(node, key);
-    std::vector<std::string> names;
     for (const auto& [name, choice] : choices) {
       if (text == name) {
         value = choice;
         return;
       }
-      names.push_back(std::string("'") + name + "'");
     }
-    Fail(node, Path(key), "expected one of " + Join(names) + ", got '" + text + "'");
+    Fail(node, Path(key), "expected one of " + QuotedNames(choices) + ", got '" + text + "'");
   }
 
   // Reports a key of the current mapping that the schema did not ask for. Sections check
@@ -93,7 +97,6 @@ class YamlReader {
   std::string Path(const char* key) const { return stack_.back().path + key; }
   [[noreturn]] void Fail(const YAML::Node& node, const std::string& path, const std::string& detail) const;
   static std::string Describe(const YAML::Node& node);
-  static std::string Join(const std::vector<std::string>& items);
   void CheckRange(const YAML::Node& node, const char* key, double value, Range range) const;
 
   template <class T>

@@ -34,6 +34,16 @@ std::string_view Nearest(std::string_view name, std::span<const Name> candidates
   return best;
 }
 
+template <class Name>
+std::string Join(std::span<const Name> names) {
+  std::string joined;
+  for (std::string_view name : names) {
+    if (!joined.empty()) joined += ", ";
+    joined += name;
+  }
+  return joined;
+}
+
 }  // namespace
 
 std::string_view NearestName(std::string_view name, std::span<const std::string_view> candidates) {
@@ -42,6 +52,21 @@ std::string_view NearestName(std::string_view name, std::span<const std::string_
 
 std::string_view NearestName(std::string_view name, std::span<const std::string> candidates) {
   return Nearest(name, candidates);
+}
+
+std::string JoinNames(std::span<const std::string_view> names) { return Join(names); }
+std::string JoinNames(std::span<const std::string> names) { return Join(names); }
+
+std::string DidYouMean(std::string_view name, std::span<const std::string_view> candidates,
+                       std::string_view label) {
+  return "did you mean '" + std::string(NearestName(name, candidates)) + "'? (" + std::string(label) +
+         ": " + JoinNames(candidates) + ")";
+}
+
+std::string DidYouMean(std::string_view name, std::span<const std::string> candidates,
+                       std::string_view label) {
+  return "did you mean '" + std::string(NearestName(name, candidates)) + "'? (" + std::string(label) +
+         ": " + JoinNames(candidates) + ")";
 }
 
 }  // namespace rl::common

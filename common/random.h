@@ -4,11 +4,14 @@
 //   rl::common::SplitMix64 rng(seed);
 //   rng.Next();  rng.Below(10);  rng.Uniform();     // a stream
 //   rl::common::SplitMix64Hash(x);                   // one value: the stream's first for seed x
+//   rl::common::DeriveSeed(run_seed, "rollout", {step, round});  // the seed of one use
 //
 // Thread safety: a SplitMix64 is a plain value, one per thread.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <string_view>
 
 namespace rl::common {
 
@@ -19,6 +22,19 @@ constexpr uint64_t SplitMix64Hash(uint64_t x) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+// The seed of one use of a seed: each purpose ("task", "init", "sft order", "rollout", ...) and
+// each index under it (a step, a sampling round, an epoch) gets a stream of its own, unrelated
+// to the others, and a new purpose shifts no existing one. Every stream of a run is derived
+// from its one seed this way.
+constexpr uint64_t DeriveSeed(uint64_t seed, std::string_view purpose,
+                              std::initializer_list<uint64_t> indices = {}) {
+  uint64_t name = 0xcbf29ce484222325ULL;  // FNV-1a of the purpose
+  for (const char c : purpose) name = (name ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  uint64_t x = SplitMix64Hash(seed ^ SplitMix64Hash(name));
+  for (const uint64_t index : indices) x = SplitMix64Hash(x ^ index);
+  return x;
 }
 
 class SplitMix64 {

@@ -1,6 +1,7 @@
 // The rule registry: every rule a spec can name, and its factory.
 #include <array>
-#include <string>
+#include <span>
+#include <string_view>
 
 #include "rewards/rule.h"
 
@@ -33,15 +34,13 @@ RuleFactory FindRuleFactory(std::string_view name) {
   return nullptr;
 }
 
-std::string_view KnownRuleNames() {
-  static const std::string names = [] {
-    std::string joined;
-    for (const RegisteredRule& rule : kRegisteredRules) {
-      joined += (joined.empty() ? "" : ", ") + std::string(rule.name);
-    }
-    return joined;
+std::span<const std::string_view> KnownRuleNames() {
+  static constexpr auto kNames = [] {
+    std::array<std::string_view, kRegisteredRules.size()> names{};
+    for (size_t i = 0; i < names.size(); ++i) names[i] = kRegisteredRules[i].name;
+    return names;
   }();
-  return names;
+  return kNames;
 }
 
 }  // namespace rl::rewards

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config_json.h"
 #include "common/names.h"
 #include "rewards/rule.h"
 
@@ -46,42 +47,64 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::string_view, 6> kSpecKeys = {"special_tokens", "tags", "prefilled_think",
-                                                       "on_unscorable",  "math", "rules"};
-constexpr std::array<std::string_view, 3> kRuleKeys = {"name", "weight", "params"};
-constexpr std::array<std::string_view, 2> kTagKeys = {"think", "answer"};
 constexpr std::array<std::string_view, 4> kDefaultSpecialTokens = {"<|im_end|>", "<|endoftext|>",
                                                                    "<|eot_id|>", "</s>"};
 
-std::string Join(std::span<const std::string_view> names) {
-  std::string joined;
-  for (std::string_view name : names) joined += (joined.empty() ? "" : ", ") + std::string(name);
-  return joined;
+const common::Choices<PrefilledThink> kPrefilledThink = {
+    {"auto", PrefilledThink::kAuto}, {"always", PrefilledThink::kAlways}, {"never", PrefilledThink::kNever}};
+const common::Choices<OnUnscorable> kOnUnscorable = {{"skip", OnUnscorable::kSkip},
+                                                     {"zero", OnUnscorable::kZero}};
+
+// A spec's settings as a schema (common/config_schema.h). `math` and `rules` stay JSON here:
+// the verifier options and each rule's parameters are read by schemas of their own.
+struct SpecSettings {
+  common::StringList special_tokens{kDefaultSpecialTokens.begin(), kDefaultSpecialTokens.end()};
+  TagNames tags;
+  PrefilledThink prefilled_think = PrefilledThink::kAuto;
+  OnUnscorable on_unscorable = OnUnscorable::kSkip;
+  common::JsonSubtree math, rules;
+};
+
+template <class V>
+void VisitSpec(V& v, SpecSettings& s) {
+  v.Field("special_tokens", s.special_tokens);
+  v.Section("tags", [&] {
+    v.Field("think", s.tags.think);
+    v.Field("answer", s.tags.answer);
+  });
+  v.Choice("prefilled_think", s.prefilled_think, kPrefilledThink);
+  v.Choice("on_unscorable", s.on_unscorable, kOnUnscorable);
+  v.Field("math", s.math);
+  v.Field("rules", s.rules);
 }
 
-// "unknown key 'x'; did you mean 'y'? (valid: ...)", or an empty optional when every key of
-// `object` is one of `valid`.
-std::optional<SpecError> CheckKeys(const json& object, const std::string& path,
-                                   std::span<const std::string_view> valid) {
-  for (const auto& [key, value] : object.items()) {
-    bool known = false;
-    for (std::string_view name : valid) known = known || name == key;
-    if (known) continue;
-    return SpecError{path.empty() ? key : path + "." + key,
-                     "unknown key; did you mean '" + std::string(common::NearestName(key, valid)) +
-                         "'? (valid: " + Join(valid) + ")"};
-  }
-  return std::nullopt;
+// One entry of the spec's `rules` list.
+struct RuleEntry {
+  std::string name;
+  double weight = 1;
+  common::JsonSubtree params;
+};
+
+template <class V>
+void VisitRuleEntry(V& v, RuleEntry& r) {
+  v.Field("name", r.name);
+  v.Field("weight", r.weight);
+  v.Field("params", r.params);
 }
 
-std::vector<std::string_view> SplitNames(std::string_view joined) {
-  std::vector<std::string_view> names;
-  while (!joined.empty()) {
-    size_t comma = joined.find(", ");
-    names.push_back(joined.substr(0, comma));
-    joined = comma == std::string_view::npos ? std::string_view() : joined.substr(comma + 2);
+// Reads `node` (named `path` in errors, "" at the top) with visit(reader); false with *error
+// on the first problem.
+template <class Visit>
+bool ReadSchema(const json& node, const std::string& path, Visit&& visit, SpecError* error) {
+  try {
+    common::JsonReader reader(node, path);
+    visit(reader);
+    reader.CheckUnknownKeys();
+    return true;
+  } catch (const common::ConfigError& e) {
+    *error = {e.path(), e.detail()};
+    return false;
   }
-  return names;
 }
 
 bool IsTagName(const std::string& name) {
@@ -153,11 +176,9 @@ struct Reward::Impl {
   // Validates `spec` and compiles its rules; null with *error on the first problem.
   static std::unique_ptr<Impl> Build(const json& spec, SpecError* error);
 
-  bool ReadSpecialTokens(const json& spec, SpecError* error);
-  bool ReadTags(const json& spec, SpecError* error);
-  bool ReadModes(const json& spec, SpecError* error);
-  bool ReadMath(const json& spec, SpecError* error);
-  bool ReadRules(const json& spec, SpecError* error);
+  bool ApplySettings(const SpecSettings& settings, SpecError* error);
+  bool ReadMath(const json* math, SpecError* error);
+  bool ReadRules(const json* rules, SpecError* error);
 
   bool IsPrefilled(std::string_view prompt) const {
     switch (prefilled_think) {
@@ -174,15 +195,14 @@ std::unique_ptr<Reward::Impl> Reward::Impl::Build(const json& spec, SpecError* e
     *error = {"", "expected a mapping with a 'rules' list, got " + JsonTypeName(spec)};
     return nullptr;
   }
-  if (auto bad = CheckKeys(spec, "", kSpecKeys)) {
-    *error = *bad;
+  SpecSettings settings;
+  if (!ReadSchema(spec, "", [&](common::JsonReader& reader) { VisitSpec(reader, settings); }, error)) {
     return nullptr;
   }
   auto impl = std::make_unique<Impl>();
   impl->spec = json::object();
-  if (!impl->ReadSpecialTokens(spec, error) || !impl->ReadTags(spec, error) ||
-      !impl->ReadModes(spec, error) || !impl->ReadMath(spec, error) ||
-      !impl->ReadRules(spec, error)) {
+  if (!impl->ApplySettings(settings, error) || !impl->ReadMath(settings.math.node, error) ||
+      !impl->ReadRules(settings.rules.node, error)) {
     return nullptr;
   }
   // spec() is printed as JSON (/health, --print-config), which needs UTF-8 strings; YAML text
@@ -196,100 +216,50 @@ std::unique_ptr<Reward::Impl> Reward::Impl::Build(const json& spec, SpecError* e
   return impl;
 }
 
-bool Reward::Impl::ReadSpecialTokens(const json& spec, SpecError* error) {
-  special_tokens.assign(kDefaultSpecialTokens.begin(), kDefaultSpecialTokens.end());
-  if (auto it = spec.find("special_tokens"); it != spec.end() && !it->is_null()) {
-    if (!it->is_array()) {
-      *error = {"special_tokens", "expected a list of strings, got " + JsonTypeName(*it)};
+bool Reward::Impl::ApplySettings(const SpecSettings& settings, SpecError* error) {
+  for (size_t i = 0; i < settings.special_tokens.size(); ++i) {
+    if (settings.special_tokens[i].empty()) {
+      *error = {"special_tokens[" + std::to_string(i) + "]", "expected a non-empty string"};
       return false;
-    }
-    special_tokens.clear();
-    for (size_t i = 0; i < it->size(); ++i) {
-      const json& token = (*it)[i];
-      if (!token.is_string() || token.get_ref<const std::string&>().empty()) {
-        *error = {"special_tokens[" + std::to_string(i) + "]", "expected a non-empty string"};
-        return false;
-      }
-      special_tokens.push_back(token.get<std::string>());
     }
   }
-  this->spec["special_tokens"] = special_tokens;
-  return true;
-}
-
-bool Reward::Impl::ReadTags(const json& spec, SpecError* error) {
-  if (auto it = spec.find("tags"); it != spec.end() && !it->is_null()) {
-    if (!it->is_object()) {
-      *error = {"tags", "expected a mapping {think: ..., answer: ...}, got " + JsonTypeName(*it)};
+  for (auto [key, name] : {std::pair{"think", &settings.tags.think}, std::pair{"answer", &settings.tags.answer}}) {
+    if (!IsTagName(*name)) {
+      *error = {std::string("tags.") + key, "expected a tag name without '<', '>', '/' or spaces"};
       return false;
-    }
-    if (auto bad = CheckKeys(*it, "tags", kTagKeys)) {
-      *error = *bad;
-      return false;
-    }
-    for (auto [key, target] :
-         {std::pair{"think", &tags.think}, std::pair{"answer", &tags.answer}}) {
-      auto value = it->find(key);
-      if (value == it->end()) continue;
-      if (!value->is_string() || !IsTagName(value->get<std::string>())) {
-        *error = {std::string("tags.") + key,
-                  "expected a tag name without '<', '>', '/' or spaces"};
-        return false;
-      }
-      *target = value->get<std::string>();
     }
   }
-  if (tags.think == tags.answer) {
+  if (settings.tags.think == settings.tags.answer) {
     *error = {"tags", "the think and answer tags must differ"};
     return false;
   }
+  special_tokens = settings.special_tokens;
+  tags = settings.tags;
   think_open = "<" + tags.think + ">";
+  prefilled_think = settings.prefilled_think;
+  on_unscorable = settings.on_unscorable;
+  // The compiled spec states every setting, defaults included.
+  const auto name_of = [](const auto& choices, auto value) {
+    for (const auto& [name, choice] : choices) {
+      if (choice == value) return std::string(name);
+    }
+    return std::string();
+  };
+  this->spec["special_tokens"] = special_tokens;
   this->spec["tags"] = {{"think", tags.think}, {"answer", tags.answer}};
+  this->spec["prefilled_think"] = name_of(kPrefilledThink, prefilled_think);
+  this->spec["on_unscorable"] = name_of(kOnUnscorable, on_unscorable);
   return true;
 }
 
-bool Reward::Impl::ReadModes(const json& spec, SpecError* error) {
-  if (auto it = spec.find("prefilled_think"); it != spec.end() && !it->is_null()) {
-    const std::string value = it->is_string() ? it->get<std::string>() : "";
-    if (value == "auto")
-      prefilled_think = PrefilledThink::kAuto;
-    else if (value == "always")
-      prefilled_think = PrefilledThink::kAlways;
-    else if (value == "never")
-      prefilled_think = PrefilledThink::kNever;
-    else {
-      *error = {"prefilled_think", "expected one of: auto, always, never"};
-      return false;
-    }
-  }
-  if (auto it = spec.find("on_unscorable"); it != spec.end() && !it->is_null()) {
-    const std::string value = it->is_string() ? it->get<std::string>() : "";
-    if (value == "skip")
-      on_unscorable = OnUnscorable::kSkip;
-    else if (value == "zero")
-      on_unscorable = OnUnscorable::kZero;
-    else {
-      *error = {"on_unscorable", "expected one of: skip, zero"};
-      return false;
-    }
-  }
-  constexpr std::array<std::string_view, 3> kPrefilledNames = {"auto", "always", "never"};
-  this->spec["prefilled_think"] = kPrefilledNames[static_cast<size_t>(prefilled_think)];
-  this->spec["on_unscorable"] = on_unscorable == OnUnscorable::kSkip ? "skip" : "zero";
-  return true;
-}
-
-bool Reward::Impl::ReadMath(const json& spec, SpecError* error) {
+bool Reward::Impl::ReadMath(const json* given, SpecError* error) {
   // Values are copied into this->spec only once validated: nlohmann copies recursively, and an
   // invalid value may be nested deep enough to overflow the stack.
   static const json kNoOptions = json::object();
-  const json* math = &kNoOptions;
-  if (auto it = spec.find("math"); it != spec.end() && !it->is_null()) {
-    if (!it->is_object()) {
-      *error = {"math", "expected a mapping of verifier options, got " + JsonTypeName(*it)};
-      return false;
-    }
-    math = &*it;
+  const json* math = given != nullptr ? given : &kNoOptions;
+  if (!math->is_object()) {
+    *error = {"math", "expected a mapping of verifier options, got " + JsonTypeName(*math)};
+    return false;
   }
   math::VerifierOptions options;
   if (!ParseVerifierOptions(*math, &options, error)) return false;
@@ -298,39 +268,30 @@ bool Reward::Impl::ReadMath(const json& spec, SpecError* error) {
   return true;
 }
 
-bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
-  auto it = spec.find("rules");
-  if (it == spec.end() || !it->is_array() || it->empty()) {
-    *error = {"rules", it == spec.end() ? "missing; expected a non-empty list of rules"
-                                        : "expected a non-empty list of rules"};
+bool Reward::Impl::ReadRules(const json* list, SpecError* error) {
+  if (list == nullptr || !list->is_array() || list->empty()) {
+    *error = {"rules", list == nullptr ? "missing; expected a non-empty list of rules"
+                                       : "expected a non-empty list of rules"};
     return false;
   }
-  const std::vector<std::string_view> known_rules = SplitNames(KnownRuleNames());
   RuleContext context{tags, verifier.get()};
   json compiled = json::array();
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& entry = (*it)[i];
+  for (size_t i = 0; i < list->size(); ++i) {
     const std::string path = "rules[" + std::to_string(i) + "]";
-    if (!entry.is_object()) {
-      *error = {path, "expected a mapping {name, weight, params}, got " + JsonTypeName(entry)};
+    RuleEntry entry;
+    if (!ReadSchema((*list)[i], path, [&](common::JsonReader& reader) { VisitRuleEntry(reader, entry); },
+                    error)) {
       return false;
     }
-    if (auto bad = CheckKeys(entry, path, kRuleKeys)) {
-      *error = *bad;
+    const std::string& rule_name = entry.name;
+    if (rule_name.empty()) {
+      *error = {path + ".name", "expected a rule name (one of: " + common::JoinNames(KnownRuleNames()) + ")"};
       return false;
     }
-    auto name = entry.find("name");
-    if (name == entry.end() || !name->is_string()) {
-      *error = {path + ".name",
-                "expected a rule name (one of: " + std::string(KnownRuleNames()) + ")"};
-      return false;
-    }
-    const std::string rule_name = name->get<std::string>();
     RuleFactory factory = FindRuleFactory(rule_name);
     if (factory == nullptr) {
-      *error = {path + ".name", "unknown rule '" + rule_name + "'; did you mean '" +
-                                    std::string(common::NearestName(rule_name, known_rules)) +
-                                    "'? (known: " + std::string(KnownRuleNames()) + ")"};
+      *error = {path + ".name",
+                "unknown rule '" + rule_name + "'; " + common::DidYouMean(rule_name, KnownRuleNames(), "known")};
       return false;
     }
     for (const CompiledRule& earlier : rules) {
@@ -339,22 +300,11 @@ bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
         return false;
       }
     }
-    double weight = 1;
-    if (auto w = entry.find("weight"); w != entry.end()) {
-      if (!w->is_number() || !std::isfinite(w->get<double>())) {
-        *error = {path + ".weight", "expected a number, got " + JsonTypeName(*w)};
-        return false;
-      }
-      weight = w->get<double>();
-    }
     static const json kNoParams = json::object();
-    const json* params = &kNoParams;  // copied into this->spec once the factory accepts it
-    if (auto p = entry.find("params"); p != entry.end() && !p->is_null()) {
-      if (!p->is_object()) {
-        *error = {path + ".params", "expected a mapping of parameters, got " + JsonTypeName(*p)};
-        return false;
-      }
-      params = &*p;
+    const json* params = entry.params.node != nullptr ? entry.params.node : &kNoParams;
+    if (!params->is_object()) {  // copied into this->spec once the factory accepts it
+      *error = {path + ".params", "expected a mapping of parameters, got " + JsonTypeName(*params)};
+      return false;
     }
     SpecError factory_error;
     std::unique_ptr<Rule> rule = factory(*params, context, &factory_error);
@@ -362,9 +312,9 @@ bool Reward::Impl::ReadRules(const json& spec, SpecError* error) {
       *error = RuleParamsError(i, rule_name, factory_error);
       return false;
     }
-    rules.push_back({rule_name, weight, std::move(rule)});
+    rules.push_back({rule_name, entry.weight, std::move(rule)});
     rule_names.push_back(rule_name);
-    compiled.push_back({{"name", rule_name}, {"weight", weight}, {"params", *params}});
+    compiled.push_back({{"name", rule_name}, {"weight", entry.weight}, {"params", *params}});
   }
   this->spec["rules"] = std::move(compiled);
   return true;

@@ -124,8 +124,8 @@ std::unique_ptr<Rule> MakeReasoningStepsRule(const nlohmann::json& params,
 
 // Looks up a rule by name; null when unknown.
 RuleFactory FindRuleFactory(std::string_view name);
-// Every registered rule name, for "unknown rule, expected one of …" messages.
-std::string_view KnownRuleNames();
+// Every registered rule name, in registration order, for "unknown rule" messages.
+std::span<const std::string_view> KnownRuleNames();
 
 // Defined in rules_accuracy.cpp (needs the math engine).
 std::unique_ptr<Rule> MakeAccuracyMathRule(const nlohmann::json& params,

@@ -93,11 +93,7 @@ bool RuleParams::Finish(SpecError* error) {
       if (known.empty()) {
         error_ = SpecError{key, "unknown parameter; this rule takes none"};
       } else {
-        std::string valid;
-        for (std::string_view name : known)
-          valid += (valid.empty() ? "" : ", ") + std::string(name);
-        error_ = SpecError{key, "unknown parameter; did you mean '" +
-                                    std::string(common::NearestName(key, known)) + "'? (valid: " + valid + ")"};
+        error_ = SpecError{key, "unknown parameter; " + common::DidYouMean(key, known, "valid")};
       }
       break;
     }

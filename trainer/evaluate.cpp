@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include "common/random.h"
 #include "rewards/reward.h"
 #include "trainer/policy.h"
 #include "rollout/generate.h"
@@ -51,7 +52,7 @@ EvalResult Evaluate(Policy& policy, const TrainConfig& config, std::span<const d
   sampling.max_new_tokens = config.eval.max_new_tokens > 0 ? config.eval.max_new_tokens : config.rollout.max_new_tokens;
   sampling.eos_ids = policy.generation.eos_token_ids;
   sampling.stop_strings = config.rollout.stop_strings;
-  sampling.seed = static_cast<uint64_t>(config.run.seed) ^ 0x6576616cULL;  // "eval"
+  sampling.seed = common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "eval");
 
   std::vector<std::string> prompt_texts(count);
   std::vector<rollout::SequenceRequest> requests;

@@ -9,6 +9,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "common/random.h"
 #include "common/threads.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/grpo_loss.h"
@@ -224,7 +225,7 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       score_(std::move(score)),
       sampling_copy_(MakeSamplingCopy(config, policy)),
       engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config)),
-      sampler_(static_cast<int64_t>(prompts.size()), static_cast<uint64_t>(config.run.seed) + 2, config.data.shuffle),
+      sampler_(static_cast<int64_t>(prompts.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo order"), config.data.shuffle),
       parameters_(policy.model->parameters()),
       optimizer_(MakeAdamW(parameters_, config.grpo.optim)),
       guard_(config.grpo.max_nonfinite_steps) {
@@ -289,8 +290,8 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   if (sampling_copy_) sampling_copy_->CopyWeightsFrom(*policy_.model);
   while (!selector.done()) {
     const std::vector<Prompt> prompts = DrawPrompts();
-    sampling.seed = static_cast<uint64_t>(config_.run.seed) * 0x9e3779b97f4a7c15ULL +
-                    static_cast<uint64_t>(step_) * 1000 + static_cast<uint64_t>(selector.rounds());
+    sampling.seed = common::DeriveSeed(static_cast<uint64_t>(config_.run.seed), "rollout",
+                                       {static_cast<uint64_t>(step_), static_cast<uint64_t>(selector.rounds())});
     const ScoredRollout round = RunAndScore(engine_, prompts, sampling, score_);
     std::vector<GroupRewards> rewards = stats.Add(round);
     for (size_t g : selector.Offer(rewards)) {

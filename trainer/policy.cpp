@@ -9,6 +9,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "common/random.h"
 #include "rl/text/chat_template.h"
 
 namespace rl::trainer {
@@ -89,7 +90,7 @@ Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> co
   shape.tie_word_embeddings = tiny.tie_word_embeddings;
   shape.initializer_range = tiny.init_std;
   shape.Validate(config.origin + ": model.tiny");
-  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+  torch::manual_seed(common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "init"));
   policy.model = model::Qwen2(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
   policy.generation = WithEos({}, *policy.tokenizer, config.tokenizer.eos_token);
   return policy;

@@ -13,6 +13,7 @@
 #include <torch/utils.h>
 
 #include "common/json_file.h"
+#include "common/random.h"
 #include "rl/data/fraction_task.h"
 #include "rl/model/qwen2.h"
 #include "trainer/checkpoint.h"
@@ -36,7 +37,7 @@ Datasets LoadData(const TrainConfig& config) {
   Datasets d;
   if (config.data.train_file.empty()) {
     data::FractionTaskOptions task;
-    task.seed = static_cast<uint64_t>(config.run.seed);
+    task.seed = common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "task");
     task.num_train = config.data.task.num_train;
     task.num_eval = config.data.task.num_eval;
     task.max_numerator = config.data.task.max_numerator;

@@ -9,6 +9,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "common/random.h"
 #include "rl/data/sampler.h"
 #include "trainer/logprobs.h"
 #include "trainer/optimizer.h"
@@ -49,7 +50,7 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
   const auto start = std::chrono::steady_clock::now();
   const SftSection& sft = config.sft;
   std::vector<TokenizedExample> data = Tokenize(policy, config, examples);
-  data::EpochSampler sampler(static_cast<int64_t>(data.size()), static_cast<uint64_t>(config.run.seed) + 1,
+  data::EpochSampler sampler(static_cast<int64_t>(data.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "sft order"),
                              config.data.shuffle);
   std::vector<torch::Tensor> parameters = policy.model->parameters();
   torch::optim::AdamW adamw = MakeAdamW(parameters, sft.optim);

@@ -75,7 +75,7 @@ FractionTask GenerateFractionTask(const FractionTaskOptions& o) {
                     " would hold out more than half of the " + std::to_string(distinct) +
                     " distinct problems; lower it or raise max_numerator / max_denominator");
   }
-  common::SplitMix64 rng(o.seed ^ 0x6672616374696f6eULL);  // "fraction"
+  common::SplitMix64 rng(o.seed);
   Shuffle(problems, rng);
 
   FractionTask task;

@@ -16,7 +16,7 @@ void EpochSampler::MakeOrder() {
   order_.resize(static_cast<size_t>(size_));
   std::iota(order_.begin(), order_.end(), int64_t{0});
   if (!shuffle_) return;
-  common::SplitMix64 rng(seed_ * 0x2545f4914f6cdd1dULL + static_cast<uint64_t>(position_.epoch));
+  common::SplitMix64 rng(common::DeriveSeed(seed_, "epoch", {static_cast<uint64_t>(position_.epoch)}));
   Shuffle(order_, rng);
 }
 

@@ -205,7 +205,7 @@ TEST_CASE("rl score: a bad spec names file and line", "[cli]") {
   ProcessResult run = RunScore("--rewards '" + spec + "' --input '" + (dir / "in.jsonl") +
                                     "' --output '" + (dir / "out.jsonl") + "'");
   CHECK(run.exit_code == 2);
-  CHECK(run.err.find(spec + ":3: key 'rules[0].weight': expected a number, got a string") !=
+  CHECK(run.err.find(spec + ":3: key 'rules[0].weight': expected a number, got 'heavy'") !=
         std::string::npos);
 }
 

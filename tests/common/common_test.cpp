@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/config_yaml.h"
 #include "common/json_file.h"
 #include "common/names.h"
 #include "common/random.h"
@@ -29,6 +30,16 @@ TEST_CASE("the nearest name, first of equals", "[common]") {
   CHECK(NearestName("x", none).empty());
 }
 
+TEST_CASE("did you mean: the nearest name and the whole list", "[common]") {
+  const std::vector<std::string> keys = {"learning_rate", "beta"};
+  CHECK(JoinNames(keys) == "learning_rate, beta");
+  CHECK(DidYouMean("lerning_rate", keys, "valid keys") ==
+        "did you mean 'learning_rate'? (valid keys: learning_rate, beta)");
+  const std::vector<std::string_view> views = {"format.tags", "format.boxed"};
+  CHECK(DidYouMean("format.box", views, "known") ==
+        "did you mean 'format.boxed'? (known: format.tags, format.boxed)");
+}
+
 TEST_CASE("0 threads means all cores", "[common]") {
   CHECK(ThreadCount(3) == 3);
   CHECK(ThreadCount(0) >= 1);
@@ -43,6 +54,16 @@ TEST_CASE("SplitMix64 is the published generator", "[common]") {
   CHECK(SplitMix64Hash(0) == 0xe220a8397b1dcdafULL);
   const double u = rng.Uniform();
   CHECK((u >= 0.0 && u < 1.0));
+}
+
+TEST_CASE("a derived seed depends on the seed, the purpose and every index", "[common]") {
+  static_assert(DeriveSeed(1, "eval") == DeriveSeed(1, "eval"));
+  CHECK(DeriveSeed(1, "eval") != DeriveSeed(2, "eval"));
+  CHECK(DeriveSeed(1, "eval") != DeriveSeed(1, "task"));
+  CHECK(DeriveSeed(1, "rollout", {2, 0}) != DeriveSeed(1, "rollout", {0, 2}));
+  CHECK(DeriveSeed(1, "rollout", {0}) != DeriveSeed(1, "rollout"));
+  // Pinned: a saved run resumes on the same streams with a later build.
+  CHECK(DeriveSeed(42, "rollout", {3, 1}) == 1003946307042186536ULL);
 }
 
 TEST_CASE("a JSON file: parsed, or an error naming it", "[common]") {
@@ -73,4 +94,21 @@ TEST_CASE("UTF-8 is well-formed by the standard's table", "[common]") {
   const utf8::Scan cut = utf8::ScanAt("\xE2\x88", 0);
   CHECK(cut.length == 2);
   CHECK_FALSE(cut.complete);
+}
+
+// Aliases of aliases: 500 bytes that read as 387 million values (a reward spec of this shape
+// kept `rl score` converting it until it ran out of memory). Refused while counting.
+TEST_CASE("a YAML document that expands past its bound through aliases is refused", "[common]") {
+  std::string text = "l0: &l0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    const std::string index = std::to_string(i), below = std::to_string(i - 1);
+    text.append("l").append(index).append(": &l").append(index).append(" [*l").append(below);
+    for (int k = 1; k < 9; ++k) text.append(", *l").append(below);
+    text.append("]\n");
+  }
+  CHECK_THROWS_WITH(ParseYamlDocument(text, "bomb.yaml"),
+                    "bomb.yaml: the document has more than 100000 values once aliases are expanded "
+                    "(aliases of aliases?)");
+  text.resize(text.find("l5:"));  // 74,738 values: within the bound
+  CHECK(ParseYamlDocument(text, "fine.yaml")["l4"].size() == 9);
 }

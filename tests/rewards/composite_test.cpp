@@ -165,7 +165,7 @@ TEST_CASE("spec errors name file, line and key", "[spec]") {
   CHECK(SpecError(
             "rules:\n  - name: format.tags\n  - name: format.boxed\n  - name: format.tag_count\n"
             "    weight: heavy\n") ==
-        "spec.yaml:5: key 'rules[2].weight': expected a number, got a string");
+        "spec.yaml:5: key 'rules[2].weight': expected a number, got 'heavy'");
   CHECK(SpecError("on_unscorable: skip\nrulez: []\n") ==
         "spec.yaml:2: key 'rulez': unknown key; did you mean 'rules'? (valid: special_tokens, "
         "tags, prefilled_think, on_unscorable, math, rules)");
@@ -183,15 +183,18 @@ TEST_CASE("spec errors name file, line and key", "[spec]") {
         "spec.yaml:3: key 'rules[0].params.case_sensitive': expected true or false (rule "
         "format.think_answer)");
   CHECK(SpecError("prefilled_think: sometimes\nrules: [{name: format.tags}]\n") ==
-        "spec.yaml:1: key 'prefilled_think': expected one of: auto, always, never");
+        "spec.yaml:1: key 'prefilled_think': expected one of 'auto', 'always', 'never', got "
+        "'sometimes'");
   CHECK(SpecError("on_unscorable: drop\nrules: [{name: format.tags}]\n") ==
-        "spec.yaml:1: key 'on_unscorable': expected one of: skip, zero");
+        "spec.yaml:1: key 'on_unscorable': expected one of 'skip', 'zero', got 'drop'");
   CHECK(SpecError("math:\n  precision: many\nrules: [{name: accuracy.math}]\n") ==
         "spec.yaml:2: key 'math.precision': expected an integer, got 'many'");
   CHECK(SpecError("tags: {think: '<think>'}\nrules: [{name: format.tags}]\n") ==
         "spec.yaml:1: key 'tags.think': expected a tag name without '<', '>', '/' or spaces");
   CHECK(SpecError("special_tokens: [1]\nrules: [{name: format.tags}]\n") ==
-        "spec.yaml:1: key 'special_tokens[0]': expected a non-empty string");
+        "spec.yaml:1: key 'special_tokens': expected a list of strings, got 1 in it");
+  CHECK(SpecError("special_tokens: ['</s>', '']\nrules: [{name: format.tags}]\n") ==
+        "spec.yaml:1: key 'special_tokens[1]': expected a non-empty string");
   CHECK(SpecError("rules:\n  - {name: format.tags}\n  - {name: format.tags}\n") ==
         "spec.yaml:3: key 'rules[1].name': rule 'format.tags' is listed twice");
   CHECK(SpecError("rules: []\n") == "spec.yaml:1: key 'rules': expected a non-empty list of rules");
@@ -211,7 +214,7 @@ TEST_CASE("spec errors from JSON and from files", "[spec]") {
   std::string error;
   auto spec = nlohmann::json::parse(R"({"rules": [{"name": "format.tags", "weight": "1"}]})");
   CHECK(Reward::FromJson(spec, &error, "request") == nullptr);
-  CHECK(error == "request: key 'rules[0].weight': expected a number, got a string");
+  CHECK(error == "request: key 'rules[0].weight': expected a number, got '1'");
   CHECK(Reward::FromYamlFile("no/such/spec.yaml", &error) == nullptr);
   CHECK(error == "no/such/spec.yaml: cannot open the reward spec");
   // Quoted scalars stay strings; plain ones are typed.
@@ -257,6 +260,16 @@ TEST_CASE("a spec with strings that are not UTF-8 is refused", "[spec]") {
 TEST_CASE("a spec whose alias contains itself is refused, not followed", "[spec]") {
   CHECK_THAT(SpecError("base: &b\n  - *b\nrules: [{name: format.boxed}]\n"),
              Catch::Contains("nested deeper than 64 levels (or an alias contains itself)"));
+}
+
+// Found while fixing a server_config_fuzz finding: aliases of aliases made a 500-byte spec into
+// 387 million JSON values, and `rl score --rewards` ran out of time and memory converting it.
+TEST_CASE("a spec that expands past its bound through aliases is refused", "[spec]") {
+  const std::string path = "../tests/fuzz/corpus/reward_spec_fuzz/aliases_of_aliases";
+  std::string error;
+  CHECK(Reward::FromYamlFile(path, &error) == nullptr);
+  CHECK(error == path + ": the document has more than 100000 values once aliases are expanded "
+                        "(aliases of aliases?)");
 }
 
 TEST_CASE("the shipped example specs load", "[spec]") {

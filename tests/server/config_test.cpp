@@ -94,6 +94,23 @@ TEST_CASE("config: bytes outside YAML's character set are errors", "[server][con
   CHECK_THAT(error, Catch::Contains("nested deeper than 64 levels"));
 }
 
+// Found by the 10-minute round of server_config_fuzz: escapes made a value that yaml-cpp
+// writes back as bytes no reader takes (an unescaped carriage return; \N decoded to the lone
+// byte 0x85), so `rl serve --print-config` printed a config that did not load.
+TEST_CASE("config: values that could not be written back are errors", "[server][config]") {
+  ServerConfig c;
+  std::string error;
+  CHECK_FALSE(Load("host: \"a\\rb\"\n", &c, &error));
+  CHECK_THAT(error, Catch::Contains("server.yaml:1: a value holds a carriage return"));
+  CHECK_FALSE(Load("port: 1\nget_reward: {assistant_marker: \"x\\N\"}\n", &c, &error));
+  CHECK_THAT(error, Catch::Contains("server.yaml:2: a value holds bytes that are not UTF-8"));
+  // Other escapes print back as they were.
+  REQUIRE(Load("get_reward: {assistant_marker: \"x\\u0085\\e\"}\n", &c, &error));
+  ServerConfig back;
+  REQUIRE(Load(ServerConfigToYaml(c), &back, &error));
+  CHECK(back.get_reward.assistant_marker == "x\u0085\x1b");
+}
+
 TEST_CASE("config: validation", "[server][config]") {
   ServerConfig c;
   std::string error;
