@@ -51,6 +51,11 @@ std::vector<Shape> Shapes() {
        Boxed(Join(100, ",", [](size_t) { return std::string("8e99999"); })), "1"},
       {"10k x 1.5e19000 summed",
        Boxed(Join(10000, "+", [](size_t) { return std::string("1.5e19000"); })), "1"},
+      {"1e-9000 times 100 27-digit decimals",  // verify_fuzz: a long denominator's remainders
+       Boxed("1e-9000" + Join(100, "", [](size_t k) {
+               return std::string("\\cdot 0.").append(27, char('3' + k % 5));
+             })),
+       "1"},
       {"10k x 1e-19000 listed",
        Boxed(Join(10000, ",", [](size_t) { return std::string("1e-19000"); })), "1"},
       {"20k numbers listed vs same", Boxed(list20k), list20k},

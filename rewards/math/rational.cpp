@@ -1,10 +1,11 @@
 // Exact rationals in lowest terms, and what their arithmetic costs in budget nodes.
 //
 // The costs are measured, not derived (bench/math/budget_bench.cpp prints nanoseconds per
-// node for the worst shapes): one node is about 25 ns of CPU. Boost's cpp_int multiplies and
-// divides schoolbook (about 0.3 ns per pair of 64-bit limbs) and its gcd is binary (about
-// 35 ns per limb x limb of the larger operand), so a gcd of two big numbers is what makes
-// rational arithmetic expensive; the operations here avoid it wherever it is known to be 1.
+// node for the worst shapes): one node is about 25 ns of CPU. Boost's cpp_int multiplies
+// schoolbook (about 0.3 ns per pair of 64-bit limbs), divides in a pass over the dividend per
+// quotient limb, and its gcd is binary (about 35 ns per limb x limb of the larger operand), so
+// a gcd of two big numbers is what makes rational arithmetic expensive; the operations here
+// avoid it wherever it is known to be 1.
 #include <algorithm>
 #include <bit>
 #include <boost/multiprecision/cpp_bin_float.hpp>
@@ -19,8 +20,10 @@ namespace {
 int64_t Limbs(int64_t bits) { return bits / 64 + 1; }
 int64_t Limbs(const Rational& r) { return Limbs(r.Bits()); }
 
-// gcd(|a|, |b|). Against a one-limb operand the big one is first reduced by a remainder
-// (linear), which Boost's binary gcd does not do.
+// gcd(|a|, |b|). Boost's binary gcd takes a step per bit of the larger operand, each a pass
+// over it: against a small operand, the big one is first reduced by a remainder (a schoolbook
+// division), which leaves the binary gcd two operands of the smaller size; ArithmeticCost
+// charges both. (Without it, a 30-digit numerator against 10^9000 took milliseconds.)
 Integer Gcd(const Integer& a, const Integer& b) {
   const Integer& big = Bits(a) >= Bits(b) ? a : b;
   const Integer& small = &big == &a ? b : a;
@@ -30,7 +33,9 @@ Integer Gcd(const Integer& a, const Integer& b) {
     if (s == 1) return 1;
     return Integer(std::gcd(s, static_cast<uint64_t>(abs(big) % s)));
   }
-  return boost::multiprecision::gcd(big, small);
+  Integer rest = abs(big) % abs(small);
+  if (rest == 0) return abs(small);
+  return boost::multiprecision::gcd(abs(small), rest);
 }
 
 }  // namespace
@@ -129,9 +134,12 @@ int64_t ArithmeticCost(const Rational& a, const Rational& b) {
   // A pass over the operands (about 1.5 ns a limb), and a schoolbook product.
   int64_t integers = 1 + (la + lb) / 16 + la * lb / 64;
   if (a.IsInteger() && b.IsInteger()) return integers;
-  // Remainders first, then a binary gcd on what is left: up to the smaller size squared.
-  int64_t small = std::min(la, lb);
-  return integers + la * lb / 16 + 4 * small * small;
+  // Two gcds: remainders first, then a binary gcd on what is left (up to the smaller size
+  // squared). Boost's division passes over the whole dividend once per quotient limb: a
+  // remainder of n limbs by m costs about n (n - m + 1) limb steps (1.4 ns each), which is what
+  // a long denominator against a short numerator pays.
+  int64_t big = std::max(la, lb), small = std::min(la, lb);
+  return integers + la * lb / 16 + big * (big - small + 1) / 8 + 4 * small * small;
 }
 
 int64_t CompareCost(const Rational& a, const Rational& b) { return 1 + Limbs(a) * Limbs(b) / 64; }

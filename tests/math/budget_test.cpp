@@ -76,6 +76,22 @@ TEST_CASE("big-number work is charged to the node budget by its size", "[math][b
   CHECK(full.Check(Boxed("5000!"), "5000 \\cdot 4999!").verdict == Verdict::kCorrect);
 }
 
+// Found by verify_fuzz (and a reward_fuzz timeout): a short numerator against a long
+// denominator cost a remainder of Boost's, quadratic in the long side, that was charged as if
+// linear; 1e-9000 times 100 short decimals took 160 ms for 40,000 nodes, so its verdict
+// depended on the time backstop. Now the remainder is charged by what it costs.
+TEST_CASE("a product against a long denominator is charged for its remainders", "[math][budget]") {
+  const std::string answer = Boxed("1e-9000" + Join(100, "", [](size_t k) {
+                                     return std::string("\\cdot 0.").append(27, char('3' + k % 5));
+                                   }));
+  CheckResult r = Verifier(WithBackstop(kNoBackstop)).Check(answer, "1");
+  CHECK(r.verdict == Verdict::kBudgetExceeded);
+  CHECK(r.detail == "node budget exhausted");
+  // Both kept within the budget: a short product is still decided.
+  CHECK(Verifier(WithBackstop(kNoBackstop)).Check(Boxed("1e-9000 \\cdot 0.5"), "5e-9001").verdict ==
+        Verdict::kCorrect);
+}
+
 TEST_CASE("a 100 KB answer of 20,000 numbers gets the same verdict under any load",
           "[math][budget]") {
   std::string numbers = Join(20000, ",", [](size_t k) { return std::to_string(1000 + k % 9000); });
