@@ -72,7 +72,9 @@ class ConfigFlags {
       Kind kind = Kind::kScalar;
       const char* type = std::is_same_v<T, bool> ? "BOOL" : std::is_integral_v<T> ? "INT"
                          : std::is_floating_point_v<T> ? "NUMBER" : "TEXT";
-      if constexpr (std::is_same_v<T, common::StringList>) kind = Kind::kList, type = "A,B,...";
+      if constexpr (std::is_same_v<T, common::StringList> || std::is_same_v<T, common::StringOrList>) {
+        kind = Kind::kList, type = "A,B,...";
+      }
       if constexpr (std::is_same_v<T, common::StringPairs>) kind = Kind::kPairs, type = "NAME=VALUE,...";
       flags->Add(app, sections, key, kind, help, DefaultText(value))->type_name(type);
     }

@@ -18,9 +18,10 @@
 //
 // A visitor has Section(key, body), Field(key, value, range, help) and Choice(key, value,
 // choices, help). Field takes bool, integers, double, std::optional<double> (null: unset),
-// std::string, StringList (a YAML list), StringPairs (a YAML mapping of string to string, in
-// order) and YamlSubtree (any mapping, kept as YAML text). Ranges apply to numbers. Help is one
-// line, shown by command-line flags (cli/config_flags.h).
+// std::string, StringList (a YAML list), StringOrList (a string or a list of them), StringPairs
+// (a YAML mapping of string to string, in order) and YamlSubtree (any mapping, kept as YAML
+// text). Ranges apply to numbers. Help is one line, shown by command-line flags
+// (cli/config_flags.h).
 //
 // Errors: readers and RangeChecker throw ConfigError, which carries where the error is as data
 // (origin, line, dotted key path) besides the sentence; nothing else escapes them.
@@ -66,6 +67,11 @@ std::string QuotedNames(const Choices<E>& choices) {
 using StringList = std::vector<std::string>;
 // A mapping of string to string, in the order written (e.g. reward name -> spec file).
 using StringPairs = std::vector<std::pair<std::string, std::string>>;
+// A field that takes one string or a list of them (one reward server, or several), read into
+// a StringList and written back as a scalar when it holds one.
+struct StringOrList {
+  StringList* values;
+};
 // A field holding any mapping, kept as YAML text (e.g. an inline reward spec).
 struct YamlSubtree {
   std::string* text;

@@ -122,12 +122,27 @@ void YamlReader::Field(const char* key, StringList& value, Range, const char*) {
   YAML::Node node = Lookup(key);
   if (!node || node.IsNull()) return;
   if (!node.IsSequence()) Fail(node, Path(key), "expected a list of strings, got " + Describe(node));
+  value = ReadList(node, key);
+}
+
+void YamlReader::Field(const char* key, StringOrList field, Range, const char*) {
+  YAML::Node node = Lookup(key);
+  if (!node || node.IsNull()) return;
+  if (node.IsScalar()) {
+    *field.values = {node.Scalar()};
+    return;
+  }
+  if (!node.IsSequence()) Fail(node, Path(key), "expected a string or a list of strings, got " + Describe(node));
+  *field.values = ReadList(node, key);
+}
+
+StringList YamlReader::ReadList(const YAML::Node& node, const char* key) const {
   StringList out;
   for (const YAML::Node& item : node) {
     if (!item.IsScalar()) Fail(item, Path(key), "expected a list of strings, got " + Describe(item) + " in it");
     out.push_back(item.Scalar());
   }
-  value = std::move(out);
+  return out;
 }
 
 void YamlReader::Field(const char* key, StringPairs& value, Range, const char*) {
@@ -200,6 +215,13 @@ void YamlReader::CheckRange(const YAML::Node& node, const char* key, double valu
 
 void YamlWriter::Field(const char* key, const std::optional<double>& value, Range, const char*) {
   stack_.back()[key] = value ? YAML::Node(*value) : YAML::Node(YAML::NodeType::Null);
+}
+
+void YamlWriter::Field(const char* key, StringOrList field, Range, const char*) {
+  const StringList& values = *field.values;
+  stack_.back()[key] = values.empty()      ? YAML::Node(YAML::NodeType::Null)
+                       : values.size() == 1 ? YAML::Node(values[0])
+                                            : YAML::Node(values);
 }
 
 void YamlWriter::Field(const char* key, const StringPairs& value, Range, const char*) {

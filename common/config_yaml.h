@@ -65,6 +65,7 @@ class YamlReader {
   }
   void Field(const char* key, std::optional<double>& value, Range range = {}, const char* = "");
   void Field(const char* key, StringList& value, Range = {}, const char* = "");
+  void Field(const char* key, StringOrList field, Range = {}, const char* = "");
   void Field(const char* key, StringPairs& value, Range = {}, const char* = "");
   void Field(const char* key, YamlSubtree subtree, Range = {}, const char* = "");
 
@@ -97,6 +98,7 @@ class YamlReader {
   std::string Path(const char* key) const { return stack_.back().path + key; }
   [[noreturn]] void Fail(const YAML::Node& node, const std::string& path, const std::string& detail) const;
   static std::string Describe(const YAML::Node& node);
+  StringList ReadList(const YAML::Node& node, const char* key) const;
   void CheckRange(const YAML::Node& node, const char* key, double value, Range range) const;
 
   template <class T>
@@ -137,6 +139,7 @@ class YamlWriter {
     stack_.back()[key] = value;
   }
   void Field(const char* key, const std::optional<double>& value, Range = {}, const char* = "");
+  void Field(const char* key, StringOrList field, Range = {}, const char* = "");
   void Field(const char* key, const StringPairs& value, Range = {}, const char* = "");
   void Field(const char* key, YamlSubtree subtree, Range = {}, const char* = "");
 

@@ -15,6 +15,7 @@ namespace {
 using common::AtLeast;
 using common::Between;
 using common::Choices;
+using common::StringOrList;
 using common::YamlSubtree;
 
 const Choices<LossType> kLossTypes = {
@@ -100,7 +101,7 @@ template <class V>
 void VisitRewards(V& v, RewardsSection& s) {
   v.Field("spec_file", s.spec_file);
   v.Field("spec", YamlSubtree{&s.spec});
-  v.Field("server", s.server);
+  v.Field("server", StringOrList{&s.server});
   v.Field("reward_name", s.reward_name);
   v.Field("max_retries", s.max_retries, AtLeast(0));
   v.Field("retry_backoff_s", s.retry_backoff_s, AtLeast(0));

@@ -102,10 +102,10 @@ struct DataSection {
 struct RewardsSection {
   std::string spec_file = "configs/rewards/r1.yaml";  // used when `spec` is not given
   std::string spec;      // an inline reward spec (YAML text of the mapping), overrides spec_file
-  std::string server;    // http://host:port: score through a reward server instead
+  common::StringList server;  // http://host:port of one reward server or more: score there instead
   std::string reward_name;  // the server's named reward; empty: its default
-  int64_t max_retries = 5;
-  double retry_backoff_s = 0.5;  // doubled after each failed try
+  int64_t max_retries = 5;        // per server and completion
+  double retry_backoff_s = 0.5;  // doubled after each round in which no server answered
   double timeout_s = 60.0;
   int64_t threads = 0;  // in-process scoring threads; 0: all cores
 };

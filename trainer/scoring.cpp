@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/names.h"
 #include "rewards/server/client.h"
 
 namespace rl::trainer {
@@ -51,7 +52,7 @@ Scorer MakeScorer(const RewardsSection& section) {
   Scorer scorer;
   if (!section.server.empty()) {
     rewards::server::ClientOptions options;
-    options.url = section.server;
+    options.urls = section.server;
     options.reward = section.reward_name;
     options.max_attempts = static_cast<int>(section.max_retries) + 1;
     options.initial_backoff_s = section.retry_backoff_s;
@@ -61,7 +62,7 @@ Scorer MakeScorer(const RewardsSection& section) {
     } catch (const rewards::server::RewardClientError& e) {
       throw std::runtime_error(std::string("rewards.server: ") + e.what());
     }
-    scorer.description = section.server;
+    scorer.description = common::JoinNames(section.server);
     std::shared_ptr<rewards::server::RewardClient> client = scorer.client;
     scorer.score = [client](const Prompt& prompt, const rollout::Completion& completion) {
       const rewards::Sample sample = ToSample(prompt, completion);

@@ -10,9 +10,10 @@
 // finished completion into a rewards::Sample (ToSample, the one conversion) and scores it on
 // the engine's callback threads, overlapping generation.
 //
-// Remote scoring retries failed requests with backoff (rewards.max_retries,
-// rewards.retry_backoff_s); when a request still fails, score throws and the run stops with
-// a clear error — rewards are never filled in with zeros.
+// Remote scoring spreads requests over the servers of rewards.server and retries failed ones
+// elsewhere, then with backoff (rewards.max_retries per server, rewards.retry_backoff_s); when
+// no server answers, score throws and the run stops with a clear error — rewards are never
+// filled in with zeros.
 #pragma once
 
 #include <cstdint>
@@ -67,7 +68,7 @@ ScoredRollout RunAndScore(const rollout::RolloutEngine& engine, std::span<const 
 
 struct Scorer {
   ScoreFn score;
-  std::string description;                  // "in process (r1.yaml)", "http://…"
+  std::string description;                  // "in process (r1.yaml)", "http://…, http://…"
   std::shared_ptr<rewards::Reward> reward;  // in process only
   std::shared_ptr<rewards::server::RewardClient> client;  // remote only
 };

@@ -214,6 +214,19 @@ std::string GetRewardBody(int items, std::mt19937& rng) {
   return body.dump();
 }
 
+std::vector<rewards::Sample> RewardSamples(int count, std::mt19937& rng) {
+  std::vector<rewards::Sample> samples;
+  for (int i = 0; i < count; ++i) {
+    const Problem& p = Problems()[rng() % Problems().size()];
+    rewards::Sample sample;
+    sample.prompt = ChatPrompt(p.question);
+    sample.completion = Completion(p, rng);
+    sample.gold = p.gold;
+    samples.push_back(std::move(sample));
+  }
+  return samples;
+}
+
 std::string PostRequest(std::string_view target, std::string_view json_body, std::string_view host) {
   http::request<http::string_body> req{http::verb::post, target, 11};
   req.set(http::field::host, host);

@@ -1,6 +1,6 @@
 // bench/server/load.h: load generation shared by server_bench (throughput of one kind of
-// request) and server_soak (a long run of mixed good, bad and heavy requests), and the server
-// they load:
+// request), server_soak (a long run of mixed good, bad and heavy requests) and client_bench
+// (the trainer's client against one or more servers), and the server they load:
 //
 //   rl::bench::TargetOptions options;              // --url, --reward-spec, --io-threads, ...
 //   rl::bench::AddTargetOptions(app, &options);    // on a CLI11 app
@@ -31,11 +31,13 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "rewards/reward.h"
 #include "rewards/server/server.h"
 
 namespace rl::bench {
@@ -63,6 +65,10 @@ bool OpenTarget(const TargetOptions& options, Target* target, std::string* error
 // of realistic length (~1 KB, right six times in ten, the format broken once in ten) and the
 // gold label.
 std::string GetRewardBody(int items, std::mt19937& rng);
+
+// `count` samples of the same kind (prompt, completion, gold), as the trainer's client sends
+// them to /v1/score.
+std::vector<rewards::Sample> RewardSamples(int count, std::mt19937& rng);
 
 // Raw HTTP/1.1 requests (keep-alive) for `host`.
 std::string PostRequest(std::string_view target, std::string_view json_body, std::string_view host);

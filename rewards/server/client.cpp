@@ -26,6 +26,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;  // keeps the rules' order in "components"
+using Clock = std::chrono::steady_clock;
 
 struct ParsedUrl {
   std::string host;
@@ -105,29 +106,63 @@ json SampleJson(const rewards::Sample& sample) {
   return item;
 }
 
+
+// One `rl serve`: where it is, its idle keep-alive connections, and whether it is in the
+// rotation.
+struct Server {
+  std::string text;  // the URL as configured, for messages
+  ParsedUrl url;
+  std::mutex mutex;  // guards idle
+  std::vector<std::unique_ptr<Connection>> idle;
+  std::atomic<int> outstanding{0};             // this client's requests in flight there
+  std::atomic<Clock::rep> down_until{0};       // steady_clock ticks; in the past: up
+  std::atomic<int64_t> answered{0};
+
+  bool Up(Clock::time_point now) const { return down_until.load() <= now.time_since_epoch().count(); }
+};
+
+// Outstanding requests of one server while an attempt runs there.
+class InFlight {
+ public:
+  explicit InFlight(Server& server) : server_(server) { ++server_.outstanding; }
+  ~InFlight() { --server_.outstanding; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  Server& server_;
+};
+
+// What one request has seen so far, server by server.
+struct RequestState {
+  std::vector<int> tries;            // attempts per server
+  std::vector<std::string> errors;   // the last error per server ("" where none)
+  int attempts = 0, waits = 0;
+  Answer last;
+};
+
 }  // namespace
 
 struct RewardClient::Impl {
   ClientOptions options;
-  ParsedUrl url;
-  std::mutex mutex;  // guards idle
-  std::vector<std::unique_ptr<Connection>> idle;
-  std::atomic<int64_t> requests{0}, attempts{0}, connections{0}, reconnects{0};
+  std::vector<std::unique_ptr<Server>> servers;
+  std::atomic<uint64_t> rotation{0};  // where the search for the least loaded server starts
+  std::atomic<int64_t> requests{0}, attempts{0}, connections{0}, reconnects{0}, marked_down{0};
 
-  std::unique_ptr<Connection> Acquire() {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (idle.empty()) return std::make_unique<Connection>();
-    auto c = std::move(idle.back());
-    idle.pop_back();
+  std::unique_ptr<Connection> Acquire(Server& server) {
+    std::lock_guard<std::mutex> lock(server.mutex);
+    if (server.idle.empty()) return std::make_unique<Connection>();
+    auto c = std::move(server.idle.back());
+    server.idle.pop_back();
     return c;
   }
 
-  void Release(std::unique_ptr<Connection> c) {
-    std::lock_guard<std::mutex> lock(mutex);
-    idle.push_back(std::move(c));
+  void Release(Server& server, std::unique_ptr<Connection> c) {
+    std::lock_guard<std::mutex> lock(server.mutex);
+    server.idle.push_back(std::move(c));
   }
 
-  bool Connect(Connection& c, std::string* error) {
+  bool Connect(const ParsedUrl& url, Connection& c, std::string* error) {
     beast::error_code ec;
     tcp::resolver resolver(c.ioc);
     const auto endpoints = resolver.resolve(url.host, url.port, ec);
@@ -152,7 +187,7 @@ struct RewardClient::Impl {
   }
 
   // One exchange on `c`; on a connection error the connection is closed.
-  Answer Exchange(Connection& c, http::verb verb, const std::string& target,
+  Answer Exchange(const ParsedUrl& url, Connection& c, http::verb verb, const std::string& target,
                   const std::string& body) {
     Answer answer;
     http::request<http::string_body> req{verb, target, 11};
@@ -190,51 +225,112 @@ struct RewardClient::Impl {
     return answer;
   }
 
-  // One attempt: a pooled connection, reconnecting once when a reused one turns out stale.
-  Answer Attempt(http::verb verb, const std::string& target, const std::string& body) {
-    std::unique_ptr<Connection> c = Acquire();
+  // One attempt at `server`: a pooled connection, reconnecting once when a reused one turns
+  // out stale.
+  Answer Attempt(Server& server, http::verb verb, const std::string& path, const std::string& body) {
+    InFlight in_flight(server);
+    const std::string target = server.url.base_path + path;
+    std::unique_ptr<Connection> c = Acquire(server);
     Answer answer;
     const bool reused = c->open;
     ++attempts;
-    if (!c->open && !Connect(*c, &answer.error)) return answer;
-    answer = Exchange(*c, verb, target, body);
+    if (!c->open && !Connect(server.url, *c, &answer.error)) return answer;
+    answer = Exchange(server.url, *c, verb, target, body);
     if (answer.status == 0 && reused) {
       ++reconnects;
-      if (!Connect(*c, &answer.error)) return answer;
-      answer = Exchange(*c, verb, target, body);
+      if (!Connect(server.url, *c, &answer.error)) return answer;
+      answer = Exchange(server.url, *c, verb, target, body);
     }
-    if (c->open) Release(std::move(c));
+    if (c->open) Release(server, std::move(c));
     return answer;
   }
 
-  // Attempts with exponential backoff; returns the 2xx body or throws.
-  std::string Request(http::verb verb, const std::string& path, const std::string& body) {
-    const std::string target = url.base_path + path;
-    std::mt19937_64 rng(std::random_device{}());
-    const auto start = std::chrono::steady_clock::now();
-    Answer answer;
-    int attempt = 0;
-    ++requests;
-    while (true) {
-      ++attempt;
-      answer = Attempt(verb, target, body);
-      if (answer.status >= 200 && answer.status < 300) return std::move(answer.body);
-      if (!Retryable(answer.status) || attempt >= options.max_attempts) break;
-      const double backoff = std::min(
-          options.max_backoff_s,
-          options.initial_backoff_s * std::pow(options.backoff_multiplier, attempt - 1));
-      // Equal jitter: half fixed, half random, so that many clients do not retry in step.
-      double delay = backoff / 2 + std::uniform_real_distribution<double>(0, backoff / 2)(rng);
-      delay = std::max(delay, answer.retry_after_s);
-      std::this_thread::sleep_for(ToChrono<std::chrono::microseconds>(delay));
+  // The server for a request's next attempt, among those it has tried fewer than max_attempts
+  // times: the one with the fewest requests in flight among those up (ties: the first from a
+  // rotating start), else the one that comes back up first. -1: every server had its attempts.
+  int Pick(const RequestState& state, bool* up) {
+    const size_t n = servers.size();
+    const size_t start = rotation++ % n;
+    const auto now = Clock::now();
+    int best = -1, first_back = -1;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t s = (start + i) % n;
+      if (state.tries[s] >= options.max_attempts) continue;
+      const Server& server = *servers[s];
+      if (server.Up(now)) {
+        if (best < 0 || server.outstanding < servers[best]->outstanding) best = static_cast<int>(s);
+      } else if (first_back < 0 || server.down_until < servers[first_back]->down_until) {
+        first_back = static_cast<int>(s);
+      }
     }
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    throw RewardClientError(
-        fmt::format("reward server {}: {} {} failed after {} attempt{} in {:.1f} s: {}; no "
-                    "rewards were produced", options.url, http::to_string(verb), target, attempt,
-                    attempt == 1 ? "" : "s", elapsed, ServerMessage(answer)),
-        answer.status);
+    *up = best >= 0;
+    return best >= 0 ? best : first_back;
+  }
+
+  void MarkDown(Server& server, double seconds) {
+    server.down_until = (Clock::now() + ToChrono<Clock::duration>(seconds)).time_since_epoch().count();
+    ++marked_down;
+  }
+
+  // Equal jitter: half fixed, half random, so that many clients do not retry in step; never
+  // sooner than the last Retry-After.
+  void Wait(RequestState& state, std::mt19937_64& rng) {
+    const double backoff = std::min(
+        options.max_backoff_s, options.initial_backoff_s * std::pow(options.backoff_multiplier, state.waits++));
+    const double delay = backoff / 2 + std::uniform_real_distribution<double>(0, backoff / 2)(rng);
+    std::this_thread::sleep_for(ToChrono<std::chrono::microseconds>(std::max(delay, state.last.retry_after_s)));
+  }
+
+  // Attempts over the servers (see the header); returns a 2xx body and the server that sent it,
+  // or throws.
+  std::pair<std::string, const Server*> Request(http::verb verb, const std::string& path,
+                                                const std::string& body) {
+    std::mt19937_64 rng(std::random_device{}());
+    const auto start = Clock::now();
+    RequestState state;
+    state.tries.assign(servers.size(), 0);
+    state.errors.assign(servers.size(), "");
+    ++requests;
+    bool up = true;
+    for (int s = Pick(state, &up); s >= 0; s = Pick(state, &up)) {
+      if (!up && state.attempts > 0) Wait(state, rng);
+      Server& server = *servers[static_cast<size_t>(s)];
+      state.last = Attempt(server, verb, path, body);
+      ++state.tries[static_cast<size_t>(s)];
+      ++state.attempts;
+      if (state.last.status >= 200 && state.last.status < 300) {
+        server.down_until = 0;
+        ++server.answered;
+        return {std::move(state.last.body), &server};
+      }
+      state.errors[static_cast<size_t>(s)] = ServerMessage(state.last);
+      if (!Retryable(state.last.status)) throw Failure(verb, path, state, start, &server);
+      MarkDown(server, std::max(options.down_s, state.last.retry_after_s));
+    }
+    throw Failure(verb, path, state, start, nullptr);
+  }
+
+  // "reward server URL: POST /v1/score failed after 3 attempts in 1.2 s: cannot connect ...;
+  // no rewards were produced", with every server's last error when several were tried.
+  RewardClientError Failure(http::verb verb, const std::string& path, const RequestState& state,
+                            Clock::time_point start, const Server* rejecting) const {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const std::string what = fmt::format("{} {} failed after {} attempt{} in {:.1f} s", http::to_string(verb),
+                                         path, state.attempts, state.attempts == 1 ? "" : "s", elapsed);
+    std::string servers_text, errors;
+    if (rejecting != nullptr || servers.size() == 1) {
+      const Server& server = rejecting != nullptr ? *rejecting : *servers.front();
+      servers_text = "reward server " + server.text;
+      errors = ServerMessage(state.last);
+    } else {
+      for (size_t s = 0; s < servers.size(); ++s) {
+        servers_text += (s == 0 ? "reward servers " : ", ") + servers[s]->text;
+        errors += (s == 0 ? "none answered (" : "; ") + servers[s]->text + ": " + state.errors[s];
+      }
+      errors += ")";
+    }
+    return RewardClientError(fmt::format("{}: {}: {}; no rewards were produced", servers_text, what, errors),
+                             state.last.status);
   }
 };
 
@@ -243,7 +339,16 @@ RewardClient::RewardClient(ClientOptions options) : impl_(std::make_unique<Impl>
   if (options.max_items_per_request < 1) {
     throw RewardClientError("reward client: max_items_per_request must be at least 1", 0);
   }
-  impl_->url = ParseUrl(options.url);
+  if (options.urls.empty()) throw RewardClientError("reward client: no server url given", 0);
+  for (const std::string& url : options.urls) {
+    if (std::count(options.urls.begin(), options.urls.end(), url) > 1) {
+      throw RewardClientError(fmt::format("reward client: url '{}' is given twice", url), 0);
+    }
+    auto server = std::make_unique<Server>();
+    server->text = url;
+    server->url = ParseUrl(url);
+    impl_->servers.push_back(std::move(server));
+  }
   impl_->options = std::move(options);
 }
 
@@ -252,8 +357,38 @@ RewardClient::~RewardClient() = default;
 const ClientOptions& RewardClient::options() const { return impl_->options; }
 
 ClientStats RewardClient::stats() const {
-  return {impl_->requests.load(), impl_->attempts.load(), impl_->connections.load(), impl_->reconnects.load()};
+  ClientStats stats{impl_->requests.load(), impl_->attempts.load(), impl_->connections.load(),
+                    impl_->reconnects.load(), impl_->marked_down.load(), {}};
+  for (const auto& server : impl_->servers) stats.answered.push_back(server->answered.load());
+  return stats;
 }
+
+namespace {
+
+// The results of a /v1/score answer for `count` items from the server at `url`, appended to
+// *results; throws when the answer is not `count` results in the wire form.
+void ReadResults(const std::string& text, size_t count, const std::string& url,
+                 std::vector<rewards::RewardResult>* results) {
+  const ordered_json answer = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!answer.is_object() || !answer.contains("results") || !answer["results"].is_array() ||
+      answer["results"].size() != count) {
+    throw RewardClientError(fmt::format("reward server {}: /v1/score answered something other than {} "
+                                        "results: {}", url, count, text.substr(0, 200)),
+                            200);
+  }
+  for (const ordered_json& r : answer["results"]) {
+    std::string error;
+    std::optional<rewards::RewardResult> result = rewards::RewardResultFromJson(r, &error);
+    if (!result) {
+      throw RewardClientError(fmt::format("reward server {}: /v1/score answered a malformed result ({}): {}",
+                                          url, error, r.dump().substr(0, 200)),
+                              200);
+    }
+    results->push_back(std::move(*result));
+  }
+}
+
+}  // namespace
 
 std::vector<rewards::RewardResult> RewardClient::Score(std::span<const rewards::Sample> samples) {
   std::vector<rewards::RewardResult> results;
@@ -264,35 +399,18 @@ std::vector<rewards::RewardResult> RewardClient::Score(std::span<const rewards::
     json body = {{"items", json::array()}};
     for (const rewards::Sample& s : chunk) body["items"].push_back(SampleJson(s));
     if (!impl_->options.reward.empty()) body["reward"] = impl_->options.reward;
-    const std::string text =
+    const auto [text, server] =
         impl_->Request(http::verb::post, "/v1/score", body.dump(-1, ' ', false, json::error_handler_t::replace));
-    const ordered_json answer = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!answer.is_object() || !answer.contains("results") || !answer["results"].is_array() ||
-        answer["results"].size() != chunk.size()) {
-      throw RewardClientError(
-          fmt::format("reward server {}: /v1/score answered something other than {} results: {}",
-                      impl_->options.url, chunk.size(), text.substr(0, 200)),
-          200);
-    }
-    for (const ordered_json& r : answer["results"]) {
-      std::string error;
-      std::optional<rewards::RewardResult> result = rewards::RewardResultFromJson(r, &error);
-      if (!result) {
-        throw RewardClientError(fmt::format("reward server {}: /v1/score answered a malformed result "
-                                            "({}): {}", impl_->options.url, error, r.dump().substr(0, 200)),
-                                200);
-      }
-      results.push_back(std::move(*result));
-    }
+    ReadResults(text, chunk.size(), server->text, &results);
   }
   return results;
 }
 
 json RewardClient::Health() {
-  const std::string text = impl_->Request(http::verb::get, "/health", "");
+  const auto [text, server] = impl_->Request(http::verb::get, "/health", "");
   json answer = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded()) {
-    throw RewardClientError(fmt::format("reward server {}: /health is not JSON", impl_->options.url), 200);
+    throw RewardClientError(fmt::format("reward server {}: /health is not JSON", server->text), 200);
   }
   return answer;
 }

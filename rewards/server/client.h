@@ -1,8 +1,8 @@
 // rewards/server/client.h: a C++ client of `rl serve` (POST /v1/score) for trainers that
-// score over HTTP instead of in process.
+// score over HTTP instead of in process, against one server or several.
 //
 //   rl::rewards::server::ClientOptions options;
-//   options.url = "http://127.0.0.1:8000";        // where `rl serve` listens
+//   options.urls = {"http://127.0.0.1:8000", "http://127.0.0.1:8001"};  // where `rl serve`s listen
 //   options.reward = "r1";                         // a named reward; empty: the server's default
 //   rl::rewards::server::RewardClient client(options);      // throws RewardClientError on a bad URL
 //
@@ -10,16 +10,23 @@
 //   std::vector<rl::rewards::RewardResult> results = client.Score(samples);
 //   // scores[i].reward is empty when sample i could not be scored; scores[i].status says why.
 //
-// Errors: connection errors, timeouts and answers 408/429/500/502/503/504 are retried up
-// to max_attempts times with exponential backoff (initial_backoff_s, doubling, capped at
-// max_backoff_s, with jitter; a 503's Retry-After is honoured). When the last attempt fails,
-// or the server rejects the request (any other 4xx), Score throws RewardClientError naming
-// the server, the endpoint, the attempts and the last error. It never returns made-up
-// rewards: a request either yields the server's scores or throws.
+// Several servers: each request goes to the server with the fewest requests of this client in
+// flight (ties rotate, so that one thread's calls alternate). Concurrent calls spread; the
+// chunks of one Score call go one after another.
+//
+// Errors: connection errors, timeouts and answers 408/429/500/502/503/504 mark the server down
+// for down_s seconds (longer when a 503's Retry-After says so) and the request is sent at once to
+// another server that is up. When none is up, it waits with exponential backoff
+// (initial_backoff_s, doubling, capped at max_backoff_s, with jitter; at least the last
+// Retry-After) and tries the server that comes back first. Each server gets at most
+// max_attempts attempts per request; when all have had theirs, or a server rejects the request
+// (any other 4xx: the request is at fault, not the server), Score throws RewardClientError
+// naming the servers, the endpoint, the attempts and the last error of each. It never returns
+// made-up rewards: a request either yields a server's scores or throws.
 //
 // Thread safety: Score and Health may be called concurrently from any number of threads;
-// each call uses its own keep-alive connection from a small pool. Copying is disabled
-// because the client owns connections.
+// each call uses its own keep-alive connection from a small pool per server. Copying is
+// disabled because the client owns connections.
 #pragma once
 
 #include <cstddef>
@@ -39,15 +46,17 @@
 namespace rl::rewards::server {
 
 struct ClientOptions {
-  std::string url = "http://127.0.0.1:8000";  // http://host:port of `rl serve`
+  // http://host:port of each `rl serve`, at least one; the same server twice is an error.
+  std::vector<std::string> urls = {"http://127.0.0.1:8000"};
   std::string reward;                         // named reward; empty: the server's default
   std::string auth_token;                     // bearer token; empty: none
-  int max_attempts = 5;                       // attempts per request, the first included
+  int max_attempts = 5;                       // attempts per request at each server, the first included
   double initial_backoff_s = 0.1;
   double backoff_multiplier = 2;
   double max_backoff_s = 5;
   double connect_timeout_s = 5;
   double request_timeout_s = 120;             // writing a request and reading its answer
+  double down_s = 5;                          // a failed server is passed over this long
   size_t max_items_per_request = 4096;        // larger Score calls are sent in several requests
 };
 
@@ -69,6 +78,8 @@ struct ClientStats {
   int64_t attempts = 0;     // exchanges tried; attempts - requests were retries
   int64_t connections = 0;  // connections opened
   int64_t reconnects = 0;   // pooled connections found stale and replaced within an attempt
+  int64_t marked_down = 0;  // failures that took a server out of the rotation for down_s
+  std::vector<int64_t> answered;  // per server, in the order of options.urls: requests it answered
 };
 
 class RewardClient {

@@ -20,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 
 ClientOptions OptionsFor(uint16_t port) {
   ClientOptions options;
-  options.url = "http://127.0.0.1:" + std::to_string(port);
+  options.urls = {"http://127.0.0.1:" + std::to_string(port)};
   options.initial_backoff_s = 0.05;
   options.max_backoff_s = 0.2;
   return options;
@@ -192,6 +192,128 @@ TEST_CASE("client: a stale keep-alive connection is replaced transparently", "[s
   CHECK(stats.reconnects == 1);
 }
 
+std::string UrlOf(const Server& server) { return "http://127.0.0.1:" + std::to_string(server.port()); }
+
+TEST_CASE("client: one thread's requests alternate over two servers", "[server][client][servers]") {
+  auto a = StartServer(TestConfig());
+  auto b = StartServer(TestConfig());
+  ClientOptions options = OptionsFor(a->port());
+  options.urls.push_back(UrlOf(*b));
+  RewardClient client(options);
+  Samples data(10);
+  const auto reward = MakeReward(kR1Spec);
+  for (const rewards::Sample& sample : data.samples) {
+    const auto scores = client.Score(std::span<const rewards::Sample>(&sample, 1));
+    REQUIRE(scores.size() == 1);
+    CHECK(rewards::ToJson(scores[0]) == rewards::ToJson(reward->Score(sample)));
+  }
+  CHECK(client.stats().answered == std::vector<int64_t>{5, 5});
+  CHECK(client.stats().attempts == 10);
+}
+
+TEST_CASE("client: concurrent requests spread over two servers", "[server][client][servers]") {
+  auto a = StartServer(TestConfig());
+  auto b = StartServer(TestConfig());
+  ClientOptions options = OptionsFor(a->port());
+  options.urls.push_back(UrlOf(*b));
+  RewardClient client(options);
+  Samples data(40);
+  std::vector<std::future<size_t>> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.push_back(std::async(std::launch::async, [&] {
+      size_t scored = 0;
+      for (const rewards::Sample& sample : data.samples) {
+        scored += client.Score(std::span<const rewards::Sample>(&sample, 1)).size();
+      }
+      return scored;
+    }));
+  }
+  for (auto& t : threads) CHECK(t.get() == 40);
+  const ClientStats stats = client.stats();
+  CHECK(stats.answered[0] + stats.answered[1] == 160);
+  CHECK(stats.answered[0] > 0);
+  CHECK(stats.answered[1] > 0);
+  CHECK(stats.marked_down == 0);
+}
+
+TEST_CASE("client: a server that dies mid-run is passed over, nothing is lost", "[server][client][servers]") {
+  ServerConfig short_idle = TestConfig();
+  short_idle.idle_timeout_ms = 100;  // so that its shutdown need not wait for our idle connection
+  auto a = StartServer(short_idle);
+  auto b = StartServer(TestConfig());
+  ClientOptions options = OptionsFor(a->port());
+  options.urls.push_back(UrlOf(*b));
+  options.down_s = 60;  // longer than the test: once down, a stays out of the rotation
+  RewardClient client(options);
+  Samples data(10);
+  const auto reward = MakeReward(kR1Spec);
+  auto score = [&](size_t i) {
+    const auto scores = client.Score(std::span<const rewards::Sample>(&data.samples[i], 1));
+    REQUIRE(scores.size() == 1);
+    CHECK(rewards::ToJson(scores[0]) == rewards::ToJson(reward->Score(data.samples[i])));
+  };
+  for (size_t i = 0; i < 4; ++i) score(i);
+  CHECK(client.stats().answered == std::vector<int64_t>{2, 2});
+  a->Shutdown();
+  a->Wait();
+  for (size_t i = 4; i < 10; ++i) score(i);
+  const ClientStats stats = client.stats();
+  CHECK(stats.answered == std::vector<int64_t>{2, 8});
+  CHECK(stats.marked_down == 1);  // found down once, then skipped
+  CHECK(stats.attempts == 11);    // the one failed attempt at a, sent on to b at once
+}
+
+TEST_CASE("client: concurrent requests survive a server killed under them", "[server][client][servers]") {
+  ServerConfig short_idle = TestConfig();
+  short_idle.idle_timeout_ms = 100;
+  auto a = StartServer(short_idle);
+  auto b = StartServer(TestConfig());
+  ClientOptions options = OptionsFor(a->port());
+  options.urls.push_back(UrlOf(*b));
+  RewardClient client(options);
+  Samples data(30);
+  const auto reward = MakeReward(kR1Spec);
+  std::vector<std::future<size_t>> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.push_back(std::async(std::launch::async, [&] {
+      size_t scored = 0;
+      for (const rewards::Sample& sample : data.samples) {
+        const auto scores = client.Score(std::span<const rewards::Sample>(&sample, 1));
+        const bool same = scores.size() == 1 && rewards::ToJson(scores[0]) == rewards::ToJson(reward->Score(sample));
+        scored += same ? 1 : 0;
+      }
+      return scored;
+    }));
+  }
+  REQUIRE(Eventually([&] { return client.stats().answered[0] >= 10; }));
+  a->Shutdown();
+  a->Wait();
+  for (auto& t : threads) CHECK(t.get() == 30);  // every call answered, none threw
+  CHECK(client.stats().answered[0] + client.stats().answered[1] == 120);
+}
+
+TEST_CASE("client: when no server answers, the error names each", "[server][client][servers][retry]") {
+  const uint16_t port = FreePort();
+  uint16_t other = FreePort();
+  while (other == port) other = FreePort();
+  ClientOptions options = OptionsFor(port);
+  options.urls.push_back("http://127.0.0.1:" + std::to_string(other));
+  options.max_attempts = 2;
+  RewardClient client(options);
+  Samples data(1);
+  try {
+    client.Score(data.samples);
+    FAIL("expected RewardClientError");
+  } catch (const RewardClientError& e) {
+    CHECK(e.status() == 0);
+    CHECK_THAT(e.what(), Catch::StartsWith("reward servers " + options.urls[0] + ", " + options.urls[1]) &&
+                             Catch::Contains("failed after 4 attempts") && Catch::Contains("none answered (") &&
+                             Catch::Contains(options.urls[1] + ": cannot connect") &&
+                             Catch::Contains("no rewards were produced"));
+  }
+  CHECK(client.stats().attempts == 4);  // max_attempts at each
+}
+
 // A scripted HTTP peer: answers 503 (Retry-After: 0) `busy` times, then a fixed body.
 class ScriptedPeer {
  public:
@@ -288,12 +410,17 @@ TEST_CASE("client: a result not in the wire form is an error naming the key", "[
 
 TEST_CASE("client: bad options are rejected", "[server][client]") {
   ClientOptions options;
-  options.url = "https://example.org";
+  options.urls = {"https://example.org"};
   CHECK_THROWS_AS(RewardClient(options), RewardClientError);
-  options.url = "http://127.0.0.1:notaport";
+  options.urls = {"http://127.0.0.1:notaport"};
   CHECK_THROWS_AS(RewardClient(options), RewardClientError);
-  options.url = "http://[::1]:8000";
+  options.urls = {"http://[::1]:8000"};
   CHECK_NOTHROW(RewardClient(options));
+  options.urls = {};
+  CHECK_THROWS_WITH(RewardClient(options), Catch::Contains("no server url"));
+  options.urls = {"http://[::1]:8000", "http://127.0.0.1:8000", "http://[::1]:8000"};
+  CHECK_THROWS_WITH(RewardClient(options), Catch::Contains("'http://[::1]:8000' is given twice"));
+  options.urls = {"http://[::1]:8000"};
   options.max_attempts = 0;
   CHECK_THROWS_AS(RewardClient(options), RewardClientError);
 }

@@ -103,6 +103,22 @@ TEST_CASE("rollout.dtype: float32 by default, bfloat16 on request, printed eithe
                     Catch::StartsWith("c.yaml:4: rollout.dtype: expected one of 'float32', 'bfloat16', got 'fp16'"));
 }
 
+TEST_CASE("rewards.server: one URL or a list of them, printed as given", "[config]") {
+  TrainConfig one = ParseTrainConfig("rewards:\n  server: http://127.0.0.1:8000\n", "one.yaml");
+  CHECK(one.rewards.server == std::vector<std::string>{"http://127.0.0.1:8000"});
+  CHECK_THAT(ToYaml(one), Catch::Contains("server: http://127.0.0.1:8000\n"));
+
+  TrainConfig two = ParseTrainConfig("rewards:\n  server: [http://a:1, http://b:2]\n", "two.yaml");
+  CHECK(two.rewards.server == std::vector<std::string>{"http://a:1", "http://b:2"});
+  CHECK(ParseTrainConfig(ToYaml(two), "printed").rewards.server == two.rewards.server);
+
+  CHECK(ParseTrainConfig("run: {seed: 1}\n", "none.yaml").rewards.server.empty());
+  CHECK_THROWS_WITH(ParseTrainConfig("rewards:\n  server: {url: http://a:1}\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:2: rewards.server: expected a string or a list of strings, got a mapping"));
+  CHECK_THROWS_WITH(ParseTrainConfig("rewards:\n  server: [[http://a:1]]\n", "c.yaml"),
+                    Catch::StartsWith("c.yaml:2: rewards.server: expected a list of strings, got a list in it"));
+}
+
 TEST_CASE("cross-field checks", "[config]") {
   CHECK_THROWS_WITH(ParseTrainConfig("grpo: {steps: 1}\nrollout: {num_generations: 1}\n", "c.yaml"),
                     Catch::Contains("num_generations must be at least 2"));

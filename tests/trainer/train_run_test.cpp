@@ -202,7 +202,7 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   local_config.grpo.steps = 2;
   TrainConfig remote_config = local_config;
   remote_config.run.output_dir = remote.string();
-  remote_config.rewards.server = url;
+  remote_config.rewards.server = {url};
   RunTraining(local_config, {});
   RunTraining(remote_config, {});
   std::vector<nlohmann::json> a = ReadLines(local / "metrics.jsonl");
