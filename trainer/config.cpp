@@ -49,6 +49,7 @@ void VisitRun(V& v, RunSection& s) {
   v.Field("output_dir", s.output_dir);
   v.Field("seed", s.seed, AtLeast(0));
   v.Field("threads", s.threads, AtLeast(0));
+  v.Field("collective_timeout_s", s.collective_timeout_s, AtLeast(0.001));
 }
 
 template <class V>

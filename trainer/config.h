@@ -46,7 +46,8 @@ struct RunSection {
   std::string name = "run";
   std::string output_dir = "runs/run";  // metrics.jsonl, checkpoints/, final/
   int64_t seed = 0;
-  int64_t threads = 0;  // LibTorch intra-op threads; 0: all cores
+  int64_t threads = 0;  // LibTorch intra-op threads per rank; 0: the cores / the ranks on this machine
+  double collective_timeout_s = 1800;  // how long a rank waits for the others (rendezvous, collectives)
 };
 
 // The architecture of a Qwen2-shaped model trained from scratch (model.path empty).

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include "rl/data/fraction_task.h"
 #include "rl/model/qwen2.h"
 #include "trainer/checkpoint.h"
+#include "trainer/distributed.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
 #include "trainer/scoring.h"
@@ -111,7 +113,7 @@ std::string ProgressLine(const nlohmann::ordered_json& m, int64_t steps, double 
 }
 
 // Runs the SFT stage, or finds it done (with --resume), and returns the policy it produced.
-Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resume) {
+Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resume, const World& world) {
   const fs::path out(config.run.output_dir);
   const fs::path sft_dir = out / "sft";
   if (resume && fs::exists(sft_dir / "config.json")) {
@@ -127,7 +129,8 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
   }
   if (config.sft.steps == 0) return policy;
   spdlog::info("sft: {} steps of {} examples", config.sft.steps, config.sft.batch_size);
-  std::ofstream log(out / "sft_metrics.jsonl", std::ios::binary);
+  std::ofstream log;
+  if (world.is_main()) log.open(out / "sft_metrics.jsonl", std::ios::binary);
   const auto start = Clock::now();
   SftSummary summary = RunSft(policy, config, data.train, [&](const nlohmann::json& line) {
     log << line.dump() << "\n";
@@ -136,8 +139,8 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
       spdlog::info("sft  {:>4}/{} | loss {:.4f} | lr {:.2e} | {}", step, config.sft.steps, line["loss"].get<double>(),
                    line["learning_rate"].get<double>(), Duration(Since(start)));
     }
-  });
-  SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object());
+  }, world);
+  if (world.is_main()) SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object());
   spdlog::info("sft: loss {:.4f} -> {:.4f} in {}; saved {}", summary.first_loss, summary.last_loss,
                Duration(summary.seconds), sft_dir.string());
   return policy;
@@ -183,8 +186,9 @@ StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const R
     if (start.state.contains("before")) summary.before = EvalResultFromJson(start.state["before"]);
     return start;
   }
-  start.policy = PolicyAfterSft(config, data, options.resume);
+  start.policy = PolicyAfterSft(config, data, options.resume, options.world);
   const fs::path before_path = out / "eval_before_grpo.json";
+  if (!options.world.is_main()) return start;
   if (options.resume && fs::exists(before_path)) {
     summary.before = EvalResultFromJson(ReadJsonFile(before_path));
   } else if (!data.eval.empty() && config.eval.num_problems > 0) {
@@ -256,12 +260,26 @@ void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, Run
   }
 }
 
+// run.threads, or this machine's cores shared by the ranks it runs.
+int64_t ThreadsPerRank(const TrainConfig& config, const World& world) {
+  if (config.run.threads > 0) return config.run.threads;
+  if (world.spec().local_world_size == 1) return 0;  // all cores
+  const int64_t cores = std::max<int64_t>(std::thread::hardware_concurrency(), 1);
+  return std::max<int64_t>(cores / world.spec().local_world_size, 1);
+}
+
 }  // namespace
 
 RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
   const auto start = Clock::now();
-  model::ConfigureThreads(static_cast<int>(config.run.threads));
-  PrepareOutputDir(config, options);
+  const World& world = options.world;
+  if (world.size() > 1 && config.grpo.steps > 0) {
+    throw std::invalid_argument(fmt::format("{} ranks: GRPO is single-process in this version (SFT is "
+                                            "data-parallel); set grpo.steps to 0, or run GRPO with one process",
+                                            world.size()));
+  }
+  model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config, world)));
+  if (world.is_main()) PrepareOutputDir(config, options);
   const Datasets data = LoadData(config);
   const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training
   spdlog::info("data: {} training examples, {} held-out; rewards {}", data.train.size(), data.eval.size(),
@@ -269,6 +287,8 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
   RunSummary summary;
   StartingPoint from = FindStart(config, data, options, summary);
   if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, summary);
+  summary.seconds = Since(start);
+  if (!world.is_main()) return summary;
   Finish(config, data, from.policy, summary);
   summary.seconds = Since(start);
   nlohmann::json eval = {{"seconds", summary.seconds}, {"grpo_steps", summary.grpo_steps}};

@@ -13,6 +13,11 @@
 //      progress line on the terminal, checkpoints every checkpoint.every steps;
 //   5. the final policy in output_dir/final, evaluated; eval.json and the table.
 // Everything the run writes is under run.output_dir.
+//
+// Several ranks (options.world, joined from the torchrun environment by `rl train`) train SFT
+// data-parallel (trainer/sft.h); rank 0 alone writes and evaluates, the others log warnings
+// only. GRPO is single-process in this version: a run of several ranks with grpo.steps > 0 is
+// refused before any work.
 // Errors: exceptions with messages naming the config key, file or server at fault; a failure
 // after a checkpoint leaves that checkpoint complete, so --resume continues from it.
 #pragma once
@@ -21,12 +26,14 @@
 #include <string>
 
 #include "trainer/config.h"
+#include "trainer/distributed.h"
 #include "trainer/evaluate.h"
 
 namespace rl::trainer {
 
 struct RunOptions {
   bool resume = false;  // continue from the newest complete checkpoint in run.output_dir
+  World world;          // the ranks training together (trainer/distributed.h); default: one process
 };
 
 struct RunSummary {

@@ -11,6 +11,7 @@
 
 #include "common/random.h"
 #include "rl/data/sampler.h"
+#include "trainer/distributed.h"
 #include "trainer/logprobs.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy.h"
@@ -43,12 +44,50 @@ std::vector<TokenizedExample> Tokenize(const Policy& policy, const TrainConfig& 
   return out;
 }
 
+// What one update did, summed over the ranks.
+struct StepResult {
+  double loss = 0;
+  double tokens = 0;
+  GradientCheck check;
+};
+
+// The loss and gradients of one global batch (`indices`, the same on every rank), this rank's
+// share computed here and the sums taken over the ranks; the caller steps the optimizer.
+StepResult LossAndGradients(Policy& policy, const TrainConfig& config, const std::vector<TokenizedExample>& data,
+                            const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& parameters,
+                            const World& world) {
+  std::vector<std::vector<int32_t>> prompts, responses;
+  const auto [first, last] = world.Shard(static_cast<int64_t>(indices.size()));
+  for (int64_t i = first; i < last; ++i) {
+    prompts.push_back(data[static_cast<size_t>(indices[static_cast<size_t>(i)])].prompt);
+    responses.push_back(data[static_cast<size_t>(indices[static_cast<size_t>(i)])].response);
+  }
+  TokenBatch batch = MakeTokenBatch(prompts, responses);
+  CompletionLogprobs lp = ComputeCompletionLogprobs(*policy.model, batch, 1.0, config.grpo.logprob_chunk_size,
+                                                    /*with_entropy=*/false);
+  StepResult r;
+  r.tokens = world.Sum(batch.completion_mask.sum().item<double>());
+  torch::Tensor loss = -lp.logprobs.sum() / std::max(r.tokens, 1.0);
+  r.loss = world.Sum(loss.item<double>());
+  r.check.finite = std::isfinite(r.loss);
+  if (r.check.finite) {
+    loss.backward();
+    world.SumGradients(parameters);
+    r.check = ClipGradients(parameters, config.sft.optim.max_grad_norm);
+  }
+  return r;
+}
+
 }  // namespace
 
 SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const data::Example> examples,
-                  const MetricsSink& on_step) {
+                  const MetricsSink& on_step, const World& world) {
   const auto start = std::chrono::steady_clock::now();
   const SftSection& sft = config.sft;
+  if (sft.batch_size < world.size()) {
+    throw std::invalid_argument("sft.batch_size (" + std::to_string(sft.batch_size) + ") is smaller than the number of "
+                                "ranks (" + std::to_string(world.size()) + "): every rank needs an example per step");
+  }
   std::vector<TokenizedExample> data = Tokenize(policy, config, examples);
   data::EpochSampler sampler(static_cast<int64_t>(data.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "sft order"),
                              config.data.shuffle);
@@ -62,32 +101,17 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
   int64_t tail_count = 0;
   const int64_t tail_from = sft.steps - std::max<int64_t>(sft.steps / 10, 1);
   for (int64_t step = 0; step < sft.steps; ++step) {
-    std::vector<std::vector<int32_t>> prompts, responses;
-    for (int64_t index : sampler.Next(sft.batch_size)) {
-      prompts.push_back(data[static_cast<size_t>(index)].prompt);
-      responses.push_back(data[static_cast<size_t>(index)].response);
-    }
-    TokenBatch batch = MakeTokenBatch(prompts, responses);
     const double lr = ScheduledLearningRate(sft.optim, step, sft.steps);
     SetLearningRate(adamw, lr);
     adamw.zero_grad();
-    CompletionLogprobs lp = ComputeCompletionLogprobs(*policy.model, batch, 1.0, config.grpo.logprob_chunk_size,
-                                                      /*with_entropy=*/false);
-    torch::Tensor loss = -lp.logprobs.sum() / batch.completion_mask.sum().clamp_min(1.0);
-    const double loss_value = loss.item<double>();
-    GradientCheck check;
-    check.finite = std::isfinite(loss_value);
-    if (check.finite) {
-      loss.backward();
-      check = ClipGradients(parameters, sft.optim.max_grad_norm);
-    }
-    if (guard.Admit(check.finite)) adamw.step();
+    const StepResult r = LossAndGradients(policy, config, data, sampler.Next(sft.batch_size), parameters, world);
+    if (guard.Admit(r.check.finite)) adamw.step();
 
-    if (step == 0) summary.first_loss = loss_value;
-    if (step >= tail_from) tail_sum += loss_value, ++tail_count;
+    if (step == 0) summary.first_loss = r.loss;
+    if (step >= tail_from) tail_sum += r.loss, ++tail_count;
     if (on_step) {
-      on_step({{"stage", "sft"}, {"step", step + 1}, {"loss", loss_value}, {"grad_norm", check.norm},
-               {"learning_rate", lr}, {"tokens", batch.completion_mask.sum().item<double>()}});
+      on_step({{"stage", "sft"}, {"step", step + 1}, {"loss", r.loss}, {"grad_norm", r.check.norm},
+               {"learning_rate", lr}, {"tokens", r.tokens}});
     }
   }
   policy.model->eval();

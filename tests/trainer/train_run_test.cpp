@@ -164,7 +164,7 @@ TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exac
     std::ofstream out(resumed / "metrics.jsonl");
     out << lines[0].dump() << "\n" << lines[1].dump() << "\n" << "{\"step\": 3, \"partial\": true}\n";
   }
-  RunSummary summary = RunTraining(TinyRun(resumed), {.resume = true});
+  RunSummary summary = RunTraining(TinyRun(resumed), {.resume = true, .world = {}});
   CHECK(summary.grpo_steps == 4);
 
   std::vector<nlohmann::json> a = ReadLines(whole / "metrics.jsonl");
@@ -219,7 +219,7 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   remote_config.grpo.steps = 4;
   remote_config.rewards.max_retries = 1;
   remote_config.rewards.retry_backoff_s = 0.01;
-  CHECK_THROWS_WITH(RunTraining(remote_config, {.resume = true}), Catch::Contains("127.0.0.1"));
+  CHECK_THROWS_WITH(RunTraining(remote_config, {.resume = true, .world = {}}), Catch::Contains("127.0.0.1"));
   CHECK(FindLatestCheckpoint(remote.string()) == (remote / "checkpoint-2").string());
   CHECK(ReadLines(remote / "metrics.jsonl").size() == 2);
 }

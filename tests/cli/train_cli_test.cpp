@@ -1,0 +1,173 @@
+// `rl train` started as ranks by the torchrun convention (RANK, WORLD_SIZE, MASTER_ADDR,
+// MASTER_PORT), two processes on loopback as two machines would be: data-parallel SFT with
+// rank 0 alone writing, GRPO refused by name, and a rank that never comes ending the other in
+// an error within run.collective_timeout_s; and `--nproc 2`, which starts the ranks itself.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <catch2/catch.hpp>
+
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using rl::testing::RunProcess;
+using rl::testing::TempDir;
+
+namespace {
+
+int FreePort() {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return acceptor.local_endpoint().port();
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A tiny from-scratch run: `grpo_steps` GRPO steps after `sft_steps` SFT steps of 4 examples.
+fs::path WriteConfig(const TempDir& dir, int grpo_steps, double timeout_s = 120, int sft_steps = 8) {
+  const fs::path path = dir.path() / "run.yaml";
+  std::ofstream(path) << "run: {seed: 2, threads: 1, collective_timeout_s: " << timeout_s
+                      << ", output_dir: " << (dir.path() / "out").string() << "}\n"
+                      << R"(model:
+  tiny: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2,
+         num_key_value_heads: 1, max_position_embeddings: 96}
+tokenizer: {train_vocab_size: 300}
+data:
+  task: {num_train: 24, num_eval: 4}
+rewards:
+  spec: {rules: [{name: format.tags, weight: 1}]}
+rollout: {num_generations: 2, max_new_tokens: 8}
+eval: {num_problems: 4}
+)" << "grpo: {steps: " << grpo_steps << ", prompts_per_step: 2}\n"
+                      << "sft: {steps: " << sft_steps << ", batch_size: 4, learning_rate: 1e-2}\n";
+  return path;
+}
+
+// The shell command of rank `rank` of `size`, its output in rank<r>.out/.err/.rc under `dir`.
+std::string Rank(const TempDir& dir, const fs::path& config, int rank, int size, int port) {
+  const std::string prefix = "'" + (dir.path() / ("rank" + std::to_string(rank))).string();
+  return "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " WORLD_SIZE=" + std::to_string(size) +
+         " RANK=" + std::to_string(rank) + " '" RL_BINARY "' train '" + config.string() + "' > " + prefix +
+         ".out' 2> " + prefix + ".err'; echo $? > " + prefix + ".rc'";
+}
+
+struct RankResult {
+  int rc = -1;
+  std::string out, err;
+  std::string log() const { return out + err; }  // spdlog's lines go to standard output
+};
+
+RankResult Read(const TempDir& dir, int rank) {
+  const fs::path base = dir.path() / ("rank" + std::to_string(rank));
+  RankResult r;
+  std::istringstream(ReadFile(base.string() + ".rc")) >> r.rc;
+  r.out = ReadFile(base.string() + ".out");
+  r.err = ReadFile(base.string() + ".err");
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("rl train as two ranks: SFT is data-parallel, rank 0 alone writes", "[cli][distributed]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/0);
+  const int port = FreePort();
+  RunProcess("( " + Rank(dir, config, 1, 2, port) + " ) & " + Rank(dir, config, 0, 2, port) + "; wait");
+  const RankResult r0 = Read(dir, 0), r1 = Read(dir, 1);
+  INFO("rank 0: " << r0.log() << "\nrank 1: " << r1.log());
+  CHECK(r0.rc == 0);
+  CHECK(r1.rc == 0);
+  CHECK_THAT(r0.out, Catch::Contains("held-out problems"));  // the table, once
+  CHECK_THAT(r0.log(), Catch::Contains("rank 0 of 2") && Catch::Contains("sft:"));
+  CHECK(r1.log().empty());  // other ranks log warnings only, and print no table
+  const fs::path out = dir.path() / "out";
+  CHECK(fs::exists(out / "sft" / "model.safetensors"));
+  CHECK(fs::exists(out / "final" / "model.safetensors"));
+  std::ifstream metrics(out / "sft_metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  CHECK(lines == 8);  // one line per step: rank 1 wrote nothing
+}
+
+TEST_CASE("rl train as two ranks refuses GRPO by name", "[cli][distributed]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/2);
+  const int port = FreePort();
+  RunProcess("( " + Rank(dir, config, 1, 2, port) + " ) & " + Rank(dir, config, 0, 2, port) + "; wait");
+  for (int rank : {0, 1}) {
+    const RankResult r = Read(dir, rank);
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.log(), Catch::Contains("2 ranks: GRPO is single-process in this version"));
+  }
+}
+
+TEST_CASE("a rank that never comes: the other stops with an error within the timeout", "[cli][distributed]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/0, /*timeout_s=*/2);
+  const int port = FreePort();
+  const auto start = std::chrono::steady_clock::now();
+  RunProcess(Rank(dir, config, 0, 2, port));
+  const RankResult r0 = Read(dir, 0);
+  CHECK(r0.rc == 1);
+  CHECK_THAT(r0.log(), Catch::Contains("rank 0 of 2: joining the ranks at 127.0.0.1:" + std::to_string(port) + " failed"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(60));
+}
+
+TEST_CASE("rl train --nproc 2 starts both ranks and waits for them", "[cli][distributed]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/0);
+  const rl::testing::ProcessResult r = RunProcess("'" RL_BINARY "' train '" + config.string() + "' --nproc 2");
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("rank 0 of 2") && Catch::Contains("held-out problems"));
+  CHECK(fs::exists(dir.path() / "out" / "final" / "model.safetensors"));
+}
+
+TEST_CASE("rl train --nproc 2: a failing rank's status is the launcher's", "[cli][distributed]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/2);  // refused on every rank
+  const rl::testing::ProcessResult r = RunProcess("'" RL_BINARY "' train '" + config.string() + "' --nproc 2");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.out + r.err, Catch::Contains("GRPO is single-process") && Catch::Contains("stopping the other ranks"));
+  const rl::testing::ProcessResult nested =
+      RunProcess("WORLD_SIZE=2 '" RL_BINARY "' train '" + config.string() + "' --nproc 2");
+  CHECK(nested.exit_code == 2);
+  CHECK_THAT(nested.out + nested.err, Catch::Contains("start the ranks with one launcher"));
+}
+
+TEST_CASE("rl train --nproc 2: a rank killed mid-run stops the other, nothing hangs", "[cli][distributed]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/0, /*timeout_s=*/120, /*sft_steps=*/1000000);
+  const fs::path metrics = dir.path() / "out" / "sft_metrics.jsonl";
+  // The launcher in the background; once SFT is under way, one rank (a child of the
+  // launcher, found through /proc) is killed outright.
+  const std::string script =
+      "'" RL_BINARY "' train '" + config.string() + "' --nproc 2 > '" + (dir.path() / "log").string() +
+      "' 2>&1 & L=$!\n"
+      "for i in $(seq 600); do [ -s '" + metrics.string() + "' ] && break; sleep 0.1; done\n"
+      "kids=''; for s in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < $s 2>/dev/null; "
+      "[ \"$ppid\" = \"$L\" ] && kids=\"$kids $pid\"; done\n"
+      "kill -9 ${kids##* }\n"
+      "wait $L; echo \"rc=$?\"\n"
+      "for k in $kids; do kill -0 $k 2>/dev/null && echo \"alive $k\"; done; true";
+  const auto start = std::chrono::steady_clock::now();
+  const rl::testing::ProcessResult r = RunProcess(script);
+  const std::string log = ReadFile(dir.path() / "log");
+  INFO(r.out << log);
+  CHECK_THAT(r.out, Catch::Contains("rc=137") && !Catch::Contains("alive"));  // the killed rank's status; no orphan
+  // The launcher names the rank that failed (rank 0 may see its peer gone first and say so, or be
+  // stopped before it does).
+  CHECK_THAT(log, Catch::Contains("failed (status 137); stopping the other ranks"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(120));
+}

@@ -1,0 +1,225 @@
+// Data parallelism over c10d (trainer/distributed.h): ranks joined on loopback as threads of
+// this process, their collectives, a missing or hung rank ending in an error within the
+// timeout, and SFT over two ranks updating the policy as one process does.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+#include "tests/support/catch_torch.h"
+
+#include "rl/data/dataset.h"
+#include "trainer/config.h"
+#include "trainer/distributed.h"
+#include "trainer/policy.h"
+#include "trainer/sft.h"
+
+using namespace rl::trainer;
+using std::chrono::milliseconds;
+
+namespace {
+
+// A loopback port nobody listens on now (bound, then released).
+int FreePort() {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return acceptor.local_endpoint().port();
+}
+
+WorldSpec Spec(int rank, int size, int port) {
+  WorldSpec spec;
+  spec.rank = rank;
+  spec.world_size = size;
+  spec.local_rank = rank;
+  spec.local_world_size = size;
+  spec.master_addr = "127.0.0.1";
+  spec.master_port = port;
+  return spec;
+}
+
+// Runs body(world) on `size` ranks, one thread each, joined on a fresh port; returns what each
+// rank's body returned, in rank order (rethrowing the first rank's exception).
+template <class Body>
+auto OnRanks(int size, Body body, milliseconds timeout = milliseconds(20000)) {
+  const int port = FreePort();
+  std::vector<std::future<decltype(body(std::declval<World&>()))>> ranks;
+  for (int r = 0; r < size; ++r) {
+    ranks.push_back(std::async(std::launch::async, [=] {
+      World world = World::Join(Spec(r, size, port), timeout);
+      return body(world);
+    }));
+  }
+  std::vector<decltype(body(std::declval<World&>()))> results;
+  for (auto& rank : ranks) results.push_back(rank.get());
+  return results;
+}
+
+}  // namespace
+
+TEST_CASE("one process: collectives are identities, the shard is everything", "[distributed]") {
+  World world;
+  CHECK(world.size() == 1);
+  CHECK(world.is_main());
+  CHECK(world.Shard(10) == std::pair<int64_t, int64_t>{0, 10});
+  CHECK(world.Sum(2.5) == 2.5);
+  torch::Tensor p = torch::ones({3}, torch::requires_grad());
+  (p * 2).sum().backward();
+  world.SumGradients({p});
+  CHECK(torch::equal(p.grad(), torch::full({3}, 2.0f)));
+}
+
+TEST_CASE("the torchrun environment, and its errors by variable", "[distributed]") {
+  unsetenv("WORLD_SIZE");
+  CHECK_FALSE(WorldFromEnvironment().has_value());
+  setenv("WORLD_SIZE", "4", 1);
+  setenv("RANK", "2", 1);
+  setenv("MASTER_ADDR", "node-0", 1);
+  setenv("MASTER_PORT", "29400", 1);
+  unsetenv("LOCAL_RANK");
+  unsetenv("LOCAL_WORLD_SIZE");
+  std::optional<WorldSpec> spec = WorldFromEnvironment();
+  REQUIRE(spec.has_value());
+  CHECK(spec->rank == 2);
+  CHECK(spec->world_size == 4);
+  CHECK(spec->local_rank == 2);  // one machine unless told otherwise
+  CHECK(spec->local_world_size == 4);
+  CHECK(spec->master_addr == "node-0");
+  CHECK(spec->master_port == 29400);
+  setenv("LOCAL_WORLD_SIZE", "2", 1);
+  setenv("LOCAL_RANK", "1", 1);
+  CHECK(WorldFromEnvironment()->local_rank == 1);
+  setenv("RANK", "4", 1);
+  CHECK_THROWS_WITH(WorldFromEnvironment(), "environment variable RANK: expected an integer from 0 to 3, got '4'");
+  setenv("RANK", "1x", 1);
+  CHECK_THROWS_WITH(WorldFromEnvironment(), Catch::Contains("RANK: expected an integer"));
+  unsetenv("RANK");
+  CHECK_THROWS_WITH(WorldFromEnvironment(), Catch::StartsWith("environment variable RANK is not set"));
+  setenv("RANK", "1", 1);
+  unsetenv("MASTER_ADDR");
+  CHECK_THROWS_WITH(WorldFromEnvironment(), Catch::StartsWith("environment variable MASTER_ADDR is not set"));
+  for (const char* name : {"WORLD_SIZE", "RANK", "MASTER_PORT", "LOCAL_RANK", "LOCAL_WORLD_SIZE"}) unsetenv(name);
+}
+
+TEST_CASE("two ranks: shards, sums and summed gradients", "[distributed]") {
+  const auto results = OnRanks(2, [](World& world) {
+    torch::Tensor a = torch::zeros({2, 2}, torch::requires_grad());
+    torch::Tensor b = torch::zeros({3}, torch::requires_grad());
+    const double r = world.rank();
+    (a * (r + 1)).sum().backward();  // b gets no gradient on either rank
+    world.SumGradients({a, b});
+    return std::vector<double>{world.Sum(r + 1), a.grad()[0][0].item<double>(), b.grad().abs().sum().item<double>(),
+                               static_cast<double>(world.Shard(5).first), static_cast<double>(world.Shard(5).second)};
+  });
+  CHECK(results[0] == std::vector<double>{3, 3, 0, 0, 3});  // rank 0: rows [0, 3)
+  CHECK(results[1] == std::vector<double>{3, 3, 0, 3, 5});  // rank 1: rows [3, 5)
+}
+
+TEST_CASE("a rank that never joins ends the rendezvous in an error", "[distributed][timeout]") {
+  const int port = FreePort();
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(World::Join(Spec(0, 2, port), milliseconds(1500)),
+                    Catch::StartsWith("rank 0 of 2: joining the ranks at 127.0.0.1:" + std::to_string(port) + " failed"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+}
+
+TEST_CASE("a rank that stops taking part ends the others' collective in an error", "[distributed][timeout]") {
+  const auto results = OnRanks(2, [](World& world) {
+    world.Barrier();
+    if (world.rank() == 1) {
+      std::this_thread::sleep_for(milliseconds(4000));  // hung: no collective for longer than the timeout
+      return std::string("idle");
+    }
+    try {
+      world.Sum(1);
+      return std::string("no error");
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+  }, milliseconds(1500));
+  CHECK_THAT(results[0], Catch::StartsWith("rank 0: a sum across ranks failed"));
+}
+
+namespace {
+
+TrainConfig SftConfig() {
+  return ParseTrainConfig(R"(
+run: {seed: 3, threads: 1}
+model:
+  tiny: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2,
+         num_key_value_heads: 1, max_position_embeddings: 64}
+tokenizer: {train_vocab_size: 280}
+sft: {steps: 6, batch_size: 5, learning_rate: 1e-2, max_length: 48}
+)",
+                          "distributed-sft-test");
+}
+
+std::vector<rl::data::Example> SftExamples() {
+  std::vector<rl::data::Example> examples;
+  for (int i = 1; i <= 9; ++i) {
+    const std::string a = std::to_string(i), b = std::to_string(i + 2);
+    examples.push_back({"Compute 1/" + a + " + 1/" + b + ".", "", "<think>add</think><answer>" + a + b + "</answer>"});
+  }
+  return examples;
+}
+
+struct SftRun {
+  std::vector<torch::Tensor> initial, weights;
+  std::vector<double> losses;
+};
+
+// A tiny policy as every rank makes it (the same seeded initial weights). Made before any rank
+// thread starts: initialisation draws from LibTorch's global generator, which threads share
+// (ranks in processes of their own do not).
+Policy TinySftPolicy() {
+  std::vector<std::string> corpus;
+  for (const auto& e : SftExamples()) corpus.push_back(e.prompt + e.response);
+  return MakeTinyPolicy(SftConfig(), corpus);
+}
+
+SftRun RunTinySft(Policy& policy, const World& world) {
+  const TrainConfig config = SftConfig();
+  SftRun run;
+  for (const torch::Tensor& p : policy.model->parameters()) run.initial.push_back(p.detach().clone());
+  RunSft(policy, config, SftExamples(), [&](const nlohmann::json& line) { run.losses.push_back(line["loss"]); }, world);
+  for (const torch::Tensor& p : policy.model->parameters()) run.weights.push_back(p.detach().clone());
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("SFT over two ranks updates the policy as one process does", "[distributed][sft]") {
+  Policy one = TinySftPolicy();
+  const SftRun single = RunTinySft(one, World());
+  // Batches of 5 split 3 + 2: uneven shards, each padded to its own longest row.
+  std::vector<Policy> policies;
+  policies.push_back(TinySftPolicy());
+  policies.push_back(TinySftPolicy());
+  const std::vector<SftRun> ranks =
+      OnRanks(2, [&](World& world) { return RunTinySft(policies[static_cast<size_t>(world.rank())], world); });
+  REQUIRE(ranks[0].losses.size() == 6);
+  CHECK(ranks[0].losses == ranks[1].losses);  // every rank reports the global figures
+  for (size_t i = 0; i < single.losses.size(); ++i) CHECK(ranks[0].losses[i] == Approx(single.losses[i]).epsilon(1e-5));
+  REQUIRE(ranks[0].weights.size() == single.weights.size());
+  double moved = 0, apart = 0;
+  for (size_t i = 0; i < single.weights.size(); ++i) {
+    REQUIRE(torch::equal(ranks[0].initial[i], single.initial[i]));  // the same start
+    moved = std::max(moved, (single.weights[i] - single.initial[i]).abs().max().item<double>());
+    apart = std::max(apart, (ranks[0].weights[i] - single.weights[i]).abs().max().item<double>());
+    // The ranks apply identical updates (the same summed gradients), so they agree exactly.
+    CHECK(torch::equal(ranks[0].weights[i], ranks[1].weights[i]));
+    // Against one process only the order of float additions differs (two partial sums of the
+    // loss and gradients instead of one), amplified over 6 AdamW steps at lr 1e-2: float32
+    // rounding, far below a step's change.
+    CHECK(torch::allclose(ranks[0].weights[i], single.weights[i], /*rtol=*/1e-4, /*atol=*/1e-5));
+  }
+  INFO("largest change of a weight " << moved << ", largest difference from one process " << apart);
+  CHECK(moved > 1e-2);  // SFT did move the weights: the agreement is not that of untouched copies
+  CHECK(apart < moved * 1e-3);
+}

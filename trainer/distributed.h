@@ -1,0 +1,84 @@
+// trainer/distributed.h: the processes (ranks) that train one policy together, and the few
+// collectives data-parallel training needs, on LibTorch's c10d (a TCPStore for the rendezvous,
+// ProcessGroupGloo for the collectives).
+//
+//   std::optional<WorldSpec> spec = WorldFromEnvironment();   // torchrun's RANK, WORLD_SIZE, ...
+//   World world = spec ? World::Join(*spec, std::chrono::seconds(300)) : World();
+//   auto [begin, end] = world.Shard(batch_size);           // this rank's rows of a global batch
+//   ... backward on this rank's rows, the loss divided by the global normaliser ...
+//   world.SumGradients(parameters);                          // every rank now holds the same sum
+//   const double tokens = world.Sum(local_tokens);
+//
+// A default-constructed World is one process: its collectives return their input and cost
+// nothing, so single-process code paths need no branches.
+//
+// Errors: Join throws std::runtime_error naming the master address and port when the
+// rendezvous does not complete within the timeout; a collective throws when another rank has
+// died (at once: its connection closes) or has not joined the collective within the timeout
+// (a hung rank), so no rank waits forever.
+// Thread safety: a World is used by one thread at a time (collectives are ordered per rank).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace rl::trainer {
+
+// Where this process stands among the ranks, as the torchrun convention states it.
+struct WorldSpec {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;        // among the ranks on this machine
+  int local_world_size = 1;  // ranks on this machine
+  std::string master_addr = "127.0.0.1";  // where rank 0 listens for the rendezvous
+  int master_port = 29500;
+};
+
+// The spec from RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT;
+// nullopt when WORLD_SIZE is unset. Throws std::invalid_argument naming the variable when one
+// is malformed, out of range or missing while WORLD_SIZE is set (LOCAL_RANK and
+// LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE: one machine).
+std::optional<WorldSpec> WorldFromEnvironment();
+
+class World {
+ public:
+  World();  // one process
+  ~World();
+  World(World&&) noexcept;
+  World& operator=(World&&) noexcept;
+
+  // Joins the group of spec.world_size ranks (rank 0 serves the rendezvous store). Every
+  // collective, and the rendezvous itself, fails after `timeout`.
+  static World Join(const WorldSpec& spec, std::chrono::milliseconds timeout);
+
+  int rank() const { return spec_.rank; }
+  int size() const { return spec_.world_size; }
+  bool is_main() const { return spec_.rank == 0; }
+  const WorldSpec& spec() const { return spec_; }
+
+  // This rank's rows [first, second) of `total` rows cut into size() contiguous shares that
+  // differ by at most one row, in rank order.
+  std::pair<int64_t, int64_t> Shard(int64_t total) const;
+
+  // The sum over ranks of `value` (every rank passes its own, every rank gets the sum).
+  double Sum(double value) const;
+  // Replaces each parameter's gradient by the sum of that gradient over the ranks, in one
+  // collective over a flat float32 buffer. A parameter without a gradient counts as zeros.
+  void SumGradients(const std::vector<at::Tensor>& parameters) const;
+  // Returns when every rank has called it.
+  void Barrier() const;
+
+ private:
+  struct Group;
+  WorldSpec spec_;
+  std::unique_ptr<Group> group_;  // null for one process
+};
+
+}  // namespace rl::trainer
