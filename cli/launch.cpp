@@ -10,21 +10,14 @@
 #include <stdexcept>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <spdlog/spdlog.h>
+
+#include "common/ports.h"
 
 namespace rl::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A loopback port free now (bound, then released) for rank 0's rendezvous store.
-int FreePort() {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return acceptor.local_endpoint().port();
-}
 
 // Forks rank `rank` of `nproc`: this program with `args` and the torchrun variables.
 pid_t StartRank(int rank, int nproc, int port, const std::vector<std::string>& args) {
@@ -57,7 +50,7 @@ int StatusOf(int wait_status) {
 }  // namespace
 
 int LaunchLocalRanks(int nproc, const std::vector<std::string>& args) {
-  const int port = FreePort();
+  const int port = common::FreeLoopbackPort();  // for rank 0's rendezvous store
   std::vector<pid_t> ranks;
   for (int r = 0; r < nproc; ++r) ranks.push_back(StartRank(r, nproc, port, args));
   int result = 0;

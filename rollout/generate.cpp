@@ -28,8 +28,8 @@ struct RowState {
   bool done = false;
 };
 
-uint64_t StreamOf(const SequenceRequest& request) {
-  return (static_cast<uint64_t>(request.prompt_index) << 32) ^
+uint64_t StreamOf(const SequenceRequest& request, int64_t first_stream) {
+  return (static_cast<uint64_t>(first_stream + request.prompt_index) << 32) ^
          static_cast<uint64_t>(request.sample_index);
 }
 
@@ -229,7 +229,7 @@ std::vector<Completion> Generate(model::Qwen2Impl& model, const text::Tokenizer&
     rows[r].completion.prompt_index = requests[r].prompt_index;
     rows[r].completion.sample_index = requests[r].sample_index;
     rows[r].decoder = std::make_unique<text::StreamDecoder>(tokenizer, params.skip_special_tokens);
-    rows[r].stream = StreamOf(requests[r]);
+    rows[r].stream = StreamOf(requests[r], params.first_stream);
     rows[r].prompt_length = static_cast<int64_t>(requests[r].prompt_ids.size());
   }
   StopStringMatcher matcher(params.stop_strings);

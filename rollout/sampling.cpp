@@ -26,6 +26,7 @@ std::string SamplingParams::Check() const {
     if (id < 0) return "eos_ids must be token ids >= 0, got " + std::to_string(id);
   for (const std::string& s : stop_strings)
     if (s.empty()) return "stop_strings must not contain an empty string";
+  if (first_stream < 0) return "first_stream must be >= 0, got " + std::to_string(first_stream);
   return "";
 }
 

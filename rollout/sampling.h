@@ -57,6 +57,10 @@ struct SamplingParams {
   // token ids always keep them.
   bool skip_special_tokens = true;
   uint64_t seed = 0;
+  // The random stream of prompt i is that of prompt first_stream + i: a rank sampling its share
+  // of a global batch passes the global index of its first prompt, so that it draws the
+  // completions one process sampling the whole batch would.
+  int64_t first_stream = 0;
 
   // Empty when the parameters are usable; otherwise a message naming the first bad field
   // and the range it must lie in.

@@ -117,9 +117,15 @@ std::pair<int64_t, int64_t> World::Shard(int64_t total) const {
 
 double World::Sum(double value) const {
   if (!group_) return value;
-  std::vector<at::Tensor> tensors = {torch::tensor({value}, torch::kFloat64)};
+  const at::Tensor tensor = torch::tensor({value}, torch::kFloat64);
+  SumTensor(tensor);
+  return tensor.item<double>();
+}
+
+void World::SumTensor(const at::Tensor& tensor) const {
+  if (!group_) return;
+  std::vector<at::Tensor> tensors = {tensor};
   group_->Wait(group_->gloo->allreduce(tensors), rank(), "a sum");
-  return tensors[0].item<double>();
 }
 
 void World::SumGradients(const std::vector<at::Tensor>& parameters) const {

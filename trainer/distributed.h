@@ -69,6 +69,8 @@ class World {
 
   // The sum over ranks of `value` (every rank passes its own, every rank gets the sum).
   double Sum(double value) const;
+  // The same for a contiguous CPU tensor, in place (every rank passes one of the same shape).
+  void SumTensor(const at::Tensor& tensor) const;
   // Replaces each parameter's gradient by the sum of that gradient over the ranks, in one
   // collective over a flat float32 buffer. A parameter without a gradient counts as zeros.
   void SumGradients(const std::vector<at::Tensor>& parameters) const;

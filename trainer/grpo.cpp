@@ -11,6 +11,7 @@
 
 #include "common/random.h"
 #include "common/threads.h"
+#include "trainer/distributed.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/grpo_loss.h"
 #include "trainer/logprobs.h"
@@ -68,6 +69,52 @@ PolicyLossOptions MakeLossOptions(const TrainConfig& config) {
   return options;
 }
 
+// One sampling round as every rank sees it: what the rules said of each completion of the
+// round's global batch, and its length. Each rank fills the rows of its own prompts' groups;
+// summed over the ranks, the table is the same everywhere, so that the group selection, the
+// advantages and the metrics are those of one process sampling the whole batch.
+struct RoundTable {
+  // Per completion: scored (0/1), total, length, clipped (0/1), then per rule: ok (0/1), value.
+  static constexpr int64_t kScored = 0, kTotal = 1, kLength = 2, kClipped = 3, kRules = 4;
+  torch::Tensor rows;                     // [prompts * G, kRules + 2 * rules] float64
+  std::vector<std::string> rule_names;    // in the reward's rule order
+
+  int64_t size() const { return rows.size(0); }
+  double At(int64_t row, int64_t field) const { return rows[row][field].item<double>(); }
+};
+
+// The table of `round` (this rank's prompts [first, first + round's prompts) of `prompts`),
+// summed over the ranks.
+RoundTable GatherRound(const ScoredRollout& round, int64_t first, int64_t prompts, int64_t group_size,
+                       const World& world) {
+  RoundTable table;
+  const rewards::RewardResult& any = round.rewards.at(0).at(0);
+  for (const rewards::RuleScore& c : any.components) table.rule_names.push_back(c.rule);
+  const auto rules = static_cast<int64_t>(table.rule_names.size());
+  if (world.Sum(static_cast<double>(rules)) != static_cast<double>(rules * world.size())) {
+    throw std::runtime_error("rank " + std::to_string(world.rank()) + ": the ranks' rewards have different rules");
+  }
+  table.rows = torch::zeros({prompts * group_size, RoundTable::kRules + 2 * rules}, torch::kFloat64);
+  auto rows = table.rows.accessor<double, 2>();
+  for (const rollout::RolloutGroup& g : round.rollout.groups) {
+    for (const rollout::Completion& c : g.completions) {
+      const rewards::RewardResult& r = round.rewards[static_cast<size_t>(g.prompt_index)][static_cast<size_t>(c.sample_index)];
+      const int64_t row = (first + g.prompt_index) * group_size + c.sample_index;
+      rows[row][RoundTable::kScored] = r.total ? 1 : 0;
+      rows[row][RoundTable::kTotal] = r.total.value_or(0.0);
+      rows[row][RoundTable::kLength] = static_cast<double>(c.token_ids.size());
+      rows[row][RoundTable::kClipped] = c.finish_reason == rollout::FinishReason::kLength ? 1 : 0;
+      for (size_t k = 0; k < r.components.size() && static_cast<int64_t>(k) < rules; ++k) {
+        const bool ok = r.components[k].status == rewards::ScoreStatus::kOk;
+        rows[row][RoundTable::kRules + 2 * static_cast<int64_t>(k)] = ok ? 1 : 0;
+        rows[row][RoundTable::kRules + 2 * static_cast<int64_t>(k) + 1] = ok ? r.components[k].value : 0.0;
+      }
+    }
+  }
+  world.SumTensor(table.rows);
+  return table;
+}
+
 // What every completion sampled in a step adds to the metrics, whether its group joins the
 // batch or not (as TRL reports the whole generation batch).
 struct SampleStats {
@@ -76,33 +123,37 @@ struct SampleStats {
   int64_t unscorable = 0, clipped = 0;
   double generation_s = 0, scoring_s = 0, scoring_tail_s = 0;
 
-  // Counts one round; returns each group's rewards.
-  std::vector<GroupRewards> Add(const ScoredRollout& round) {
+  void AddTimes(const ScoredRollout& round) {
     generation_s += round.rollout.stats.generation_seconds;
     scoring_s += round.rollout.stats.callback_seconds;
     scoring_tail_s += round.rollout.stats.callback_tail_seconds;
+  }
+
+  // Counts one round; returns each group's rewards.
+  std::vector<GroupRewards> Add(const RoundTable& table, int64_t group_size) {
+    if (per_rule.empty()) {
+      for (const std::string& rule : table.rule_names) per_rule.push_back({rule, {}});
+    }
     std::vector<GroupRewards> groups;
-    for (const rollout::RolloutGroup& g : round.rollout.groups) {
+    auto rows = table.rows.accessor<double, 2>();
+    for (int64_t first = 0; first < table.size(); first += group_size) {
       std::vector<std::optional<double>> values;
-      for (const rollout::Completion& c : g.completions) {
-        values.push_back(Count(c, round.rewards[static_cast<size_t>(g.prompt_index)][static_cast<size_t>(c.sample_index)]));
+      for (int64_t row = first; row < first + group_size; ++row) {
+        if (rows[row][RoundTable::kScored] != 0) rewards.push_back(rows[row][RoundTable::kTotal]);
+        else ++unscorable;
+        values.push_back(rows[row][RoundTable::kScored] != 0 ? std::optional<double>(rows[row][RoundTable::kTotal])
+                                                              : std::nullopt);
+        for (size_t k = 0; k < per_rule.size(); ++k) {
+          const int64_t field = RoundTable::kRules + 2 * static_cast<int64_t>(k);
+          if (rows[row][field] != 0) per_rule[k].second.push_back(rows[row][field + 1]);
+        }
+        lengths.push_back(rows[row][RoundTable::kLength]);
+        if (rows[row][RoundTable::kClipped] != 0) ++clipped;
+        else terminated_lengths.push_back(rows[row][RoundTable::kLength]);
       }
       group_stds.push_back(groups.emplace_back(std::move(values)).Std());
     }
     return groups;
-  }
-
-  std::optional<double> Count(const rollout::Completion& c, const rewards::RewardResult& r) {
-    if (r.total) rewards.push_back(*r.total);
-    else ++unscorable;
-    for (size_t k = 0; k < r.components.size(); ++k) {
-      if (k == per_rule.size()) per_rule.push_back({r.components[k].rule, {}});
-      if (r.components[k].status == rewards::ScoreStatus::kOk) per_rule[k].second.push_back(r.components[k].value);
-    }
-    lengths.push_back(static_cast<double>(c.token_ids.size()));
-    if (c.finish_reason == rollout::FinishReason::kLength) ++clipped;
-    else terminated_lengths.push_back(static_cast<double>(c.token_ids.size()));
-    return r.total;
   }
 
   void Write(const GroupSelector& selector, bool dynamic_sampling, nlohmann::ordered_json& m) const {
@@ -143,44 +194,57 @@ torch::Tensor RowIndex(std::pair<int64_t, int64_t> rows) { return torch::arange(
 
 }  // namespace
 
-// The sequences of one step: the kept groups, flattened (group g's completions at g*G..).
+// The sequences of one step. `groups` are the rewards of every kept group of the global batch
+// (the same on every rank: advantages are computed over all of them); this rank holds the
+// sequences of `local` of them, flattened (group local[i]'s completions at rows i*G..).
 struct GrpoTrainer::Batch {
-  std::vector<std::vector<int32_t>> prompt_ids, completion_ids;
   std::vector<GroupRewards> groups;
+  std::vector<size_t> local;  // indices into groups, in order
+  std::vector<std::vector<int32_t>> prompt_ids, completion_ids;
   std::vector<bool> truncated;
   TokenBatch tokens;
-  torch::Tensor advantages;  // [B]
-  torch::Tensor loss_mask;   // [B, C]
-  torch::Tensor old_logprobs, ref_logprobs;  // [B, C] or undefined
+  torch::Tensor advantages;  // [rows]
+  torch::Tensor loss_mask;   // [rows, C]
+  torch::Tensor old_logprobs, ref_logprobs;  // [rows, C] or undefined
 
-  bool empty() const { return groups.empty(); }
+  bool empty() const { return groups.empty(); }  // on every rank alike
+  int64_t rows() const { return static_cast<int64_t>(completion_ids.size()); }
 
-  void Append(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group, GroupRewards rewards) {
+  void Keep(GroupRewards rewards) { groups.push_back(std::move(rewards)); }
+
+  void AppendLocal(const std::vector<int32_t>& prompt, const rollout::RolloutGroup& group) {
     for (const rollout::Completion& c : group.completions) {
       prompt_ids.push_back(prompt);
       completion_ids.push_back(c.token_ids);
       truncated.push_back(c.finish_reason == rollout::FinishReason::kLength);
     }
-    groups.push_back(std::move(rewards));
+    local.push_back(groups.size() - 1);
   }
 
-  // Unscorable completions take their group's scored mean (no effect on the baseline) and are
-  // masked out of the loss.
+  // Advantages over every kept group, then this rank's rows. Unscorable completions take their
+  // group's scored mean (no effect on the baseline) and are masked out of the loss.
   void ComputeAdvantagesAndMask(const GrpoSection& grpo, int64_t group_size) {
     std::vector<double> filled;
-    std::vector<float> keep;
     for (const GroupRewards& group : groups) {
-      for (const std::optional<double>& r : group.values()) {
-        filled.push_back(r.value_or(group.Mean()));
-        keep.push_back(r && !(grpo.mask_truncated_completions && truncated[keep.size()]) ? 1.0f : 0.0f);
-      }
+      for (const std::optional<double>& r : group.values()) filled.push_back(r.value_or(group.Mean()));
     }
     AdvantageOptions options;
     options.scale_rewards = grpo.scale_rewards;
     options.rloo = grpo.rloo;
     options.eps = grpo.advantage_eps;
-    advantages = ComputeGroupAdvantages(torch::tensor(filled, torch::kDouble), group_size, options)
-                     .advantages.to(torch::kFloat32);
+    const torch::Tensor all = ComputeGroupAdvantages(torch::tensor(filled, torch::kDouble), group_size, options)
+                                  .advantages.to(torch::kFloat32);
+    if (local.empty()) return;  // this rank holds none of the kept groups
+    std::vector<int64_t> rows_of_local;
+    std::vector<float> keep;
+    for (size_t g : local) {
+      for (int64_t j = 0; j < group_size; ++j) {
+        rows_of_local.push_back(static_cast<int64_t>(g) * group_size + j);
+        const bool scored = groups[g].values()[static_cast<size_t>(j)].has_value();
+        keep.push_back(scored && !(grpo.mask_truncated_completions && truncated[keep.size()]) ? 1.0f : 0.0f);
+      }
+    }
+    advantages = all.index_select(0, torch::tensor(rows_of_local, torch::kInt64));
     tokens = MakeTokenBatch(prompt_ids, completion_ids);
     loss_mask = tokens.completion_mask * torch::tensor(keep).unsqueeze(1);
   }
@@ -189,7 +253,7 @@ struct GrpoTrainer::Batch {
 // The running sums of one step's updates, token-weighted where TRL weights by tokens.
 struct GrpoTrainer::UpdateTallies {
   double loss = 0, grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, clip_region = 0, tokens = 0;
-  double entropy = 0, entropy_tokens = 0, learning_rate = 0, backward_s = 0, optimizer_s = 0;
+  double entropy = 0, entropy_tokens = 0, learning_rate = 0, backward_s = 0, gradient_sum_s = 0, optimizer_s = 0;
 
   void AddMicroBatch(const PolicyLoss& l, const CompletionLogprobs& lp, const torch::Tensor& mask) {
     kl += l.kl * l.tokens;
@@ -200,6 +264,14 @@ struct GrpoTrainer::UpdateTallies {
     if (lp.entropy.defined()) {
       entropy += (lp.entropy * mask).sum().item<double>();
       entropy_tokens += mask.sum().item<double>();
+    }
+  }
+
+  // The sums of every rank's share; grad_norm and learning_rate are the same on every rank,
+  // the timings stay this rank's.
+  void SumOverRanks(const World& world) {
+    for (double* sum : {&loss, &kl, &clip_low, &clip_high, &clip_region, &tokens, &entropy, &entropy_tokens}) {
+      *sum = world.Sum(*sum);
     }
   }
 
@@ -217,8 +289,9 @@ struct GrpoTrainer::UpdateTallies {
 };
 
 GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
-                         std::span<const data::Example> prompts, ScoreFn score)
+                         std::span<const data::Example> prompts, ScoreFn score, const World& world)
     : config_(config),
+      world_(world),
       policy_(policy),
       reference_(reference),
       prompts_(prompts),
@@ -231,6 +304,11 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       guard_(config.grpo.max_nonfinite_steps) {
   if (config.grpo.beta > 0 && reference == nullptr) {
     throw std::invalid_argument("grpo.beta > 0 needs a reference model");
+  }
+  if (config.grpo.prompts_per_step < world.size()) {
+    throw std::invalid_argument("grpo.prompts_per_step (" + std::to_string(config.grpo.prompts_per_step) +
+                                ") is smaller than the number of ranks (" + std::to_string(world.size()) +
+                                "): every rank samples at least one group per round");
   }
   if (reference_ != nullptr) {
     for (torch::Tensor& p : reference_->model->parameters()) p.set_requires_grad(false);
@@ -279,9 +357,12 @@ std::vector<Prompt> GrpoTrainer::DrawPrompts() {
   return prompts;
 }
 
-// 1-3: rounds of prompts sampled and scored until the selector has the batch.
+// 1-3: rounds of prompts sampled and scored until the selector has the batch. Every rank draws
+// the same prompts and samples and scores its share of the groups; the round's table (summed
+// over the ranks) gives every rank the same selection.
 GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   rollout::SamplingParams sampling = MakeSamplingParams(config_, policy_);
+  const int64_t group_size = config_.rollout.num_generations;
   Batch batch;
   SampleStats stats;
   GroupSelector selector(config_.grpo);
@@ -290,17 +371,23 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   if (sampling_copy_) sampling_copy_->CopyWeightsFrom(*policy_.model);
   while (!selector.done()) {
     const std::vector<Prompt> prompts = DrawPrompts();
+    const auto [first, last] = world_.Shard(static_cast<int64_t>(prompts.size()));
     sampling.seed = common::DeriveSeed(static_cast<uint64_t>(config_.run.seed), "rollout",
                                        {static_cast<uint64_t>(step_), static_cast<uint64_t>(selector.rounds())});
-    const ScoredRollout round = RunAndScore(engine_, prompts, sampling, score_);
-    std::vector<GroupRewards> rewards = stats.Add(round);
+    sampling.first_stream = first;
+    const auto mine = std::span<const Prompt>(prompts).subspan(static_cast<size_t>(first), static_cast<size_t>(last - first));
+    const ScoredRollout round = RunAndScore(engine_, mine, sampling, score_);
+    stats.AddTimes(round);
+    std::vector<GroupRewards> rewards =
+        stats.Add(GatherRound(round, first, static_cast<int64_t>(prompts.size()), group_size, world_), group_size);
     for (size_t g : selector.Offer(rewards)) {
-      const rollout::RolloutGroup& group = round.rollout.groups[g];
-      batch.Append(prompts[static_cast<size_t>(group.prompt_index)].ids, group, std::move(rewards[g]));
+      batch.Keep(std::move(rewards[g]));
+      const int64_t local = static_cast<int64_t>(g) - first;
+      if (local >= 0 && local < last - first) batch.AppendLocal(prompts[g].ids, round.rollout.groups[static_cast<size_t>(local)]);
     }
   }
   stats.Write(selector, config_.grpo.dynamic_sampling, m);
-  if (!batch.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, config_.rollout.num_generations);
+  if (!batch.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, group_size);
   return batch;
 }
 
@@ -316,7 +403,7 @@ void GrpoTrainer::SkipUpdate(nlohmann::ordered_json& m) {
 }
 
 std::vector<GrpoTrainer::Rows> GrpoTrainer::MiniBatches(const Batch& batch) const {
-  return SplitRows({0, batch.tokens.input_ids.size(0)}, config_.grpo.num_mini_batches);
+  return SplitRows({0, batch.rows()}, config_.grpo.num_mini_batches);
 }
 
 std::vector<GrpoTrainer::Rows> GrpoTrainer::MicroBatches(Rows mini) const {
@@ -344,10 +431,11 @@ torch::Tensor GrpoTrainer::FrozenLogprobs(model::Qwen2Impl& model, const Batch& 
 // reference's (for the KL term).
 void GrpoTrainer::ComputeFrozenLogprobs(Batch& batch, nlohmann::ordered_json& m) {
   auto t0 = Clock::now();
-  if (UpdatesPerStep() > 1) batch.old_logprobs = FrozenLogprobs(*policy_.model, batch);
+  const bool rows = batch.rows() > 0;  // a rank may hold none of the kept groups
+  if (rows && UpdatesPerStep() > 1) batch.old_logprobs = FrozenLogprobs(*policy_.model, batch);
   m["time/old_logprobs"] = Since(t0);
   t0 = Clock::now();
-  if (reference_ != nullptr && config_.grpo.beta > 0) batch.ref_logprobs = FrozenLogprobs(*reference_->model, batch);
+  if (rows && reference_ != nullptr && config_.grpo.beta > 0) batch.ref_logprobs = FrozenLogprobs(*reference_->model, batch);
   m["time/ref_logprobs"] = Since(t0);
 }
 
@@ -357,19 +445,24 @@ void GrpoTrainer::Optimize(const Batch& batch, nlohmann::ordered_json& m) {
   policy_.model->train();
   for (int64_t iteration = 0; iteration < config_.grpo.num_iterations; ++iteration) {
     for (Rows mini : MiniBatches(batch)) {
-      if (mini.first == mini.second) {  // a short batch with fewer rows than mini-batches
-        ++updates_;                     // keeps the learning-rate schedule in step
+      // A short batch with fewer rows than mini-batches (on every rank) skips an update, and
+      // keeps the learning-rate schedule in step.
+      if (world_.Sum(static_cast<double>(mini.second - mini.first)) == 0) {
+        ++updates_;
         continue;
       }
       UpdateMiniBatch(batch, mini, /*first_pass=*/iteration == 0, tallies);
     }
   }
   policy_.model->eval();
-  num_tokens_ += batch.tokens.key_mask.sum().item<double>();  // prompt and completion tokens
+  // Prompt and completion tokens.
+  num_tokens_ += world_.Sum(batch.rows() > 0 ? batch.tokens.key_mask.sum().item<double>() : 0.0);
+  tallies.SumOverRanks(world_);
   tallies.Write(m, static_cast<double>(UpdatesPerStep()), reference_ != nullptr && config_.grpo.beta > 0);
   m["num_tokens"] = num_tokens_;
   m["skipped_updates"] = guard_.skipped();
   m["time/backward"] = tallies.backward_s;
+  m["time/gradient_sum"] = tallies.gradient_sum_s;  // summing gradients over the ranks (waits included)
   m["time/optimizer"] = tallies.optimizer_s;
 }
 
@@ -382,7 +475,14 @@ void GrpoTrainer::UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass
   const double loss = AccumulateGradients(batch, mini, first_pass, tallies, &finite);
   tallies.backward_s += Since(t0);
   t0 = Clock::now();
-  const GradientCheck check = finite ? ClipGradients(parameters_, config_.grpo.optim.max_grad_norm) : GradientCheck{0, false};
+  // Every rank skips the update when one rank's loss was not finite.
+  GradientCheck check{0, false};
+  if (world_.Sum(finite ? 0.0 : 1.0) == 0) {
+    world_.SumGradients(parameters_);
+    tallies.gradient_sum_s += Since(t0);
+    t0 = Clock::now();
+    check = ClipGradients(parameters_, config_.grpo.optim.max_grad_norm);
+  }
   tallies.learning_rate = ScheduledLearningRate(config_.grpo.optim, updates_, config_.grpo.steps * UpdatesPerStep());
   SetLearningRate(optimizer_, tallies.learning_rate);
   if (guard_.Admit(check.finite)) optimizer_.step();
@@ -398,9 +498,11 @@ void GrpoTrainer::UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass
 // the first pass over the batch only.
 double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies,
                                         bool* finite) {
+  // Normalised over the mini-batch of all ranks, as one process would over the whole of it.
   PolicyLossOptions options = MakeLossOptions(config_);
-  options.total_sequences = mini.second - mini.first;
-  options.total_tokens = batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>();
+  options.total_sequences = static_cast<int64_t>(world_.Sum(static_cast<double>(mini.second - mini.first)));
+  options.total_tokens = world_.Sum(mini.first == mini.second ? 0.0
+                                                              : batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>());
   double loss_sum = 0;
   for (Rows micro : MicroBatches(mini)) {
     if (micro.first == micro.second) continue;

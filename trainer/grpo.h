@@ -13,7 +13,7 @@
 //               AccumulateGradients), clipped, non-finite skipped;           Optimize
 //   6. metrics, from tallies kept apart from the algorithm (SampleStats, UpdateTallies).
 //
-//   GrpoTrainer trainer(config, policy, reference, prompts, score);
+//   GrpoTrainer trainer(config, policy, reference, prompts, score, world);   // World(): one process
 //   while (trainer.step() < config.grpo.steps) {
 //     nlohmann::ordered_json metrics = trainer.Step();   // TRL's metric names
 //   }
@@ -25,6 +25,16 @@
 // With rollout.dtype bfloat16 the completions are sampled by a bf16 copy of the policy; the
 // loss never uses the sampler's log-probs (old log-probs are the float32 policy's, recomputed
 // or detached), so the copy changes which completions are drawn, not the ratio.
+//
+// Data parallelism (trainer/distributed.h): every rank draws the same prompts and samples and
+// scores its share of the groups (a group never spans ranks; each sequence draws from the
+// random stream of its global prompt index, so the completions are those one process would
+// sample). Each round's rewards, lengths and rule scores are summed into one table on every
+// rank, so that dynamic sampling's selection, the advantages (scale_rewards: batch included)
+// and the metrics are those of one process. Each rank computes the loss of its rows normalised
+// by the mini-batch totals of all ranks (sequences, tokens), and the gradients are summed over
+// the ranks before clipping: every rank applies the same update. A rank's mini-batch k is the
+// k-th part of its own rows; with grpo.num_mini_batches 1 the update is one process's.
 //
 // Determinism: step s samples with seed f(run.seed, s, round), draws prompts from a seeded
 // epoch order and updates in a fixed order, so on CPU a run restored from a checkpoint
@@ -50,12 +60,14 @@
 
 namespace rl::trainer {
 
+class World;  // trainer/distributed.h
+
 class GrpoTrainer {
  public:
   // `reference` may be null (then beta must be 0). `score` must be thread-safe. The trainer
   // keeps references to everything it is given.
   GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
-              std::span<const data::Example> prompts, ScoreFn score);
+              std::span<const data::Example> prompts, ScoreFn score, const World& world);
 
   nlohmann::ordered_json Step();
 
@@ -87,6 +99,7 @@ class GrpoTrainer {
   int64_t UpdatesPerStep() const;
 
   const TrainConfig& config_;
+  const World& world_;
   Policy& policy_;
   Policy* reference_;
   std::span<const data::Example> prompts_;

@@ -141,6 +141,7 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
     }
   }, world);
   if (world.is_main()) SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object());
+  world.Barrier();  // the SFT policy is on disk before any rank loads it as the reference
   spdlog::info("sft: loss {:.4f} -> {:.4f} in {}; saved {}", summary.first_loss, summary.last_loss,
                Duration(summary.seconds), sft_dir.string());
   return policy;
@@ -202,7 +203,7 @@ StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const R
 // SFT) the initial weights saved for the purpose. A resumed run keeps the one it started with.
 // Empty when grpo.beta is 0; *reference_dir says where it was loaded from.
 std::optional<Policy> LoadReference(const TrainConfig& config, Policy& policy, const nlohmann::json& state,
-                                    std::string* reference_dir) {
+                                    const World& world, std::string* reference_dir) {
   const fs::path out(config.run.output_dir);
   *reference_dir = state.is_object() ? state.value("reference_dir", std::string()) : std::string();
   if (config.grpo.beta <= 0) return std::nullopt;
@@ -210,29 +211,37 @@ std::optional<Policy> LoadReference(const TrainConfig& config, Policy& policy, c
     *reference_dir = config.sft.steps > 0          ? (out / "sft").string()
                      : !config.model.path.empty() ? config.model.path
                                                   : (out / "initial").string();
-    if (*reference_dir == (out / "initial").string()) SavePolicyAtomically(policy, *reference_dir, nlohmann::json::object());
+    if (*reference_dir == (out / "initial").string()) {
+      if (world.is_main()) SavePolicyAtomically(policy, *reference_dir, nlohmann::json::object());
+      world.Barrier();  // saved before any rank loads it
+    }
   }
   return LoadPolicy(*reference_dir, *reference_dir == config.model.path ? config.tokenizer.path : "", config);
 }
 
 // GRPO steps until grpo.steps: metrics, progress, evaluations and checkpoints as configured.
 void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scorer, StartingPoint& start,
-             RunSummary& summary) {
+             const World& world, RunSummary& summary) {
   const fs::path out(config.run.output_dir);
   std::string reference_dir;
-  std::optional<Policy> reference = LoadReference(config, start.policy, start.state, &reference_dir);
-  GrpoTrainer trainer(config, start.policy, reference ? &*reference : nullptr, data.train, scorer.score);
+  std::optional<Policy> reference = LoadReference(config, start.policy, start.state, world, &reference_dir);
+  GrpoTrainer trainer(config, start.policy, reference ? &*reference : nullptr, data.train, scorer.score, world);
   if (start.checkpoint) {
     LoadCheckpointState(*start.checkpoint, trainer.optimizer());
     trainer.Restore(start.state.at("grpo"));
   }
-  TruncateMetrics(out / "metrics.jsonl", trainer.step());
-  std::ofstream metrics(out / "metrics.jsonl", std::ios::binary | std::ios::app);
+  std::ofstream metrics;
+  if (world.is_main()) {
+    TruncateMetrics(out / "metrics.jsonl", trainer.step());
+    metrics.open(out / "metrics.jsonl", std::ios::binary | std::ios::app);
+  }
   const auto grpo_start = Clock::now();
   const int64_t first_step = trainer.step();
   while (trainer.step() < config.grpo.steps) {
     nlohmann::ordered_json m = trainer.Step();
     const int64_t step = trainer.step();
+    if (!world.is_main()) continue;  // rank 0 alone evaluates, writes and reports
+    m["world_size"] = world.size();
     if (config.eval.every > 0 && step % config.eval.every == 0 && step < config.grpo.steps) {
       EvalResult r = EvaluateAndLog(start.policy, config, data, "during GRPO");
       m["eval/format_rate"] = r.format_rate;
@@ -273,11 +282,6 @@ int64_t ThreadsPerRank(const TrainConfig& config, const World& world) {
 RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
   const auto start = Clock::now();
   const World& world = options.world;
-  if (world.size() > 1 && config.grpo.steps > 0) {
-    throw std::invalid_argument(fmt::format("{} ranks: GRPO is single-process in this version (SFT is "
-                                            "data-parallel); set grpo.steps to 0, or run GRPO with one process",
-                                            world.size()));
-  }
   model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config, world)));
   if (world.is_main()) PrepareOutputDir(config, options);
   const Datasets data = LoadData(config);
@@ -286,7 +290,7 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
                scorer.description);
   RunSummary summary;
   StartingPoint from = FindStart(config, data, options, summary);
-  if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, summary);
+  if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, world, summary);
   summary.seconds = Since(start);
   if (!world.is_main()) return summary;
   Finish(config, data, from.policy, summary);

@@ -14,10 +14,10 @@
 //   5. the final policy in output_dir/final, evaluated; eval.json and the table.
 // Everything the run writes is under run.output_dir.
 //
-// Several ranks (options.world, joined from the torchrun environment by `rl train`) train SFT
-// data-parallel (trainer/sft.h); rank 0 alone writes and evaluates, the others log warnings
-// only. GRPO is single-process in this version: a run of several ranks with grpo.steps > 0 is
-// refused before any work.
+// Several ranks (options.world, joined from the torchrun environment by `rl train`) train
+// data-parallel, SFT (trainer/sft.h) and GRPO (trainer/grpo.h); rank 0 alone writes (metrics,
+// checkpoints, the final policy) and evaluates, the others log warnings only. Every rank
+// resumes from the same checkpoint, whatever the number of ranks that wrote it.
 // Errors: exceptions with messages naming the config key, file or server at fault; a failure
 // after a checkpoint leaves that checkpoint complete, so --resume continues from it.
 #pragma once

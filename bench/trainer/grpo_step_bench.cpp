@@ -23,6 +23,7 @@
 #include "rl/model/qwen2.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/config.h"
+#include "trainer/distributed.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
 #include "trainer/scoring.h"
@@ -30,6 +31,8 @@
 using namespace rl::trainer;
 
 namespace {
+
+const World kOneProcess;  // GRPO in one process
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -97,7 +100,7 @@ int main(int argc, char** argv) {
               rollout_dtype.c_str());
 
   Scorer scorer = MakeScorer(config.rewards);
-  GrpoTrainer trainer(config, policy, &reference, data, scorer.score);
+  GrpoTrainer trainer(config, policy, &reference, data, scorer.score, kOneProcess);
   const std::vector<std::string> phases = {"step_time", "time/generation", "time/scoring", "time/ref_logprobs",
                                            "time/old_logprobs", "time/backward", "time/optimizer"};
   std::vector<std::vector<double>> seconds(phases.size());

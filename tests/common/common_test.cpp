@@ -10,6 +10,7 @@
 #include "common/config_yaml.h"
 #include "common/json_file.h"
 #include "common/names.h"
+#include "common/ports.h"
 #include "common/random.h"
 #include "common/threads.h"
 #include "common/utf8.h"
@@ -111,4 +112,14 @@ TEST_CASE("a YAML document that expands past its bound through aliases is refuse
                     "(aliases of aliases?)");
   text.resize(text.find("l5:"));  // 74,738 values: within the bound
   CHECK(ParseYamlDocument(text, "fine.yaml")["l4"].size() == 9);
+}
+
+TEST_CASE("FreeLoopbackPort: below the ephemeral range, and free", "[ports]") {
+  int ephemeral_start = 32768, ephemeral_end = 60999;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_start >> ephemeral_end;
+  for (int i = 0; i < 20; ++i) {
+    const int port = FreeLoopbackPort();
+    CHECK(port >= 1024);
+    CHECK(port < ephemeral_start);
+  }
 }

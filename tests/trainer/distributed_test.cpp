@@ -5,33 +5,28 @@
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 #include "tests/support/catch_torch.h"
 
+#include "common/ports.h"
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
 #include "trainer/distributed.h"
+#include "trainer/grpo.h"
 #include "trainer/policy.h"
+#include "trainer/scoring.h"
 #include "trainer/sft.h"
 
 using namespace rl::trainer;
 using std::chrono::milliseconds;
 
 namespace {
-
-// A loopback port nobody listens on now (bound, then released).
-int FreePort() {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return acceptor.local_endpoint().port();
-}
 
 WorldSpec Spec(int rank, int size, int port) {
   WorldSpec spec;
@@ -48,7 +43,7 @@ WorldSpec Spec(int rank, int size, int port) {
 // rank's body returned, in rank order (rethrowing the first rank's exception).
 template <class Body>
 auto OnRanks(int size, Body body, milliseconds timeout = milliseconds(20000)) {
-  const int port = FreePort();
+  const int port = rl::common::FreeLoopbackPort();
   std::vector<std::future<decltype(body(std::declval<World&>()))>> ranks;
   for (int r = 0; r < size; ++r) {
     ranks.push_back(std::async(std::launch::async, [=] {
@@ -122,7 +117,7 @@ TEST_CASE("two ranks: shards, sums and summed gradients", "[distributed]") {
 }
 
 TEST_CASE("a rank that never joins ends the rendezvous in an error", "[distributed][timeout]") {
-  const int port = FreePort();
+  const int port = rl::common::FreeLoopbackPort();
   const auto start = std::chrono::steady_clock::now();
   CHECK_THROWS_WITH(World::Join(Spec(0, 2, port), milliseconds(1500)),
                     Catch::StartsWith("rank 0 of 2: joining the ranks at 127.0.0.1:" + std::to_string(port) + " failed"));
@@ -222,4 +217,125 @@ TEST_CASE("SFT over two ranks updates the policy as one process does", "[distrib
   INFO("largest change of a weight " << moved << ", largest difference from one process " << apart);
   CHECK(moved > 1e-2);  // SFT did move the weights: the agreement is not that of untouched copies
   CHECK(apart < moved * 1e-3);
+}
+
+namespace {
+
+// Two GRPO steps of a tiny policy: 4 prompts per step (two per rank), G = 3, two passes over
+// each batch (old log-probs), batch-scaled advantages, and dynamic sampling's extra rounds.
+TrainConfig GrpoConfig() {
+  return ParseTrainConfig(R"(
+run: {seed: 4, threads: 1}
+model:
+  tiny: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2,
+         num_key_value_heads: 1, max_position_embeddings: 64}
+tokenizer: {train_vocab_size: 280}
+data: {shuffle: false}
+rollout: {num_generations: 3, max_new_tokens: 6, batch_size: 4}
+grpo: {steps: 2, prompts_per_step: 4, learning_rate: 1e-2, num_iterations: 2, loss_type: grpo,
+       scale_rewards: batch, dynamic_sampling: true, dynamic_sampling_max_rounds: 3}
+)",
+                          "distributed-grpo-test");
+}
+
+std::vector<rl::data::Example> GrpoPrompts() {
+  std::vector<rl::data::Example> prompts;
+  for (int k = 1; k <= 10; ++k) prompts.push_back({"Compute " + std::to_string(k) + "/7 + 1/7.", "x", ""});
+  return prompts;
+}
+
+Policy TinyGrpoPolicy() {
+  std::vector<std::string> corpus;
+  for (const auto& e : GrpoPrompts()) corpus.push_back(e.prompt + " <think>a b</think><answer>2/7</answer>");
+  return MakeTinyPolicy(GrpoConfig(), corpus);
+}
+
+// Every completion scored, as "prompt | sample | text | reward". The reward is the sum of the
+// completion's token ids mod 3, except for the prompts of even k, whose groups all score 1 (no
+// signal): dynamic sampling needs extra rounds to fill its batch.
+struct Recorder {
+  std::mutex mutex;
+  std::vector<std::string> scored;
+
+  ScoreFn Scorer() {
+    return [this](const Prompt& prompt, const rl::rollout::Completion& c) {
+      rl::rewards::RewardResult r;
+      int64_t sum = 0;
+      for (int32_t id : c.token_ids) sum += id;
+      const bool flat = std::stoi(prompt.text.substr(prompt.text.find(' ') + 1)) % 2 == 0;
+      r.total = flat ? 1.0 : static_cast<double>(sum % 3);
+      std::lock_guard<std::mutex> lock(mutex);
+      scored.push_back(prompt.text + " | " + std::to_string(c.sample_index) + " | " + c.text + " | " +
+                       std::to_string(*r.total));
+      return r;
+    };
+  }
+};
+
+struct GrpoRun {
+  std::vector<nlohmann::ordered_json> metrics;
+  std::vector<torch::Tensor> weights;
+};
+
+GrpoRun RunTinyGrpo(Policy& policy, Recorder& recorder, const World& world) {
+  const TrainConfig config = GrpoConfig();
+  const std::vector<rl::data::Example> prompts = GrpoPrompts();
+  GrpoTrainer trainer(config, policy, nullptr, prompts, recorder.Scorer(), world);
+  GrpoRun run;
+  while (trainer.step() < config.grpo.steps) run.metrics.push_back(trainer.Step());
+  for (const torch::Tensor& p : policy.model->parameters()) run.weights.push_back(p.detach().clone());
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("GRPO over two ranks samples, scores and updates as one process does", "[distributed][grpo]") {
+  Policy one = TinyGrpoPolicy();
+  std::vector<torch::Tensor> initial;
+  for (const torch::Tensor& p : one.model->parameters()) initial.push_back(p.detach().clone());
+  Recorder single_scores;
+  const GrpoRun single = RunTinyGrpo(one, single_scores, World());
+  std::vector<Policy> policies;
+  policies.push_back(TinyGrpoPolicy());
+  policies.push_back(TinyGrpoPolicy());
+  Recorder rank_scores;  // both ranks' completions together
+  const std::vector<GrpoRun> ranks = OnRanks(2, [&](World& world) {
+    return RunTinyGrpo(policies[static_cast<size_t>(world.rank())], rank_scores, world);
+  });
+
+  // The same completions with the same rewards, split between the ranks.
+  std::sort(single_scores.scored.begin(), single_scores.scored.end());
+  std::sort(rank_scores.scored.begin(), rank_scores.scored.end());
+  CHECK(rank_scores.scored == single_scores.scored);
+  CHECK(single_scores.scored.size() > 24);  // two steps of 4 prompts x 3, and extra rounds
+  CHECK(single.metrics[0]["dynamic_sampling/rounds"].get<int64_t>() > 1);
+
+  REQUIRE(ranks[0].metrics.size() == 2);
+  for (size_t step = 0; step < 2; ++step) {
+    const auto& m = single.metrics[step];
+    for (const auto& rank : ranks) {
+      const auto& r = rank.metrics[step];
+      // Sampling and selection figures come from the same table: equal exactly.
+      for (const char* key : {"reward", "reward_std", "frac_reward_zero_std", "completions/mean_length",
+                              "completions/clipped_ratio", "dynamic_sampling/rounds", "dynamic_sampling/kept_groups",
+                              "num_tokens"}) {
+        INFO("step " << step << ", " << key);
+        CHECK(r[key] == m[key]);
+      }
+      // Loss figures are sums of two partial sums: equal up to float rounding.
+      for (const char* key : {"loss", "grad_norm", "entropy", "clip_ratio/region_mean"}) {
+        INFO("step " << step << ", " << key);
+        CHECK(r[key].get<double>() == Approx(m[key].get<double>()).epsilon(1e-4).margin(1e-6));
+      }
+    }
+  }
+  double moved = 0, apart = 0;
+  for (size_t i = 0; i < single.weights.size(); ++i) {
+    CHECK(torch::equal(ranks[0].weights[i], ranks[1].weights[i]));  // the same update on every rank
+    apart = std::max(apart, (ranks[0].weights[i] - single.weights[i]).abs().max().item<double>());
+    moved = std::max(moved, (single.weights[i] - initial[i]).abs().max().item<double>());
+  }
+  INFO("largest change of a weight " << moved << ", largest difference from one process " << apart);
+  CHECK(moved > 1e-3);          // the steps did update the policy
+  CHECK(apart < moved * 1e-3);  // float32 rounding of the split sums
 }

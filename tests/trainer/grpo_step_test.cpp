@@ -17,6 +17,7 @@
 
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
+#include "trainer/distributed.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
 #include "trainer/scoring.h"
@@ -24,6 +25,8 @@
 using namespace rl::trainer;
 
 namespace {
+
+const World kOneProcess;  // GRPO in one process
 
 // The reward of a completion, by its prompt's gold answer:
 //   "flat"   : 0.1 for all three completions (all equal, though their float std is ~1e-17);
@@ -129,7 +132,7 @@ TEST_CASE("rollout.dtype bfloat16 samples with a bf16 copy of the policy", "[grp
     const TrainConfig config = SamplingConfig(dtype);
     Policy policy = TinyPolicy(config);
     SamplerLogprobs recorded;
-    GrpoTrainer trainer(config, policy, nullptr, prompts, recorded.Scorer());
+    GrpoTrainer trainer(config, policy, nullptr, prompts, recorded.Scorer(), kOneProcess);
     if (dtype == RolloutDtype::kFloat32) {
       CHECK(&trainer.sampling_model() == policy.model.get());  // no copy: today's sampling
     } else {
@@ -150,7 +153,7 @@ TEST_CASE("the bf16 sampling copy is refreshed from the updated policy at every 
   const TrainConfig config = SamplingConfig(RolloutDtype::kBFloat16);
   Policy policy = TinyPolicy(config);
   const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied", "varied", "varied"});
-  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
   const std::vector<torch::Tensor> initial = Snapshot(policy);
 
   nlohmann::ordered_json first = trainer.Step();
@@ -173,7 +176,7 @@ TEST_CASE("dynamic sampling drops groups without signal and samples rounds until
   // Round 1: flat (dropped), varied (kept). Round 2: flat, one (both dropped). Round 3:
   // varied (kept: the batch is full), varied (signal, but no room left).
   const std::vector<rl::data::Example> prompts = Prompts({"flat", "varied", "flat", "one", "varied", "varied", "flat"});
-  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
   nlohmann::ordered_json m = trainer.Step();
   CHECK(m["dynamic_sampling/rounds"] == 3);
   CHECK(m["dynamic_sampling/kept_groups"] == 2);
@@ -191,7 +194,7 @@ TEST_CASE("dynamic sampling stops after max_rounds and trains on the short batch
   const TrainConfig config = DynamicConfig(/*max_rounds=*/2, /*mini_batches=*/6);
   Policy policy = TinyPolicy(config);
   const std::vector<rl::data::Example> prompts = Prompts({"flat", "varied", "flat", "flat", "varied", "varied"});
-  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
   const std::vector<torch::Tensor> before = Snapshot(policy);
   nlohmann::ordered_json m = trainer.Step();
   CHECK(m["dynamic_sampling/rounds"] == 2);
@@ -207,7 +210,7 @@ TEST_CASE("a step whose groups all lack signal skips the update", "[grpo][dynami
   const TrainConfig config = DynamicConfig(/*max_rounds=*/3, /*mini_batches=*/2);
   Policy policy = TinyPolicy(config);
   const std::vector<rl::data::Example> prompts = Prompts({"flat", "one"});
-  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
   const std::vector<torch::Tensor> before = Snapshot(policy);
   nlohmann::ordered_json m = trainer.Step();
   CHECK(m["dynamic_sampling/rounds"] == 3);
@@ -228,7 +231,7 @@ TEST_CASE("without dynamic sampling one round is sampled and every group kept", 
     TrainConfig config = DynamicConfig(/*max_rounds=*/1, /*mini_batches=*/1);
     config.grpo.dynamic_sampling = dynamic;
     Policy policy = TinyPolicy(config);
-    GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward);
+    GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
     nlohmann::ordered_json m = trainer.Step();
     CHECK(trainer.State()["data_offset"] == 2);
     CHECK(m["frac_reward_zero_std"].get<double>() == 0.5);
