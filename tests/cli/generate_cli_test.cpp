@@ -13,6 +13,7 @@
 #include <torch/utils.h>
 
 #include "tests/rollout/tiny_policy.h"
+#include "tests/support/files.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -23,19 +24,13 @@
 
 namespace fs = std::filesystem;
 namespace rr = rl::rollout;
+using rl::testing::ReadFile;
 using rl::testing::TempDir;
 
 namespace {
 
 void WriteFile(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // Runs `rl ARGS`, keeping stderr in *err and stdout in *out; returns the exit code.

@@ -15,22 +15,17 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/files.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using rl::testing::ProcessResult;
 using rl::testing::RunProcess;
+using rl::testing::ReadFile;
 using rl::testing::TempDir;
 
 namespace {
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 void WriteAll(const std::string& path, const std::string& text) {
   std::ofstream file(path, std::ios::binary);
@@ -78,8 +73,8 @@ TEST_CASE("rl score: the shipped example file with the r1 spec", "[cli]") {
                    out + "'");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  std::vector<std::string> in_lines = Lines(ReadAll("../examples/data/completions.jsonl"));
-  std::vector<std::string> out_lines = Lines(ReadAll(out));
+  std::vector<std::string> in_lines = Lines(ReadFile("../examples/data/completions.jsonl"));
+  std::vector<std::string> out_lines = Lines(ReadFile(out));
   REQUIRE(out_lines.size() == in_lines.size());
   for (size_t i = 0; i < in_lines.size(); ++i) {
     auto input = nlohmann::ordered_json::parse(in_lines[i]);
@@ -148,7 +143,7 @@ TEST_CASE("rl score: --skip-bad counts and reports bad rows", "[cli]") {
                                     "' --output '" + out + "' --skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  std::vector<std::string> out_lines = Lines(ReadAll(out));
+  std::vector<std::string> out_lines = Lines(ReadFile(out));
   REQUIRE(out_lines.size() == 4);
   CHECK(nlohmann::json::parse(out_lines[0])["reward"] == 2.0);
   CHECK(nlohmann::json::parse(out_lines[1])["reward"] == 1.0);  // a numeric gold is read too
@@ -183,8 +178,8 @@ TEST_CASE("rl score: custom keys, unscorable rows, chunks and threads", "[cli]")
   ProcessResult many =
       RunScore(base + " --output '" + (dir / "b.jsonl") + "' --threads 3 --chunk-rows 7");
   REQUIRE(many.exit_code == 0);
-  const std::string a = ReadAll((dir / "a.jsonl"));
-  CHECK(a == ReadAll((dir / "b.jsonl")));
+  const std::string a = ReadFile((dir / "a.jsonl"));
+  CHECK(a == ReadFile((dir / "b.jsonl")));
   std::vector<std::string> lines = Lines(a);
   REQUIRE(lines.size() == 50);
   auto first = nlohmann::json::parse(lines[0]);  // no token count: unscorable, not 0
@@ -218,7 +213,7 @@ TEST_CASE("rl score: a number outside double's range is a bad row", "[cli]") {
   ProcessResult run = RunOnRows(dir, rows, "--skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  CHECK(Lines(ReadAll(out)).size() == 4);
+  CHECK(Lines(ReadFile(out)).size() == 4);
   CHECK(run.err.find("1 bad rows skipped") != std::string::npos);
   CHECK(run.err.find(in + ":3: number overflow parsing '1e400'") != std::string::npos);
   CHECK_FALSE(fs::exists(out + ".partial"));
@@ -228,7 +223,7 @@ TEST_CASE("rl score: a number outside double's range is a bad row", "[cli]") {
   run = RunOnRows(dir, rows);
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":3: number overflow parsing '1e400'") != std::string::npos);
-  CHECK(ReadAll(out) == "earlier\n");
+  CHECK(ReadFile(out) == "earlier\n");
   CHECK_FALSE(fs::exists(out + ".partial"));
 }
 
@@ -242,7 +237,7 @@ TEST_CASE("rl score: a row nested deeper than 512 levels is a bad row", "[cli]")
   ProcessResult run = RunOnRows(dir, kGoodRows + deep + kGoodRows, "--skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  const std::string scored = ReadAll(out);
+  const std::string scored = ReadFile(out);
   CHECK(Lines(scored).size() == 4);
   CHECK(run.err.find(in + ":3: nested deeper than 512 levels") != std::string::npos);
   CHECK_FALSE(fs::exists(out + ".partial"));
@@ -250,14 +245,14 @@ TEST_CASE("rl score: a row nested deeper than 512 levels is a bad row", "[cli]")
   run = RunOnRows(dir, kGoodRows + deep);
   CHECK(run.exit_code == 1);
   CHECK(run.err.find(in + ":3: nested deeper than 512 levels") != std::string::npos);
-  CHECK(ReadAll(out) == scored);
+  CHECK(ReadFile(out) == scored);
   CHECK_FALSE(fs::exists(out + ".partial"));
 
   // 512 levels (the row's object and 511 arrays) are read and echoed whole.
   const std::string limit = "{\"completion\": \"x\", \"meta\": " + Nested(511) + "}\n";
   run = RunOnRows(dir, limit);
   REQUIRE(run.exit_code == 0);
-  CHECK(ReadAll(out).find("\"meta\":" + Nested(511) + ",") != std::string::npos);
+  CHECK(ReadFile(out).find("\"meta\":" + Nested(511) + ",") != std::string::npos);
 }
 
 TEST_CASE("rl score: hostile token counts, bytes and line ends", "[cli]") {
@@ -277,7 +272,7 @@ TEST_CASE("rl score: hostile token counts, bytes and line ends", "[cli]") {
   ProcessResult run = RunOnRows(dir, rows, "--skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  std::vector<std::string> lines = Lines(ReadAll(out));
+  std::vector<std::string> lines = Lines(ReadFile(out));
   REQUIRE(lines.size() == 2);
   CHECK(nlohmann::json::parse(lines[0])["completion_tokens"] == INT64_MAX);
   CHECK(nlohmann::json::parse(lines[1])["completion"] == "last line, no newline");
@@ -300,7 +295,7 @@ TEST_CASE("rl score: a line longer than --max-line-bytes is a bad row", "[cli]")
   ProcessResult run = RunOnRows(dir, rows, "--max-line-bytes 200 --skip-bad");
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  CHECK(Lines(ReadAll((dir / "out.jsonl"))).size() == 2);
+  CHECK(Lines(ReadFile((dir / "out.jsonl"))).size() == 2);
   CHECK(run.err.find(in + ":1: line longer than 200 bytes (--max-line-bytes)") !=
         std::string::npos);
 
@@ -341,7 +336,7 @@ TEST_CASE("rl score: SIGTERM and SIGINT leave no partial output", "[cli]") {
     CHECK(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == signal);
     CHECK_FALSE(fs::exists(out + ".partial"));
-    CHECK(ReadAll(out) == "earlier\n");
+    CHECK(ReadFile(out) == "earlier\n");
   }
 }
 

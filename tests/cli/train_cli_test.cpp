@@ -13,21 +13,16 @@
 #include <nlohmann/json.hpp>
 
 #include "common/ports.h"
+#include "tests/support/files.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using rl::testing::RunProcess;
+using rl::testing::ReadFile;
 using rl::testing::TempDir;
 
 namespace {
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A tiny from-scratch run: `grpo_steps` GRPO steps of `prompts` prompts (a checkpoint after each)
 // after `sft_steps` SFT steps of 4 examples.

@@ -13,6 +13,7 @@
 #include <torch/utils.h>
 #include "tests/support/catch_torch.h"
 
+#include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
 
 #include "rewards/server/server.h"
@@ -25,6 +26,7 @@
 
 namespace fs = std::filesystem;
 using namespace rl::trainer;
+using rl::testing::ReadFile;
 using rl::testing::TempDir;
 
 namespace {
@@ -78,13 +80,6 @@ nlohmann::json WithoutTimes(nlohmann::json m) {
     if (key.rfind("time/", 0) != 0 && key != "step_time") out[key] = value;
   }
   return out;
-}
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -141,7 +136,7 @@ TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and 
   CHECK(loaded->parameters().size() == final_model->parameters().size());
   std::string error;
   CHECK(rl::text::Tokenizer::FromFile((dir / "final" / "tokenizer.json").string(), &error) != nullptr);
-  nlohmann::json eval = nlohmann::json::parse(ReadBytes(dir / "eval.json"));
+  nlohmann::json eval = nlohmann::json::parse(ReadFile(dir / "eval.json"));
   CHECK(eval.contains("before_grpo"));
   CHECK(eval.contains("after_grpo"));
   CHECK_THAT(FormatEvalTable(summary), Catch::Contains("policy after GRPO"));
@@ -175,7 +170,7 @@ TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exac
     INFO("step " << i + 1);
     CHECK(WithoutTimes(a[i]).dump() == WithoutTimes(b[i]).dump());
   }
-  CHECK(ReadBytes(whole / "final" / "model.safetensors") == ReadBytes(resumed / "final" / "model.safetensors"));
+  CHECK(ReadFile(whole / "final" / "model.safetensors") == ReadFile(resumed / "final" / "model.safetensors"));
 }
 
 TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
