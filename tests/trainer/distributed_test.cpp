@@ -256,13 +256,14 @@ Policy TinyGrpoPolicy() {
 struct Recorder {
   std::mutex mutex;
   std::vector<std::string> scored;
+  bool all_flat = false;  // every group scores 1 (no signal)
 
   ScoreFn Scorer() {
     return [this](const Prompt& prompt, const rl::rollout::Completion& c) {
       rl::rewards::RewardResult r;
       int64_t sum = 0;
       for (int32_t id : c.token_ids) sum += id;
-      const bool flat = std::stoi(prompt.text.substr(prompt.text.find(' ') + 1)) % 2 == 0;
+      const bool flat = all_flat || std::stoi(prompt.text.substr(prompt.text.find(' ') + 1)) % 2 == 0;
       r.total = flat ? 1.0 : static_cast<double>(sum % 3);
       std::lock_guard<std::mutex> lock(mutex);
       scored.push_back(prompt.text + " | " + std::to_string(c.sample_index) + " | " + c.text + " | " +
@@ -338,4 +339,29 @@ TEST_CASE("GRPO over two ranks samples, scores and updates as one process does",
   INFO("largest change of a weight " << moved << ", largest difference from one process " << apart);
   CHECK(moved > 1e-3);          // the steps did update the policy
   CHECK(apart < moved * 1e-3);  // float32 rounding of the split sums
+}
+
+TEST_CASE("GRPO over two ranks when one rank holds none of the kept groups", "[distributed][grpo]") {
+  // Rank 1's groups never have signal, so dynamic sampling keeps rank 0's alone: rank 1 has no
+  // rows to train on but takes part in every sum, and applies the same update.
+  std::vector<Policy> policies;
+  policies.push_back(TinyGrpoPolicy());
+  policies.push_back(TinyGrpoPolicy());
+  std::vector<torch::Tensor> initial;
+  for (const torch::Tensor& p : policies[0].model->parameters()) initial.push_back(p.detach().clone());
+  Recorder recorders[2];
+  recorders[1].all_flat = true;
+  const std::vector<GrpoRun> ranks = OnRanks(2, [&](World& world) {
+    const auto r = static_cast<size_t>(world.rank());
+    return RunTinyGrpo(policies[r], recorders[r], world);
+  });
+  REQUIRE(ranks[1].metrics.size() == 2);
+  CHECK(ranks[1].metrics[0]["dynamic_sampling/kept_groups"].get<int64_t>() > 0);
+  CHECK(ranks[1].metrics[0]["loss"] == ranks[0].metrics[0]["loss"]);
+  double moved = 0;
+  for (size_t i = 0; i < initial.size(); ++i) {
+    CHECK(torch::equal(ranks[0].weights[i], ranks[1].weights[i]));
+    moved = std::max(moved, (ranks[1].weights[i] - initial[i]).abs().max().item<double>());
+  }
+  CHECK(moved > 1e-3);  // rank 1 applied rank 0's gradients
 }
