@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <limits>
 #include <stdexcept>
+#include <string>
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -14,18 +14,25 @@
 namespace rl::trainer {
 namespace {
 
-// The integer in environment variable `name`, in [min, max]; `fallback` when unset.
-int EnvInt(const char* name, int min, int max, std::optional<int> fallback) {
+// The value of environment variable `name`; throws naming it when it is unset or empty.
+std::string RequiredEnv(const char* name) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') {
-    if (fallback) return *fallback;
     throw std::invalid_argument(fmt::format("environment variable {} is not set (WORLD_SIZE is: the torchrun "
                                             "convention needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)",
                                             name));
   }
+  return text;
+}
+
+// The integer in environment variable `name`, in [min, max]; `fallback` when unset.
+int EnvInt(const char* name, int min, int max, std::optional<int> fallback) {
+  const char* set = std::getenv(name);
+  if (fallback && (set == nullptr || *set == '\0')) return *fallback;
+  const std::string text = RequiredEnv(name);
   char* end = nullptr;
   errno = 0;
-  const long value = std::strtol(text, &end, 10);
+  const long value = std::strtol(text.c_str(), &end, 10);
   if (errno != 0 || *end != '\0' || value < min || value > max) {
     throw std::invalid_argument(
         fmt::format("environment variable {}: expected an integer from {} to {}, got '{}'", name, min, max, text));
@@ -69,12 +76,7 @@ std::optional<WorldSpec> WorldFromEnvironment() {
   spec.rank = EnvInt("RANK", 0, spec.world_size - 1, std::nullopt);
   spec.local_world_size = EnvInt("LOCAL_WORLD_SIZE", 1, spec.world_size, spec.world_size);
   spec.local_rank = EnvInt("LOCAL_RANK", 0, spec.local_world_size - 1, spec.rank);
-  const char* addr = std::getenv("MASTER_ADDR");
-  if (addr == nullptr || *addr == '\0') {
-    throw std::invalid_argument("environment variable MASTER_ADDR is not set (WORLD_SIZE is: the torchrun "
-                                "convention needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)");
-  }
-  spec.master_addr = addr;
+  spec.master_addr = RequiredEnv("MASTER_ADDR");
   spec.master_port = EnvInt("MASTER_PORT", 1, 65535, std::nullopt);
   return spec;
 }
