@@ -18,9 +18,11 @@ using namespace rl::rewards::server::testing;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+std::string UrlOf(uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); }
+
 ClientOptions OptionsFor(uint16_t port) {
   ClientOptions options;
-  options.urls = {"http://127.0.0.1:" + std::to_string(port)};
+  options.urls = {UrlOf(port)};
   options.initial_backoff_s = 0.05;
   options.max_backoff_s = 0.2;
   return options;
@@ -192,14 +194,35 @@ TEST_CASE("client: a stale keep-alive connection is replaced transparently", "[s
   CHECK(stats.reconnects == 1);
 }
 
-std::string UrlOf(const Server& server) { return "http://127.0.0.1:" + std::to_string(server.port()); }
+// One client of two servers, `a` first.
+ClientOptions OptionsFor(const Server& a, const Server& b) {
+  ClientOptions options = OptionsFor(a.port());
+  options.urls.push_back(UrlOf(b.port()));
+  return options;
+}
+
+// `threads` threads that each score every sample of `data`, one Score call per sample; each
+// returns how many of its results equal in-process scoring (a call that throws fails it).
+std::vector<std::future<size_t>> ScoreOnThreads(RewardClient& client, const Samples& data, int threads) {
+  std::shared_ptr<const rewards::Reward> reward = MakeReward(kR1Spec);
+  std::vector<std::future<size_t>> futures;
+  for (int t = 0; t < threads; ++t) {
+    futures.push_back(std::async(std::launch::async, [&client, &data, reward] {
+      size_t same = 0;
+      for (const rewards::Sample& sample : data.samples) {
+        const auto scores = client.Score(std::span<const rewards::Sample>(&sample, 1));
+        same += scores.size() == 1 && rewards::ToJson(scores[0]) == rewards::ToJson(reward->Score(sample)) ? 1 : 0;
+      }
+      return same;
+    }));
+  }
+  return futures;
+}
 
 TEST_CASE("client: one thread's requests alternate over two servers", "[server][client][servers]") {
   auto a = StartServer(TestConfig());
   auto b = StartServer(TestConfig());
-  ClientOptions options = OptionsFor(a->port());
-  options.urls.push_back(UrlOf(*b));
-  RewardClient client(options);
+  RewardClient client(OptionsFor(*a, *b));
   Samples data(10);
   const auto reward = MakeReward(kR1Spec);
   for (const rewards::Sample& sample : data.samples) {
@@ -214,21 +237,9 @@ TEST_CASE("client: one thread's requests alternate over two servers", "[server][
 TEST_CASE("client: concurrent requests spread over two servers", "[server][client][servers]") {
   auto a = StartServer(TestConfig());
   auto b = StartServer(TestConfig());
-  ClientOptions options = OptionsFor(a->port());
-  options.urls.push_back(UrlOf(*b));
-  RewardClient client(options);
+  RewardClient client(OptionsFor(*a, *b));
   Samples data(40);
-  std::vector<std::future<size_t>> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.push_back(std::async(std::launch::async, [&] {
-      size_t scored = 0;
-      for (const rewards::Sample& sample : data.samples) {
-        scored += client.Score(std::span<const rewards::Sample>(&sample, 1)).size();
-      }
-      return scored;
-    }));
-  }
-  for (auto& t : threads) CHECK(t.get() == 40);
+  for (auto& t : ScoreOnThreads(client, data, 4)) CHECK(t.get() == 40);
   const ClientStats stats = client.stats();
   CHECK(stats.answered[0] + stats.answered[1] == 160);
   CHECK(stats.answered[0] > 0);
@@ -241,8 +252,7 @@ TEST_CASE("client: a server that dies mid-run is passed over, nothing is lost", 
   short_idle.idle_timeout_ms = 100;  // so that its shutdown need not wait for our idle connection
   auto a = StartServer(short_idle);
   auto b = StartServer(TestConfig());
-  ClientOptions options = OptionsFor(a->port());
-  options.urls.push_back(UrlOf(*b));
+  ClientOptions options = OptionsFor(*a, *b);
   options.down_s = 60;  // longer than the test: once down, a stays out of the rotation
   RewardClient client(options);
   Samples data(10);
@@ -268,23 +278,9 @@ TEST_CASE("client: concurrent requests survive a server killed under them", "[se
   short_idle.idle_timeout_ms = 100;
   auto a = StartServer(short_idle);
   auto b = StartServer(TestConfig());
-  ClientOptions options = OptionsFor(a->port());
-  options.urls.push_back(UrlOf(*b));
-  RewardClient client(options);
+  RewardClient client(OptionsFor(*a, *b));
   Samples data(30);
-  const auto reward = MakeReward(kR1Spec);
-  std::vector<std::future<size_t>> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.push_back(std::async(std::launch::async, [&] {
-      size_t scored = 0;
-      for (const rewards::Sample& sample : data.samples) {
-        const auto scores = client.Score(std::span<const rewards::Sample>(&sample, 1));
-        const bool same = scores.size() == 1 && rewards::ToJson(scores[0]) == rewards::ToJson(reward->Score(sample));
-        scored += same ? 1 : 0;
-      }
-      return scored;
-    }));
-  }
+  std::vector<std::future<size_t>> threads = ScoreOnThreads(client, data, 4);
   REQUIRE(Eventually([&] { return client.stats().answered[0] >= 10; }));
   a->Shutdown();
   a->Wait();
@@ -297,7 +293,7 @@ TEST_CASE("client: when no server answers, the error names each", "[server][clie
   uint16_t other = FreePort();
   while (other == port) other = FreePort();
   ClientOptions options = OptionsFor(port);
-  options.urls.push_back("http://127.0.0.1:" + std::to_string(other));
+  options.urls.push_back(UrlOf(other));
   options.max_attempts = 2;
   RewardClient client(options);
   Samples data(1);
