@@ -380,7 +380,75 @@ class Comparer {
 
   bool Intervals(Ref g, Ref p) {
     std::vector<Piece> a, b;
-    return Pieces(g, &a) && Pieces(p, &b) && SamePieces(a, b);
+    if (!Pieces(g, &a) || !Pieces(p, &b)) return false;
+    Merge(&a);
+    Merge(&b);
+    return SamePieces(a, b);
+  }
+
+  // A piece with the exact values of its finite ends.
+  struct Bounded {
+    Piece piece;
+    std::optional<Rational> lo, hi;
+  };
+
+  // Whether piece `a` reaches up to where `b` starts, so that together they are one piece:
+  // (-1,0] and [0,1) touch at 0; (1,2) and (2,3) do not (2 is in neither).
+  static bool Reaches(const Bounded& a, const Bounded& b) {
+    if (a.piece.hi.infinity > 0 || b.piece.lo.infinity < 0) return true;
+    if (a.piece.hi.infinity < 0 || b.piece.lo.infinity > 0) return false;
+    int order = Compare(*b.lo, *a.hi);
+    return order < 0 || (order == 0 && (a.piece.hi.closed || b.piece.lo.closed));
+  }
+
+  // Adjacent or overlapping pieces joined into one: [-1,0] \cup [0,1] is [-1,1]. Only when
+  // every finite end has an exact value; otherwise the pieces stay as written.
+  void Merge(std::vector<Piece>* pieces) {
+    if (pieces->size() < 2) return;
+    std::vector<Bounded> all;
+    c_.budget.SpendMemory(pieces->size() * sizeof(Bounded));
+    for (const Piece& p : *pieces) {
+      Bounded b{p, {}, {}};
+      if (p.lo.value && !(b.lo = ExactValue(*p.lo.value->tree, p.lo.value->id, c_.budget))) return;
+      if (p.hi.value && !(b.hi = ExactValue(*p.hi.value->tree, p.hi.value->id, c_.budget))) return;
+      all.push_back(std::move(b));
+    }
+    int64_t compares = static_cast<int64_t>(std::bit_width(all.size()));
+    for (const Bounded& b : all) {
+      c_.budget.Spend(compares * (1 + (b.lo ? CompareCost(*b.lo, *b.lo) : 0)));
+    }
+    std::sort(all.begin(), all.end(), [](const Bounded& x, const Bounded& y) {
+      if (x.piece.lo.infinity != 0 || y.piece.lo.infinity != 0) {
+        return x.piece.lo.infinity < y.piece.lo.infinity;
+      }
+      int order = Compare(*x.lo, *y.lo);
+      return order < 0 || (order == 0 && x.piece.lo.closed && !y.piece.lo.closed);
+    });
+    std::vector<Piece> merged;
+    Bounded current = all[0];
+    for (size_t k = 1; k < all.size(); ++k) {
+      const Bounded& next = all[k];
+      c_.budget.Spend(1 + (next.lo && current.hi ? CompareCost(*next.lo, *current.hi) : 0));
+      if (!Reaches(current, next)) {
+        merged.push_back(current.piece);
+        current = next;
+      } else if (Extends(current, next)) {
+        current.piece.hi = next.piece.hi;
+        current.hi = next.hi;
+      } else if (!next.piece.hi.infinity && current.hi && *next.hi == *current.hi) {
+        current.piece.hi.closed = current.piece.hi.closed || next.piece.hi.closed;
+      }
+    }
+    merged.push_back(current.piece);
+    *pieces = std::move(merged);
+  }
+
+  // Whether `b` ends above where `a` ends.
+  static bool Extends(const Bounded& a, const Bounded& b) {
+    if (a.piece.hi.infinity != 0 || b.piece.hi.infinity != 0) {
+      return b.piece.hi.infinity > a.piece.hi.infinity;
+    }
+    return *b.hi > *a.hi;
   }
 
   // A chain "lo < E <= hi" or "E >= lo" around one non-constant E, as interval pieces; a
@@ -421,7 +489,10 @@ class Comparer {
     std::vector<Piece> a, b;
     abs_middle_ = false;
     if (!RelationPieces(relation, &a) || !Pieces(intervals, &b)) return false;
-    if (!abs_middle_) return SamePieces(a, b);
+    if (!abs_middle_) {
+      Merge(&b);
+      return SamePieces(a, b);
+    }
     // lo <= |x| <= hi is [-hi, -lo] and [lo, hi]; |x| <= hi alone is [-hi, hi].
     const Piece& positive = a[0];
     if (positive.lo.infinity == -1) {

@@ -183,15 +183,60 @@ Extracted JoinSpans(std::string_view s, const std::vector<Span>& spans, Extracti
     }
     out.text += content;
   }
+  // "\boxed{6} ... \boxed{6}": the same answer repeated is one answer, not the list "6, 6".
+  if (!differ) out.text = std::string(Content(s, spans[first]));
   out.hedged = any_or && differ;
   return out;
 }
 
+// Whether the text before s[at] (a sign and spaces skipped) opens a bracket: "(-1,6)".
+bool AfterOpeningBracket(std::string_view s, size_t at) {
+  size_t k = at;
+  while (k > 0 && at - k < 8 && (s[k - 1] == ' ' || s[k - 1] == '-' || s[k - 1] == '+')) --k;
+  return k > 0 && (s[k - 1] == '(' || s[k - 1] == '[');
+}
+
+// The digits of a plain number starting at s[at] into `number`; returns where it ends.
+// `commas`: ",ddd" groups are thousands and ",dd" (not a group) a decimal comma.
+size_t ReadNumberBody(std::string_view s, size_t at, bool commas, std::string* number) {
+  size_t j = at;
+  size_t head = 0;
+  while (j < s.size() && IsDigit(s[j])) *number += s[j++], ++head;
+  // Thousands groups: ",ddd" or " ddd" after a head of 1-3 digits.
+  if (head >= 1 && head <= 3) {
+    for (char sep : {',', ' '}) {
+      if (sep == ',' && !commas) continue;
+      while (IsThousandsGroup(s, j, sep)) {
+        if (sep == ' ' && j + 4 < s.size() && s[j + 4] == '/') break;  // "1 000/3"? keep apart
+        number->append(s.substr(j + 1, 3));
+        j += 4;
+      }
+    }
+  }
+  // A decimal part: ".d", or a decimal comma as the gold reads one (verify.cpp's
+  // DecimalComma): ",dd" or more than three digits, or after a head of 0; "1,6" is two
+  // numbers, "1,22" one.
+  if (j + 1 < s.size() && (s[j] == '.' || (s[j] == ',' && commas)) && IsDigit(s[j + 1])) {
+    size_t k = j + 1;
+    while (k < s.size() && IsDigit(s[k])) ++k;
+    size_t decimals = k - j - 1;
+    if (s[j] == '.' || decimals == 2 || decimals > 3 || *number == "0") {
+      *number += '.';
+      number->append(s.substr(j + 1, k - j - 1));
+      j = k;
+    }
+  }
+  return j;
+}
+
 // The last number in plain text, normalised ("1,000.99" -> "1000.99", "4 4/9" -> "(4+4/9)").
+// `count` receives how many numbers the text holds, `last_begin` where the last one starts.
 std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
-                                      size_t* last_end = nullptr) {
+                                      size_t* last_end = nullptr, size_t* count = nullptr,
+                                      size_t* last_begin = nullptr) {
   budget.SpendBytes(s.size());
   std::optional<std::string> last;
+  if (count != nullptr) *count = 0;
   size_t i = 0;
   while (i < s.size()) {
     bool starts = IsDigit(s[i]) || (s[i] == '.' && i + 1 < s.size() && IsDigit(s[i + 1]));
@@ -202,28 +247,12 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
     }
     std::string number;
     bool negative = i > 0 && s[i - 1] == '-' && (i < 2 || !IsDigit(s[i - 2]));
-    size_t j = i;
-    size_t head = 0;
-    while (j < s.size() && IsDigit(s[j])) number += s[j++], ++head;
-    // Thousands groups: ",ddd" or " ddd" after a head of 1-3 digits.
-    if (head >= 1 && head <= 3) {
-      for (char sep : {',', ' '}) {
-        while (IsThousandsGroup(s, j, sep)) {
-          if (sep == ' ' && j + 4 < s.size() && s[j + 4] == '/') break;  // "1 000/3"? keep apart
-          number.append(s.substr(j + 1, 3));
-          j += 4;
-        }
-      }
-    }
-    // A decimal part: ".dd", or ",dd" that is not a thousands group.
-    if (j + 1 < s.size() && (s[j] == '.' || s[j] == ',') && IsDigit(s[j + 1])) {
-      size_t k = j + 1;
-      while (k < s.size() && IsDigit(s[k])) ++k;
-      if (s[j] == '.' || k - j - 1 != 3 || number == "0") {
-        number += '.';
-        number.append(s.substr(j + 1, k - j - 1));
-        j = k;
-      }
+    size_t j = ReadNumberBody(s, i, /*commas=*/true, &number);
+    // A comma inside brackets separates a pair: "(-1,6)" is never -1.6, "[1,000]" never 1000.
+    if (j < s.size() && (s[j] == ')' || s[j] == ']' || s[j] == ',') && AfterOpeningBracket(s, i)) {
+      std::string plain;
+      size_t plain_end = ReadNumberBody(s, i, /*commas=*/false, &plain);
+      if (plain_end != j) number = std::move(plain), j = plain_end;
     }
     if (number.front() == '.') number.insert(number.begin(), '0');
     // A fraction "/d", or a mixed number " d/d" after an integer.
@@ -266,6 +295,8 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
     budget.Spend(4);  // the strings built for each number: about 100 ns
     last = (negative ? "-" : "") + number;
     if (last_end != nullptr) *last_end = j;
+    if (last_begin != nullptr) *last_begin = negative ? i - 1 : i;
+    if (count != nullptr) ++*count;
     i = std::max(j, i + 1);
   }
   return last;
@@ -280,27 +311,83 @@ bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
   return true;
 }
 
-// Text after the last "answer is" / "answer:" anchor, up to the end of its line. Scans
-// backwards without copying: completions are long and this runs for every one.
+// The line that starts at s[at] (without its newline).
+std::string_view LineAt(std::string_view s, size_t at) {
+  size_t end = s.find('\n', at);
+  return s.substr(at, (end == std::string_view::npos ? s.size() : end) - at);
+}
+
+// After a heading "# Answer" (PRM800K) or "**Final Answer**" alone on its line, at `after`
+// (just past "answer"): the next line that is not blank, or npos. A heading is "#" or "*"
+// marks, then "final" or nothing, then "answer", then ":" or marks, then the line's end.
+size_t HeadingAnswer(std::string_view s, size_t answer_at, size_t after) {
+  constexpr size_t kPrefix = 16;  // "### **Final " fits; a bounded look back
+  size_t begin = answer_at;
+  while (begin > 0 && answer_at - begin < kPrefix && s[begin - 1] != '\n') --begin;
+  if (begin > 0 && s[begin - 1] != '\n') return std::string_view::npos;
+  std::string prefix = Lower(s.substr(begin, answer_at - begin));
+  if (prefix.empty() || (prefix[0] != '#' && prefix[0] != '*')) return std::string_view::npos;
+  size_t words = prefix.find_first_not_of("#* ");
+  if (words != std::string::npos && Trim(std::string_view(prefix).substr(words)) != "final") {
+    return std::string_view::npos;
+  }
+  while (after < s.size() && (s[after] == ' ' || s[after] == '*' || s[after] == ':' ||
+                              s[after] == '#' || s[after] == '\r')) {
+    ++after;
+  }
+  if (after < s.size() && s[after] != '\n') return std::string_view::npos;
+  while (after < s.size() && IsSpace(s[after])) ++after;
+  return after < s.size() ? after : std::string_view::npos;
+}
+
+// Where the answer after an "answer" anchor at s[at] starts, or npos: "answer is", "answer:",
+// "answer =", or a heading line "# Answer" followed by the answer on the next line.
+size_t AfterAnswerWord(std::string_view s, size_t at) {
+  size_t i = at + 6;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '*')) ++i;
+  size_t after = std::string_view::npos;
+  if (StartsWithNoCase(s, i, "is") && i + 2 < s.size() && !IsAlpha(s[i + 2])) {
+    after = i + 2;
+  } else if (i < s.size() && (s[i] == ':' || s[i] == '=')) {
+    after = i + 1;
+  }
+  if (after == std::string_view::npos) return HeadingAnswer(s, at, at + 6);
+  while (after < s.size() && (s[after] == ' ' || s[after] == '*' || s[after] == ':')) ++after;
+  // "**Answer:**\n\n42": the answer is on the next line.
+  if (after < s.size() && (s[after] == '\n' || s[after] == '\r')) {
+    size_t next = HeadingAnswer(s, at, at + 6);
+    if (next != std::string_view::npos) return next;
+  }
+  return after;
+}
+
+// GSM8K's final line "#### 42": where its answer starts, or npos.
+size_t AfterHashes(std::string_view s, size_t at) {
+  if (s.compare(at, 4, "####") != 0 || (at > 0 && s[at - 1] == '#')) return std::string_view::npos;
+  size_t after = at + 4;
+  if (after >= s.size() || s[after] != ' ') return std::string_view::npos;
+  while (after < s.size() && s[after] == ' ') ++after;
+  // A markdown heading "#### Step 2" is not an answer: GSM8K's are numbers.
+  if (after < s.size() && IsAlpha(s[after])) return std::string_view::npos;
+  return after;
+}
+
+// Text after the last answer marker, up to the end of its line: "answer is", "answer:",
+// "# Answer" with the answer on the next line (PRM800K), "#### 42" (GSM8K). Scans backwards
+// without copying: completions are long and this runs for every one.
 std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget) {
   constexpr size_t kTail = 8192;
   budget.SpendBytes(2 * std::min(s.size(), kTail));  // the tail, and the lines it starts
   size_t floor = s.size() > kTail ? s.size() - kTail : 0;
   for (size_t at = s.size(); at-- > floor;) {
-    if (LowerChar(s[at]) != 'a' || !StartsWithNoCase(s, at, "answer")) continue;
-    size_t i = at + 6;
-    while (i < s.size() && (s[i] == ' ' || s[i] == '*')) ++i;
     size_t after = std::string_view::npos;
-    if (StartsWithNoCase(s, i, "is") && i + 2 < s.size() && !IsAlpha(s[i + 2])) {
-      after = i + 2;
-    } else if (i < s.size() && (s[i] == ':' || s[i] == '=')) {
-      after = i + 1;
+    if (s[at] == '#') {
+      after = AfterHashes(s, at);
+    } else if (LowerChar(s[at]) == 'a' && StartsWithNoCase(s, at, "answer")) {
+      after = AfterAnswerWord(s, at);
     }
     if (after == std::string_view::npos) continue;
-    while (after < s.size() && (s[after] == ' ' || s[after] == '*' || s[after] == ':')) ++after;
-    size_t end = s.find('\n', after);
-    if (end == std::string_view::npos) end = s.size();
-    std::string_view segment = s.substr(after, end - after);
+    std::string_view segment = LineAt(s, after);
     if (!Trim(segment).empty()) return segment;
   }
   return std::nullopt;
@@ -323,6 +410,117 @@ std::string_view FirstSentence(std::string_view s) {
   return s;
 }
 
+// Letters that read as a word of a sentence, not as math: three or more that are not a math
+// word, or (`short_words`) a two-letter English word ("is", "of").
+bool IsProseWord(std::string_view word, bool short_words) {
+  static constexpr std::string_view kMathWords[] = {"and", "sin", "cos", "tan", "log", "sqrt",
+                                                    "frac", "infty", "sec", "csc", "cot", "exp"};
+  static constexpr std::string_view kShortWords[] = {"is", "of", "to", "so", "we", "it", "be",
+                                                     "as", "at", "by", "on", "an", "if", "in",
+                                                     "am", "do", "he", "my", "no", "us"};
+  std::string lower = Lower(word);
+  if (lower.size() >= 3) {
+    return std::find(std::begin(kMathWords), std::end(kMathWords), lower) == std::end(kMathWords);
+  }
+  return short_words &&
+         std::find(std::begin(kShortWords), std::end(kShortWords), lower) != std::end(kShortWords);
+}
+
+// Whether an answer block is written as a sentence ("It is 5 apples") rather than as math:
+// a word of three or more letters that is not a command or a math word.
+bool IsProse(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (!IsAlpha(s[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && IsAlpha(s[j])) ++j;
+    bool command = i > 0 && s[i - 1] == '\\';
+    if (!command && IsProseWord(s.substr(i, j - i), /*short_words=*/false)) return true;
+    i = j;
+  }
+  return false;
+}
+
+// A stretch of an anchor's sentence without its edges' spaces and punctuation.
+std::string_view TrimRun(std::string_view s) {
+  s = Trim(s);
+  while (!s.empty() && std::string_view(" ,;:.([").find(s.back()) != std::string_view::npos) {
+    s.remove_suffix(1);
+  }
+  while (!s.empty() && (s.front() == ':' || s.front() == ',' || IsSpace(s.front()))) {
+    s.remove_prefix(1);
+  }
+  return s;
+}
+
+// The first stretch of `s` that is math rather than words and holds a digit or a command:
+// the text between English words and '$' outside braces ("therefore \frac{3}{2} cups" ->
+// "\frac{3}{2}", "x = 3 or x = -3" whole). A digit inside \frac{..}{..} is never read alone.
+std::optional<std::string_view> FirstMathRun(std::string_view s, Budget& budget) {
+  budget.SpendBytes(s.size());
+  size_t begin = 0;
+  int depth = 0;
+  auto run = [&](size_t end) -> std::optional<std::string_view> {
+    std::string_view r = TrimRun(s.substr(begin, end - begin));
+    bool math = false;  // a digit or a command; an escaped quote \" is not math
+    for (size_t k = 0; k < r.size() && !math; ++k) {
+      math = IsDigit(r[k]) || (r[k] == '\\' && k + 1 < r.size() && IsAlpha(r[k + 1]));
+    }
+    return math ? std::optional<std::string_view>(r) : std::nullopt;
+  };
+  for (size_t i = 0; i < s.size();) {
+    size_t j = i + 1;
+    if (s[i] == '\\') {  // a command (its letters are not a word) or an escaped character
+      while (j < s.size() && IsAlpha(s[j])) ++j;
+      if (j == i + 1 && j < s.size()) ++j;
+    } else if (s[i] == '{' || s[i] == '}') {
+      depth = std::max(0, depth + (s[i] == '{' ? 1 : -1));
+    } else if (depth == 0 && (s[i] == '$' || IsAlpha(s[i]))) {
+      while (s[i] != '$' && j < s.size() && IsAlpha(s[j])) ++j;
+      std::string_view word = s.substr(i, j - i);
+      bool unit = word == "percent" || word == "pct";  // "5 percent" is 5\%
+      if (s[i] == '$' || (!unit && IsProseWord(word, /*short_words=*/true))) {
+        if (std::optional<std::string_view> found = run(i)) return found;
+        begin = j;
+      }
+    }
+    i = j;
+  }
+  return run(s.size());
+}
+
+// A run that is one plain number, perhaps followed by a unit word ("1,000.99", "4 4/9",
+// "5 percent", "12 cm"), normalised as LastNumber does; else the run as written.
+std::string RunText(std::string_view run, Budget& budget) {
+  size_t end = 0, count = 0, begin = 0;
+  std::optional<std::string> number = LastNumber(run, budget, &end, &count, &begin);
+  if (!number || count != 1 || begin != 0 || (end < run.size() && run[end] != ' ')) {
+    return std::string(run);
+  }
+  std::string_view rest = run.substr(end);
+  bool words_only = std::all_of(rest.begin(), rest.end(), [](char c) {
+    return IsAlpha(c) || c == ' ' || c == '.' || c == ',';
+  });
+  return words_only ? *number : std::string(run);
+}
+
+// The environments from the first one on while the text between them joins them
+// ("$x=3$ or $x=-3$").
+Extracted LeadingEnvs(std::string_view s, std::vector<Span> envs, Budget& budget) {
+  size_t n = 1;
+  while (n < envs.size() &&
+         ClassifySeparator(s.substr(envs[n - 1].end, envs[n].begin - envs[n - 1].end)) !=
+             Joint::kNone) {
+    ++n;
+  }
+  envs.resize(n);
+  return JoinSpans(s, envs, Extraction::kAnchor, budget);
+}
+
+// The answer an anchor names: the whole phrase after it, read as math ("The answer is:
+// \frac{3}{2}." is 3/2, "**Final Answer:** 1+2i" is 1+2i), up to the sentence's end.
 std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
   std::optional<std::string_view> segment = AnchorSegment(s, budget);
   if (!segment) return std::nullopt;
@@ -331,14 +529,16 @@ std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
   Extracted out;
   out.kind = Extraction::kAnchor;
   std::vector<Span> envs = FindMathEnvs(sentence, budget);
-  if (!envs.empty() && envs.front().begin == 0) {
-    out.text = std::string(Content(sentence, envs[0]));
+  if (!envs.empty() && envs.front().begin == 0) return LeadingEnvs(sentence, envs, budget);
+  std::optional<std::string_view> run = FirstMathRun(sentence, budget);
+  if (run && (envs.empty() || run->data() < sentence.data() + envs.front().begin)) {
+    out.text = RunText(*run, budget);
     return out;
   }
   size_t number_end = 0;
   std::optional<std::string> number = LastNumber(sentence, budget, &number_end);
   if (!envs.empty() && (!number || number_end <= envs.back().end)) {
-    out.text = JoinSpans(sentence, envs, Extraction::kAnchor, budget).text;  // "$12$ and $13$"
+    out = JoinSpans(sentence, envs, Extraction::kAnchor, budget);  // "so $12$ and $13$"
   } else if (number) {
     out.text = *number;
   } else {
@@ -348,27 +548,12 @@ std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
   return out;
 }
 
-// Whether an answer block is written as a sentence ("It is 5 apples") rather than as math:
-// a word of three or more letters that is not a command or a math word.
-bool IsProse(std::string_view s) {
-  static constexpr std::string_view kMathWords[] = {"and", "sin", "cos", "tan", "log", "sqrt",
-                                                    "frac", "infty", "sec", "csc", "cot", "exp"};
-  for (size_t i = 0; i < s.size();) {
-    if (!IsAlpha(s[i])) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < s.size() && IsAlpha(s[j])) ++j;
-    bool command = i > 0 && s[i - 1] == '\\';
-    std::string word = Lower(s.substr(i, j - i));
-    if (!command && word.size() >= 3 &&
-        std::find(std::begin(kMathWords), std::end(kMathWords), word) == std::end(kMathWords)) {
-      return true;
-    }
-    i = j;
-  }
-  return false;
+// Whether nothing that could be an answer follows s[from..]: at most a short closing remark
+// without digits or math ("I hope it is correct.", a closing tag).
+bool IsFinalStatement(std::string_view s, size_t from) {
+  constexpr size_t kRemark = 200;
+  std::string_view rest = Trim(s.substr(from));
+  return rest.size() <= kRemark && rest.find_first_of("0123456789\\$") == std::string_view::npos;
 }
 
 std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
@@ -428,11 +613,16 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
       case Extraction::kBoxed: {
         std::vector<Span> boxes = FindBoxes(completion, budget);
         if (boxes.empty()) break;
-        // "The final answer is $x$" after the last box is the final word.
+        // An answer marker after the last box overrides it only as the final statement
+        // ("\boxed{5} ... The final answer is 6." is 6; a later "the answer is" followed by
+        // more working is not), and only when it names math, not words ("is above").
         std::optional<std::string_view> anchor = AnchorSegment(completion, budget);
         if (anchor && enabled(Extraction::kAnchor) &&
-            static_cast<size_t>(anchor->data() - completion.data()) >= boxes.back().end) {
+            static_cast<size_t>(anchor->data() - completion.data()) >= boxes.back().end &&
+            IsFinalStatement(completion, FirstSentence(*anchor).size() +
+                                             (anchor->data() - completion.data()))) {
           found = FromAnchor(completion, budget);
+          if (found && IsProse(found->text)) found.reset();
         }
         if (!found) found = JoinSpans(completion, boxes, Extraction::kBoxed, budget);
         break;

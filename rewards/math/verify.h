@@ -5,9 +5,24 @@
 //   r.verdict == rl::rewards::math::Verdict::kCorrect;  r.extracted == "\\frac{3}{4}"
 //
 // Check extracts the final answer from a completion (the <answer> block, else the last
-// \boxed{}, else an anchor phrase, else the last math environment or number; the order is
+// \boxed{}, else an answer marker, else the last math environment or number; the order is
 // VerifierOptions::extraction), parses both sides into expression trees and decides
-// equivalence:
+// equivalence. Extraction, in detail:
+//   - answer markers: "the answer is …", "Answer: …", "**Final Answer:** …", a heading line
+//     "# Answer" (PRM800K) or "**Final Answer**" with the answer on the next line, and GSM8K's
+//     "#### 42"; the last marker counts. The whole phrase after it, to the end of its
+//     sentence, is read as one answer: "The answer is: \frac{3}{2}." is 3/2, "1+2i" is 1+2i,
+//     "$x=3$ or $x=-3$" is both; only words end it ("\frac{3}{2} cups" is 3/2), and a phrase
+//     that is one plain number keeps plain-text readings (1,000.99; 4 4/9; 5 percent).
+//   - a marker after the last \boxed{} overrides the box only when it is the final
+//     statement: nothing follows its sentence but a short remark without digits or math
+//     ("I hope it is correct."), and it names math, not words ("the answer is above").
+//   - boxes joined by "and", "," or nothing are a list; the same box repeated is one answer
+//     (\boxed{6} … \boxed{6} is 6); different boxes joined by "or" are a hedge (incorrect
+//     unless the gold has several answers).
+//   - plain numbers: a comma is a thousands separator (1,234) or a decimal comma (1,22; 0,5)
+//     only in a number standing alone; in brackets it separates: "(-1,6)" is never -1.6.
+// Equivalence:
 //   - numbers: exact rationals (Boost.Multiprecision) when both sides are exact; when a side
 //     is written as a decimal, equal within `precision` places and within the decimal's own
 //     significant digits relative to the magnitude (1.5e-9 is not 1.6e-9);
@@ -17,7 +32,8 @@
 //     unions in any order, matrices element-wise (A + B and products folded), \pm as two
 //     answers, equations equal when one is a nonzero multiple of the other (y=2x+1 vs
 //     2x-y+1=0), inequalities with positive multiples, an inequality gold accepting its
-//     interval, "x = 5+5+1 = 11" as 11, percents, units and text answers.
+//     interval, adjacent or overlapping intervals merged ([-1,0] \cup [0,1] is [-1,1]),
+//     "x = 5+5+1 = 11" as 11, percents, units and text answers.
 // What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom, trig and log
 // functions, |x|, floor/ceil, n!, \sum and \prod, ^\circ (radians inside trig functions),
 // \%, \text{} units, \mathrm{e}, thousands separators 7,425,000 / 1\,000 / 10{,}000, 1.5e3,
@@ -64,7 +80,7 @@ std::string_view ToString(Verdict verdict);
 enum class Extraction {
   kAnswerTag,  // the last <answer>…</answer> block (a \boxed{} inside it is unwrapped)
   kBoxed,      // the last brace-matched \boxed{} / \fbox{} (adjacent boxes joined by "and", ",")
-  kAnchor,     // "final answer is …", "the answer is …", "Answer: …"
+  kAnchor,     // "the answer is …", "Answer: …", "# Answer" line, "#### 42" (see above)
   kMathEnv,    // the last $…$, $$…$$, \(…\), \[…\]
   kNumber,     // the last plain number (with thousands separators, a fraction or a percent)
 };

@@ -449,3 +449,118 @@ TEST_CASE("multiple-choice golds with a value", "[math]") {
       {"16", "\\textbf{(B) }15", false},
   });
 }
+
+TEST_CASE("answer markers: PRM800K's '# Answer' line and GSM8K's '#### 42' line", "[math]") {
+  CHECK(VerdictOf("We add them.\n\n# Answer\n\n\\frac{3}{2}", "\\frac32") == Verdict::kCorrect);
+  CHECK(VerdictOf("We add them.\n\n# Answer\n\n\\frac{3}{2}", "2") == Verdict::kIncorrect);
+  CHECK(VerdictOf("We add them.\n\n# Answer\n\n\\frac{2}{3}", "\\frac32") == Verdict::kIncorrect);
+  CHECK(VerdictOf("So 3 + 4 = 7 apples.\n# Answer\n\n5 apples", "5") == Verdict::kCorrect);
+  CHECK(VerdictOf("**Final Answer**\n\n$\\frac{1}{2}$", "0.5") == Verdict::kCorrect);
+  CHECK(VerdictOf("# Answer\n\n", "3") == Verdict::kNoAnswer);
+  CHECK(VerdictOf("She pays 3 * 14 = 42 dollars.\n#### 42", "42") == Verdict::kCorrect);
+  CHECK(VerdictOf("She pays 3 * 14 = 42 dollars.\n#### 41", "42") == Verdict::kIncorrect);
+  CHECK(VerdictOf("That is 1,234 in all.\n#### 1,234", "1234") == Verdict::kCorrect);
+  CHECK(VerdictOf("That is 1,234 in all.\n#### 1,243", "1234") == Verdict::kIncorrect);
+  // A markdown heading "#### Step 2" is not GSM8K's answer line.
+  CHECK(VerdictOf("#### Step 2\nThe result is $5$.", "5") == Verdict::kCorrect);
+  CheckResult r = Verifier().Check("Half of 84 is 42.\n#### 42", "42");
+  CHECK(r.extracted == "42");
+}
+
+TEST_CASE("an anchor's whole phrase is read, never a digit out of a fraction", "[math]") {
+  CHECK(VerdictOf("The answer is: \\frac{3}{2}.", "\\frac{3}{2}") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is: \\frac{3}{2}.", "2") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is: \\frac{2}{3}.", "\\frac{3}{2}") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is therefore \\frac{3}{2} cups.", "1.5") == Verdict::kCorrect);
+  CHECK(VerdictOf("Final answer: 2\\sqrt{3}", "\\sqrt{12}") == Verdict::kCorrect);
+  CHECK(VerdictOf("Final answer: 2\\sqrt{3}", "\\sqrt{3}") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is 3x", "3x") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is 3x", "3") == Verdict::kIncorrect);
+  // A plain number keeps its plain-text readings: units dropped, separators, mixed numbers.
+  CHECK(VerdictOf("The answer is 5 cm.", "5") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is 1,000.99 dollars", "1000.99") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is 4 4/9", "\\frac{40}{9}") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is 4 4/9", "\\frac{16}{9}") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is 5 percent", "5\\%") == Verdict::kCorrect);
+  CHECK(VerdictOf("Answer: 12 (since 3*4=12)", "12") == Verdict::kCorrect);
+  CHECK(VerdictOf("Answer: 13 (since 3*4=12)", "12") == Verdict::kIncorrect);
+}
+
+TEST_CASE("a box yields to a later answer marker only when that is the final statement",
+          "[math]") {
+  CHECK(VerdictOf("So \\boxed{5}.\n\nThe answer is 6.", "6") == Verdict::kCorrect);
+  CHECK(VerdictOf("So \\boxed{5}.\n\nThe answer is 6.", "5") == Verdict::kIncorrect);
+  CHECK(VerdictOf("So \\boxed{5}.\nThe final answer is 6. I hope it is correct.", "6") ==
+        Verdict::kCorrect);
+  // More working after the marker: the box stands.
+  CHECK(VerdictOf("So \\boxed{5}.\n\nThe answer is 6. Let me check: 2+3=5.", "5") ==
+        Verdict::kCorrect);
+  CHECK(VerdictOf("So \\boxed{5}.\n\nThe answer is 6. Let me check: 2+3=5.", "6") ==
+        Verdict::kIncorrect);
+  CHECK(VerdictOf("So \\boxed{5}.\nIs the answer: 6? Check: 2 + 4 = 6.\nSo 5.", "5") ==
+        Verdict::kCorrect);
+  // A marker that names words, not math, does not displace the box.
+  CHECK(VerdictOf("\\boxed{5}. So the answer is above.", "5") == Verdict::kCorrect);
+  // A marker before the box never overrides it.
+  CHECK(VerdictOf("The answer is 6? No: \\boxed{5}", "5") == Verdict::kCorrect);
+}
+
+TEST_CASE("a bracketed pair is never a number with a decimal comma", "[math]") {
+  CHECK(VerdictOf("The answer is (-1,6).", "(-1,6)") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is (-1,6).", "-1.6") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is (1,2)", "1.2") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is (1, 2].", "(1,2]") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is (1, 2].", "[1,2]") == Verdict::kIncorrect);
+  CHECK(VerdictOf("\\boxed{(-1,6)}", "(-1,6)") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{-1.6}", "(-1,6)") == Verdict::kIncorrect);
+  CHECK(VerdictOf("\\boxed{(-1,6)}", "-1.6") == Verdict::kIncorrect);
+  // The last plain number of a completion: the pair's parts, not -1.6.
+  CHECK(VerdictOf("we get (-1,6)", "-1.6") == Verdict::kIncorrect);
+  CHECK(VerdictOf("we get (1,2)", "1.2") == Verdict::kIncorrect);
+  // Where the text is a number, the comma readings stay: thousands, a decimal comma.
+  CHECK(VerdictOf("The total is 1,234 dollars", "1234") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is 1,22", "1.22") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is 1,6", "1,6") == Verdict::kCorrect);  // two numbers, as the gold
+  CHECK(VerdictOf("The answer is 1,6", "1.6") == Verdict::kIncorrect);
+}
+
+TEST_CASE("identical repeated boxes are one answer", "[math]") {
+  CHECK(VerdictOf("\\boxed{6}\n\\boxed{6}", "6") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{6}, \\boxed{6}", "6") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{6} or \\boxed{6}", "6") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{\\frac12} and \\boxed{\\frac{1}{2}}", "0.5") == Verdict::kCorrect);
+  CHECK(VerdictOf("\\boxed{6}\n\\boxed{6}", "7") == Verdict::kIncorrect);
+  CHECK(VerdictOf("\\boxed{6} and \\boxed{7}", "6") == Verdict::kIncorrect);  // two answers
+  CHECK(Verifier().Check("\\boxed{6}\n\\boxed{6}", "6").extracted == "6");
+}
+
+TEST_CASE("plain-text final answers of chat models are read whole", "[math]") {
+  CHECK(VerdictOf("**Final Answer:** 1+2i", "1+2i") == Verdict::kCorrect);
+  CHECK(VerdictOf("**Final Answer:** 1+2i", "2") == Verdict::kIncorrect);
+  CHECK(VerdictOf("**Final Answer:** 1-2i", "1+2i") == Verdict::kIncorrect);
+  CHECK(VerdictOf("Answer: $x=3$ or $x=-3$", "\\pm 3") == Verdict::kCorrect);
+  CHECK(VerdictOf("Answer: $x=3$ or $x=-3$", "3, -3") == Verdict::kCorrect);
+  CHECK(VerdictOf("Answer: $x=3$ or $x=-3$", "3") == Verdict::kIncorrect);  // hedged
+  CHECK(VerdictOf("Answer: $x=3$ or $x=-4$", "\\pm 3") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is x = 3 or x = -3", "\\pm 3") == Verdict::kCorrect);
+  CHECK(VerdictOf("**Answer:**\n\n$\\frac{7}{2}$", "3.5") == Verdict::kCorrect);
+  CHECK(VerdictOf("**Answer:**\n\n$\\frac{7}{3}$", "3.5") == Verdict::kIncorrect);
+}
+
+TEST_CASE("adjacent or overlapping intervals merge", "[math]") {
+  CheckCases({
+      {"[-1,0]\\cup[0,1]", "[-1,1]", true},
+      {"[-1,0)\\cup[0,1]", "[-1,1]", true},
+      {"[-1,0)\\cup(0,1]", "[-1,1]", false},  // 0 is in neither
+      {"(1,2)\\cup(2,3)", "(1,3)", false},
+      {"[0,2]\\cup[1,3]", "[0,3]", true},
+      {"[0,2]\\cup[1,3]", "[0,3)", false},
+      {"[0,5]\\cup[1,3]", "[0,5]", true},
+      {"[0,1)\\cup\\{1\\}", "[0,1]", true},
+      {"(-\\infty,2]\\cup[1,\\infty)", "(-\\infty,\\infty)", true},
+      {"[0,3]", "[0,1]\\cup[1,3]", true},
+      {"[0,3]", "[0,1]\\cup(1,4]", false},
+      {"[5,7]\\cup[7,\\infty)", "x \\ge 5", true},
+      {"(5,7]\\cup[7,\\infty)", "x \\ge 5", false},
+  });
+}
