@@ -74,7 +74,7 @@ int LaunchLocalRanks(int nproc, const std::vector<std::string>& args) {
       const int status = StatusOf(wait_status);
       if (status == 0 || result != 0) break;
       result = status;
-      spdlog::error("rl train --nproc {}: rank {} failed (status {}); stopping the other ranks", nproc, r, status);
+      spdlog::error("rank {} of {} local ranks failed (status {}); stopping the other ranks", r, nproc, status);
       for (pid_t p : ranks) if (p > 0) kill(p, SIGTERM);
       kill_at = Clock::now() + std::chrono::seconds(10);
       break;

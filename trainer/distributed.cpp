@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -52,21 +53,21 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& master_
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// Waits for `work`, naming what failed and on which rank when it does.
+void Wait(const c10::intrusive_ptr<c10d::Work>& work, int rank, const char* what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("rank {}: {} across ranks failed (another rank died, hung or "
+                                         "diverged): {}", rank, what, e.what()));
+  }
+}
+
 }  // namespace
 
 struct World::Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
-
-  // Waits for `work`, naming what failed and on which rank when it does.
-  void Wait(const c10::intrusive_ptr<c10d::Work>& work, int rank, const char* what) const {
-    try {
-      work->wait();
-    } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("rank {}: {} across ranks failed (another rank died, hung or "
-                                           "diverged): {}", rank, what, e.what()));
-    }
-  }
 };
 
 std::optional<WorldSpec> WorldFromEnvironment() {
@@ -127,31 +128,138 @@ double World::Sum(double value) const {
 void World::SumTensor(const at::Tensor& tensor) const {
   if (!group_) return;
   std::vector<at::Tensor> tensors = {tensor};
-  group_->Wait(group_->gloo->allreduce(tensors), rank(), "a sum");
-}
-
-void World::SumGradients(const std::vector<at::Tensor>& parameters) const {
-  if (!group_) return;
-  std::vector<at::Tensor> flat;
-  flat.reserve(parameters.size());
-  for (const at::Tensor& p : parameters) {
-    flat.push_back(p.grad().defined() ? p.grad().detach().reshape({-1}).to(torch::kFloat32)
-                                      : torch::zeros({p.numel()}, torch::kFloat32));
-  }
-  std::vector<at::Tensor> buffer = {torch::cat(flat)};
-  group_->Wait(group_->gloo->allreduce(buffer), rank(), "the gradient all-reduce");
-  int64_t offset = 0;
-  for (const at::Tensor& p : parameters) {
-    at::Tensor summed = buffer[0].narrow(0, offset, p.numel()).view(p.sizes());
-    offset += p.numel();
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    p.grad().copy_(summed);
-  }
+  Wait(group_->gloo->allreduce(tensors), rank(), "a sum");
 }
 
 void World::Barrier() const {
   if (!group_) return;
-  group_->Wait(group_->gloo->barrier(), rank(), "a barrier");
+  Wait(group_->gloo->barrier(), rank(), "a barrier");
 }
+
+// The buckets and what the armed backward has filled. A bucket's all-reduce starts when all its
+// members are filled and every bucket before it has started: the order of the collectives is
+// the buckets' order on every rank, whatever order the gradients arrive in.
+struct GradientSum::State {
+  struct Bucket {
+    std::vector<size_t> members;  // indices into `parameters`
+    at::Tensor flat;              // float32, the members' gradients one after another
+    size_t waiting = 0;           // members not filled yet
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  int rank = 0;
+  std::vector<at::Tensor> parameters;
+  std::vector<std::pair<size_t, int64_t>> place;  // each parameter's bucket and offset in it
+  std::vector<unsigned> hooks;
+  std::vector<bool> filled;
+  std::vector<Bucket> buckets;
+  size_t next = 0;  // the first bucket not started
+  bool armed = false;
+  std::mutex mutex;
+
+  at::Tensor View(size_t i) {
+    const auto [bucket, offset] = place[i];
+    return buckets[bucket].flat.narrow(0, offset, parameters[i].numel()).view(parameters[i].sizes());
+  }
+
+  // Writes parameter i's gradient into its bucket: what .grad holds, plus `incoming` (the
+  // gradient backward is about to accumulate) when given.
+  void Fill(size_t i, const at::Tensor* incoming) {
+    at::Tensor view = View(i);
+    const at::Tensor& held = parameters[i].grad();
+    if (incoming != nullptr) {
+      view.copy_(*incoming);
+      if (held.defined()) view.add_(held);
+    } else if (held.defined()) {
+      view.copy_(held);
+    } else {
+      view.zero_();
+    }
+    filled[i] = true;
+    --buckets[place[i].first].waiting;
+  }
+
+  void StartReady() {
+    for (; next < buckets.size() && buckets[next].waiting == 0; ++next) {
+      std::vector<at::Tensor> tensors = {buckets[next].flat};
+      buckets[next].work = gloo->allreduce(tensors);
+    }
+  }
+
+  void OnGradient(size_t i, const at::Tensor& incoming) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed || filled[i]) return;
+    Fill(i, &incoming);
+    StartReady();
+  }
+};
+
+GradientSum::GradientSum(const World& world, const std::vector<at::Tensor>& parameters, int64_t bucket_bytes) {
+  if (!world.group_) return;
+  state_ = std::make_unique<State>();
+  State& s = *state_;
+  s.gloo = world.group_->gloo;
+  s.rank = world.rank();
+  for (const at::Tensor& p : parameters) {
+    if (p.requires_grad()) s.parameters.push_back(p);
+  }
+  // Backward reaches the last layers first: buckets from the last parameter back.
+  std::vector<int64_t> sizes;
+  s.place.resize(s.parameters.size());
+  for (size_t i = s.parameters.size(); i-- > 0;) {
+    if (s.buckets.empty() || sizes.back() * 4 >= bucket_bytes) {
+      s.buckets.emplace_back();
+      sizes.push_back(0);
+    }
+    s.buckets.back().members.push_back(i);
+    s.place[i] = {s.buckets.size() - 1, sizes.back()};
+    sizes.back() += s.parameters[i].numel();
+  }
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    s.buckets[b].flat = torch::zeros({sizes[b]}, torch::kFloat32);
+    s.buckets[b].waiting = s.buckets[b].members.size();
+  }
+  s.filled.assign(s.parameters.size(), false);
+  for (size_t i = 0; i < s.parameters.size(); ++i) {
+    State* state = state_.get();
+    s.hooks.push_back(s.parameters[i].register_hook([state, i](const at::Tensor& grad) { state->OnGradient(i, grad); }));
+  }
+}
+
+GradientSum::~GradientSum() {
+  if (!state_) return;
+  for (size_t i = 0; i < state_->parameters.size(); ++i) state_->parameters[i].remove_hook(state_->hooks[i]);
+}
+
+void GradientSum::Arm() {
+  if (!state_) return;
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->armed = true;
+}
+
+void GradientSum::Finish() {
+  if (!state_) return;
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  for (size_t i = 0; i < s.parameters.size(); ++i) {
+    if (!s.filled[i]) s.Fill(i, nullptr);
+  }
+  s.StartReady();
+  for (State::Bucket& bucket : s.buckets) {
+    Wait(bucket.work, s.rank, "the gradient all-reduce");
+    bucket.work.reset();
+    bucket.waiting = bucket.members.size();
+  }
+  for (size_t i = 0; i < s.parameters.size(); ++i) {
+    at::Tensor& grad = s.parameters[i].mutable_grad();
+    if (!grad.defined()) grad = torch::zeros_like(s.parameters[i]);
+    grad.copy_(s.View(i));
+  }
+  s.filled.assign(s.parameters.size(), false);
+  s.next = 0;
+  s.armed = false;
+}
+
+int64_t GradientSum::buckets() const { return state_ ? static_cast<int64_t>(state_->buckets.size()) : 0; }
 
 }  // namespace rl::trainer

@@ -5,8 +5,9 @@
 //   std::optional<WorldSpec> spec = WorldFromEnvironment();   // torchrun's RANK, WORLD_SIZE, ...
 //   World world = spec ? World::Join(*spec, std::chrono::seconds(300)) : World();
 //   auto [begin, end] = world.Shard(batch_size);           // this rank's rows of a global batch
+//   GradientSum gradient_sum(world, parameters);           // once: hooks on the parameters
 //   ... backward on this rank's rows, the loss divided by the global normaliser ...
-//   world.SumGradients(parameters);                          // every rank now holds the same sum
+//   gradient_sum.Finish();                                   // every rank now holds the same sum
 //   const double tokens = world.Sum(local_tokens);
 //
 // A default-constructed World is one process: its collectives return their input and cost
@@ -71,16 +72,53 @@ class World {
   double Sum(double value) const;
   // The same for a contiguous CPU tensor, in place (every rank passes one of the same shape).
   void SumTensor(const at::Tensor& tensor) const;
-  // Replaces each parameter's gradient by the sum of that gradient over the ranks, in one
-  // collective over a flat float32 buffer. A parameter without a gradient counts as zeros.
-  void SumGradients(const std::vector<at::Tensor>& parameters) const;
   // Returns when every rank has called it.
   void Barrier() const;
 
  private:
+  friend class GradientSum;
   struct Group;
   WorldSpec spec_;
   std::unique_ptr<Group> group_;  // null for one process
+};
+
+// Replaces the gradients of the parameters by their sums over the ranks, in buckets of about
+// `bucket_bytes` (float32), each bucket's all-reduce started while backward still computes the
+// gradients of earlier layers, as PyTorch's DistributedDataParallel does, so that the
+// communication runs on Gloo's threads behind the compute:
+//
+//   GradientSum sum(world, parameters);
+//   ... backward of every micro-batch of the update but the last: gradients accumulate ...
+//   sum.Arm();           // the next backward completes the gradients of this update
+//   loss.backward();     // a bucket's all-reduce starts as soon as its gradients are final
+//   sum.Finish();        // waits; .grad now holds the sums, the same on every rank
+//
+// Finish also sums what it finds in .grad for the buckets an armed backward did not fill (no
+// Arm, a backward that never ran, a parameter the loss did not reach; no gradient counts as
+// zeros), so every rank calls Finish exactly once per update, whatever its share of the batch
+// held, and between the same other collectives as the other ranks (the buckets are
+// collectives, issued in the same order on every rank).
+//
+// Only parameters that require grad take part. The world must outlive this object; for a
+// one-process world it registers nothing and Arm and Finish cost nothing.
+// Thread safety: as World; the hooks run on the thread that runs backward.
+class GradientSum {
+ public:
+  static constexpr int64_t kDefaultBucketBytes = int64_t{25} << 20;  // DistributedDataParallel's default
+
+  GradientSum(const World& world, const std::vector<at::Tensor>& parameters,
+              int64_t bucket_bytes = kDefaultBucketBytes);
+  ~GradientSum();  // removes the hooks
+  GradientSum(const GradientSum&) = delete;
+  GradientSum& operator=(const GradientSum&) = delete;
+
+  void Arm();
+  void Finish();
+  int64_t buckets() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;  // null for one process
 };
 
 }  // namespace rl::trainer

@@ -300,6 +300,7 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config)),
       sampler_(static_cast<int64_t>(prompts.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo order"), config.data.shuffle),
       parameters_(policy.model->parameters()),
+      gradient_sum_(world, parameters_),
       optimizer_(MakeAdamW(parameters_, config.grpo.optim)),
       guard_(config.grpo.max_nonfinite_steps) {
   if (config.grpo.beta > 0 && reference == nullptr) {
@@ -475,14 +476,12 @@ void GrpoTrainer::UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass
   const double loss = AccumulateGradients(batch, mini, first_pass, tallies, &finite);
   tallies.backward_s += Since(t0);
   t0 = Clock::now();
+  gradient_sum_.Finish();  // on every rank, finite or not: the buckets are collectives
+  tallies.gradient_sum_s += Since(t0);
+  t0 = Clock::now();
   // Every rank skips the update when one rank's loss was not finite.
   GradientCheck check{0, false};
-  if (world_.Sum(finite ? 0.0 : 1.0) == 0) {
-    world_.SumGradients(parameters_);
-    tallies.gradient_sum_s += Since(t0);
-    t0 = Clock::now();
-    check = ClipGradients(parameters_, config_.grpo.optim.max_grad_norm);
-  }
+  if (world_.Sum(finite ? 0.0 : 1.0) == 0) check = ClipGradients(parameters_, config_.grpo.optim.max_grad_norm);
   tallies.learning_rate = ScheduledLearningRate(config_.grpo.optim, updates_, config_.grpo.steps * UpdatesPerStep());
   SetLearningRate(optimizer_, tallies.learning_rate);
   if (guard_.Admit(check.finite)) optimizer_.step();
@@ -504,7 +503,11 @@ double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool firs
   options.total_tokens = world_.Sum(mini.first == mini.second ? 0.0
                                                               : batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>());
   double loss_sum = 0;
-  for (Rows micro : MicroBatches(mini)) {
+  const std::vector<Rows> micros = MicroBatches(mini);
+  size_t last = 0;  // the last micro-batch with rows (empty ones may lie between others)
+  for (size_t k = 0; k < micros.size(); ++k) last = micros[k].first < micros[k].second ? k : last;
+  for (size_t k = 0; k < micros.size(); ++k) {
+    const Rows micro = micros[k];
     if (micro.first == micro.second) continue;
     const torch::Tensor index = RowIndex(micro);
     const TokenBatch sub = SelectRows(batch.tokens, index);
@@ -524,6 +527,8 @@ double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool firs
       break;
     }
     loss_sum += value;
+    // The last micro-batch's backward completes the gradients: sum them over the ranks as it goes.
+    if (k == last) gradient_sum_.Arm();
     if (loss.loss.requires_grad()) loss.loss.backward();
     tallies.AddMicroBatch(loss, lp, in.mask);
   }

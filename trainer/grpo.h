@@ -54,13 +54,12 @@
 #include "rl/data/sampler.h"
 #include "rollout/rollout.h"
 #include "trainer/config.h"
+#include "trainer/distributed.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy.h"
 #include "trainer/scoring.h"
 
 namespace rl::trainer {
-
-class World;  // trainer/distributed.h
 
 class GrpoTrainer {
  public:
@@ -108,6 +107,7 @@ class GrpoTrainer {
   rollout::RolloutEngine engine_;
   data::EpochSampler sampler_;
   std::vector<torch::Tensor> parameters_;
+  GradientSum gradient_sum_;  // over the ranks, overlapped with the last backward of an update
   torch::optim::AdamW optimizer_;
   NonFiniteGuard guard_;
   int64_t step_ = 0;

@@ -55,7 +55,7 @@ struct StepResult {
 // share computed here and the sums taken over the ranks; the caller steps the optimizer.
 StepResult LossAndGradients(Policy& policy, const TrainConfig& config, const std::vector<TokenizedExample>& data,
                             const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& parameters,
-                            const World& world) {
+                            const World& world, GradientSum& gradient_sum) {
   std::vector<std::vector<int32_t>> prompts, responses;
   const auto [first, last] = world.Shard(static_cast<int64_t>(indices.size()));
   for (int64_t i = first; i < last; ++i) {
@@ -71,8 +71,9 @@ StepResult LossAndGradients(Policy& policy, const TrainConfig& config, const std
   r.loss = world.Sum(loss.item<double>());
   r.check.finite = std::isfinite(r.loss);
   if (r.check.finite) {
+    gradient_sum.Arm();
     loss.backward();
-    world.SumGradients(parameters);
+    gradient_sum.Finish();
     r.check = ClipGradients(parameters, config.sft.optim.max_grad_norm);
   }
   return r;
@@ -93,6 +94,7 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
                              config.data.shuffle);
   std::vector<torch::Tensor> parameters = policy.model->parameters();
   torch::optim::AdamW adamw = MakeAdamW(parameters, sft.optim);
+  GradientSum gradient_sum(world, parameters);
   NonFiniteGuard guard(config.grpo.max_nonfinite_steps);
   policy.model->train();
 
@@ -104,7 +106,8 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
     const double lr = ScheduledLearningRate(sft.optim, step, sft.steps);
     SetLearningRate(adamw, lr);
     adamw.zero_grad();
-    const StepResult r = LossAndGradients(policy, config, data, sampler.Next(sft.batch_size), parameters, world);
+    const StepResult r = LossAndGradients(policy, config, data, sampler.Next(sft.batch_size), parameters, world,
+                                            gradient_sum);
     if (guard.Admit(r.check.finite)) adamw.step();
 
     if (step == 0) summary.first_loss = r.loss;

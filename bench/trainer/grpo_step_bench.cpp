@@ -5,13 +5,22 @@
 //   grpo_step_bench --shape qwen2.5-0.5b  # Qwen2.5-0.5B's shape (494M parameters, vocab 151936)
 //   grpo_step_bench --prompts 2 --group 4 --new-tokens 32 --steps 2   # shorter
 //   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16     # sample with a bf16 copy
+//   grpo_step_bench --ranks 2 --threads 1 # 2 processes x 1 thread against the default 1 x all cores
 //
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
 // beta > 0, so both the old and the reference log-prob passes run. Prints one line per step
-// and the median of each phase. Not a test: figures depend on the machine and its load.
+// and the median of each phase. With --ranks N the bench starts N local processes as
+// `rl train --nproc N` does (each with --threads threads, default the cores divided by N), they
+// split every step's batch and sum their gradients over c10d/Gloo, and rank 0 prints;
+// time/gradient_sum is the part of the gradient all-reduce that backward did not hide.
+// Not a test: figures depend on the machine and its load.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -20,6 +29,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "cli/launch.h"
 #include "rl/model/qwen2.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/config.h"
@@ -32,8 +42,6 @@ using namespace rl::trainer;
 
 namespace {
 
-const World kOneProcess;  // GRPO in one process
-
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -44,19 +52,27 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   CLI::App app{"GRPO step benchmark"};
   std::string shape = "tiny", rollout_dtype = "float32";
-  int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16;
+  int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1;
   app.add_option("--shape", shape, "tiny | qwen2.5-0.5b")->check(CLI::IsMember({"tiny", "qwen2.5-0.5b"}));
   app.add_option("--prompts", prompts, "prompts per step");
   app.add_option("--group", group, "completions per prompt (G)");
   app.add_option("--new-tokens", new_tokens, "tokens generated per completion");
   app.add_option("--prompt-tokens", prompt_tokens, "tokens per prompt");
   app.add_option("--steps", steps, "GRPO steps to time");
-  app.add_option("--threads", threads, "LibTorch threads (0: all cores)");
+  app.add_option("--threads", threads, "LibTorch threads per rank (0: the cores divided by --ranks)");
+  app.add_option("--ranks", ranks, "processes training together over c10d/Gloo")->check(CLI::Range(1, 64));
   app.add_option("--micro-batch", micro, "sequences per forward/backward and per generation batch");
   app.add_option("--rollout-dtype", rollout_dtype, "rollout.dtype: weights the completions are sampled with")
       ->check(CLI::IsMember({"float32", "bfloat16"}));
   CLI11_PARSE(app, argc, argv);
 
+  // The launcher re-runs this program with the torchrun variables set; each run is a rank.
+  if (ranks > 1 && std::getenv("WORLD_SIZE") == nullptr) {
+    return rl::cli::LaunchLocalRanks(static_cast<int>(ranks), std::vector<std::string>(argv + 1, argv + argc));
+  }
+  const std::optional<WorldSpec> spec = WorldFromEnvironment();
+  const World world = spec ? World::Join(*spec, std::chrono::minutes(30)) : World();
+  if (threads == 0) threads = std::max<int64_t>(std::thread::hardware_concurrency() / ranks, 1);
   rl::model::ConfigureThreads(static_cast<int>(threads));
   // rollout.dtype goes through the config parser, so the bench reads it as `rl train` does.
   TrainConfig config = ParseTrainConfig(
@@ -94,27 +110,31 @@ int main(int argc, char** argv) {
   }
   int64_t parameters = 0;
   for (const auto& p : policy.model->parameters()) parameters += p.numel();
-  std::printf("shape %s (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, threads %d, rollout %s\n",
-              shape.c_str(), static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts),
-              static_cast<long long>(group), static_cast<long long>(new_tokens), torch::get_num_threads(),
-              rollout_dtype.c_str());
+  if (world.is_main()) {
+    std::printf("shape %s (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, %d rank(s) x %d thread(s), "
+                "rollout %s\n", shape.c_str(), static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts),
+                static_cast<long long>(group), static_cast<long long>(new_tokens), world.size(),
+                torch::get_num_threads(), rollout_dtype.c_str());
+  }
 
   Scorer scorer = MakeScorer(config.rewards);
-  GrpoTrainer trainer(config, policy, &reference, data, scorer.score, kOneProcess);
-  const std::vector<std::string> phases = {"step_time", "time/generation", "time/scoring", "time/ref_logprobs",
-                                           "time/old_logprobs", "time/backward", "time/optimizer"};
+  GrpoTrainer trainer(config, policy, &reference, data, scorer.score, world);
+  const std::vector<std::string> phases = {"step_time",         "time/generation", "time/scoring",
+                                           "time/ref_logprobs", "time/old_logprobs", "time/backward",
+                                           "time/gradient_sum", "time/optimizer"};
   std::vector<std::vector<double>> seconds(phases.size());
   for (int64_t s = 0; s < steps; ++s) {
     nlohmann::ordered_json m = trainer.Step();
+    for (size_t k = 0; k < phases.size(); ++k) seconds[k].push_back(m[phases[k]].get<double>());
+    if (!world.is_main()) continue;
     std::printf("step %lld:", static_cast<long long>(s + 1));
-    for (size_t k = 0; k < phases.size(); ++k) {
-      seconds[k].push_back(m[phases[k]].get<double>());
-      std::printf(" %s %.2f", phases[k].c_str(), seconds[k].back());
-    }
+    for (size_t k = 0; k < phases.size(); ++k) std::printf(" %s %.3f", phases[k].c_str(), seconds[k].back());
     std::printf("\n");
   }
+  if (!world.is_main()) return 0;
   std::printf("median of %lld steps (s):", static_cast<long long>(steps));
-  for (size_t k = 0; k < phases.size(); ++k) std::printf(" %s %.2f", phases[k].c_str(), Median(seconds[k]));
-  std::printf("\n");
+  for (size_t k = 0; k < phases.size(); ++k) std::printf(" %s %.3f", phases[k].c_str(), Median(seconds[k]));
+  std::printf("\nexposed gradient all-reduce: %.1f%% of the step\n",
+              100 * Median(seconds[6]) / std::max(Median(seconds[0]), 1e-9));
   return 0;
 }

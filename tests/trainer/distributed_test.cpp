@@ -65,8 +65,11 @@ TEST_CASE("one process: collectives are identities, the shard is everything", "[
   CHECK(world.Shard(10) == std::pair<int64_t, int64_t>{0, 10});
   CHECK(world.Sum(2.5) == 2.5);
   torch::Tensor p = torch::ones({3}, torch::requires_grad());
+  GradientSum sum(world, {p});
+  CHECK(sum.buckets() == 0);
+  sum.Arm();
   (p * 2).sum().backward();
-  world.SumGradients({p});
+  sum.Finish();
   CHECK(torch::equal(p.grad(), torch::full({3}, 2.0f)));
 }
 
@@ -107,13 +110,75 @@ TEST_CASE("two ranks: shards, sums and summed gradients", "[distributed]") {
     torch::Tensor a = torch::zeros({2, 2}, torch::requires_grad());
     torch::Tensor b = torch::zeros({3}, torch::requires_grad());
     const double r = world.rank();
+    GradientSum sum(world, {a, b});
     (a * (r + 1)).sum().backward();  // b gets no gradient on either rank
-    world.SumGradients({a, b});
+    sum.Finish();                    // not armed: sums what .grad holds
     return std::vector<double>{world.Sum(r + 1), a.grad()[0][0].item<double>(), b.grad().abs().sum().item<double>(),
                                static_cast<double>(world.Shard(5).first), static_cast<double>(world.Shard(5).second)};
   });
   CHECK(results[0] == std::vector<double>{3, 3, 0, 0, 3});  // rank 0: rows [0, 3)
   CHECK(results[1] == std::vector<double>{3, 3, 0, 3, 5});  // rank 1: rows [3, 5)
+}
+
+namespace {
+
+// A small network's parameters, the same on every call.
+std::vector<torch::Tensor> Network() {
+  return {(torch::arange(12, torch::kFloat32).view({3, 4}) / 10).requires_grad_(),
+          torch::linspace(-1, 1, 8).view({4, 2}).requires_grad_(), torch::full({2}, 0.5f).requires_grad_(),
+          torch::zeros({5}, torch::requires_grad())};  // the last is never used
+}
+
+torch::Tensor Loss(const std::vector<torch::Tensor>& p, float x) {
+  return (torch::full({1, 3}, x).mm(p[0]).tanh().mm(p[1]) + p[2]).pow(2).sum();
+}
+
+}  // namespace
+
+TEST_CASE("two ranks: gradients summed in buckets while backward runs, micro-batches and empty shares alike",
+          "[distributed]") {
+  // Update 1: rank 0 accumulates two micro-batches (x = 1, 2), rank 1 one (x = 3). Update 2:
+  // rank 0 holds no rows (no backward at all), rank 1 one micro-batch (x = 4).
+  const auto results = OnRanks(2, [](World& world) {
+    std::vector<torch::Tensor> p = Network();
+    GradientSum sum(world, p, /*bucket_bytes=*/16);  // a bucket per parameter or two
+    std::vector<torch::Tensor> grads;
+    if (world.rank() == 0) {
+      Loss(p, 1).backward();
+      sum.Arm();
+      Loss(p, 2).backward();
+    } else {
+      sum.Arm();
+      Loss(p, 3).backward();
+    }
+    sum.Finish();
+    for (const auto& t : p) grads.push_back(t.grad().clone());
+    for (auto& t : p) t.mutable_grad().zero_();
+    if (world.rank() == 1) {
+      sum.Arm();
+      Loss(p, 4).backward();
+    }
+    sum.Finish();
+    for (const auto& t : p) grads.push_back(t.grad().clone());
+    return std::make_pair(sum.buckets(), grads);
+  });
+  // The same sums in one process, without the ranks.
+  std::vector<torch::Tensor> p = Network();
+  std::vector<torch::Tensor> expected;
+  (Loss(p, 1) + Loss(p, 2) + Loss(p, 3)).backward();
+  for (const auto& t : p) expected.push_back(t.grad().defined() ? t.grad().clone() : torch::zeros_like(t));
+  for (auto& t : p) t.mutable_grad() = torch::Tensor();
+  Loss(p, 4).backward();
+  for (const auto& t : p) expected.push_back(t.grad().defined() ? t.grad().clone() : torch::zeros_like(t));
+  for (const auto& [buckets, grads] : results) {
+    CHECK(buckets >= 3);
+    REQUIRE(grads.size() == expected.size());
+    for (size_t i = 0; i < grads.size(); ++i) {
+      INFO("gradient " << i);
+      CHECK(torch::allclose(grads[i], expected[i], 1e-6, 1e-6));  // float32 sums in another order
+    }
+  }
+  CHECK(torch::equal(results[0].second[0], results[1].second[0]));  // the same bits on every rank
 }
 
 TEST_CASE("a rank that never joins ends the rendezvous in an error", "[distributed][timeout]") {
@@ -128,7 +193,7 @@ TEST_CASE("a rank that stops taking part ends the others' collective in an error
   const auto results = OnRanks(2, [](World& world) {
     world.Barrier();
     if (world.rank() == 1) {
-      std::this_thread::sleep_for(milliseconds(4000));  // hung: no collective for longer than the timeout
+      std::this_thread::sleep_for(milliseconds(10000));  // hung: no collective for longer than the timeout
       return std::string("idle");
     }
     try {
@@ -137,7 +202,7 @@ TEST_CASE("a rank that stops taking part ends the others' collective in an error
     } catch (const std::runtime_error& e) {
       return std::string(e.what());
     }
-  }, milliseconds(1500));
+  }, milliseconds(4000));  // long enough for the rendezvous on a loaded machine, which shares the bound
   CHECK_THAT(results[0], Catch::StartsWith("rank 0: a sum across ranks failed"));
 }
 
