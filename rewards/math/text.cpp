@@ -337,7 +337,8 @@ size_t HeadingAnswer(std::string_view s, size_t answer_at, size_t after) {
   }
   if (after < s.size() && s[after] != '\n') return std::string_view::npos;
   while (after < s.size() && IsSpace(s[after])) ++after;
-  return after < s.size() ? after : std::string_view::npos;
+  // Another heading or marker is not the answer.
+  return after < s.size() && s[after] != '#' ? after : std::string_view::npos;
 }
 
 // Where the answer after an "answer" anchor at s[at] starts, or npos: "answer is", "answer:",
@@ -418,12 +419,12 @@ bool IsProseWord(std::string_view word, bool short_words) {
   static constexpr std::string_view kShortWords[] = {"is", "of", "to", "so", "we", "it", "be",
                                                      "as", "at", "by", "on", "an", "if", "in",
                                                      "am", "do", "he", "my", "no", "us"};
-  std::string lower = Lower(word);
-  if (lower.size() >= 3) {
-    return std::find(std::begin(kMathWords), std::end(kMathWords), lower) == std::end(kMathWords);
-  }
-  return short_words &&
-         std::find(std::begin(kShortWords), std::end(kShortWords), lower) != std::end(kShortWords);
+  // Compared without a lower-cased copy: this runs for every word of an anchor's sentence.
+  auto same = [&](std::string_view lower) {
+    return lower.size() == word.size() && StartsWithNoCase(word, 0, lower);
+  };
+  if (word.size() >= 3) return std::none_of(std::begin(kMathWords), std::end(kMathWords), same);
+  return short_words && std::any_of(std::begin(kShortWords), std::end(kShortWords), same);
 }
 
 // Whether an answer block is written as a sentence ("It is 5 apples") rather than as math:

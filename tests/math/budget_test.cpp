@@ -124,6 +124,20 @@ TEST_CASE("hostile inputs are decided by the node budget, not the time backstop"
       {"big numbers spelt out for a structural comparison",
        Boxed("\\lfloor i \\rfloor" + Repeat("+1e19000", 20)),
        "\\lfloor i \\rfloor" + Repeat("+1e19000", 20) + "+0"},
+      {"12,000 '# Answer' headings, each followed by another",
+       Repeat("# Answer\n", 12000), "1"},
+      {"20,000 numbers, then an 8 KB answer phrase",
+       Join(20000, " ", [](size_t k) { return std::to_string(1000 + k % 9000); }) +
+           "\nThe answer is: " + Join(1600, "+", [](size_t k) { return std::to_string(k); }),
+       "1"},
+      {"3000 touching intervals merged",
+       Boxed(Join(3000, "\\cup ",
+                  [](size_t k) {
+                    std::string piece = "[";  // appended: GCC 12 warns falsely on a + chain
+                    piece.append(std::to_string(k)).append(",").append(std::to_string(k + 1));
+                    return piece + "]";
+                  })),
+       "[0,3000]"},
       {"a 60x60 matrix squared",
        Boxed(Repeat(
            "\\begin{pmatrix}" +

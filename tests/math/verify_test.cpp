@@ -457,6 +457,7 @@ TEST_CASE("answer markers: PRM800K's '# Answer' line and GSM8K's '#### 42' line"
   CHECK(VerdictOf("So 3 + 4 = 7 apples.\n# Answer\n\n5 apples", "5") == Verdict::kCorrect);
   CHECK(VerdictOf("**Final Answer**\n\n$\\frac{1}{2}$", "0.5") == Verdict::kCorrect);
   CHECK(VerdictOf("# Answer\n\n", "3") == Verdict::kNoAnswer);
+  CHECK(VerdictOf("# Answer\n# Answer\n", "3") == Verdict::kNoAnswer);  // a heading, not its answer
   CHECK(VerdictOf("She pays 3 * 14 = 42 dollars.\n#### 42", "42") == Verdict::kCorrect);
   CHECK(VerdictOf("She pays 3 * 14 = 42 dollars.\n#### 41", "42") == Verdict::kIncorrect);
   CHECK(VerdictOf("That is 1,234 in all.\n#### 1,234", "1234") == Verdict::kCorrect);
