@@ -79,6 +79,8 @@ std::optional<WorldSpec> WorldFromEnvironment() {
   spec.local_rank = EnvInt("LOCAL_RANK", 0, spec.local_world_size - 1, spec.rank);
   spec.master_addr = RequiredEnv("MASTER_ADDR");
   spec.master_port = EnvInt("MASTER_PORT", 1, 65535, std::nullopt);
+  const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  spec.launcher_store = agent_store != nullptr && std::string(agent_store) == "True";
   return spec;
 }
 
@@ -95,7 +97,7 @@ World World::Join(const WorldSpec& spec, std::chrono::milliseconds timeout) {
   try {
     c10d::TCPStoreOptions options;
     options.port = static_cast<uint16_t>(spec.master_port);
-    options.isServer = spec.rank == 0;
+    options.isServer = spec.rank == 0 && !spec.launcher_store;
     options.numWorkers = static_cast<size_t>(spec.world_size);
     options.timeout = timeout;
     group->store = c10::make_intrusive<c10d::TCPStore>(spec.master_addr, options);

@@ -38,12 +38,16 @@ struct WorldSpec {
   int world_size = 1;
   int local_rank = 0;        // among the ranks on this machine
   int local_world_size = 1;  // ranks on this machine
-  std::string master_addr = "127.0.0.1";  // where rank 0 listens for the rendezvous
+  std::string master_addr = "127.0.0.1";  // where the rendezvous store listens
   int master_port = 29500;
+  // Whether the launcher serves the rendezvous store (torchrun's TORCHELASTIC_USE_AGENT_STORE,
+  // `rl train --nproc`); else rank 0 serves it.
+  bool launcher_store = false;
 };
 
-// The spec from RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT;
-// nullopt when WORLD_SIZE is unset. Throws std::invalid_argument naming the variable when one
+// The spec from RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
+// TORCHELASTIC_USE_AGENT_STORE (exactly "True", as PyTorch reads it); nullopt when WORLD_SIZE
+// is unset. Throws std::invalid_argument naming the variable when one
 // is malformed, out of range or missing while WORLD_SIZE is set (LOCAL_RANK and
 // LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE: one machine).
 std::optional<WorldSpec> WorldFromEnvironment();
@@ -55,8 +59,8 @@ class World {
   World(World&&) noexcept;
   World& operator=(World&&) noexcept;
 
-  // Joins the group of spec.world_size ranks (rank 0 serves the rendezvous store). Every
-  // collective, and the rendezvous itself, fails after `timeout`.
+  // Joins the group of spec.world_size ranks (rank 0 serves the rendezvous store unless the
+  // launcher does). Every collective, and the rendezvous itself, fails after `timeout`.
   static World Join(const WorldSpec& spec, std::chrono::milliseconds timeout);
 
   int rank() const { return spec_.rank; }

@@ -6,6 +6,7 @@
 //   grpo_step_bench --prompts 2 --group 4 --new-tokens 32 --steps 2   # shorter
 //   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16     # sample with a bf16 copy
 //   grpo_step_bench --ranks 2 --threads 1 # 2 processes x 1 thread against the default 1 x all cores
+//   grpo_step_bench --shape qwen2.5-0.5b --layers 4   # its width and vocabulary, 4 of its 24 layers
 //
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
@@ -29,7 +30,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
-#include "cli/launch.h"
+#include "cli/torch/launch.h"
 #include "rl/model/qwen2.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/config.h"
@@ -52,7 +53,7 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   CLI::App app{"GRPO step benchmark"};
   std::string shape = "tiny", rollout_dtype = "float32";
-  int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1;
+  int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1, layers = 0;
   app.add_option("--shape", shape, "tiny | qwen2.5-0.5b")->check(CLI::IsMember({"tiny", "qwen2.5-0.5b"}));
   app.add_option("--prompts", prompts, "prompts per step");
   app.add_option("--group", group, "completions per prompt (G)");
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   app.add_option("--prompt-tokens", prompt_tokens, "tokens per prompt");
   app.add_option("--steps", steps, "GRPO steps to time");
   app.add_option("--threads", threads, "LibTorch threads per rank (0: the cores divided by --ranks)");
+  app.add_option("--layers", layers, "decoder layers (0: the shape's)");
   app.add_option("--ranks", ranks, "processes training together over c10d/Gloo")->check(CLI::Range(1, 64));
   app.add_option("--micro-batch", micro, "sequences per forward/backward and per generation batch");
   app.add_option("--rollout-dtype", rollout_dtype, "rollout.dtype: weights the completions are sampled with")
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
   Policy policy = MakeTinyPolicy(config, corpus);
   rl::model::Qwen2Config model_config = policy.model->config();
   if (shape == "qwen2.5-0.5b") model_config = rl::model::Qwen2Config::Qwen2_5_0_5B();
+  if (layers > 0) model_config.num_hidden_layers = layers;
   torch::manual_seed(0);
   policy.model = rl::model::Qwen2(model_config, torch::TensorOptions().dtype(torch::kFloat32), true);
   policy.generation.eos_token_ids.clear();  // every completion runs to --new-tokens
@@ -111,8 +114,9 @@ int main(int argc, char** argv) {
   int64_t parameters = 0;
   for (const auto& p : policy.model->parameters()) parameters += p.numel();
   if (world.is_main()) {
-    std::printf("shape %s (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, %d rank(s) x %d thread(s), "
-                "rollout %s\n", shape.c_str(), static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts),
+    std::printf("shape %s, %lld layers (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, %d rank(s) x %d thread(s), "
+                "rollout %s\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
+                static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts),
                 static_cast<long long>(group), static_cast<long long>(new_tokens), world.size(),
                 torch::get_num_threads(), rollout_dtype.c_str());
   }

@@ -14,7 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
-#include "cli/launch.h"
+#include "cli/torch/launch.h"
 #include "trainer/config.h"
 #include "trainer/distributed.h"
 #include "trainer/run.h"

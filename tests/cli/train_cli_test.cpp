@@ -12,7 +12,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common/ports.h"
+#include "tests/support/ports.h"
 #include "tests/support/files.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -82,7 +82,7 @@ std::vector<nlohmann::json> MetricsLines(const fs::path& path) {
 TEST_CASE("rl train as two ranks: SFT and GRPO data-parallel, rank 0 alone writes", "[cli][distributed]") {
   TempDir dir;
   const fs::path config = WriteConfig(dir, /*grpo_steps=*/2);
-  const int port = rl::common::FreeLoopbackPort();
+  const int port = rl::testing::FreeLoopbackPort();
   RunProcess("( " + Rank(dir, config, 1, 2, port) + " ) & " + Rank(dir, config, 0, 2, port) + "; wait");
   const RankResult r0 = Read(dir, 0), r1 = Read(dir, 1);
   INFO("rank 0: " << r0.log() << "\nrank 1: " << r1.log());
@@ -123,7 +123,7 @@ TEST_CASE("rl train --nproc 2, then resumed by one process", "[cli][distributed]
 TEST_CASE("a rank that never comes: the other stops with an error within the timeout", "[cli][distributed]") {
   TempDir dir;
   const fs::path config = WriteConfig(dir, /*grpo_steps=*/0, /*timeout_s=*/2);
-  const int port = rl::common::FreeLoopbackPort();
+  const int port = rl::testing::FreeLoopbackPort();
   const auto start = std::chrono::steady_clock::now();
   RunProcess(Rank(dir, config, 0, 2, port));
   const RankResult r0 = Read(dir, 0);

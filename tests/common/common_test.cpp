@@ -10,7 +10,7 @@
 #include "common/config_yaml.h"
 #include "common/json_file.h"
 #include "common/names.h"
-#include "common/ports.h"
+#include "tests/support/ports.h"
 #include "common/random.h"
 #include "common/threads.h"
 #include "common/utf8.h"
@@ -118,7 +118,7 @@ TEST_CASE("FreeLoopbackPort: below the ephemeral range, and free", "[ports]") {
   int ephemeral_start = 32768, ephemeral_end = 60999;
   std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_start >> ephemeral_end;
   for (int i = 0; i < 20; ++i) {
-    const int port = FreeLoopbackPort();
+    const int port = rl::testing::FreeLoopbackPort();
     CHECK(port >= 1024);
     CHECK(port < ephemeral_start);
   }

@@ -11,10 +11,11 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/types.h>
 #include "tests/support/catch_torch.h"
 
-#include "common/ports.h"
+#include "tests/support/ports.h"
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
 #include "trainer/distributed.h"
@@ -43,7 +44,7 @@ WorldSpec Spec(int rank, int size, int port) {
 // rank's body returned, in rank order (rethrowing the first rank's exception).
 template <class Body>
 auto OnRanks(int size, Body body, milliseconds timeout = milliseconds(20000)) {
-  const int port = rl::common::FreeLoopbackPort();
+  const int port = rl::testing::FreeLoopbackPort();
   std::vector<std::future<decltype(body(std::declval<World&>()))>> ranks;
   for (int r = 0; r < size; ++r) {
     ranks.push_back(std::async(std::launch::async, [=] {
@@ -90,6 +91,12 @@ TEST_CASE("the torchrun environment, and its errors by variable", "[distributed]
   CHECK(spec->local_world_size == 4);
   CHECK(spec->master_addr == "node-0");
   CHECK(spec->master_port == 29400);
+  CHECK_FALSE(spec->launcher_store);
+  setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);  // torchrun's agent serves the store
+  CHECK(WorldFromEnvironment()->launcher_store);
+  setenv("TORCHELASTIC_USE_AGENT_STORE", "true", 1);  // PyTorch compares with "True" exactly
+  CHECK_FALSE(WorldFromEnvironment()->launcher_store);
+  unsetenv("TORCHELASTIC_USE_AGENT_STORE");
   setenv("LOCAL_WORLD_SIZE", "2", 1);
   setenv("LOCAL_RANK", "1", 1);
   CHECK(WorldFromEnvironment()->local_rank == 1);
@@ -181,8 +188,25 @@ TEST_CASE("two ranks: gradients summed in buckets while backward runs, micro-bat
   CHECK(torch::equal(results[0].second[0], results[1].second[0]));  // the same bits on every rank
 }
 
+TEST_CASE("a store the launcher serves: rank 0 joins it as a client, as the others do", "[distributed]") {
+  c10d::TCPStoreOptions options;
+  options.port = 0;  // the system picks
+  options.isServer = true;
+  options.waitWorkers = false;
+  c10d::TCPStore store("127.0.0.1", options);
+  std::vector<std::future<double>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(std::async(std::launch::async, [&store, r] {
+      WorldSpec spec = Spec(r, 2, store.getPort());
+      spec.launcher_store = true;  // else rank 0 would try to serve on the port the store holds
+      return World::Join(spec, milliseconds(20000)).Sum(r + 1);
+    }));
+  }
+  for (auto& rank : ranks) CHECK(rank.get() == 3);
+}
+
 TEST_CASE("a rank that never joins ends the rendezvous in an error", "[distributed][timeout]") {
-  const int port = rl::common::FreeLoopbackPort();
+  const int port = rl::testing::FreeLoopbackPort();
   const auto start = std::chrono::steady_clock::now();
   CHECK_THROWS_WITH(World::Join(Spec(0, 2, port), milliseconds(1500)),
                     Catch::StartsWith("rank 0 of 2: joining the ranks at 127.0.0.1:" + std::to_string(port) + " failed"));
