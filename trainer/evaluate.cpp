@@ -9,6 +9,7 @@
 
 #include "common/random.h"
 #include "rewards/reward.h"
+#include "trainer/distributed.h"
 #include "trainer/policy.h"
 #include "rollout/generate.h"
 
@@ -39,7 +40,8 @@ bool RuleSaysYes(const rewards::RewardResult& result, std::string_view rule) {
 
 }  // namespace
 
-EvalResult Evaluate(Policy& policy, const TrainConfig& config, std::span<const data::Example> problems) {
+EvalResult Evaluate(Policy& policy, const TrainConfig& config, std::span<const data::Example> problems,
+                    const World& world) {
   const auto start = std::chrono::steady_clock::now();
   const size_t count = std::min<size_t>(problems.size(), static_cast<size_t>(config.eval.num_problems));
   EvalResult result;
@@ -64,10 +66,12 @@ EvalResult Evaluate(Policy& policy, const TrainConfig& config, std::span<const d
     }
   }
   torch::NoGradGuard no_grad;
-  int64_t formatted = 0, correct = 0, tokens = 0;
+  double formatted = 0, correct = 0, tokens = 0, completions = 0;
   const size_t batch = static_cast<size_t>(config.rollout.batch_size);
-  for (size_t begin = 0; begin < requests.size(); begin += batch) {
-    std::span<const rollout::SequenceRequest> part(requests.data() + begin, std::min(batch, requests.size() - begin));
+  const auto [first, last] = world.Shard(static_cast<int64_t>(requests.size()));
+  for (size_t begin = static_cast<size_t>(first); begin < static_cast<size_t>(last); begin += batch) {
+    std::span<const rollout::SequenceRequest> part(requests.data() + begin,
+                                                   std::min(batch, static_cast<size_t>(last) - begin));
     for (const rollout::Completion& c : rollout::Generate(*policy.model, *policy.tokenizer, part, sampling)) {
       const data::Example& problem = problems[static_cast<size_t>(c.prompt_index)];
       rewards::Sample sample;
@@ -78,14 +82,17 @@ EvalResult Evaluate(Policy& policy, const TrainConfig& config, std::span<const d
       rewards::RewardResult scored = reward->Score(sample);
       formatted += RuleSaysYes(scored, "format.think_answer");
       correct += RuleSaysYes(scored, "accuracy.math");
-      tokens += static_cast<int64_t>(c.token_ids.size());
-      ++result.completions;
+      tokens += static_cast<double>(c.token_ids.size());
+      ++completions;
     }
   }
-  const double n = static_cast<double>(result.completions);
-  result.format_rate = static_cast<double>(formatted) / n;
-  result.accuracy = static_cast<double>(correct) / n;
-  result.mean_length = static_cast<double>(tokens) / n;
+  const at::Tensor totals = torch::tensor({formatted, correct, tokens, completions}, torch::kFloat64);
+  world.SumTensor(totals);  // counts below 2^53: exact in float64
+  const double n = totals[3].item<double>();
+  result.completions = static_cast<int64_t>(n);
+  result.format_rate = totals[0].item<double>() / n;
+  result.accuracy = totals[1].item<double>() / n;
+  result.mean_length = totals[2].item<double>() / n;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -147,8 +147,10 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
   return policy;
 }
 
-EvalResult EvaluateAndLog(Policy& policy, const TrainConfig& config, const Datasets& data, const char* label) {
-  EvalResult r = Evaluate(policy, config, data.eval);
+// Every rank evaluates its share; rank 0 logs (the others log only warnings).
+EvalResult EvaluateAndLog(Policy& policy, const TrainConfig& config, const Datasets& data, const World& world,
+                          const char* label) {
+  EvalResult r = Evaluate(policy, config, data.eval, world);
   spdlog::info("eval ({}): format {:.3f}, accuracy {:.3f} on {} held-out problems ({} completions, {:.1f} s)", label,
                r.format_rate, r.accuracy, r.problems, r.completions, r.seconds);
   return r;
@@ -189,12 +191,14 @@ StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const R
   }
   start.policy = PolicyAfterSft(config, data, options.resume, options.world);
   const fs::path before_path = out / "eval_before_grpo.json";
-  if (!options.world.is_main()) return start;
-  if (options.resume && fs::exists(before_path)) {
-    summary.before = EvalResultFromJson(ReadJsonFile(before_path));
+  const World& world = options.world;
+  // Rank 0's output directory decides (another machine's may not hold the file).
+  const bool evaluated = world.Sum(world.is_main() && options.resume && fs::exists(before_path) ? 1.0 : 0.0) > 0;
+  if (evaluated) {
+    if (world.is_main()) summary.before = EvalResultFromJson(ReadJsonFile(before_path));
   } else if (!data.eval.empty() && config.eval.num_problems > 0) {
-    summary.before = EvaluateAndLog(start.policy, config, data, "before GRPO");
-    WriteJsonFile(before_path, ToJson(*summary.before));
+    summary.before = EvaluateAndLog(start.policy, config, data, world, "before GRPO");
+    if (world.is_main()) WriteJsonFile(before_path, ToJson(*summary.before));
   }
   return start;
 }
@@ -240,13 +244,13 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
   while (trainer.step() < config.grpo.steps) {
     nlohmann::ordered_json m = trainer.Step();
     const int64_t step = trainer.step();
-    if (!world.is_main()) continue;  // rank 0 alone evaluates, writes and reports
-    m["world_size"] = world.size();
     if (config.eval.every > 0 && step % config.eval.every == 0 && step < config.grpo.steps) {
-      EvalResult r = EvaluateAndLog(start.policy, config, data, "during GRPO");
+      EvalResult r = EvaluateAndLog(start.policy, config, data, world, "during GRPO");
       m["eval/format_rate"] = r.format_rate;
       m["eval/accuracy"] = r.accuracy;
     }
+    if (!world.is_main()) continue;  // rank 0 alone writes, reports and checkpoints
+    m["world_size"] = world.size();
     metrics << m.dump() << "\n" << std::flush;
     spdlog::info("{}", ProgressLine(m, config.grpo.steps, Since(grpo_start) * static_cast<double>(step) /
                                                              static_cast<double>(step - first_step)));
@@ -259,13 +263,14 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
   summary.grpo_steps = trainer.step();
 }
 
-// Saves the final policy, evaluates it, and writes eval.json.
-void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, RunSummary& summary) {
+// Saves the final policy (rank 0) and evaluates it (every rank).
+void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, const World& world,
+            RunSummary& summary) {
   const fs::path out(config.run.output_dir);
   summary.final_dir = (out / "final").string();
-  SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object());
+  if (world.is_main()) SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object());
   if (!data.eval.empty() && config.eval.num_problems > 0 && config.grpo.steps > 0) {
-    summary.after = EvaluateAndLog(policy, config, data, "after GRPO");
+    summary.after = EvaluateAndLog(policy, config, data, world, "after GRPO");
   }
 }
 
@@ -291,10 +296,9 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
   RunSummary summary;
   StartingPoint from = FindStart(config, data, options, summary);
   if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, world, summary);
+  Finish(config, data, from.policy, world, summary);
   summary.seconds = Since(start);
   if (!world.is_main()) return summary;
-  Finish(config, data, from.policy, summary);
-  summary.seconds = Since(start);
   nlohmann::json eval = {{"seconds", summary.seconds}, {"grpo_steps", summary.grpo_steps}};
   if (summary.before) eval["before_grpo"] = ToJson(*summary.before);
   if (summary.after) eval["after_grpo"] = ToJson(*summary.after);

@@ -19,6 +19,7 @@
 #include "rl/data/dataset.h"
 #include "trainer/config.h"
 #include "trainer/distributed.h"
+#include "trainer/evaluate.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
 #include "trainer/scoring.h"
@@ -306,6 +307,33 @@ TEST_CASE("SFT over two ranks updates the policy as one process does", "[distrib
   INFO("largest change of a weight " << moved << ", largest difference from one process " << apart);
   CHECK(moved > 1e-2);  // SFT did move the weights: the agreement is not that of untouched copies
   CHECK(apart < moved * 1e-3);
+}
+
+TEST_CASE("evaluation over two ranks: each samples its share, every rank gets one process's figures",
+          "[distributed][eval]") {
+  TrainConfig config = SftConfig();
+  config.eval.num_problems = 7;
+  config.eval.num_samples = 2;  // 14 completions: 7 + 7, in batches of 3 of other rows than one process's
+  config.eval.temperature = 1.0;
+  config.eval.max_new_tokens = 12;
+  config.rollout.batch_size = 3;
+  const std::vector<rl::data::Example> problems = SftExamples();
+  Policy one = TinySftPolicy();
+  const EvalResult single = Evaluate(one, config, problems, World());
+  std::vector<Policy> policies;
+  policies.push_back(TinySftPolicy());
+  policies.push_back(TinySftPolicy());
+  const std::vector<EvalResult> ranks = OnRanks(
+      2, [&](World& world) { return Evaluate(policies[static_cast<size_t>(world.rank())], config, problems, world); });
+  REQUIRE(single.completions == 14);
+  CHECK(single.mean_length > 1);  // sampled text, not empty completions
+  for (const EvalResult& r : ranks) {
+    CHECK(r.problems == single.problems);
+    CHECK(r.completions == single.completions);
+    CHECK(r.format_rate == single.format_rate);
+    CHECK(r.accuracy == single.accuracy);
+    CHECK(r.mean_length == single.mean_length);  // the same lengths: the same draws
+  }
 }
 
 namespace {
