@@ -1,6 +1,6 @@
-// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (Qwen2/Qwen2.5 and the
-// DeepSeek-R1-Distill-Qwen models, GPT-2, Llama 3, DeepSeek-V3/R1: the tests check all of these
-// against Hugging Face's own library), and a small trainer that writes such a file.
+// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (Qwen2/Qwen2.5/Qwen3 and the
+// DeepSeek-R1-Distill-Qwen models, GPT-2, Llama 3/3.1/3.2, DeepSeek-V3/R1: the tests check all
+// of these against Hugging Face's own library), and a small trainer that writes such a file.
 //
 // Loading:
 //
@@ -34,7 +34,9 @@
 //   decoder:       ByteLevel (alone or as the only member of a Sequence).
 //   added_tokens:  matched on the raw text (also those marked "normalized"); lstrip/rstrip are
 //                  honoured, single_word is refused.
-// The post_processor is not applied: Encode never adds tokens.
+// The post_processor is not applied: Encode never adds tokens (Llama 3.1's TemplateProcessing
+// would prepend <|begin_of_text|>; the chat templates write it themselves, and transformers'
+// apply_chat_template does not add it either).
 //
 // Regexes run on PCRE2 in UTF + UCP mode, with `\s` and `\S` read as Unicode White_Space (what
 // Hugging Face's Oniguruma does). Invalid UTF-8 in Encode's input is not an error: those bytes

