@@ -1,36 +1,33 @@
 // RenderChatMl against the Jinja2 rendering of Qwen2.5-Instruct's own chat template, done by
-// Debian's /usr/bin/python3 (python3-jinja2). Exits with 77 (CTest: skipped) when that oracle
-// is missing.
+// Debian's /usr/bin/python3 (python3-jinja2); the other templates' shapes and the
+// identification of templates. Exits with 77 (CTest: skipped) when that oracle is missing.
+// Qwen3's and Llama 3's published templates: chat_template_published_test.cpp.
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "rl/text/chat_template.h"
-#include "tests/support/process.h"
+#include "tests/text/jinja_oracle.h"
 
 namespace {
 
 using rl::text::ChatMessage;
+using rl::testing::ChatCase;
 using rl::text::RenderChatMl;
-
-constexpr int kSkipReturnCode = 77;
 
 struct Case {
   std::vector<ChatMessage> messages;
   bool add_generation_prompt;
 };
 
-std::vector<Case> Cases() {
+std::vector<Case> QwenCases() {
   const std::string unicode = "Grüße, 世界! 🦙 e\xCC\x81 — «ünïcödé» \t tabs\n\nand lines";
   return {
       {{{"user", "What is 2+2?"}}, true},
@@ -60,50 +57,20 @@ std::vector<Case> Cases() {
   };
 }
 
-// Renders every case with the Jinja2 oracle; exits with the skip code when it is unavailable.
-std::vector<std::string> RenderWithJinja(const std::vector<Case>& cases) {
-  if (access("/usr/bin/python3", X_OK) != 0) {
-    std::cerr << "\n*** SKIPPED text_chat_template: /usr/bin/python3 is missing (install "
-                 "python3-jinja2: ./scripts/setup) ***\n\n";
-    std::exit(kSkipReturnCode);
-  }
-  nlohmann::json input = nlohmann::json::array();
-  for (const Case& c : cases) {
-    nlohmann::json messages = nlohmann::json::array();
-    for (const ChatMessage& m : c.messages) {
-      messages.push_back({{"role", m.role}, {"content", m.content}});
-    }
-    input.push_back({{"messages", messages}, {"add_generation_prompt", c.add_generation_prompt}});
-  }
-  const std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                     ("rl_chat_template_" + std::to_string(getpid()) + ".json");
-  std::ofstream(path) << input.dump();
-  const std::string command =
-      "/usr/bin/python3 text/render_chat_template.py "
-      "fixtures/tokenizer/qwen2.5-instruct.chat_template.jinja " + path.string();
-  const rl::testing::ProcessResult run = rl::testing::RunProcess(command);
-  std::filesystem::remove(path);
-  std::cerr << run.err;
-  const std::string& output = run.out;
-  const int code = run.exit_code;
-  if (code == kSkipReturnCode) {
-    std::cerr << "\n*** SKIPPED text_chat_template: jinja2 is missing for /usr/bin/python3 "
-                 "(install python3-jinja2: ./scripts/setup) ***\n\n";
-    std::exit(kSkipReturnCode);
-  }
-  REQUIRE(code == 0);
-  return nlohmann::json::parse(output).get<std::vector<std::string>>();
-}
-
 }  // namespace
 
 TEST_CASE("RenderChatMl is byte-identical to Jinja2 on Qwen2.5-Instruct's template") {
-  const std::vector<Case> cases = Cases();
-  const std::vector<std::string> expected = RenderWithJinja(cases);
-  REQUIRE(expected.size() == cases.size());
+  std::vector<ChatCase> cases;
+  for (const Case& c : QwenCases()) cases.push_back({c.messages, c.add_generation_prompt, {}});
+  const std::vector<std::string> expected = rl::testing::RenderWithJinja(
+      "fixtures/tokenizer/qwen2.5-instruct.chat_template.jinja", cases, "text_chat_template");
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO("case " << i);
     CHECK(RenderChatMl(cases[i].messages, cases[i].add_generation_prompt) == expected[i]);
+    rl::text::ChatOptions options;
+    options.add_generation_prompt = cases[i].add_generation_prompt;
+    CHECK(rl::text::RenderChat(rl::text::ChatTemplate::kQwen25, cases[i].messages, options) ==
+          expected[i]);
   }
 }
 
@@ -118,4 +85,74 @@ TEST_CASE("RenderChatMl refuses what the template would fail on or silently drop
   CHECK_THROWS_AS(RenderChatMl(std::vector<ChatMessage>{}, true), std::invalid_argument);
   const std::vector<ChatMessage> bad_role = {{"user", "a"}, {"narrator", "b"}};
   CHECK_THROWS_WITH(RenderChatMl(bad_role, true), Catch::Contains("messages[1].role"));
+}
+
+TEST_CASE("Qwen3 and Llama 3: the shapes of their prompts") {
+  using rl::text::ChatTemplate;
+  using rl::text::RenderChat;
+  const std::vector<ChatMessage> messages = {{"user", "Hi"}};
+  rl::text::ChatOptions thinking;
+  CHECK(RenderChat(ChatTemplate::kQwen3, messages, thinking) ==
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  rl::text::ChatOptions no_thinking;
+  no_thinking.enable_thinking = false;
+  CHECK(RenderChat(ChatTemplate::kQwen3, messages, no_thinking) ==
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  const std::vector<ChatMessage> padded = {{"system", "  Be brief.\n"}, {"user", "\tHi \n"}};
+  CHECK(RenderChat(ChatTemplate::kLlama3, padded, thinking) ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  CHECK_THROWS_WITH(RenderChat(ChatTemplate::kQwen3, std::vector<ChatMessage>{}, thinking),
+                    Catch::Contains("no messages"));
+  const std::vector<ChatMessage> bad_role = {{"user", "a"}, {"narrator", "b"}};
+  CHECK_THROWS_WITH(RenderChat(ChatTemplate::kQwen3, bad_role, thinking),
+                    Catch::Contains("messages[1].role"));
+}
+
+TEST_CASE("ChatTemplateOf recognises the published texts only") {
+  using rl::text::ChatTemplate;
+  std::ifstream in("fixtures/tokenizer/qwen2.5-instruct.chat_template.jinja");
+  REQUIRE(in.good());
+  const std::string qwen25((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+  CHECK(rl::text::ChatTemplateOfText(qwen25) == ChatTemplate::kQwen25);
+  CHECK(rl::text::ChatTemplateOfText(qwen25.substr(0, qwen25.size() - 1)) ==
+        ChatTemplate::kQwen25);  // Jinja2 drops one trailing newline
+  CHECK_FALSE(rl::text::ChatTemplateOfText(qwen25 + " "));
+  std::string error;
+  CHECK(rl::text::ChatTemplateOf({{"chat_template", qwen25}}, "cfg.json", &error) ==
+        ChatTemplate::kQwen25);
+  const nlohmann::json named = {{"chat_template",
+                                 {{{"name", "tool_use"}, {"template", "x"}},
+                                  {{"name", "default"}, {"template", qwen25}}}}};
+  CHECK(rl::text::ChatTemplateOf(named, "cfg.json", &error) == ChatTemplate::kQwen25);
+  const nlohmann::json edited = {{"chat_template", "{{ messages }}"}};
+  CHECK_FALSE(rl::text::ChatTemplateOf(edited, "cfg.json", &error));
+  CHECK_THAT(error, Catch::Contains("cfg.json: chat_template: not one of the chat templates"));
+  CHECK_FALSE(rl::text::ChatTemplateOf(nlohmann::json::object(), "cfg.json", &error));
+  CHECK_THAT(error, Catch::Contains("cfg.json: chat_template: missing"));
+  CHECK_FALSE(rl::text::ChatTemplateOf({{"chat_template", 3}}, "cfg.json", &error));
+  CHECK_THAT(error, Catch::Contains("expected a string or a list"));
+}
+
+TEST_CASE("ChatTemplateOfCheckpoint reads chat_template.jinja, else tokenizer_config.json") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("rl_chat_ckpt_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::string error;
+  CHECK_FALSE(rl::text::ChatTemplateOfCheckpoint(dir.string(), &error));
+  CHECK_THAT(error, Catch::Contains("neither tokenizer_config.json nor chat_template.jinja"));
+  fs::copy_file("fixtures/tokenizer/qwen2.5-instruct.chat_template.jinja",
+                dir / "chat_template.jinja");
+  CHECK(rl::text::ChatTemplateOfCheckpoint(dir.string(), &error) ==
+        rl::text::ChatTemplate::kQwen25);
+  std::ofstream(dir / "chat_template.jinja") << "{{ messages }}";
+  CHECK_FALSE(rl::text::ChatTemplateOfCheckpoint(dir.string(), &error));
+  CHECK_THAT(error, Catch::Contains("chat_template.jinja: not one of the chat templates"));
+  fs::remove(dir / "chat_template.jinja");
+  std::ofstream(dir / "tokenizer_config.json") << "{not json";
+  CHECK_FALSE(rl::text::ChatTemplateOfCheckpoint(dir.string(), &error));
+  CHECK_THAT(error, Catch::Contains("tokenizer_config.json: not a JSON object"));
+  fs::remove_all(dir);
 }

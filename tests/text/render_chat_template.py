@@ -1,8 +1,11 @@
-"""Jinja2 oracle for rl::text::RenderChatMl: renders conversations with a chat template file
-the way transformers' apply_chat_template does (sandboxed environment, trim_blocks,
-lstrip_blocks). Usage: render_chat_template.py TEMPLATE CASES_JSON; CASES_JSON holds
-[{"messages": [...], "add_generation_prompt": bool}, ...]; prints a JSON array of strings.
-Exit status 77 when jinja2 is not installed (the caller reports a skip)."""
+"""Jinja2 oracle for rl::text's chat templates: renders conversations the way transformers'
+apply_chat_template does (sandboxed environment, trim_blocks, lstrip_blocks, the special tokens
+of tokenizer_config.json as variables, tools=None). Usage:
+render_chat_template.py TEMPLATE CASES_JSON, where TEMPLATE is a .jinja file or a
+tokenizer_config.json (its chat_template); CASES_JSON holds
+[{"messages": [...], "add_generation_prompt": bool, "enable_thinking": bool (optional)}, ...];
+prints a JSON array of strings. Exit status 77 when jinja2 is not installed (the caller
+reports a skip)."""
 import json
 import sys
 
@@ -12,10 +15,29 @@ except ImportError:
     print("jinja2 is not installed for", sys.executable, file=sys.stderr)
     sys.exit(77)
 
+
+def token_text(value):
+    # Older tokenizer_config.json files write special tokens as AddedToken objects.
+    return value.get("content") if isinstance(value, dict) else value
+
+
 with open(sys.argv[1], encoding="utf-8") as f:
-    template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(f.read())
+    source = f.read()
+variables = {}
+if sys.argv[1].endswith(".json"):
+    config = json.loads(source)
+    source = config["chat_template"]
+    for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+        if config.get(key) is not None:
+            variables[key] = token_text(config[key])
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+template = env.from_string(source)
 with open(sys.argv[2], encoding="utf-8") as f:
     cases = json.load(f)
-print(json.dumps([template.render(messages=c["messages"],
-                                  add_generation_prompt=c["add_generation_prompt"])
-                  for c in cases]))
+out = []
+for c in cases:
+    extra = {"enable_thinking": c["enable_thinking"]} if "enable_thinking" in c else {}
+    out.append(template.render(messages=c["messages"], tools=None,
+                               add_generation_prompt=c["add_generation_prompt"],
+                               **variables, **extra))
+print(json.dumps(out))

