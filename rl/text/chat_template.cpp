@@ -334,6 +334,15 @@ std::string_view ChatTemplateName(ChatTemplate kind) {
   return "unknown";
 }
 
+std::optional<ChatTemplate> ChatTemplateFromName(std::string_view name) {
+  if (name == "chatml") return ChatTemplate::kQwen25;
+  for (ChatTemplate kind : {ChatTemplate::kQwen25, ChatTemplate::kQwen3, ChatTemplate::kLlama3,
+                            ChatTemplate::kLlama32}) {
+    if (name == ChatTemplateName(kind)) return kind;
+  }
+  return std::nullopt;
+}
+
 std::optional<ChatTemplate> ChatTemplateOfText(std::string_view jinja) {
   if (jinja.ends_with('\n')) jinja.remove_suffix(1);
   const uint64_t hash = Fnv1a64(jinja);

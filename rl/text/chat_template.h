@@ -99,6 +99,10 @@ std::string RenderChatMl(std::span<const ChatMessage> messages, bool add_generat
 // The name used in configurations and messages: "qwen2.5", "qwen3", "llama3", "llama3.2".
 std::string_view ChatTemplateName(ChatTemplate kind);
 
+// The template a configuration names: one of the names above, or "chatml" (the name
+// tokenizer.prompt_format has used for Qwen2.5's); nullopt for anything else.
+std::optional<ChatTemplate> ChatTemplateFromName(std::string_view name);
+
 // Which of the templates above a chat_template text is: exact comparison with the published
 // texts (a single trailing newline aside, which Jinja2 drops), since a template edited in any
 // way may render differently. nullopt for any other text.

@@ -163,3 +163,14 @@ TEST_CASE("ChatTemplateOfCheckpoint reads chat_template.jinja, else tokenizer_co
   CHECK_THAT(error, Catch::Contains("tokenizer_config.json: not a JSON object"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("ChatTemplateFromName reads the names ChatTemplateName writes, and chatml") {
+  using rl::text::ChatTemplate;
+  for (ChatTemplate kind : {ChatTemplate::kQwen25, ChatTemplate::kQwen3, ChatTemplate::kLlama3,
+                            ChatTemplate::kLlama32}) {
+    CHECK(rl::text::ChatTemplateFromName(rl::text::ChatTemplateName(kind)) == kind);
+  }
+  CHECK(rl::text::ChatTemplateFromName("chatml") == ChatTemplate::kQwen25);
+  CHECK_FALSE(rl::text::ChatTemplateFromName("plain"));
+  CHECK_FALSE(rl::text::ChatTemplateFromName("Qwen3"));
+}
