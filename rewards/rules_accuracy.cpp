@@ -172,6 +172,7 @@ void VisitVerifierOptions(V& v, math::VerifierOptions& o) {
   using common::AtLeast;
   using common::Between;
   v.Field("precision", o.precision, Between(0, 30));
+  v.Field("rounded_decimal_digits", o.rounded_decimal_digits, Between(0, 30));
   v.Field("time_budget_ms", o.time_budget_ms, Between(0.001, 600000));
   v.Field("node_budget", o.node_budget, Between(100, double(int64_t{1} << 40)));
   v.Field("bit_budget", o.bit_budget, Between(64, double(int64_t{1} << 24)));

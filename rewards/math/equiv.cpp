@@ -100,6 +100,7 @@ class Comparer {
     c_.budget.Spend();
     g = Unwrap(g);
     p = Unwrap(p);
+    if (std::optional<bool> same = InGoldBase(g, p)) return *same;
     Kind gk = g.kind(), pk = p.kind();
     if (gk == Kind::kRelation) return GoldRelation(g, p, depth);
     if (pk == Kind::kRelation) {
@@ -115,6 +116,7 @@ class Comparer {
       c_.budget.SpendBytes(g.node().name.size() + p.node().name.size());
       return NormalizeText(g.node().name) == NormalizeText(p.node().name);
     }
+    if (IsCases(g) != IsCases(p)) return false;  // a piecewise definition is no plain set
     if (gk == Kind::kList || gk == Kind::kSet) {
       if (gk == Kind::kSet && pk == Kind::kTuple) return false;
       if (gk == Kind::kList && pk == Kind::kTuple) return Ordered(g, p, depth);
@@ -157,6 +159,7 @@ class Comparer {
            k == Kind::kUnion || k == Kind::kIntersect || k == Kind::kMatrix ||
            k == Kind::kEmptySet || k == Kind::kRelation || k == Kind::kRatio;
   }
+  static bool IsCases(Ref r) { return r.kind() == Kind::kSet && r.node().name == "cases"; }
   static bool IsVector(Ref r) {
     const Node& n = r.node();
     if (n.kind == Kind::kTuple) return true;
@@ -166,6 +169,32 @@ class Comparer {
     Kind k = r.kind();
     return k == Kind::kInterval || k == Kind::kUnion || k == Kind::kEmptySet ||
            (k == Kind::kTuple && r.node().kids.size() == 2);
+  }
+
+  // A gold written in base b (1011_2) fixes the base: a plain integer prediction whose digits
+  // are all base-b digits is read in that base (1011 is 11). A prediction with its own
+  // subscript was read in that base by the parser, so 1011_3 and 1011_{10} stay wrong; one
+  // with a digit >= b can only be a base-10 value and is compared as one (nullopt).
+  std::optional<bool> InGoldBase(Ref g, Ref p) {
+    const Node& gn = g.node();
+    const Node& pn = p.node();
+    if (gn.kind != Kind::kNumber || !(gn.flags & kBased) || pn.kind != Kind::kNumber ||
+        pn.flags != 0) {
+      return std::nullopt;
+    }
+    const Rational& written = p.tree->numbers[pn.num];
+    if (!written.IsInteger() || written.Sign() < 0) return std::nullopt;
+    c_.budget.Spend(WriteDigitsCost(written));
+    const std::string digits = written.num().str();
+    Integer value = 0;
+    for (char c : digits) {
+      if (c - '0' >= gn.cols) return std::nullopt;
+      c_.budget.Spend(LinearCost(Bits(value)));
+      value = value * gn.cols + (c - '0');
+    }
+    const Rational& gold = g.tree->numbers[gn.num];
+    c_.budget.Spend(CompareCost(gold, Rational(value)));
+    return gold.num() == value;
   }
 
   // One-element lists, "x \in S" and groupings read as their content.
@@ -663,6 +692,58 @@ class Comparer {
     return diff <= absolute && diff <= relative * std::max(std::fabs(x), std::fabs(y));
   }
 
+  // The decimal places of a prediction that is one decimal literal (or its negation) with
+  // as many places and significant digits as VerifierOptions::rounded_decimal_digits asks
+  // (places alone would let 0.0001 stand for 1/7000); else nullopt.
+  std::optional<int> RoundedPlaces(Ref p) const {
+    int min_digits = c_.options.rounded_decimal_digits;
+    if (min_digits <= 0) return std::nullopt;
+    if (p.kind() == Kind::kNeg) p = p.kid(0);
+    const Node& n = p.node();
+    if (n.kind != Kind::kNumber || !(n.flags & kDecimal) || n.cols < min_digits ||
+        n.places < min_digits) {
+      return std::nullopt;
+    }
+    // Beyond 40 places the gold's digits cost more than the answer is worth.
+    if (n.places > 40) return std::nullopt;
+    return n.places;
+  }
+
+  // |value| * 10^places truncated; *rounded gets it rounded half up.
+  Integer ScaledDigits(const Rational& value, const Integer& scale, Integer* rounded) {
+    c_.budget.Spend(2 * ArithmeticCost(value, Rational(scale)));
+    Integer quotient, remainder;
+    divide_qr(Integer(abs(value.num()) * scale), value.den(), quotient, remainder);
+    *rounded = quotient + (2 * remainder >= value.den() ? 1 : 0);
+    return quotient;
+  }
+
+  // The prediction is the gold rounded or truncated to `places`, both exact.
+  bool RoundedExact(const Rational& gold, const Rational& pred, int places) {
+    if (gold.Sign() != pred.Sign() || gold.Sign() == 0) return false;
+    c_.budget.Spend(PowerCost(places * 10 / 3 + 1));
+    Integer scale = boost::multiprecision::pow(Integer(10), static_cast<unsigned>(places));
+    Integer ignored, rounded;
+    Integer written = ScaledDigits(pred, scale, &ignored);  // exact: it has `places` places
+    Integer truncated = ScaledDigits(gold, scale, &rounded);
+    return written == truncated || written == rounded;
+  }
+
+  // The same for a gold without an exact value (\sqrt{2}, \pi/4), in long double: at most
+  // 15 digits of the scaled gold, where its rounding is still exact.
+  bool RoundedNumeric(Ref g, Ref p, int places) {
+    std::optional<Rational> pred = ExactValue(*p.tree, p.id, c_.budget);
+    long double scale = 1;
+    Complex gold = Value(g, 0, &scale, false);
+    if (!pred || !Finite(gold) || std::fabs(gold.imag()) > 1e-12L * std::abs(gold)) return false;
+    if ((gold.real() < 0) != (pred->Sign() < 0) || gold.real() == 0) return false;
+    long double scaled = std::fabs(gold.real()) * std::pow(10.0L, places);
+    if (scaled >= 1e15L) return false;
+    long double written = std::fabs(pred->To<long double>()) * std::pow(10.0L, places);
+    written = std::nearbyint(written);
+    return written == std::floor(scaled) || written == std::floor(scaled + 0.5L);
+  }
+
   bool Values(Ref g, Ref p) {
     int digits = DecimalDigits(*g.tree, g.id, c_.budget);
     int pred_digits = DecimalDigits(*p.tree, p.id, c_.budget);
@@ -674,10 +755,16 @@ class Comparer {
         c_.budget.Spend(CompareCost(*x, *y));
         if (*x == *y) return true;
         if (digits == 0) return false;
+        if (std::optional<int> places = RoundedPlaces(p); places && RoundedExact(*x, *y, *places)) {
+          return true;
+        }
         return DecimalClose(x->To<long double>(), y->To<long double>(), digits);
       }
     }
     bool symbolic = HasSymbols(g) || HasSymbols(p);
+    if (std::optional<int> places = RoundedPlaces(p); places && !symbolic && !x) {
+      if (RoundedNumeric(g, p, *places)) return true;
+    }
     int valid = 0, overflowed = 0;
     bool confirmed = false;
     for (int point = 0; point < (symbolic ? kPoints : 1); ++point) {
@@ -738,10 +825,10 @@ int32_t CopyChoosing(Tree* tree, int32_t id, uint32_t choice, int* seen, Budget&
   if (node.kind == Kind::kPlusMinus) {
     bool minus = (choice >> (*seen)++) & 1;
     int32_t right = CopyChoosing(tree, node.kids.back(), choice, seen, budget);
-    if (minus) right = tree->Add(Node{Kind::kNeg, 0, 0, -1, {}, {right}, {}}, budget);
+    if (minus) right = tree->Add(Node{Kind::kNeg, 0, 0, 0, -1, {}, {right}, {}}, budget);
     if (node.kids.size() == 1) return right;
     int32_t left = CopyChoosing(tree, node.kids[0], choice, seen, budget);
-    return tree->Add(Node{Kind::kAdd, 0, 0, -1, {}, {left, right}, {}}, budget);
+    return tree->Add(Node{Kind::kAdd, 0, 0, 0, -1, {}, {left, right}, {}}, budget);
   }
   for (int32_t& kid : node.kids) kid = CopyChoosing(tree, kid, choice, seen, budget);
   return tree->Add(std::move(node), budget);
@@ -776,7 +863,7 @@ void ExpandPlusMinus(Tree* tree, Budget& budget) {
   }
   if (!changed) return;
   Kind kind = is_list ? (*tree)[tree->root].kind : Kind::kList;
-  tree->root = tree->Add(Node{kind, 0, 0, -1, {}, std::move(expanded), {}}, budget);
+  tree->root = tree->Add(Node{kind, 0, 0, 0, -1, {}, std::move(expanded), {}}, budget);
 }
 
 // Matrix arithmetic written out (A + B, A B, 2A) becomes one matrix of element expressions.
@@ -792,7 +879,7 @@ int32_t FoldMatrices(Tree* tree, int32_t id, Budget& budget, int depth) {
                                 [&](int32_t k) { return (*tree)[k].kind == Kind::kMatrix; });
   if (!any_matrix) return id;
   auto make = [&](Kind k, std::vector<int32_t> args) {
-    return tree->Add(Node{k, 0, 0, -1, {}, std::move(args), {}}, budget);
+    return tree->Add(Node{k, 0, 0, 0, -1, {}, std::move(args), {}}, budget);
   };
   int32_t acc = kids[0];
   for (size_t k = 1; k < kids.size(); ++k) {

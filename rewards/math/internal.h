@@ -169,8 +169,9 @@ std::string NormalizeText(std::string_view s);
 // ---------------------------------------------------------------- parse.cpp
 
 enum class Kind : uint8_t {
-  kNumber,    // num: exact value; flags kDecimal when written with a decimal point, cols:
-              // its significant digits
+  kNumber,    // num: exact value; flags kDecimal when written with a decimal point (cols:
+              // its significant digits, places: its decimal places), kBased when written
+              // with a base subscript 1011_2 (cols: the base)
   kSymbol,    // name
   kConst,     // name: "pi", "e", "i", "inf"
   kAdd,       // kids summed
@@ -200,6 +201,7 @@ enum class Kind : uint8_t {
 enum class RelOp : uint8_t { kEq, kLt, kGt, kLe, kGe, kNe, kApprox, kIn };
 
 constexpr uint8_t kDecimal = 1;
+constexpr uint8_t kBased = 2;
 constexpr uint8_t kLeftClosed = 1;
 constexpr uint8_t kRightClosed = 2;
 constexpr uint8_t kProduct = 1;
@@ -207,6 +209,7 @@ constexpr uint8_t kProduct = 1;
 struct Node {
   Kind kind;
   uint8_t flags = 0;
+  int16_t places = 0;  // fits in the padding after flags: a Node stays the same size
   int32_t cols = 0;
   int32_t num = -1;  // index into Tree::numbers
   std::string name = {};

@@ -623,7 +623,30 @@ class Parser {
       value = value * base + d;
       budget_.Spend();
     }
-    return tree_.AddNumber(Rational(value), budget_);
+    // Marked with its base: a gold written in base b fixes the base of a prediction
+    // written without one (equiv.cpp).
+    int32_t node = tree_.AddNumber(Rational(value), budget_, kBased);
+    tree_.nodes[node].cols = base;
+    return node;
+  }
+
+  // \sqrt{u^{2k}} is |u^k| for real u: |u| for k = 1, u^k itself for an even k. Read as
+  // such: the sample points are mostly positive, where the principal root of u^2 is u, so
+  // \sqrt{x^2} would otherwise pass for x and fail against |x|.
+  int32_t SquareRoot(int32_t radicand) {
+    const Node& r = tree_[radicand];
+    if (r.kind != Kind::kPow || tree_[r.kids[1]].kind != Kind::kNumber ||
+        tree_[r.kids[1]].flags != 0) {
+      return Make(Kind::kFunc, {radicand}, "sqrt");
+    }
+    const Rational& power = tree_.numbers[tree_[r.kids[1]].num];
+    if (!power.IsInteger() || power <= 0 || power.Bits() >= 32 || power.num() % 2 != 0) {
+      return Make(Kind::kFunc, {radicand}, "sqrt");
+    }
+    const Integer half = power.num() / 2;
+    int32_t base = r.kids[0];
+    if (half != 1) base = Make(Kind::kPow, {base, tree_.AddNumber(Rational(half), budget_)});
+    return half % 2 == 0 ? base : Make(Kind::kFunc, {base}, "abs");
   }
 
   int32_t ParseGroup() {
@@ -751,6 +774,7 @@ class Parser {
       while (!IsChar("}") && Peek().type != Tok::kEnd) ++pos_;
       Expect("}");
     }
+    if (env == "cases" || env == "dcases") return ParseCases();
     static constexpr std::string_view kMatrices[] = {"pmatrix", "bmatrix", "Bmatrix", "matrix",
                                                      "smallmatrix", "array", "vmatrix"};
     if (std::find(std::begin(kMatrices), std::end(kMatrices), env) == std::end(kMatrices)) {
@@ -771,11 +795,7 @@ class Parser {
       rows.back().push_back(ParseRelation());
       if (!IsChar("&") && !IsChar("\\\\") && !IsCmd("end")) throw ParseError{"bad matrix cell"};
     }
-    ++pos_;  // \end
-    if (IsChar("{")) {
-      while (!IsChar("}") && Peek().type != Tok::kEnd) ++pos_;
-      Expect("}");
-    }
+    SkipEnd();
     while (!rows.empty() && rows.back().empty()) rows.pop_back();
     if (rows.empty()) throw ParseError{"empty matrix"};
     std::vector<int32_t> cells;
@@ -786,6 +806,58 @@ class Parser {
     int32_t node = Make(Kind::kMatrix, std::move(cells));
     tree_.nodes[node].cols = static_cast<int32_t>(rows[0].size());
     return node;
+  }
+
+  // \end{name}.
+  void SkipEnd() {
+    ++pos_;
+    if (IsChar("{")) {
+      while (!IsChar("}") && Peek().type != Tok::kEnd) ++pos_;
+      Expect("}");
+    }
+  }
+
+  // \begin{cases} v_1 & c_1 \\ v_2 & c_2 \end{cases}: a piecewise definition is the set of
+  // its (value, condition) pairs, named "cases" so that it equals only another one, with its
+  // pieces in any order (equiv.cpp compares sets unordered).
+  int32_t ParseCases() {
+    std::vector<int32_t> pieces;
+    while (!IsCmd("end")) {
+      if (Peek().type == Tok::kEnd) throw ParseError{"unclosed environment"};
+      if (IsChar("\\\\")) {
+        ++pos_;
+        continue;
+      }
+      int32_t value = ParseRelation();
+      SkipPunctuation();
+      Expect("&");
+      int32_t condition = ParseCondition();
+      SkipPunctuation();
+      pieces.push_back(Make(Kind::kTuple, {value, condition}));
+      if (!IsChar("\\\\") && !IsCmd("end")) throw ParseError{"bad case"};
+    }
+    SkipEnd();
+    if (pieces.empty()) throw ParseError{"empty cases"};
+    int32_t node = Make(Kind::kSet, std::move(pieces));
+    tree_.nodes[node].name = "cases";
+    return node;
+  }
+
+  // "x < 0", "\text{if } x < 0", "\text{for } x \ge 0", "\text{otherwise}": the words that
+  // introduce a condition carry no meaning; "otherwise" stays as a text condition.
+  int32_t ParseCondition() {
+    while (Peek().type == Tok::kText) {
+      std::string word = Lower(Peek().text);
+      if (word != "if" && word != "for" && word != "when" && word != "where") break;
+      ++pos_;
+    }
+    if (Peek().type == Tok::kText && IsChar("\\\\", 1)) return ParsePrimary();
+    if (Peek().type == Tok::kText && IsCmd("end", 1)) return ParsePrimary();
+    return ParseRelation();
+  }
+
+  void SkipPunctuation() {
+    while (IsChar(",") || IsChar(".") || IsChar(";")) ++pos_;
   }
 
   // \sum_{k=a}^{b} body (and \prod): the body is the product of factors that follows.
@@ -831,7 +903,7 @@ class Parser {
         int32_t radicand = ParseArgument();
         return Make(Kind::kPow, {radicand, Make(Kind::kInv, {index})});
       }
-      return Make(Kind::kFunc, {ParseArgument()}, "sqrt");
+      return SquareRoot(ParseArgument());
     }
     if (name == "binom" || name == "choose") {
       ++pos_;
@@ -1023,6 +1095,8 @@ int32_t Parser::MakeNumber(std::string_view text) {
   }
   int32_t node = tree_.AddNumber(Decimal(std::move(value), exponent), budget_, flags);
   tree_.nodes[node].cols = significant;
+  // Decimal places as written (0.6670 has 4, 1.5e3 has -2): a rounded answer's precision.
+  tree_.nodes[node].places = static_cast<int16_t>(std::clamp<int64_t>(-exponent, -9999, 9999));
   return node;
 }
 

@@ -25,7 +25,12 @@
 // Equivalence:
 //   - numbers: exact rationals (Boost.Multiprecision) when both sides are exact; when a side
 //     is written as a decimal, equal within `precision` places and within the decimal's own
-//     significant digits relative to the magnitude (1.5e-9 is not 1.6e-9);
+//     significant digits relative to the magnitude (1.5e-9 is not 1.6e-9); a decimal
+//     prediction that is the gold rounded or truncated to its own places, with enough
+//     places and digits, is also correct (0.6667 for 2/3; options.rounded_decimal_digits);
+//   - base literals: a gold written in base b (1011_2, 1011_{2}) fixes the base, so a bare
+//     prediction whose digits are base-b digits is read in base b (1011 is correct, 11 is
+//     not); an explicit subscript keeps its own base (1011_3 and 1011_{10} are wrong);
 //   - expressions with symbols or irrationals: values at three deterministic sample points
 //     (complex long double, equalities confirmed with 50-digit complex arithmetic);
 //   - structures: lists and \{sets\} unordered, tuples ordered, intervals bracket-sensitive,
@@ -33,7 +38,12 @@
 //     answers, equations equal when one is a nonzero multiple of the other (y=2x+1 vs
 //     2x-y+1=0), inequalities with positive multiples, an inequality gold accepting its
 //     interval, adjacent or overlapping intervals merged ([-1,0] \cup [0,1] is [-1,1]),
-//     "x = 5+5+1 = 11" as 11, percents, units and text answers.
+//     "x = 5+5+1 = 11" as 11, percents, units and text answers;
+//   - \sqrt{u^2} is |u| (real variables): it equals |x|, not x; \sqrt{x^4} is x^2;
+//   - \begin{cases} v & c \\ ... \end{cases}: the same pieces in any order, each value and
+//     condition equivalent (x < 0 vs 0 > x; "if", "for" before a condition ignored; "otherwise"
+//     as text); it never equals a plain list, and pieces split differently (x \le 0 vs x < 0
+//     at a point where both values agree) are not recognised as the same function.
 // What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom, trig and log
 // functions, |x|, floor/ceil, n!, \sum and \prod, ^\circ (radians inside trig functions),
 // \%, \text{} units, \mathrm{e}, thousands separators 7,425,000 / 1\,000 / 10{,}000, 1.5e3,
@@ -91,6 +101,15 @@ std::string_view ToString(Extraction extraction);
 // (rl::rewards::ParseVerifierOptions; extraction kinds by their ToString names).
 struct VerifierOptions {
   int precision = 6;               // decimal places compared when a side is a decimal
+  // A decimal prediction with k places that is the gold's value rounded (half away from
+  // zero) or truncated to k places (0.6667 or 0.6666 for 2/3, 1.4142 for \sqrt{2}) is correct
+  // when k and its significant digits are both at least this; 0 turns the rule off. Four
+  // places and digits pin the value to 1 part in 10^3 at worst, so a wrong answer rarely
+  // matches by chance, while the loose approximations that a question asking for an exact
+  // value should not take stay wrong (0.67, 0.667 or 1.333 for a third; 3.14 for \pi; 0.0001
+  // for 1/7000), as Math-Verify's precision-4 cases expect. A decimal within `precision`
+  // places of the gold is correct whatever this is.
+  int rounded_decimal_digits = 4;
   double time_budget_ms = 50;      // CPU-time backstop per Check (the calling thread's)
   int64_t node_budget = 400000;    // work per Check, in nodes of about 25 ns (see Bounds)
   int64_t bit_budget = 1 << 16;    // bits per exact integer; beyond it, magnitudes only

@@ -150,6 +150,7 @@ TEST_CASE("ParseVerifierOptions reads the math section strictly", "[rules][math]
   rl::rewards::math::VerifierOptions options;
   rl::rewards::SpecError error;
   json math = {{"precision", 4},
+               {"rounded_decimal_digits", 3},
                {"time_budget_ms", 20},
                {"node_budget", 5000},
                {"bit_budget", 4096},
@@ -162,6 +163,7 @@ TEST_CASE("ParseVerifierOptions reads the math section strictly", "[rules][math]
                {"choices_ignore_case", true}};
   REQUIRE(rl::rewards::ParseVerifierOptions(math, &options, &error));
   CHECK(options.precision == 4);
+  CHECK(options.rounded_decimal_digits == 3);
   CHECK(options.time_budget_ms == 20);
   CHECK(options.node_budget == 5000);
   CHECK(options.bit_budget == 4096);
@@ -185,6 +187,7 @@ TEST_CASE("ParseVerifierOptions reads the math section strictly", "[rules][math]
   fails({{"precison", 6}}, "math.precison");
   fails({{"precision", "six"}}, "math.precision");
   fails({{"precision", -1}}, "math.precision");
+  fails({{"rounded_decimal_digits", -1}}, "math.rounded_decimal_digits");
   fails({{"time_budget_ms", 0}}, "math.time_budget_ms");
   fails({{"node_budget", 1.5}}, "math.node_budget");
   fails({{"extraction", {"boxed", "guess"}}}, "math.extraction");

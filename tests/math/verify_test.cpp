@@ -65,7 +65,8 @@ TEST_CASE("decimals are compared with magnitude awareness", "[math]") {
       {"1.5\\times10^{-9}", "1.6\\times10^{-9}", false},
       {"\\frac{1}{2004!}", "\\frac{1}{2006!}", false},
       {"\\frac{1}{2004!}", "\\frac{2005 \\cdot 2006}{2006!}", true},
-      {"3.14159", "\\pi", false},       // 6 places by default
+      {"3.14159", "\\pi", true},        // truncated to its 5 places (rounded_decimal_digits)
+      {"3.14158", "\\pi", false},
       {"3.141593", "\\pi", true},
   });
   VerifierOptions two;
@@ -197,7 +198,8 @@ TEST_CASE("intervals and unions", "[math]") {
       {"(1,2) \\cup (3,4)", "(3,4) \\cup (1,2)", true},
       {"(1,2) \\cup (3,4)", "(1,2) \\cup (3,5)", false},
       {"[-1, -\\tfrac12) \\cup (0, 1)", "[-1,-\\frac{1}{2}) \\cup (0,1)", true},
-      {"(0.6,2.6667]", "(\\frac{3}{5},\\frac{8}{3}]", false},  // 6 places by default
+      {"(0.6,2.6667]", "(\\frac{3}{5},\\frac{8}{3}]", true},  // 8/3 rounded to 4 places
+      {"(0.6,2.667]", "(\\frac{3}{5},\\frac{8}{3}]", false},  // 3 places: too loose
   });
 }
 
@@ -370,7 +372,7 @@ TEST_CASE("names, Greek letters, subscripts, membership", "[math]") {
       {"\\cot(\\pi/4)", "1", true},
       {"\\exp(\\ln 5)", "5", true},
       {"1.0\\times10^{-10}", "10^{-10}", true},
-      {"0.6666", "\\frac{2}{3}", false},
+      {"0.6665", "\\frac{2}{3}", false},
       {"0.666667", "\\frac{2}{3}", true},
   });
   CHECK(VerdictOf("\\fbox{7}", "7") == Verdict::kCorrect);
@@ -563,5 +565,94 @@ TEST_CASE("adjacent or overlapping intervals merge", "[math]") {
       {"[0,3]", "[0,1]\\cup(1,4]", false},
       {"[5,7]\\cup[7,\\infty)", "x \\ge 5", true},
       {"(5,7]\\cup[7,\\infty)", "x \\ge 5", false},
+  });
+}
+
+TEST_CASE("a gold written in base b fixes the base of a bare prediction", "[math]") {
+  CheckCases({
+      {"1011", "1011_2", true},
+      {"1011", "1011_{2}", true},
+      {"1011_2", "1011_2", true},
+      {"11", "1011_2", false},         // eleven in base 10 is not the base-2 numeral asked for
+      {"1011_3", "1011_2", false},     // an explicit wrong base stays wrong
+      {"1011_{10}", "1011_2", false},
+      {"1010", "1011_2", false},       // near miss in the right base
+      {"2012", "2012_3", true},
+      {"2102", "2012_3", false},
+      {"59", "2012_3", true},          // a digit >= 3: only a base-10 value, and 2012_3 is 59
+      {"73", "73_8", true},
+      {"59", "73_8", true},
+      {"1011", "11", false},           // a base-10 gold fixes nothing
+  });
+}
+
+TEST_CASE("decimals rounded or truncated to their own places", "[math]") {
+  CheckCases({
+      {"0.6667", "\\frac{2}{3}", true},   // rounded
+      {"0.6666", "\\frac{2}{3}", true},   // truncated
+      {"0.666666", "\\frac{2}{3}", true},
+      {"-0.6667", "-\\frac{2}{3}", true},
+      {"0.6668", "\\frac{2}{3}", false},  // neither
+      {"0.6665", "\\frac{2}{3}", false},
+      {"-0.6667", "\\frac{2}{3}", false}, // sign
+      {"0.667", "\\frac{2}{3}", false},   // three significant digits: too loose by default
+      {"0.67", "\\frac{2}{3}", false},
+      {"33.3333", "\\frac{100}{3}", true},
+      {"33.3334", "\\frac{100}{3}", false},
+      {"33.33", "\\frac{100}{3}", false},  // two places: too loose by default
+      {"1.333", "\\frac{4}{3}", false},
+      {"0.0001", "\\frac{1}{7000}", false},  // four places but one significant digit
+      {"0.0001428", "\\frac{1}{7000}", true},
+      {"1.4142", "\\sqrt{2}", true},      // a gold without an exact value
+      {"1.4143", "\\sqrt{2}", false},
+      {"3.1416", "\\pi", true},
+      {"3.1415", "\\pi", true},
+      {"3.142", "\\pi", false},
+      {"3.14", "\\pi", false},
+      {"3.1417", "\\pi", false},
+      {"0.1250", "\\frac{1}{8}", true},
+      {"0.1251", "\\frac{1}{8}", false},
+      {"6.667e-1", "\\frac{2}{3}", true},
+      {"1.000", "\\frac{2}{3}", false},
+  });
+  VerifierOptions loose;
+  loose.rounded_decimal_digits = 3;
+  CheckCases({{"0.667", "\\frac{2}{3}", true}, {"0.668", "\\frac{2}{3}", false}}, loose);
+  VerifierOptions off;
+  off.rounded_decimal_digits = 0;
+  CheckCases({{"0.6667", "\\frac{2}{3}", false}, {"0.666667", "\\frac{2}{3}", true}}, off);
+}
+
+TEST_CASE("the square root of a square is an absolute value", "[math]") {
+  CheckCases({
+      {"\\sqrt{x^2}", "|x|", true},
+      {"|x|", "\\sqrt{x^2}", true},
+      {"\\sqrt{x^2}", "x", false},
+      {"x", "\\sqrt{x^2}", false},
+      {"\\sqrt{(x-1)^2}", "|x-1|", true},
+      {"\\sqrt{(x-1)^2}", "x-1", false},
+      {"\\sqrt{x^4}", "x^2", true},
+      {"\\sqrt{x^6}", "|x^3|", true},
+      {"\\sqrt{x^6}", "x^3", false},
+      {"\\sqrt{(-3)^2}", "3", true},
+      {"\\sqrt{x^2+1}", "|x|+1", false},
+  });
+}
+
+TEST_CASE("piecewise definitions in cases environments", "[math]") {
+  const char* gold = "\\begin{cases} x^2 & x < 0 \\\\ 2x & x \\ge 0 \\end{cases}";
+  CheckCases({
+      {"\\begin{cases} x^2 & x < 0 \\\\ 2x & x \\ge 0 \\end{cases}", gold, true},
+      {"\\begin{cases} 2x & x \\geq 0 \\\\ x \\cdot x & x < 0 \\end{cases}", gold, true},
+      {"\\begin{cases} x^2, & \\text{if } x < 0, \\\\ 2x, & \\text{if } 0 \\le x \\end{cases}",
+       gold, true},
+      {"\\begin{cases} x^2 & x \\le 0 \\\\ 2x & x > 0 \\end{cases}", gold, false},  // boundary
+      {"\\begin{cases} 2x & x < 0 \\\\ x^2 & x \\ge 0 \\end{cases}", gold, false},  // swapped
+      {"\\begin{cases} x^2 & x < 0 \\end{cases}", gold, false},                     // a piece
+      {"x^2, 2x", gold, false},
+      {"\\begin{cases} 1 & x > 0 \\\\ 0 & \\text{otherwise} \\end{cases}",
+       "\\begin{cases} 0 & \\text{otherwise} \\\\ 1 & x > 0 \\end{cases}", true},
+      {"\\begin{cases} 1 & x > 0 \\\\ 0 & \\text{otherwise} \\end{cases}",
+       "\\begin{cases} 1 & x > 0 \\\\ -1 & \\text{otherwise} \\end{cases}", false},
   });
 }
