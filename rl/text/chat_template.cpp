@@ -334,6 +334,18 @@ std::string_view ChatTemplateName(ChatTemplate kind) {
   return "unknown";
 }
 
+std::string_view ChatTemplateEndOfTurn(ChatTemplate kind) {
+  return kind == ChatTemplate::kLlama3 || kind == ChatTemplate::kLlama32 ? "<|eot_id|>"
+                                                                         : "<|im_end|>";
+}
+
+std::vector<std::string_view> ChatTemplateMarkers(ChatTemplate kind) {
+  if (kind == ChatTemplate::kLlama3 || kind == ChatTemplate::kLlama32) {
+    return {kLlama3Bos, "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+  }
+  return {"<|im_start|>", "<|im_end|>"};
+}
+
 std::optional<ChatTemplate> ChatTemplateFromName(std::string_view name) {
   if (name == "chatml") return ChatTemplate::kQwen25;
   for (ChatTemplate kind : {ChatTemplate::kQwen25, ChatTemplate::kQwen3, ChatTemplate::kLlama3,

@@ -58,6 +58,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -98,6 +99,14 @@ std::string RenderChatMl(std::span<const ChatMessage> messages, bool add_generat
 
 // The name used in configurations and messages: "qwen2.5", "qwen3", "llama3", "llama3.2".
 std::string_view ChatTemplateName(ChatTemplate kind);
+
+// The token that ends a turn in this template ("<|im_end|>" for Qwen, "<|eot_id|>" for
+// Llama): sampling a reply stops there, whatever generation_config.json lists.
+std::string_view ChatTemplateEndOfTurn(ChatTemplate kind);
+
+// The special tokens the template writes, in order of first use (for a tokenizer trained from
+// scratch, which must hold each as one token).
+std::vector<std::string_view> ChatTemplateMarkers(ChatTemplate kind);
 
 // The template a configuration names: one of the names above, or "chatml" (the name
 // tokenizer.prompt_format has used for Qwen2.5's); nullopt for anything else.

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/text/chat_template.h"
+#include "rl/text/tokenizer.h"
 #include "tests/support/process.h"
 #include "tests/text/jinja_oracle.h"
 
@@ -197,4 +198,44 @@ TEST_CASE("the published tokenizer_config.json files are recognised") {
   wrong_bos["bos_token"] = "<s>";
   CHECK_FALSE(rl::text::ChatTemplateOf(wrong_bos, "cfg.json", &error));
   CHECK_THAT(error, Catch::Contains("cfg.json: bos_token: expected \"<|begin_of_text|>\""));
+}
+
+TEST_CASE("each template's markers and end of turn are single special tokens of its tokenizer") {
+  // Llama 3.2's tokenizer.json and Qwen3's, fetched as the tokenizer tests do.
+  const rl::testing::ProcessResult more =
+      rl::testing::RunProcess("text/fetch_tokenizers.sh more");
+  const rl::testing::ProcessResult qwen = rl::testing::RunProcess("text/fetch_tokenizers.sh");
+  if (more.exit_code == rl::testing::kSkipReturnCode ||
+      qwen.exit_code == rl::testing::kSkipReturnCode) {
+    rl::testing::SkipTest(kTestName, "the tokenizers could not be fetched (offline?)");
+  }
+  REQUIRE((more.exit_code == 0 && qwen.exit_code == 0));
+  auto path_of = [](const std::string& out, const std::string& key) {
+    const size_t at = out.find(key + "=");
+    REQUIRE(at != std::string::npos);
+    const size_t start = at + key.size() + 1;
+    return out.substr(start, out.find('\n', start) - start);
+  };
+  const std::vector<std::pair<ChatTemplate, std::string>> pairs = {
+      {ChatTemplate::kQwen3, path_of(qwen.out, "qwen2")},
+      {ChatTemplate::kLlama32, path_of(more.out, "llama3_2")}};
+  for (const auto& [kind, path] : pairs) {
+    std::string error;
+    const auto tokenizer = rl::text::Tokenizer::FromFile(path, &error);
+    INFO(rl::text::ChatTemplateName(kind) << ": " << error);
+    REQUIRE(tokenizer != nullptr);
+    std::vector<std::string_view> tokens = rl::text::ChatTemplateMarkers(kind);
+    tokens.push_back(rl::text::ChatTemplateEndOfTurn(kind));
+    for (std::string_view token : tokens) {
+      INFO(token);
+      const std::vector<int32_t> ids = tokenizer->Encode(token);
+      REQUIRE(ids.size() == 1);
+      CHECK(tokenizer->IsSpecial(ids[0]));
+    }
+    // A rendered prompt holds each marker as its token.
+    const std::vector<ChatMessage> messages = {{"user", "Hi"}};
+    const std::vector<int32_t> ids =
+        tokenizer->Encode(rl::text::RenderChat(kind, messages, rl::text::ChatOptions()));
+    CHECK(ids.front() == *tokenizer->TokenToId(tokens.front()));
+  }
 }
