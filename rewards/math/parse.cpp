@@ -253,6 +253,10 @@ class Parser {
     if (Peek().type != Tok::kEnd) {
       throw ParseError{"unexpected '" + Peek().text + "'"};
     }
+    if (unevaluated_ > 0 && StatedValues(root) != unevaluated_) {
+      throw ParseError{"cannot decide: \\" + unevaluated_name_ +
+                       " is not evaluated (no symbolic engine); state its value"};
+    }
     return root;
   }
 
@@ -808,6 +812,51 @@ class Parser {
     return node;
   }
 
+  // \lim_{x \to a} f(x) and \int_a^b f(x)\,dx have no value here (that takes a symbolic
+  // engine): read as a name for what follows, up to a relation or a separator, so that
+  // "\lim_{x \to 0} \frac{\sin x}{x} = 1" states 1. Run() refuses one that states no value.
+  int32_t ParseUnevaluated() {
+    unevaluated_name_ = Peek().text;
+    ++unevaluated_;
+    std::string name = "\\" + unevaluated_name_ + ":";
+    ++pos_;
+    int depth = 0;
+    RelOp op;
+    size_t width;
+    while (Peek().type != Tok::kEnd) {
+      if (depth == 0 && (PeekRelOp(&op, &width) || AtListEnd() || IsChar(",") ||
+                         Peek().type == Tok::kAnd || Peek().type == Tok::kOr)) {
+        break;
+      }
+      if (IsChar("(") || IsChar("[") || IsChar("{") || IsChar("\\{")) ++depth;
+      if (IsChar(")") || IsChar("]") || IsChar("}") || IsChar("\\}")) --depth;
+      if (depth > kMaxDepth) throw ParseError{"nested too deeply"};
+      name += Peek().text;
+      budget_.SpendBytes(Peek().text.size());
+      ++pos_;
+    }
+    return Make(Kind::kSymbol, {}, std::move(name));
+  }
+
+  // How many \lim / \int names are the left side of an equation "... = v" at the top level
+  // (the answer, or an element of a list of answers): those whose value is stated.
+  int StatedValues(int32_t id) const {
+    const Node& n = tree_[id];
+    if (n.kind == Kind::kList) {
+      int stated = 0;
+      for (int32_t kid : n.kids) stated += StatedValues(kid);
+      return stated;
+    }
+    if (n.kind != Kind::kRelation) return 0;
+    if (std::any_of(n.ops.begin(), n.ops.end(), [](RelOp op) { return op != RelOp::kEq; })) {
+      return 0;
+    }
+    const Node& lhs = tree_[n.kids[0]];
+    bool named = lhs.kind == Kind::kSymbol &&
+                 (lhs.name.starts_with("\\lim:") || lhs.name.starts_with("\\int:"));
+    return named ? 1 : 0;
+  }
+
   // \end{name}.
   void SkipEnd() {
     ++pos_;
@@ -940,6 +989,7 @@ class Parser {
       return Make(Kind::kTuple, std::move(items));
     }
     if (name == "begin") return ParseEnvironment();
+    if (name == "lim" || name == "int") return ParseUnevaluated();
     if (name == "sum" || name == "prod") return ParseSum(name == "prod");
     if (name == "overline" || name == "bar" || name == "vec" || name == "hat" ||
         name == "overrightarrow" || name == "mathbf" || name == "widehat" || name == "angle" ||
@@ -954,7 +1004,7 @@ class Parser {
       return Make(Kind::kSymbol, {}, std::move(id));
     }
     static constexpr std::string_view kRejected[] = {
-        "dots", "ldots", "cdots", "vdots", "ddots", "int", "lim", "circ",
+        "dots", "ldots", "cdots", "vdots", "ddots", "circ",
         "mod",  "pmod",  "bmod",  "cdot", "times", "div", "end", "rfloor", "rceil", "rangle",
         "rvert", "cup",  "cap",   "pm",   "mp",    "quad", "setminus"};
     if (std::find(std::begin(kRejected), std::end(kRejected), name) != std::end(kRejected)) {
@@ -1005,6 +1055,8 @@ class Parser {
   Tree& tree_;
   int depth_ = 0;
   int abs_depth_ = 0;
+  int unevaluated_ = 0;           // \lim and \int read as names (ParseUnevaluated)
+  std::string unevaluated_name_;  // the last one's command, for the error
 };
 
 // Bits of 10^power, rounded up.

@@ -43,7 +43,12 @@
 //   - \begin{cases} v & c \\ ... \end{cases}: the same pieces in any order, each value and
 //     condition equivalent (x < 0 vs 0 > x; "if", "for" before a condition ignored; "otherwise"
 //     as text); it never equals a plain list, and pieces split differently (x \le 0 vs x < 0
-//     at a point where both values agree) are not recognised as the same function.
+//     at a point where both values agree) are not recognised as the same function;
+//   - \lim and definite \int are not evaluated (that takes a symbolic engine): an answer that
+//     states the value ("\lim_{x \to 0} \frac{\sin x}{x} = 1") is judged by that value; one
+//     that does not cannot be decided, and says so in `detail` ("cannot decide: \lim is not
+//     evaluated"): kInvalidGold for a gold (never a 0 or 1), kUnparseableAnswer for a
+//     prediction (no verdict kind of its own yet).
 // What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom, trig and log
 // functions, |x|, floor/ceil, n!, \sum and \prod, ^\circ (radians inside trig functions),
 // \%, \text{} units, \mathrm{e}, thousands separators 7,425,000 / 1\,000 / 10{,}000, 1.5e3,

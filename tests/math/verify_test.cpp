@@ -656,3 +656,25 @@ TEST_CASE("piecewise definitions in cases environments", "[math]") {
        "\\begin{cases} 1 & x > 0 \\\\ -1 & \\text{otherwise} \\end{cases}", false},
   });
 }
+
+TEST_CASE("limits and integrals count only with their value stated", "[math]") {
+  // Evaluating \lim or \int takes a symbolic engine the verifier does not have: an answer
+  // that states the value is judged by it; one that does not is not guessed at.
+  CheckCases({
+      {"\\lim_{x \\to 0} \\frac{\\sin x}{x} = 1", "1", true},
+      {"\\lim_{x \\to 0} \\frac{\\sin x}{x} = 0", "1", false},
+      {"\\int_0^1 x^2 \\, dx = \\frac{1}{3}", "\\frac13", true},
+      {"\\int_0^1 (x^2 + 1) \\, dx = \\frac{4}{3}", "\\frac13", false},
+      {"\\lim_{n \\to \\infty} \\left(1 + \\frac{1}{n}\\right)^n = e", "e", true},
+  });
+  Verifier verifier;
+  CheckResult lone = verifier.Check("\\boxed{\\int_0^1 x \\, dx}", "\\frac12");
+  CHECK(lone.verdict == Verdict::kUnparseableAnswer);
+  CHECK(lone.detail.find("cannot decide") != std::string::npos);
+  CheckResult scaled = verifier.Check("\\boxed{2\\int_0^1 x \\, dx = 1}", "1");
+  CHECK(scaled.verdict == Verdict::kUnparseableAnswer);  // the name is only the left side
+  CheckResult gold = verifier.Check("\\boxed{1}", "\\lim_{x \\to 0} \\frac{\\sin x}{x}");
+  CHECK(gold.verdict == Verdict::kInvalidGold);  // never a 0 or 1
+  CHECK(gold.detail.find("cannot decide") != std::string::npos);
+  CHECK(VerdictOf("\\boxed{1}", "\\lim_{x \\to 0} \\frac{\\sin x}{x} = 1") == Verdict::kCorrect);
+}
