@@ -196,6 +196,24 @@ std::vector<Shape> Shapes() {
        Join(60, ",", [](size_t k) { return std::to_string(60 - k); })},
       {"decimal vs big exact", Boxed("1.5"),
        "\\frac{" + std::string(15000, '3') + "}{" + std::string(14999, '2') + "}"},
+      // Issue 15's forms: a bare answer read in the gold's base, a rounded decimal against a
+      // long exact gold, piecewise definitions, a limit that states its value.
+      {"4000-digit answer in the gold's base", Boxed(Repeat("10", 2000)), "1011_2"},
+      {"40-place decimal vs 3000-digit fraction", Boxed("0." + std::string(40, '3')),
+       "\\frac{" + std::string(3000, '1') + "}{" + std::string(3001, '3') + "}"},
+      {"2000 cases pieces reversed",
+       Boxed("\\begin{cases}" +
+             Join(2000, "\\\\",
+                  [](size_t k) { return std::to_string(k) + " & x = " + std::to_string(k); }) +
+             "\\end{cases}"),
+       "\\begin{cases}" +
+           Join(2000, "\\\\",
+                [](size_t k) {
+                  return std::to_string(1999 - k) + " & x = " + std::to_string(1999 - k);
+                }) +
+           "\\end{cases}"},
+      {"10 KB limit stating its value",
+       Boxed("\\lim_{x \\to 0}" + Repeat("(x+1)", 2000) + " = 1"), "1"},
   };
   return shapes;
 }

@@ -138,6 +138,23 @@ TEST_CASE("hostile inputs are decided by the node budget, not the time backstop"
                     return piece + "]";
                   })),
        "[0,3000]"},
+      {"a 4000-digit bare answer read in the gold's base 2",
+       Boxed(Repeat("10", 2000)), "1011_2"},
+      {"a 40-place decimal against a gold of 3000-digit parts",
+       Boxed("0." + std::string(40, '3')), "\\frac{" + std::string(3000, '1') + "}{" +
+           std::string(3001, '3') + "}"},
+      {"2000 cases pieces against themselves reversed",
+       Boxed("\\begin{cases}" +
+             Join(2000, "\\\\",
+                  [](size_t k) { return std::to_string(k) + " & x = " + std::to_string(k); }) +
+             "\\end{cases}"),
+       "\\begin{cases}" +
+           Join(2000, "\\\\",
+                [](size_t k) {
+                  return std::to_string(1999 - k) + " & x = " + std::to_string(1999 - k);
+                }) +
+           "\\end{cases}"},
+      {"a 10 KB limit", Boxed("\\lim_{x \\to 0}" + Repeat("(x+1)", 2000) + " = 1"), "1"},
       {"a 60x60 matrix squared",
        Boxed(Repeat(
            "\\begin{pmatrix}" +
