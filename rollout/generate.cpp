@@ -7,7 +7,7 @@
 
 #include <ATen/ATen.h>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "rollout/stop_strings.h"
 
@@ -147,7 +147,7 @@ void SampleStep(const at::Tensor& logits, const Batch& batch, std::vector<RowSta
 
 // Prefills the distinct prompts once and repeats their cache rows for identical prompts (a
 // GRPO group shares its prompt). Returns the last prompt position's logits, one row per slot.
-at::Tensor Prefill(model::Qwen2Impl& model, std::span<const SequenceRequest> requests,
+at::Tensor Prefill(model::DecoderImpl& model, std::span<const SequenceRequest> requests,
                    int64_t max_new_tokens, std::unique_ptr<model::KvCache>& cache, Batch& batch) {
   std::map<std::vector<int32_t>, int64_t> distinct;
   std::vector<const std::vector<int32_t>*> prompts;
@@ -191,7 +191,7 @@ void CompactIfSparse(const std::vector<RowState>& rows, model::KvCache& cache, B
 }
 
 // One decode step: feeds each slot its row's last token and returns the next logits [slots, V].
-at::Tensor DecodeStep(model::Qwen2Impl& model, const std::vector<RowState>& rows,
+at::Tensor DecodeStep(model::DecoderImpl& model, const std::vector<RowState>& rows,
                       int64_t step, model::KvCache& cache, Batch& batch) {
   int64_t slots = static_cast<int64_t>(batch.slot_rows.size());
   std::vector<int64_t> ids(slots, 0), positions(slots, 0);
@@ -214,7 +214,7 @@ at::Tensor DecodeStep(model::Qwen2Impl& model, const std::vector<RowState>& rows
 
 }  // namespace
 
-std::vector<Completion> Generate(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
+std::vector<Completion> Generate(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                                  std::span<const SequenceRequest> requests,
                                  const SamplingParams& params,
                                  const CompletionCallback& on_finished) {

@@ -48,7 +48,7 @@
 #include "rollout/sampling.h"
 
 namespace rl::model {
-class Qwen2Impl;
+class DecoderImpl;
 }
 namespace rl::text {
 class Tokenizer;
@@ -78,7 +78,7 @@ using CompletionCallback = std::function<void(const Completion&)>;
 
 // Samples one completion per request, all in one batch. Returns them in request order;
 // `on_finished` (optional) sees each one the moment it finishes, on the calling thread.
-std::vector<Completion> Generate(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
+std::vector<Completion> Generate(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                                  std::span<const SequenceRequest> requests,
                                  const SamplingParams& params,
                                  const CompletionCallback& on_finished = {});

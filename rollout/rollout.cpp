@@ -112,7 +112,7 @@ std::vector<SequenceRequest> MakeRequests(std::span<const std::vector<int32_t>> 
 
 // Generates micro-batches taken from the shared counter until none is left or the run fails;
 // each finished completion is stored and queued for the callback.
-void GenerateMicroBatches(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
+void GenerateMicroBatches(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                           const SamplingParams& sampling, int64_t group, bool queue_finished,
                           RunState& state, FinishedQueue& queue) {
   const size_t total = state.requests.size();
@@ -173,7 +173,7 @@ RolloutResult Collect(RunState& state, size_t prompts, double generation_seconds
 
 }  // namespace
 
-RolloutEngine::RolloutEngine(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
+RolloutEngine::RolloutEngine(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                              RolloutOptions options)
     : model_(model), tokenizer_(tokenizer), options_(std::move(options)) {
   if (std::string error = options_.Check(); !error.empty())

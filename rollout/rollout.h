@@ -97,7 +97,7 @@ struct RolloutResult {
 class RolloutEngine {
  public:
   // Keeps references to `model` and `tokenizer`: both must outlive the engine.
-  RolloutEngine(model::Qwen2Impl& model, const text::Tokenizer& tokenizer,
+  RolloutEngine(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                 RolloutOptions options);
 
   // G completions for each prompt (token ids, already templated; none may be empty), each
@@ -108,7 +108,7 @@ class RolloutEngine {
   const RolloutOptions& options() const { return options_; }
 
  private:
-  model::Qwen2Impl& model_;
+  model::DecoderImpl& model_;
   const text::Tokenizer& tokenizer_;
   RolloutOptions options_;
 };

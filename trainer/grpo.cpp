@@ -35,9 +35,9 @@ rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config) {
 }
 
 // The bf16 copy that rollout.dtype bfloat16 samples from; null for float32 (sample the policy).
-model::Qwen2 MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
-  if (config.rollout.dtype == RolloutDtype::kFloat32) return model::Qwen2(nullptr);
-  return model::CloneQwen2(*policy.model, torch::kBFloat16, policy.model->device());
+model::Decoder MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
+  if (config.rollout.dtype == RolloutDtype::kFloat32) return model::Decoder(nullptr);
+  return model::CloneDecoder(*policy.model, torch::kBFloat16, policy.model->device());
 }
 
 double Mean(const std::vector<double>& v) {
@@ -413,7 +413,7 @@ std::vector<GrpoTrainer::Rows> GrpoTrainer::MicroBatches(Rows mini) const {
 
 // Log-probs of `model` over the whole batch without gradient, in the same micro-batches as the
 // update, so that float rounding matches.
-torch::Tensor GrpoTrainer::FrozenLogprobs(model::Qwen2Impl& model, const Batch& batch) const {
+torch::Tensor GrpoTrainer::FrozenLogprobs(model::DecoderImpl& model, const Batch& batch) const {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (Rows mini : MiniBatches(batch)) {

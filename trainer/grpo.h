@@ -74,7 +74,7 @@ class GrpoTrainer {
   torch::optim::AdamW& optimizer() { return optimizer_; }
   // The model completions are sampled with: the policy itself or, with rollout.dtype bfloat16,
   // its bf16 copy (weights copied from the policy at the start of every Step()).
-  const model::Qwen2Impl& sampling_model() const { return sampling_copy_ ? *sampling_copy_ : *policy_.model; }
+  const model::DecoderImpl& sampling_model() const { return sampling_copy_ ? *sampling_copy_ : *policy_.model; }
   // What a checkpoint must hold besides the weights and optimizer moments.
   nlohmann::json State() const;
   void Restore(const nlohmann::json& state);
@@ -92,7 +92,7 @@ class GrpoTrainer {
   void UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies);
   double AccumulateGradients(const Batch& batch, Rows mini, bool first_pass, UpdateTallies& tallies,
                              bool* finite);
-  torch::Tensor FrozenLogprobs(model::Qwen2Impl& model, const Batch& batch) const;
+  torch::Tensor FrozenLogprobs(model::DecoderImpl& model, const Batch& batch) const;
   std::vector<Rows> MiniBatches(const Batch& batch) const;
   std::vector<Rows> MicroBatches(Rows mini) const;
   int64_t UpdatesPerStep() const;
@@ -103,7 +103,7 @@ class GrpoTrainer {
   Policy* reference_;
   std::span<const data::Example> prompts_;
   ScoreFn score_;
-  model::Qwen2 sampling_copy_;  // null unless rollout.dtype is bfloat16; before engine_, which uses it
+  model::Decoder sampling_copy_;  // null unless rollout.dtype is bfloat16; before engine_, which uses it
   rollout::RolloutEngine engine_;
   data::EpochSampler sampler_;
   std::vector<torch::Tensor> parameters_;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 
 namespace rl::trainer {
 
@@ -74,7 +74,7 @@ TokenBatch SelectRows(const TokenBatch& batch, const torch::Tensor& rows) {
   return out;
 }
 
-CompletionLogprobs ComputeCompletionLogprobs(model::Qwen2Impl& model, const TokenBatch& batch,
+CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const TokenBatch& batch,
                                              double temperature, int64_t chunk, bool with_entropy) {
   const double t = temperature > 0 ? temperature : 1.0;
   torch::Tensor hidden = model.Hidden(batch.input_ids, batch.positions, batch.key_mask);  // [B,P+C,H]

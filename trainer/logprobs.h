@@ -24,7 +24,7 @@
 #include <torch/types.h>
 
 namespace rl::model {
-class Qwen2Impl;
+class DecoderImpl;
 }
 
 namespace rl::trainer {
@@ -53,7 +53,7 @@ struct CompletionLogprobs {
 
 // temperature <= 0 is read as 1 (greedy sampling reports log-probs at temperature 1).
 // Differentiable when called with grad mode on.
-CompletionLogprobs ComputeCompletionLogprobs(model::Qwen2Impl& model, const TokenBatch& batch,
+CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const TokenBatch& batch,
                                              double temperature, int64_t chunk, bool with_entropy);
 
 }  // namespace rl::trainer

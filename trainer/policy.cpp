@@ -76,7 +76,7 @@ Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> co
   policy.tokenizer = ParseTokenizer(policy.tokenizer_json, "trained tokenizer");
 
   const TinyModelSection& tiny = config.model.tiny;
-  model::Qwen2Config shape;
+  model::DecoderConfig shape;
   shape.vocab_size = policy.tokenizer->vocab_size();
   shape.hidden_size = tiny.hidden_size;
   shape.intermediate_size = tiny.intermediate_size;
@@ -91,7 +91,7 @@ Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> co
   shape.initializer_range = tiny.init_std;
   shape.Validate(config.origin + ": model.tiny");
   torch::manual_seed(common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "init"));
-  policy.model = model::Qwen2(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
+  policy.model = model::Decoder(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
   policy.generation = WithEos({}, *policy.tokenizer, config.tokenizer.eos_token);
   return policy;
 }
@@ -103,7 +103,7 @@ Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, con
       tokenizer_file.empty() ? (fs::path(dir) / "tokenizer.json").string() : tokenizer_file;
   policy.tokenizer_json = ReadFile(tokenizer_path);
   policy.tokenizer = ParseTokenizer(policy.tokenizer_json, tokenizer_path);
-  policy.model = model::LoadQwen2(dir, torch::kFloat32, torch::kCPU);
+  policy.model = model::LoadDecoder(dir, torch::kFloat32, torch::kCPU);
   model::GenerationConfig generation;
   const fs::path generation_path = fs::path(dir) / "generation_config.json";
   if (fs::exists(generation_path)) generation = model::GenerationConfig::FromJsonFile(generation_path.string());
@@ -113,7 +113,7 @@ Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, con
 
 void SavePolicy(Policy& policy, const std::string& dir) {
   std::filesystem::create_directories(dir);
-  model::SaveQwen2(policy.model, dir, torch::kFloat32, &policy.generation);
+  model::SaveDecoder(policy.model, dir, torch::kFloat32, &policy.generation);
   std::ofstream out(std::filesystem::path(dir) / "tokenizer.json", std::ios::binary);
   out << policy.tokenizer_json;
   if (!out.flush()) throw std::runtime_error(dir + "/tokenizer.json: cannot write");

@@ -18,14 +18,14 @@
 
 #include "rl/data/dataset.h"
 #include "rl/model/config.h"
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/config.h"
 
 namespace rl::trainer {
 
 struct Policy {
-  model::Qwen2 model{nullptr};
+  model::Decoder model{nullptr};
   std::shared_ptr<const text::Tokenizer> tokenizer;
   std::string tokenizer_json;        // the tokenizer.json text, written into every checkpoint
   model::GenerationConfig generation;  // eos ids (the configured eos token first)

@@ -16,7 +16,7 @@
 #include "common/json_file.h"
 #include "common/random.h"
 #include "rl/data/fraction_task.h"
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "trainer/checkpoint.h"
 #include "trainer/distributed.h"
 #include "trainer/grpo.h"

@@ -16,7 +16,7 @@
 #include <torch/utils.h>
 #include <CLI/CLI.hpp>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 
 namespace {
 

@@ -20,7 +20,7 @@
 #include <torch/utils.h>
 #include <CLI/CLI.hpp>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 
 namespace {
 
@@ -38,9 +38,9 @@ struct Options {
   int threads = 0;
 };
 
-rl::model::Qwen2Config ShapeConfig(const std::string& shape) {
-  if (shape == "tiny") return rl::model::Qwen2Config::Tiny(512);
-  return rl::model::Qwen2Config::Qwen2_5_0_5B();
+rl::model::DecoderConfig ShapeConfig(const std::string& shape) {
+  if (shape == "tiny") return rl::model::DecoderConfig::Tiny(512);
+  return rl::model::DecoderConfig::Qwen2_5_0_5B();
 }
 
 double Seconds(Clock::time_point since) {
@@ -68,7 +68,7 @@ struct Figures {
 // The matrix products no decode step can avoid: every weight matrix (the lm_head included) once
 // for B rows. Its rate is the machine's ceiling for decoding at this moment, so decode/floor
 // says how close the forward pass comes to it even when the machine is shared and loaded.
-double MatmulFloorSeconds(rl::model::Qwen2& model, int64_t B, int64_t steps,
+double MatmulFloorSeconds(rl::model::Decoder& model, int64_t B, int64_t steps,
                           rl::model::Bf16Kernel kernel) {
   std::vector<torch::Tensor> weights;
   for (const auto& p : model->named_parameters()) {
@@ -90,7 +90,7 @@ double MatmulFloorSeconds(rl::model::Qwen2& model, int64_t B, int64_t steps,
 
 // One prefill of [B, P] with the cache, then `steps` greedy steps of [B, 1], each computing
 // only the last position's logits. Returns (prefill seconds, decode seconds).
-std::pair<double, double> RunCached(rl::model::Qwen2& model, const torch::Tensor& prompt,
+std::pair<double, double> RunCached(rl::model::Decoder& model, const torch::Tensor& prompt,
                                     int64_t steps) {
   const int64_t B = prompt.size(0), P = prompt.size(1);
   rl::model::KvCache cache(model->config(), B, P + steps, model->dtype(), torch::kCPU);
@@ -106,7 +106,7 @@ std::pair<double, double> RunCached(rl::model::Qwen2& model, const torch::Tensor
 }
 
 // `steps` greedy steps, each recomputing the whole sequence without a cache.
-double RunRecompute(rl::model::Qwen2& model, torch::Tensor sequence, int64_t steps) {
+double RunRecompute(rl::model::Decoder& model, torch::Tensor sequence, int64_t steps) {
   const auto start = Clock::now();
   for (int64_t s = 0; s < steps; ++s) {
     const torch::Tensor next =
@@ -116,7 +116,7 @@ double RunRecompute(rl::model::Qwen2& model, torch::Tensor sequence, int64_t ste
   return Seconds(start);
 }
 
-Figures Measure(rl::model::Qwen2& model, int64_t B, const Options& o,
+Figures Measure(rl::model::Decoder& model, int64_t B, const Options& o,
                 rl::model::Bf16Kernel kernel) {
   model->UseBf16Kernel(kernel);
   torch::manual_seed(B);
@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
     for (const std::string& dtype_name : o.dtypes) {
       const auto dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
       torch::manual_seed(0);
-      rl::model::Qwen2 model(ShapeConfig(shape), torch::TensorOptions().dtype(dtype));
+      rl::model::Decoder model(ShapeConfig(shape), torch::TensorOptions().dtype(dtype));
       model->eval();
       // float32 never reaches the bf16 kernels: one pass, labelled "torch".
       const std::vector<std::string> kernels =

@@ -31,7 +31,7 @@
 #include <torch/utils.h>
 
 #include "cli/torch/launch.h"
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/config.h"
 #include "trainer/distributed.h"
@@ -94,14 +94,14 @@ int main(int argc, char** argv) {
   // large model's) decode to nothing, which costs the rules nothing either.
   std::vector<std::string> corpus = {"<think>1 + 2 = 3</think><answer>3</answer>", "Compute 1/2 + 1/4."};
   Policy policy = MakeTinyPolicy(config, corpus);
-  rl::model::Qwen2Config model_config = policy.model->config();
-  if (shape == "qwen2.5-0.5b") model_config = rl::model::Qwen2Config::Qwen2_5_0_5B();
+  rl::model::DecoderConfig model_config = policy.model->config();
+  if (shape == "qwen2.5-0.5b") model_config = rl::model::DecoderConfig::Qwen2_5_0_5B();
   if (layers > 0) model_config.num_hidden_layers = layers;
   torch::manual_seed(0);
-  policy.model = rl::model::Qwen2(model_config, torch::TensorOptions().dtype(torch::kFloat32), true);
+  policy.model = rl::model::Decoder(model_config, torch::TensorOptions().dtype(torch::kFloat32), true);
   policy.generation.eos_token_ids.clear();  // every completion runs to --new-tokens
   Policy reference = policy;
-  reference.model = rl::model::CloneQwen2(*policy.model, torch::kFloat32, torch::kCPU);
+  reference.model = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
 
   // Prompts of random tokens of the tokenizer's vocabulary.
   std::vector<rl::data::Example> data;

@@ -31,7 +31,7 @@
 #include "cli/commands.h"
 #include "common/threads.h"
 #include "rewards/reward.h"
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/text/chat_template.h"
 #include "rl/text/tokenizer.h"
 #include "rollout/rollout.h"
@@ -149,7 +149,7 @@ std::vector<PromptRow> ReadPrompts(const GenerateFlags& flags) {
 }
 
 // Sampling parameters: flags first, then generation_config.json, then the library defaults.
-rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::Qwen2Config& config,
+rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::DecoderConfig& config,
                                      const text::Tokenizer& tokenizer) {
   rollout::SamplingParams params;
   model::GenerationConfig generation;
@@ -251,7 +251,7 @@ int RunGenerate(const GenerateFlags& flags) {
     if (!reward) throw InputError(error);
   }
   torch::ScalarType dtype = flags.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
-  model::Qwen2 policy = model::LoadQwen2(flags.model_dir, dtype, torch::Device(flags.device));
+  model::Decoder policy = model::LoadDecoder(flags.model_dir, dtype, torch::Device(flags.device));
   policy->eval();
   rollout::SamplingParams sampling = MakeSampling(flags, policy->config(), *tokenizer);
 

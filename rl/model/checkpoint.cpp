@@ -1,20 +1,20 @@
-// LoadQwen2 / SaveQwen2: Hugging Face checkpoint directories.
+// LoadDecoder / SaveDecoder: Hugging Face checkpoint directories.
 #include <filesystem>
 #include <set>
 
 #include <torch/types.h>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
 
 namespace rl::model {
 
-Qwen2 LoadQwen2(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
+Decoder LoadDecoder(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
   namespace fs = std::filesystem;
-  const Qwen2Config config = Qwen2Config::FromJsonFile((fs::path(dir) / "config.json").string());
+  const DecoderConfig config = DecoderConfig::FromJsonFile((fs::path(dir) / "config.json").string());
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::OpenDirectory(dir);
-  Qwen2 model(config, torch::TensorOptions().dtype(dtype).device(device), /*random_init=*/false);
+  Decoder model(config, torch::TensorOptions().dtype(dtype).device(device), /*random_init=*/false);
 
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
@@ -35,17 +35,17 @@ Qwen2 LoadQwen2(const std::string& dir, torch::ScalarType dtype, torch::Device d
     if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
     if (name.ends_with("rotary_emb.inv_freq")) continue;
     throw ModelError("'" + ckpt.FileOf(name) + "', tensor '" + name +
-                     "': not a parameter of Qwen2 (is this checkpoint another architecture?)");
+                     "': not a parameter of this model (is this checkpoint another architecture?)");
   }
   return model;
 }
 
-void SaveQwen2(Qwen2& model, const std::string& dir, torch::ScalarType dtype,
+void SaveDecoder(Decoder& model, const std::string& dir, torch::ScalarType dtype,
                const GenerationConfig* generation) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw ModelError("SaveQwen2: cannot create '" + dir + "': " + ec.message());
+  if (ec) throw ModelError("SaveDecoder: cannot create '" + dir + "': " + ec.message());
   const std::string dtype_name = dtype == torch::kBFloat16 ? "bfloat16"
                                  : dtype == torch::kHalf   ? "float16"
                                                            : "float32";

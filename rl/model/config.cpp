@@ -63,30 +63,45 @@ std::optional<int64_t> GetOptionalInt(const nlohmann::json& j, const std::string
   return GetInt(j, source, key, std::nullopt);
 }
 
-// A RoPE settings object (v4 "rope_scaling" or v5 "rope_parameters"): only the default
-// (unscaled) rotary embedding is implemented.
-void CheckRopeType(const nlohmann::json& rope, const std::string& source, const char* field) {
-  if (!rope.is_object()) Fail(source, field, "must be an object or null");
-  for (const char* key : {"rope_type", "type"}) {
-    if (Present(rope, key) && rope[key] != "default") {
-      Fail(source, field,
-           std::string(key) + " " + rope[key].dump() +
-               " is not implemented (only \"default\" RoPE is supported)");
-    }
+double GetPositive(const nlohmann::json& j, const std::string& source, const std::string& field,
+                   const char* key) {
+  if (!Present(j, key) || !j[key].is_number() || !(j[key].get<double>() > 0)) {
+    Fail(source, field + "." + key, "must be a positive number for rope type \"llama3\"");
   }
+  return j[key].get<double>();
 }
 
-}  // namespace
-
-Qwen2Config Qwen2Config::FromJsonFile(const std::string& path) {
-  return FromJson(ReadModelJson(path), path);
+// A RoPE settings object (v4 "rope_scaling" or v5 "rope_parameters"): the default (unscaled)
+// rotary embedding, or Llama 3's frequency scaling.
+RopeScaling ReadRopeScaling(const nlohmann::json& rope, const std::string& source, const char* field) {
+  if (!rope.is_object()) Fail(source, field, "must be an object or null");
+  RopeScaling r;
+  for (const char* key : {"type", "rope_type"}) {  // v4 wrote "type"; later "rope_type"
+    if (!Present(rope, key)) continue;
+    if (!rope[key].is_string()) Fail(source, std::string(field) + "." + key, "must be a string");
+    r.type = rope[key].get<std::string>();
+  }
+  if (r.type == "default") return r;
+  if (r.type != "llama3") {
+    Fail(source, field, "rope type \"" + r.type + "\" is not implemented (supported: \"default\", \"llama3\")");
+  }
+  r.factor = GetPositive(rope, source, field, "factor");
+  r.low_freq_factor = GetPositive(rope, source, field, "low_freq_factor");
+  r.high_freq_factor = GetPositive(rope, source, field, "high_freq_factor");
+  r.original_max_position_embeddings =
+      static_cast<int64_t>(GetPositive(rope, source, field, "original_max_position_embeddings"));
+  return r;
 }
 
-Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object()) throw ModelError("'" + source + "': expected a JSON object");
-  if (!Present(j, "model_type")) Fail(source, "model_type", "is required (expected \"qwen2\")");
-  if (j["model_type"] != "qwen2") {
-    Fail(source, "model_type", j["model_type"].dump() + " is not supported (expected \"qwen2\")");
+bool Supported(const nlohmann::json& model_type) {
+  return model_type == "qwen2" || model_type == "qwen3" || model_type == "llama";
+}
+
+// What the forward pass does not implement, refused by field.
+void RefuseUnsupported(const nlohmann::json& j, const std::string& source) {
+  if (!Present(j, "model_type")) Fail(source, "model_type", "is required (qwen2, qwen3 or llama)");
+  if (!Supported(j["model_type"])) {
+    Fail(source, "model_type", j["model_type"].dump() + " is not supported (expected qwen2, qwen3 or llama)");
   }
   if (Present(j, "hidden_act") && j["hidden_act"] != "silu") {
     Fail(source, "hidden_act", j["hidden_act"].dump() + " is not supported (expected \"silu\")");
@@ -104,8 +119,19 @@ Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& so
   if (GetNumber(j, source, "attention_dropout", 0.0) != 0.0) {
     Fail(source, "attention_dropout", "must be 0 (dropout in attention is not implemented)");
   }
+}
 
-  Qwen2Config c;
+}  // namespace
+
+DecoderConfig DecoderConfig::FromJsonFile(const std::string& path) {
+  return FromJson(ReadModelJson(path), path);
+}
+
+DecoderConfig DecoderConfig::FromJson(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw ModelError("'" + source + "': expected a JSON object");
+  RefuseUnsupported(j, source);
+  DecoderConfig c;
+  c.model_type = j["model_type"].get<std::string>();
   c.vocab_size = GetInt(j, source, "vocab_size", std::nullopt);
   c.hidden_size = GetInt(j, source, "hidden_size", std::nullopt);
   c.intermediate_size = GetInt(j, source, "intermediate_size", std::nullopt);
@@ -118,6 +144,8 @@ Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& so
   c.rms_norm_eps = GetNumber(j, source, "rms_norm_eps", 1e-6);
   c.tie_word_embeddings = GetBool(j, source, "tie_word_embeddings", false);
   c.initializer_range = GetNumber(j, source, "initializer_range", 0.02);
+  if (c.model_type != "qwen2") c.attention_bias = GetBool(j, source, "attention_bias", false);
+  if (c.model_type == "llama") c.mlp_bias = GetBool(j, source, "mlp_bias", false);
   c.bos_token_id = GetOptionalInt(j, source, "bos_token_id");
   c.eos_token_id = j.contains("eos_token_id") && j["eos_token_id"].is_array()
                        ? std::nullopt  // a list belongs in generation_config.json
@@ -125,10 +153,10 @@ Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& so
 
   // RoPE: v4 top-level rope_theta / rope_scaling; v5 rope_parameters.
   c.rope_theta = GetNumber(j, source, "rope_theta", 10000.0);
-  if (Present(j, "rope_scaling")) CheckRopeType(j["rope_scaling"], source, "rope_scaling");
+  if (Present(j, "rope_scaling")) c.rope_scaling = ReadRopeScaling(j["rope_scaling"], source, "rope_scaling");
   if (Present(j, "rope_parameters")) {
     const auto& rope = j["rope_parameters"];
-    CheckRopeType(rope, source, "rope_parameters");
+    c.rope_scaling = ReadRopeScaling(rope, source, "rope_parameters");
     if (Present(rope, "rope_theta")) {
       if (!rope["rope_theta"].is_number()) {
         Fail(source, "rope_parameters.rope_theta", "must be a number");
@@ -140,8 +168,8 @@ Qwen2Config Qwen2Config::FromJson(const nlohmann::json& j, const std::string& so
   return c;
 }
 
-Qwen2Config Qwen2Config::Qwen2_5_0_5B() {
-  Qwen2Config c;
+DecoderConfig DecoderConfig::Qwen2_5_0_5B() {
+  DecoderConfig c;
   c.vocab_size = 151936;
   c.hidden_size = 896;
   c.intermediate_size = 4864;
@@ -155,8 +183,8 @@ Qwen2Config Qwen2Config::Qwen2_5_0_5B() {
   return c;
 }
 
-Qwen2Config Qwen2Config::Tiny(int64_t vocab_size) {
-  Qwen2Config c;
+DecoderConfig DecoderConfig::Tiny(int64_t vocab_size) {
+  DecoderConfig c;
   c.vocab_size = vocab_size;
   c.hidden_size = 64;
   c.intermediate_size = 128;
@@ -171,7 +199,7 @@ Qwen2Config Qwen2Config::Tiny(int64_t vocab_size) {
   return c;
 }
 
-void Qwen2Config::Validate(const std::string& source) const {
+void DecoderConfig::Validate(const std::string& source) const {
   auto positive = [&](const char* field, int64_t v) {
     if (v <= 0) Fail(source, field, "must be positive, got " + std::to_string(v));
   };
@@ -191,12 +219,21 @@ void Qwen2Config::Validate(const std::string& source) const {
   if (head_dim % 2 != 0) Fail(source, "head_dim", "must be even for rotary embeddings");
   if (!(rms_norm_eps > 0)) Fail(source, "rms_norm_eps", "must be positive");
   if (!(rope_theta > 0)) Fail(source, "rope_theta", "must be positive");
+  if (!Supported(model_type)) Fail(source, "model_type", "\"" + model_type + "\" is not supported");
+  if (model_type == "qwen2" && attention_bias) Fail(source, "attention_bias", "qwen2's biases are fixed (q/k/v)");
+  if (model_type != "llama" && mlp_bias) Fail(source, "mlp_bias", "only llama has MLP biases");
+  if (rope_scaling.type == "llama3" && !(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor)) {
+    Fail(source, "rope_scaling.high_freq_factor", "must exceed low_freq_factor");
+  }
 }
 
-nlohmann::json Qwen2Config::ToJson(const std::string& torch_dtype) const {
+nlohmann::json DecoderConfig::ToJson(const std::string& torch_dtype) const {
+  const char* architecture = model_type == "qwen3"   ? "Qwen3ForCausalLM"
+                             : model_type == "llama" ? "LlamaForCausalLM"
+                                                     : "Qwen2ForCausalLM";
   nlohmann::json j = {
-      {"architectures", {"Qwen2ForCausalLM"}},
-      {"model_type", "qwen2"},
+      {"architectures", {architecture}},
+      {"model_type", model_type},
       {"vocab_size", vocab_size},
       {"hidden_size", hidden_size},
       {"intermediate_size", intermediate_size},
@@ -207,7 +244,7 @@ nlohmann::json Qwen2Config::ToJson(const std::string& torch_dtype) const {
       {"max_position_embeddings", max_position_embeddings},
       {"rms_norm_eps", rms_norm_eps},
       {"rope_theta", rope_theta},
-      {"rope_scaling", nullptr},
+      {"rope_scaling", nullptr},  // below for llama3
       {"tie_word_embeddings", tie_word_embeddings},
       {"hidden_act", "silu"},
       {"attention_dropout", 0.0},
@@ -216,12 +253,22 @@ nlohmann::json Qwen2Config::ToJson(const std::string& torch_dtype) const {
       {"use_cache", true},
       {"torch_dtype", torch_dtype},
   };
+  if (model_type != "qwen2") j["attention_bias"] = attention_bias;
+  if (model_type == "llama") j["mlp_bias"] = mlp_bias;
+  if (model_type == "llama") j.erase("use_sliding_window");
+  if (rope_scaling.type == "llama3") {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", rope_scaling.factor},
+                         {"low_freq_factor", rope_scaling.low_freq_factor},
+                         {"high_freq_factor", rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", rope_scaling.original_max_position_embeddings}};
+  }
   if (bos_token_id) j["bos_token_id"] = *bos_token_id;
   if (eos_token_id) j["eos_token_id"] = *eos_token_id;
   return j;
 }
 
-void Qwen2Config::WriteJsonFile(const std::string& path, const std::string& torch_dtype) const {
+void DecoderConfig::WriteJsonFile(const std::string& path, const std::string& torch_dtype) const {
   WriteJson(path, ToJson(torch_dtype));
 }
 

@@ -1,16 +1,22 @@
-// Qwen2Config and GenerationConfig: the Hugging Face config.json and generation_config.json of
-// a Qwen2 / Qwen2.5 checkpoint, read, validated and written back. No LibTorch.
+// DecoderConfig and GenerationConfig: the Hugging Face config.json and generation_config.json of
+// a Qwen2 / Qwen2.5, Qwen3 or Llama 3.x checkpoint, read, validated and written back. No LibTorch.
 //
-//   Qwen2Config config = Qwen2Config::FromJsonFile("Qwen2.5-0.5B-Instruct/config.json");
+//   DecoderConfig config = DecoderConfig::FromJsonFile("Qwen3-0.6B/config.json");
+//   config.qk_norm()    // true for qwen3
 //   GenerationConfig gen = GenerationConfig::FromJsonFile(".../generation_config.json");
 //   gen.eos_token_ids   // [151645, 151643]: eos_token_id may be an int or a list
 //
+// The three architectures are one decoder (rl/model/decoder.h) that differs in a few switches:
+//   qwen2  q/k/v biases, no o_proj bias;
+//   qwen3  attention_bias (q/k/v/o, default off), RMSNorm over head_dim on every query and key
+//          head before RoPE (q_norm, k_norm), head_dim from the config;
+//   llama  attention_bias (q/k/v/o) and mlp_bias (default off), rope_scaling of type "llama3".
 // Both RoPE layouts are read: transformers v4 (top-level "rope_theta", "rope_scaling") and v5
-// ("rope_parameters": {"rope_type", "rope_theta"}). What the forward pass does not implement is
-// refused with a ModelError naming the file and field, never silently ignored: a model_type
-// other than qwen2, rope scaling of any type but "default", sliding-window attention, an
-// activation other than silu. Missing shape fields are errors; other fields take transformers'
-// Qwen2 defaults. Plain values: copy and share freely.
+// ("rope_parameters": {"rope_type", "rope_theta", ...}). What the forward pass does not implement
+// is refused with a ModelError naming the file and field, never silently ignored: another
+// model_type (MoE included), a rope type other than "default" and "llama3", sliding-window
+// attention, an activation other than silu. Missing shape fields are errors; other fields take
+// transformers' defaults for the architecture. Plain values: copy and share freely.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +30,20 @@
 
 namespace rl::model {
 
-struct Qwen2Config {
+// The rotary embedding's frequencies: "default" as published, or "llama3" (Llama 3.1+): the
+// frequencies whose wavelength exceeds original_max_position_embeddings / low_freq_factor are
+// divided by `factor`, those below original / high_freq_factor kept, and those between
+// interpolated smoothly.
+struct RopeScaling {
+  std::string type = "default";
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct DecoderConfig {
+  std::string model_type = "qwen2";  // qwen2 | qwen3 | llama: the switches above, written back
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -35,24 +54,32 @@ struct Qwen2Config {
   int64_t max_position_embeddings = 32768;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool attention_bias = false;  // qwen3, llama: biases on q/k/v/o_proj (qwen2 has q/k/v always)
+  bool mlp_bias = false;        // llama: biases on gate/up/down_proj
   bool tie_word_embeddings = false;
   double initializer_range = 0.02;  // std of the normal init of a fresh (random) model
   std::optional<int64_t> bos_token_id;
   std::optional<int64_t> eos_token_id;
 
   // Reads and validates config.json. Throws ModelError naming `path` and the field.
-  static Qwen2Config FromJsonFile(const std::string& path);
+  static DecoderConfig FromJsonFile(const std::string& path);
   // Same from a parsed object; `source` names it in error messages.
-  static Qwen2Config FromJson(const nlohmann::json& j, const std::string& source);
+  static DecoderConfig FromJson(const nlohmann::json& j, const std::string& source);
   // A small model for tests and the from-scratch quickstart: hidden 64, 2 layers, 4 heads,
   // 2 KV heads, head_dim 16, intermediate 128, tied embeddings.
-  static Qwen2Config Tiny(int64_t vocab_size = 256);
+  static DecoderConfig Tiny(int64_t vocab_size = 256);
   // The shape of Qwen2.5-0.5B (tied head, 151,936 tokens), for benchmarks on random weights.
-  static Qwen2Config Qwen2_5_0_5B();
+  static DecoderConfig Qwen2_5_0_5B();
+
+  bool qkv_bias() const { return model_type == "qwen2" || attention_bias; }
+  bool o_bias() const { return model_type != "qwen2" && attention_bias; }
+  bool qk_norm() const { return model_type == "qwen3"; }
 
   // Throws ModelError (prefixed by `source`) when the sizes are inconsistent.
   void Validate(const std::string& source) const;
-  // The transformers v4 layout (top-level rope_theta), which v4, v5 and vLLM all read.
+  // The transformers v4 layout (top-level rope_theta, rope_scaling), which v4, v5 and vLLM all
+  // read, with the architecture's name and switches.
   // `torch_dtype` is written as given ("float32", "bfloat16").
   nlohmann::json ToJson(const std::string& torch_dtype = "float32") const;
   void WriteJsonFile(const std::string& path, const std::string& torch_dtype = "float32") const;

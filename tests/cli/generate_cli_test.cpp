@@ -45,7 +45,7 @@ int RunRl(const std::string& args, std::string* err, std::string* out = nullptr)
 struct SavedPolicy {
   TempDir dir;
   std::unique_ptr<rl::text::Tokenizer> tokenizer;
-  rl::model::Qwen2 model{nullptr};
+  rl::model::Decoder model{nullptr};
   SavedPolicy() {
     std::vector<std::string> specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
     nlohmann::json j = rl::text::TrainByteLevelBpe(rl::rollout::testing::TinyCorpus(), 320,
@@ -56,7 +56,7 @@ struct SavedPolicy {
     model = rl::rollout::testing::TinyModel(tokenizer->vocab_size());
     rl::model::GenerationConfig generation;
     generation.eos_token_ids = {*tokenizer->TokenToId("<|endoftext|>")};
-    rl::model::SaveQwen2(model, dir.path().string(), torch::kFloat32, &generation);
+    rl::model::SaveDecoder(model, dir.path().string(), torch::kFloat32, &generation);
   }
 };
 

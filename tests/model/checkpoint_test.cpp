@@ -1,4 +1,4 @@
-// LoadQwen2 / SaveQwen2: bit-exact round trips (tied, untied, bf16), sharded checkpoints, and
+// LoadDecoder / SaveDecoder: bit-exact round trips (tied, untied, bf16), sharded checkpoints, and
 // clear errors for checkpoints that do not fit the config.
 #include <filesystem>
 #include <fstream>
@@ -10,28 +10,28 @@
 #include "tests/support/catch_torch.h"
 #include <nlohmann/json.hpp>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
 #include "tests/support/temp_dir.h"
 
 using Catch::Matchers::Contains;
 using rl::model::ModelError;
-using rl::model::Qwen2;
-using rl::model::Qwen2Config;
+using rl::model::Decoder;
+using rl::model::DecoderConfig;
 using rl::testing::TempDir;
 
 namespace {
 
-Qwen2 RandomModel(bool tied, uint64_t seed) {
-  Qwen2Config config = Qwen2Config::Tiny(53);
+Decoder RandomModel(bool tied, uint64_t seed) {
+  DecoderConfig config = DecoderConfig::Tiny(53);
   config.tie_word_embeddings = tied;
   config.initializer_range = 0.2;
   torch::manual_seed(seed);
-  return Qwen2(config);
+  return Decoder(config);
 }
 
-void CheckSameParameters(Qwen2& a, Qwen2& b) {
+void CheckSameParameters(Decoder& a, Decoder& b) {
   auto theirs = b->named_parameters();
   REQUIRE(a->named_parameters().size() == theirs.size());
   for (const auto& p : a->named_parameters()) {
@@ -74,17 +74,17 @@ TEST_CASE("save/load round trip is bit-exact", "[checkpoint]") {
   for (bool tied : {true, false}) {
     INFO("tied " << tied);
     TempDir dir;
-    Qwen2 model = RandomModel(tied, 11);
+    Decoder model = RandomModel(tied, 11);
     rl::model::GenerationConfig generation;
     generation.eos_token_ids = {1, 2};
-    rl::model::SaveQwen2(model, dir.str(), torch::kFloat32, &generation);
+    rl::model::SaveDecoder(model, dir.str(), torch::kFloat32, &generation);
     CHECK(std::filesystem::exists(dir / "config.json"));
     CHECK(std::filesystem::exists(dir / "generation_config.json"));
     const auto file = rl::model::SafetensorsFile::Open(dir / "model.safetensors");
     CHECK((file.Find("lm_head.weight") != nullptr) == !tied);
     CHECK(file.metadata().at("format") == "pt");
 
-    Qwen2 loaded = rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+    Decoder loaded = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
     CheckSameParameters(model, loaded);
     const torch::Tensor ids = torch::randint(0, 53, {2, 7}, torch::kLong);
     CHECK(torch::equal(model->forward(ids, {}, {}), loaded->forward(ids, {}, {})));
@@ -96,38 +96,38 @@ TEST_CASE("save/load round trip is bit-exact", "[checkpoint]") {
 TEST_CASE("bfloat16 checkpoints", "[checkpoint]") {
   torch::NoGradGuard no_grad;
   TempDir dir;
-  Qwen2 model = RandomModel(false, 12);
-  rl::model::SaveQwen2(model, dir.str(), torch::kBFloat16);
+  Decoder model = RandomModel(false, 12);
+  rl::model::SaveDecoder(model, dir.str(), torch::kBFloat16);
   const auto file = rl::model::SafetensorsFile::Open(dir / "model.safetensors");
   CHECK(file.Get("model.norm.weight").dtype == rl::model::Dtype::kBF16);
-  CHECK(Qwen2Config::FromJsonFile(dir / "config.json").ToJson("bfloat16")["torch_dtype"] ==
+  CHECK(DecoderConfig::FromJsonFile(dir / "config.json").ToJson("bfloat16")["torch_dtype"] ==
         "bfloat16");
 
-  Qwen2 as_bf16 = rl::model::LoadQwen2(dir.str(), torch::kBFloat16, torch::kCPU);
-  Qwen2 expected = rl::model::CloneQwen2(*model, torch::kBFloat16, torch::kCPU);
+  Decoder as_bf16 = rl::model::LoadDecoder(dir.str(), torch::kBFloat16, torch::kCPU);
+  Decoder expected = rl::model::CloneDecoder(*model, torch::kBFloat16, torch::kCPU);
   CheckSameParameters(expected, as_bf16);
   // Loading bf16 weights as float32 widens them exactly.
-  Qwen2 as_f32 = rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
-  Qwen2 widened = rl::model::CloneQwen2(*expected, torch::kFloat32, torch::kCPU);
+  Decoder as_f32 = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
+  Decoder widened = rl::model::CloneDecoder(*expected, torch::kFloat32, torch::kCPU);
   CheckSameParameters(widened, as_f32);
 }
 
 TEST_CASE("sharded checkpoints load like single files", "[checkpoint]") {
   torch::NoGradGuard no_grad;
   TempDir dir;
-  Qwen2 model = RandomModel(false, 13);
-  rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
+  Decoder model = RandomModel(false, 13);
+  rl::model::SaveDecoder(model, dir.str(), torch::kFloat32);
   Shard(dir.str());
   REQUIRE_FALSE(std::filesystem::exists(dir / "model.safetensors"));
-  Qwen2 loaded = rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+  Decoder loaded = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
   CheckSameParameters(model, loaded);
 }
 
 TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {
   torch::NoGradGuard no_grad;
   TempDir dir;
-  Qwen2 model = RandomModel(true, 14);
-  rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
+  Decoder model = RandomModel(true, 14);
+  rl::model::SaveDecoder(model, dir.str(), torch::kFloat32);
   const std::string st = dir / "model.safetensors";
   auto rewrite = [&](auto edit) {  // rewrites model.safetensors with edited (name, tensor) pairs
     std::vector<std::pair<std::string, at::Tensor>> tensors;
@@ -140,7 +140,7 @@ TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {
   };
   auto load_error = [&] {
     try {
-      rl::model::LoadQwen2(dir.str(), torch::kFloat32, torch::kCPU);
+      rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
     } catch (const ModelError& e) {
       return std::string(e.what());
     }
@@ -162,14 +162,14 @@ TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {
     CHECK_THAT(load_error(), Contains("v_head.summary.weight") && Contains("model.safetensors"));
   }
   SECTION("shape that does not match config.json") {
-    nlohmann::json config = Qwen2Config::FromJsonFile(dir / "config.json").ToJson();
+    nlohmann::json config = DecoderConfig::FromJsonFile(dir / "config.json").ToJson();
     config["intermediate_size"] = 96;
     std::ofstream(dir / "config.json") << config.dump();
     CHECK_THAT(load_error(), Contains("model.layers.0.mlp.gate_proj.weight") && Contains("shape") &&
                                  Contains("model.safetensors"));
   }
   SECTION("unsupported config") {
-    nlohmann::json config = Qwen2Config::FromJsonFile(dir / "config.json").ToJson();
+    nlohmann::json config = DecoderConfig::FromJsonFile(dir / "config.json").ToJson();
     config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
     std::ofstream(dir / "config.json") << config.dump();
     CHECK_THAT(load_error(),

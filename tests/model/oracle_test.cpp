@@ -1,6 +1,7 @@
-// Compares our Qwen2 logits with an independent reference implementation of transformers'
-// equations (tests/oracle/qwen2_reference.py, plain torch under Debian's /usr/bin/python3).
-// Tiny random checkpoints are written with SaveQwen2; every parameter, biases and norms
+// Compares our decoder's logits (Qwen2, Qwen3, Llama 3) with an independent reference
+// implementation of the published equations (tests/oracle/decoder_reference.py, plain torch
+// under Debian's /usr/bin/python3).
+// Tiny random checkpoints are written with SaveDecoder; every parameter, biases and norms
 // included, is random so that no term of the equations can hide. Our float32 model is compared
 // with the oracle in float32 and float64 (to 1e-4), our bfloat16 model with the oracle in
 // bfloat16 (to a few bf16 ulps), which checks where the bf16 path rounds. A plain program, not
@@ -15,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
 #include "tests/support/temp_dir.h"
@@ -32,9 +33,9 @@ std::string Python() {
   return env != nullptr ? env : "/usr/bin/python3";
 }
 
-rl::model::Qwen2 RandomModel(const rl::model::Qwen2Config& config, uint64_t seed) {
+rl::model::Decoder RandomModel(const rl::model::DecoderConfig& config, uint64_t seed) {
   torch::manual_seed(seed);
-  rl::model::Qwen2 model(config);
+  rl::model::Decoder model(config);
   torch::NoGradGuard no_grad;
   for (auto& p : model->named_parameters()) {
     if (p.key().ends_with("norm.weight")) {
@@ -49,11 +50,11 @@ rl::model::Qwen2 RandomModel(const rl::model::Qwen2Config& config, uint64_t seed
 // Runs one configuration with the oracle computing in `oracle_dtype` (float32: the same
 // arithmetic as ours; float64: the exact equations up to fp32 rounding on our side). Returns the
 // max |ours - reference| over real positions, or -1 when the oracle could not run.
-double Compare(const std::string& name, const rl::model::Qwen2Config& config, uint64_t seed,
+double Compare(const std::string& name, const rl::model::DecoderConfig& config, uint64_t seed,
                const std::string& oracle_dtype) {
   rl::testing::TempDir dir;
-  rl::model::Qwen2 model = RandomModel(config, seed);
-  rl::model::SaveQwen2(model, dir.str(), torch::kFloat32);
+  rl::model::Decoder model = RandomModel(config, seed);
+  rl::model::SaveDecoder(model, dir.str(), torch::kFloat32);
 
   // Two rows: a full one, and one left-padded by 3 whose positions start at 0.
   const int64_t B = 2, T = 11, pad = 3;
@@ -74,7 +75,7 @@ double Compare(const std::string& name, const rl::model::Qwen2Config& config, ui
   std::ofstream(dir / "input.json") << request.dump();
 
   const std::string command = Python() + " " + RL_TESTS_DIR +
-                              "/oracle/qwen2_reference.py --model " + dir.str() + " --input " +
+                              "/oracle/decoder_reference.py --model " + dir.str() + " --input " +
                               (dir / "input.json") + " --output " +
                               (dir / "reference.safetensors") + " --dtype " + oracle_dtype;
   if (std::system(command.c_str()) != 0) {
@@ -88,7 +89,7 @@ double Compare(const std::string& name, const rl::model::Qwen2Config& config, ui
   // In bfloat16 both sides round at the same points (norm outputs, RoPE tables, attention
   // probabilities), so they stay close; float32 and float64 oracles compare our float32 model.
   const torch::Tensor ours = oracle_dtype == "bfloat16"
-                                 ? rl::model::CloneQwen2(*model, torch::kBFloat16, torch::kCPU)
+                                 ? rl::model::CloneDecoder(*model, torch::kBFloat16, torch::kCPU)
                                        ->forward(ids, positions, mask)
                                  : model->forward(ids, positions, mask);
   if (ours.sizes() != reference.sizes()) {
@@ -110,13 +111,13 @@ int main() {
   rl::model::ConfigureThreads(1);
   if (std::system((Python() + " -c 'import torch' 2>/dev/null").c_str()) != 0) {
     std::cout << "SKIP: " << Python()
-              << " cannot import torch (install python3-torch); the Qwen2 oracle was not run\n";
+              << " cannot import torch (install python3-torch); the decoder oracle was not run\n";
     return kSkip;
   }
   // Grouped-query attention with tied embeddings; then one key/value head per query head, an
   // explicit head_dim unlike hidden/heads, another rope_theta and an untied head.
-  rl::model::Qwen2Config gqa = rl::model::Qwen2Config::Tiny(211);
-  rl::model::Qwen2Config mha = rl::model::Qwen2Config::Tiny(173);
+  rl::model::DecoderConfig gqa = rl::model::DecoderConfig::Tiny(211);
+  rl::model::DecoderConfig mha = rl::model::DecoderConfig::Tiny(173);
   mha.num_attention_heads = 3;
   mha.num_key_value_heads = 3;
   mha.head_dim = 24;
@@ -124,9 +125,30 @@ int main() {
   mha.rope_theta = 1e6;
   mha.rms_norm_eps = 1e-5;
   mha.tie_word_embeddings = false;
+  // Qwen3: per-head q/k norms, no biases, heads x head_dim (4 x 24 = 96) unlike hidden (64).
+  rl::model::DecoderConfig qwen3 = rl::model::DecoderConfig::Tiny(199);
+  qwen3.model_type = "qwen3";
+  qwen3.head_dim = 24;
+  qwen3.tie_word_embeddings = false;
+  // Qwen3 with attention_bias (q/k/v/o biases).
+  rl::model::DecoderConfig qwen3_bias = qwen3;
+  qwen3_bias.attention_bias = true;
+  qwen3_bias.tie_word_embeddings = true;
+  // Llama 3: llama3 RoPE scaling whose three bands (kept, blended, divided) all occur for
+  // head_dim 16 and an original context of 64; then all biases on.
+  rl::model::DecoderConfig llama = rl::model::DecoderConfig::Tiny(181);
+  llama.model_type = "llama";
+  llama.rope_theta = 500000.0;
+  llama.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 64};
+  rl::model::DecoderConfig llama_bias = llama;
+  llama_bias.attention_bias = true;
+  llama_bias.mlp_bias = true;
+  llama_bias.tie_word_embeddings = false;
   bool ok = true;
   for (const auto& [name, config, seed] :
-       {std::tuple{"gqa-tied", gqa, 1}, std::tuple{"mha-untied", mha, 2}}) {
+       {std::tuple{"gqa-tied", gqa, 1}, std::tuple{"mha-untied", mha, 2}, std::tuple{"qwen3", qwen3, 3},
+        std::tuple{"qwen3-bias", qwen3_bias, 4}, std::tuple{"llama3", llama, 5},
+        std::tuple{"llama3-bias", llama_bias, 6}}) {
     for (const auto& [oracle_dtype, tolerance] :
          {std::pair{"float32", kTolerance}, std::pair{"float64", kTolerance},
           std::pair{"bfloat16", kBf16Tolerance}}) {

@@ -1,5 +1,5 @@
 // A tiny policy for rollout tests: a byte-level BPE tokenizer trained on a few sentences and a
-// random Qwen2 of Qwen2Config::Tiny's shape over its vocabulary. Include after LibTorch's headers
+// random Qwen2 of DecoderConfig::Tiny's shape over its vocabulary. Include after LibTorch's headers
 // and before Catch2 (glog's CHECK).
 #pragma once
 
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "rollout/rollout.h"
 #include "rollout/sampling.h"
@@ -38,11 +38,11 @@ inline std::unique_ptr<text::Tokenizer> TinyTokenizer() {
 
 // A larger init than transformers' 0.02 spreads the logits, so that greedy decoding has no
 // near-ties and sampled tokens vary.
-inline model::Qwen2 TinyModel(int64_t vocab_size, uint64_t seed = 1) {
-  model::Qwen2Config config = model::Qwen2Config::Tiny(vocab_size);
+inline model::Decoder TinyModel(int64_t vocab_size, uint64_t seed = 1) {
+  model::DecoderConfig config = model::DecoderConfig::Tiny(vocab_size);
   config.initializer_range = 0.3;
   torch::manual_seed(seed);
-  model::Qwen2 model(config);
+  model::Decoder model(config);
   model->eval();
   return model;
 }
@@ -51,7 +51,7 @@ inline model::Qwen2 TinyModel(int64_t vocab_size, uint64_t seed = 1) {
 // initialising the model dominate a test's set-up.
 struct Policy {
   std::unique_ptr<text::Tokenizer> tokenizer = TinyTokenizer();
-  model::Qwen2 model = TinyModel(tokenizer->vocab_size());
+  model::Decoder model = TinyModel(tokenizer->vocab_size());
 };
 
 inline Policy& SharedPolicy() {

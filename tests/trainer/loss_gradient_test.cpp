@@ -9,7 +9,7 @@
 #include <torch/utils.h>
 #include "tests/support/catch_torch.h"
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "trainer/grpo_loss.h"
 #include "trainer/logprobs.h"
 
@@ -17,14 +17,14 @@ using namespace rl::trainer;
 
 TEST_CASE("GRPO loss gradient through a tiny model matches finite differences", "[loss][gradient]") {
   torch::manual_seed(11);
-  rl::model::Qwen2Config shape = rl::model::Qwen2Config::Tiny(/*vocab_size=*/40);
+  rl::model::DecoderConfig shape = rl::model::DecoderConfig::Tiny(/*vocab_size=*/40);
   shape.hidden_size = 16;
   shape.intermediate_size = 24;
   shape.num_attention_heads = 2;
   shape.num_key_value_heads = 1;
   shape.head_dim = 8;
   shape.initializer_range = 0.3;  // large weights: non-trivial log-probs
-  rl::model::Qwen2 model(shape, torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
+  rl::model::Decoder model(shape, torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
 
   std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4, 5}};
   std::vector<std::vector<int32_t>> completions = {{6, 7, 8, 9}, {10, 11}};

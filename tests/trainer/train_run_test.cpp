@@ -18,7 +18,7 @@
 
 #include "rewards/server/server.h"
 #include "rewards/server/server_config.h"
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
@@ -131,8 +131,8 @@ TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and 
   }
   CHECK_FALSE(fs::exists(dir / "checkpoint-4.tmp"));
   CHECK(FindLatestCheckpoint(dir.string()) == (dir / "checkpoint-4").string());
-  rl::model::Qwen2 loaded = rl::model::LoadQwen2((dir / "checkpoint-4").string(), torch::kFloat32, torch::kCPU);
-  rl::model::Qwen2 final_model = rl::model::LoadQwen2((dir / "final").string(), torch::kFloat32, torch::kCPU);
+  rl::model::Decoder loaded = rl::model::LoadDecoder((dir / "checkpoint-4").string(), torch::kFloat32, torch::kCPU);
+  rl::model::Decoder final_model = rl::model::LoadDecoder((dir / "final").string(), torch::kFloat32, torch::kCPU);
   CHECK(loaded->parameters().size() == final_model->parameters().size());
   std::string error;
   CHECK(rl::text::Tokenizer::FromFile((dir / "final" / "tokenizer.json").string(), &error) != nullptr);

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""A reference Qwen2 forward pass, written from the equations of transformers' Qwen2 model in
-plain torch (no transformers, no code shared with the C++ implementation). It is the test oracle
-for rl/model/qwen2.cpp.
+"""A reference forward pass of the Qwen2, Qwen3 and Llama (3.x) decoders, written from the
+published equations (transformers' models and Meta's Llama 3.1 RoPE scaling) in plain torch (no
+transformers, no code shared with the C++ implementation). It is the test oracle for
+rl/model/decoder.cpp.
 
 Run with Debian's python3 (python3-torch):
-  /usr/bin/python3 tests/oracle/qwen2_reference.py --model DIR --input in.json --output out.safetensors
+  /usr/bin/python3 tests/oracle/decoder_reference.py --model DIR --input in.json --output out.safetensors
 
 DIR holds config.json and model.safetensors (or model.safetensors.index.json and its shards).
 in.json is {"input_ids": [[...], ...], "attention_mask": [[1/0 ...]] (optional),
@@ -14,6 +15,7 @@ F32 tensor "logits" [B, T, V]. Exit code 77 means torch is not importable (the c
 """
 import argparse
 import json
+import math
 import os
 import struct
 import sys
@@ -21,7 +23,7 @@ import sys
 try:
     import torch
 except ImportError:
-    print("qwen2_reference.py: SKIP: this python has no torch (install python3-torch)", file=sys.stderr)
+    print("decoder_reference.py: SKIP: this python has no torch (install python3-torch)", file=sys.stderr)
     sys.exit(77)
 
 DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
@@ -78,7 +80,7 @@ def write_safetensors(path, tensors):
 
 
 # ----------------------------------------------------------------------------------------------
-# The model: transformers' Qwen2 equations, one function each
+# The model: the architectures' equations, one function each
 
 
 def rms_norm(x, weight, eps):
@@ -88,9 +90,30 @@ def rms_norm(x, weight, eps):
     return weight * x32.to(x.dtype)
 
 
-def rotary_cos_sin(position_ids, head_dim, theta, dtype):
+def llama3_scaled(inv_freq, scaling):
+    # Meta's Llama 3.1 rule, frequency by frequency: keep the short wavelengths, divide the long
+    # ones by the factor, blend linearly in between.
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    original = scaling["original_max_position_embeddings"]
+    out = []
+    for freq in inv_freq.tolist():
+        wavelength = 2 * math.pi / freq
+        if wavelength < original / high:
+            out.append(freq)
+        elif wavelength > original / low:
+            out.append(freq / factor)
+        else:
+            smooth = (original / wavelength - low) / (high - low)
+            out.append((1 - smooth) * freq / factor + smooth * freq)
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def rotary_cos_sin(position_ids, cfg, dtype):
     # inv_freq_i = theta^(-2i/d); angle = position * inv_freq; both halves share the angles.
+    head_dim, theta = cfg["head_dim"], cfg["rope_theta"]
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    if cfg["llama3"] is not None:
+        inv_freq = llama3_scaled(inv_freq, cfg["llama3"])
     angles = position_ids.float()[:, :, None] * inv_freq[None, None, :]  # [B, T, d/2]
     emb = torch.cat((angles, angles), dim=-1)  # [B, T, d]
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -105,13 +128,17 @@ def attention(x, w, prefix, cfg, cos, sin, additive_mask):
     bsz, seq, _ = x.shape
     n_heads, n_kv, head_dim = cfg["heads"], cfg["kv_heads"], cfg["head_dim"]
 
-    def proj(name, bias=True):
+    def proj(name, inputs, bias):
         b = w[prefix + name + ".bias"] if bias else None
-        return torch.nn.functional.linear(x, w[prefix + name + ".weight"], b)
+        return torch.nn.functional.linear(inputs, w[prefix + name + ".weight"], b)
 
-    q = proj("q_proj").view(bsz, seq, n_heads, head_dim).transpose(1, 2)  # [B, H, T, d]
-    k = proj("k_proj").view(bsz, seq, n_kv, head_dim).transpose(1, 2)  # [B, KV, T, d]
-    v = proj("v_proj").view(bsz, seq, n_kv, head_dim).transpose(1, 2)
+    q = proj("q_proj", x, cfg["qkv_bias"]).view(bsz, seq, n_heads, head_dim)
+    k = proj("k_proj", x, cfg["qkv_bias"]).view(bsz, seq, n_kv, head_dim)
+    v = proj("v_proj", x, cfg["qkv_bias"]).view(bsz, seq, n_kv, head_dim)
+    if cfg["qk_norm"]:  # Qwen3: every head normalised over head_dim, before the rotation
+        q = rms_norm(q, w[prefix + "q_norm.weight"], cfg["eps"])
+        k = rms_norm(k, w[prefix + "k_norm.weight"], cfg["eps"])
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, heads, T, d]
     cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, d]
     q = q * cos + rotate_half(q) * sin
     k = k * cos + rotate_half(k) * sin
@@ -122,19 +149,21 @@ def attention(x, w, prefix, cfg, cos, sin, additive_mask):
     # Softmax in float32 (float64 when the whole oracle runs in float64).
     probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
     out = torch.matmul(probs, v).transpose(1, 2).reshape(bsz, seq, n_heads * head_dim)
-    return torch.nn.functional.linear(out, w[prefix + "o_proj.weight"])  # no o_proj bias
+    return proj("o_proj", out, cfg["o_bias"])
 
 
-def mlp(x, w, prefix):
-    gate = torch.nn.functional.linear(x, w[prefix + "gate_proj.weight"])
-    up = torch.nn.functional.linear(x, w[prefix + "up_proj.weight"])
-    return torch.nn.functional.linear(torch.nn.functional.silu(gate) * up, w[prefix + "down_proj.weight"])
+def mlp(x, w, prefix, bias):
+    def proj(name, inputs):
+        return torch.nn.functional.linear(inputs, w[prefix + name + ".weight"],
+                                          w[prefix + name + ".bias"] if bias else None)
+
+    return proj("down_proj", torch.nn.functional.silu(proj("gate_proj", x)) * proj("up_proj", x))
 
 
 def forward(w, cfg, input_ids, attention_mask, position_ids, dtype):
     bsz, seq = input_ids.shape
     x = w["model.embed_tokens.weight"][input_ids]  # [B, T, C]
-    cos, sin = rotary_cos_sin(position_ids, cfg["head_dim"], cfg["rope_theta"], dtype)
+    cos, sin = rotary_cos_sin(position_ids, cfg, dtype)
     # Additive mask [B, 1, T, T]: 0 where allowed (causal and a real key), dtype-min elsewhere.
     causal = torch.tril(torch.ones(seq, seq, dtype=torch.bool))
     allowed = causal[None, None] & attention_mask.bool()[:, None, None, :]
@@ -143,7 +172,8 @@ def forward(w, cfg, input_ids, attention_mask, position_ids, dtype):
         p = "model.layers.%d." % layer
         x = x + attention(rms_norm(x, w[p + "input_layernorm.weight"], cfg["eps"]), w, p + "self_attn.",
                           cfg, cos, sin, additive)
-        x = x + mlp(rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg["eps"]), w, p + "mlp.")
+        x = x + mlp(rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg["eps"]), w, p + "mlp.",
+                    cfg["mlp_bias"])
     x = rms_norm(x, w["model.norm.weight"], cfg["eps"])
     head = w["model.embed_tokens.weight"] if cfg["tied"] else w["lm_head.weight"]
     return torch.nn.functional.linear(x, head).float()  # [B, T, V]
@@ -152,12 +182,22 @@ def forward(w, cfg, input_ids, attention_mask, position_ids, dtype):
 def read_config(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)
-    assert c["model_type"] == "qwen2", c["model_type"]
+    kind = c["model_type"]
+    assert kind in ("qwen2", "qwen3", "llama"), kind
     theta = c.get("rope_theta")
     if theta is None:
         theta = c.get("rope_parameters", {}).get("rope_theta", 10000.0)
+    scaling = c.get("rope_scaling") or c.get("rope_parameters") or {}
+    rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+    assert rope_type in ("default", "llama3"), rope_type
     heads = c["num_attention_heads"]
+    attention_bias = c.get("attention_bias", False)
     return {
+        "qkv_bias": kind == "qwen2" or attention_bias,
+        "o_bias": kind != "qwen2" and attention_bias,
+        "mlp_bias": kind == "llama" and c.get("mlp_bias", False),
+        "qk_norm": kind == "qwen3",
+        "llama3": scaling if rope_type == "llama3" else None,
         "layers": c["num_hidden_layers"],
         "heads": heads,
         "kv_heads": c.get("num_key_value_heads") or heads,
@@ -191,7 +231,7 @@ def main():
     with torch.no_grad():
         logits = forward(weights, cfg, input_ids, mask, position_ids, dtype)
     write_safetensors(args.output, {"logits": logits})
-    print("qwen2_reference.py: logits %s, mean |logit| %.4f" % (list(logits.shape), logits.abs().mean().item()))
+    print("decoder_reference.py: logits %s, mean |logit| %.4f" % (list(logits.shape), logits.abs().mean().item()))
 
 
 if __name__ == "__main__":

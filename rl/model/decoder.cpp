@@ -1,11 +1,12 @@
-// The Qwen2 forward pass, top to bottom. Shapes: B batch, T new tokens, P past tokens in the
+// The decoder's forward pass (Qwen2, Qwen3, Llama), top to bottom. Shapes: B batch, T new tokens, P past tokens in the
 // cache, S = P + T keys, C hidden size, H query heads, K key/value heads, R = H / K queries per
 // key/value head, D head_dim, F intermediate size, V vocabulary.
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 
 #include "common/threads.h"
 #include "rl/model/bf16_gemm.h"
 
+#include <cmath>
 #include <limits>
 
 #include <ATen/Parallel.h>
@@ -19,7 +20,7 @@ void ConfigureThreads(int num_threads) { at::set_num_threads(common::ThreadCount
 // ---------------------------------------------------------------------------------------------
 // KvCache
 
-KvCache::KvCache(const Qwen2Config& config, int64_t batch, int64_t capacity,
+KvCache::KvCache(const DecoderConfig& config, int64_t batch, int64_t capacity,
                  torch::ScalarType dtype, torch::Device device)
     : batch_(batch), capacity_(capacity) {
   if (batch <= 0 || capacity <= 0) {
@@ -121,43 +122,45 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
   return torch::embedding(weight, ids);  // [B,T] -> [B,T,C]
 }
 
-Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const torch::TensorOptions& options) {
+SelfAttentionImpl::SelfAttentionImpl(const DecoderConfig& c, const torch::TensorOptions& options) {
   const int64_t q_dim = c.num_attention_heads * c.head_dim,
                 kv_dim = c.num_key_value_heads * c.head_dim;
-  q_proj = register_module("q_proj", Linear(c.hidden_size, q_dim, /*bias=*/true, options));
-  k_proj = register_module("k_proj", Linear(c.hidden_size, kv_dim, /*bias=*/true, options));
-  v_proj = register_module("v_proj", Linear(c.hidden_size, kv_dim, /*bias=*/true, options));
-  o_proj = register_module("o_proj", Linear(q_dim, c.hidden_size, /*bias=*/false, options));
+  q_proj = register_module("q_proj", Linear(c.hidden_size, q_dim, c.qkv_bias(), options));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, kv_dim, c.qkv_bias(), options));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, kv_dim, c.qkv_bias(), options));
+  o_proj = register_module("o_proj", Linear(q_dim, c.hidden_size, c.o_bias(), options));
+  if (c.qk_norm()) {
+    q_norm = register_module("q_norm", RmsNorm(c.head_dim, c.rms_norm_eps, options));
+    k_norm = register_module("k_norm", RmsNorm(c.head_dim, c.rms_norm_eps, options));
+  }
 }
 
-Qwen2MlpImpl::Qwen2MlpImpl(const Qwen2Config& c, const torch::TensorOptions& options) {
-  gate_proj =
-      register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false, options));
-  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false, options));
-  down_proj =
-      register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false, options));
+MlpImpl::MlpImpl(const DecoderConfig& c, const torch::TensorOptions& options) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, options));
 }
 
-torch::Tensor Qwen2MlpImpl::forward(const torch::Tensor& x) {
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   // SwiGLU: [B,T,C] -> [B,T,F] -> [B,T,C]
   return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
 }
 
-Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c,
+DecoderLayerImpl::DecoderLayerImpl(const DecoderConfig& c,
                                              const torch::TensorOptions& options) {
-  self_attn = register_module("self_attn", Qwen2Attention(c, options));
-  mlp = register_module("mlp", Qwen2Mlp(c, options));
+  self_attn = register_module("self_attn", SelfAttention(c, options));
+  mlp = register_module("mlp", Mlp(c, options));
   input_layernorm =
       register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, options));
   post_attention_layernorm =
       register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, options));
 }
 
-Qwen2BodyImpl::Qwen2BodyImpl(const Qwen2Config& c, const torch::TensorOptions& options) {
+DecoderBodyImpl::DecoderBodyImpl(const DecoderConfig& c, const torch::TensorOptions& options) {
   embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, options));
   torch::nn::ModuleList list;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    layers.push_back(Qwen2DecoderLayer(c, options));
+    layers.push_back(DecoderLayer(c, options));
     list->push_back(layers.back());
   }
   register_module("layers", list);  // children "0", "1", ...: "model.layers.N.*"
@@ -165,19 +168,19 @@ Qwen2BodyImpl::Qwen2BodyImpl(const Qwen2Config& c, const torch::TensorOptions& o
 }
 
 // ---------------------------------------------------------------------------------------------
-// Qwen2
+// Decoder
 
-Qwen2Impl::Qwen2Impl(const Qwen2Config& config, const torch::TensorOptions& options,
+DecoderImpl::DecoderImpl(const DecoderConfig& config, const torch::TensorOptions& options,
                      bool random_init)
     : config_(config) {
-  config_.Validate("Qwen2Config");
-  model = register_module("model", Qwen2Body(config_, options));
+  config_.Validate("DecoderConfig");
+  model = register_module("model", DecoderBody(config_, options));
   if (!config_.tie_word_embeddings) {
     lm_head =
         register_module("lm_head", Linear(config_.hidden_size, config_.vocab_size, false, options));
   }
   if (!random_init) return;
-  // transformers' _init_weights for Qwen2: matrices ~ N(0, initializer_range), biases 0, norms 1.
+  // transformers' _init_weights for these models: matrices ~ N(0, initializer_range), biases 0, norms 1.
   torch::NoGradGuard no_grad;
   for (auto& p : named_parameters()) {
     const std::string& name = p.key();
@@ -191,21 +194,37 @@ Qwen2Impl::Qwen2Impl(const Qwen2Config& config, const torch::TensorOptions& opti
   }
 }
 
-torch::ScalarType Qwen2Impl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
-torch::Device Qwen2Impl::device() const { return model->embed_tokens->weight.device(); }
+torch::ScalarType DecoderImpl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
+torch::Device DecoderImpl::device() const { return model->embed_tokens->weight.device(); }
 
 namespace {
 
-// RoPE tables for positions [B,T]: cos, sin [B,1,T,D] in `dtype`. Angles are computed in
-// float32 as transformers does: inv_freq_i = 1 / theta^(2i/D), angle = position * inv_freq,
-// and the D/2 frequencies are repeated for the two halves (the half-split layout).
-std::pair<torch::Tensor, torch::Tensor> RopeTables(const torch::Tensor& positions, int64_t head_dim,
-                                                   double theta, torch::ScalarType dtype) {
-  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(positions.device());
+// The D/2 rotary frequencies in float32, as transformers computes them: inv_freq_i =
+// 1 / theta^(2i/D), then Llama 3's scaling when configured: low frequencies (wavelength above
+// original / low_freq_factor) divided by `factor`, high ones (below original / high_freq_factor)
+// kept, and a linear blend of the two in between.
+torch::Tensor InverseFrequencies(const DecoderConfig& c, torch::Device device) {
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   const torch::Tensor exponents =
-      torch::arange(0, head_dim, 2, f32.dtype(torch::kLong)).to(torch::kFloat32) /
-      static_cast<double>(head_dim);
-  const torch::Tensor inv_freq = torch::pow(theta, exponents).reciprocal();             // [D/2]
+      torch::arange(0, c.head_dim, 2, f32.dtype(torch::kLong)).to(torch::kFloat32) / static_cast<double>(c.head_dim);
+  const torch::Tensor inv_freq = torch::pow(c.rope_theta, exponents).reciprocal();  // [D/2]
+  if (c.rope_scaling.type != "llama3") return inv_freq;
+  const RopeScaling& r = c.rope_scaling;
+  const double original = static_cast<double>(r.original_max_position_embeddings);
+  const torch::Tensor wavelength = (2 * M_PI) / inv_freq;
+  const torch::Tensor low = wavelength > original / r.low_freq_factor;    // scaled fully
+  const torch::Tensor high = wavelength < original / r.high_freq_factor;  // kept
+  const torch::Tensor smooth = (original / wavelength - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+  const torch::Tensor blended = (1 - smooth) * inv_freq / r.factor + smooth * inv_freq;
+  return torch::where(low, inv_freq / r.factor, torch::where(high, inv_freq, blended));
+}
+
+// RoPE tables for positions [B,T]: cos, sin [B,1,T,D] in `dtype`. Angles are computed in
+// float32 as transformers does: angle = position * inv_freq, and the D/2 frequencies are
+// repeated for the two halves (the half-split layout).
+std::pair<torch::Tensor, torch::Tensor> RopeTables(const torch::Tensor& positions, const DecoderConfig& config,
+                                                   torch::ScalarType dtype) {
+  const torch::Tensor inv_freq = InverseFrequencies(config, positions.device());
   const torch::Tensor angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B,T,D/2]
   const torch::Tensor emb = torch::cat({angles, angles}, -1).unsqueeze(1);              // [B,1,T,D]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
@@ -236,7 +255,7 @@ torch::Tensor AttentionAllowed(const torch::Tensor& key_mask, int64_t past, int6
 void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
                     const torch::Tensor& key_mask, int64_t past, const KvCache* cache,
                     torch::ScalarType dtype) {
-  auto fail = [](const std::string& what) { throw ModelError("Qwen2::Hidden: " + what); };
+  auto fail = [](const std::string& what) { throw ModelError("Decoder::Hidden: " + what); };
   if (ids.dim() != 2 || ids.scalar_type() != torch::kLong) fail("input_ids must be int64 [B,T]");
   const int64_t B = ids.size(0), T = ids.size(1);
   if (T == 0) fail("input_ids has no tokens");
@@ -265,7 +284,7 @@ void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
 
 }  // namespace
 
-torch::Tensor Qwen2Impl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions_in,
+torch::Tensor DecoderImpl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions_in,
                                 const torch::Tensor& key_mask_in, KvCache* cache) {
   const int64_t past = cache != nullptr ? cache->length() : 0;
   CheckArguments(input_ids, positions_in, key_mask_in, past, cache, dtype());
@@ -279,11 +298,10 @@ torch::Tensor Qwen2Impl::Hidden(const torch::Tensor& input_ids, const torch::Ten
                                      : torch::ones({B, past + T}, long_options.dtype(torch::kBool));
 
   torch::Tensor x = model->embed_tokens(input_ids);  // [B,T,C]
-  const auto [cos, sin] =
-      RopeTables(positions, config_.head_dim, config_.rope_theta, x.scalar_type());
+  const auto [cos, sin] = RopeTables(positions, config_, x.scalar_type());
   const torch::Tensor allowed = AttentionAllowed(key_mask, past, T);  // [B,1,T,S]
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    Qwen2DecoderLayerImpl& layer = *model->layers[l];
+    DecoderLayerImpl& layer = *model->layers[l];
     x = x + Attention(*layer.self_attn, layer.input_layernorm(x), cos, sin, allowed, cache, l);
     x = x + layer.mlp(layer.post_attention_layernorm(x));
   }
@@ -291,16 +309,23 @@ torch::Tensor Qwen2Impl::Hidden(const torch::Tensor& input_ids, const torch::Ten
   return model->norm(x);  // [B,T,C]
 }
 
-torch::Tensor Qwen2Impl::Attention(Qwen2AttentionImpl& attn, const torch::Tensor& x,
+torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tensor& x,
                                    const torch::Tensor& cos, const torch::Tensor& sin,
                                    const torch::Tensor& allowed, KvCache* cache, int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = config_.num_attention_heads, K = config_.num_key_value_heads,
                 D = config_.head_dim;
   const int64_t R = H / K;
-  // Projections [B,T,C] -> [B,h,T,D], then rotary embeddings on queries and keys.
-  torch::Tensor q = attn.q_proj(x).view({B, T, H, D}).transpose(1, 2);
-  torch::Tensor k = attn.k_proj(x).view({B, T, K, D}).transpose(1, 2);
+  // Projections [B,T,C] -> [B,h,T,D] (Qwen3: each head RMS-normed), then rotary embeddings on
+  // queries and keys.
+  torch::Tensor q = attn.q_proj(x).view({B, T, H, D});
+  torch::Tensor k = attn.k_proj(x).view({B, T, K, D});
+  if (attn.q_norm) {
+    q = attn.q_norm(q);
+    k = attn.k_norm(k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   torch::Tensor v = attn.v_proj(x).view({B, T, K, D}).transpose(1, 2);
   q = ApplyRope(q, cos, sin);
   k = ApplyRope(k, cos, sin);
@@ -332,14 +357,14 @@ torch::Tensor Qwen2Impl::Attention(Qwen2AttentionImpl& attn, const torch::Tensor
   return attn.o_proj(out);  // [B,T,C]
 }
 
-torch::Tensor Qwen2Impl::Logits(const torch::Tensor& hidden) {
+torch::Tensor DecoderImpl::Logits(const torch::Tensor& hidden) {
   // [..., C] -> [..., V], computed in the model's dtype as transformers does, returned in float32.
   const torch::Tensor& w =
       config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
   return LinearForward(hidden, w, {}, bf16_kernel_).to(torch::kFloat32);
 }
 
-void Qwen2Impl::UseBf16Kernel(Bf16Kernel kernel) {
+void DecoderImpl::UseBf16Kernel(Bf16Kernel kernel) {
   if (!Bf16KernelSupported(kernel)) {
     throw ModelError("UseBf16Kernel: '" + std::string(Bf16KernelName(kernel)) +
                      "' does not run on this CPU");
@@ -350,12 +375,12 @@ void Qwen2Impl::UseBf16Kernel(Bf16Kernel kernel) {
   }
 }
 
-torch::Tensor Qwen2Impl::forward(const torch::Tensor& input_ids, const torch::Tensor& positions,
+torch::Tensor DecoderImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& positions,
                                  const torch::Tensor& key_mask, KvCache* cache) {
   return Logits(Hidden(input_ids, positions, key_mask, cache));
 }
 
-void Qwen2Impl::CopyWeightsFrom(Qwen2Impl& other) {
+void DecoderImpl::CopyWeightsFrom(DecoderImpl& other) {
   torch::NoGradGuard no_grad;
   auto theirs = other.named_parameters();
   for (auto& p : named_parameters()) {
@@ -368,8 +393,8 @@ void Qwen2Impl::CopyWeightsFrom(Qwen2Impl& other) {
   }
 }
 
-Qwen2 CloneQwen2(Qwen2Impl& source, torch::ScalarType dtype, torch::Device device) {
-  Qwen2 copy(source.config(), torch::TensorOptions().dtype(dtype).device(device),
+Decoder CloneDecoder(DecoderImpl& source, torch::ScalarType dtype, torch::Device device) {
+  Decoder copy(source.config(), torch::TensorOptions().dtype(dtype).device(device),
              /*random_init=*/false);
   copy->CopyWeightsFrom(source);
   return copy;

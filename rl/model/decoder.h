@@ -1,8 +1,9 @@
-// The Qwen2 / Qwen2.5 decoder in LibTorch, with Hugging Face parameter names, a preallocated
-// KV cache, and checkpoint loading/saving in the Hugging Face layout.
+// The decoder of Qwen2 / Qwen2.5, Qwen3 and Llama 3.x in LibTorch (one implementation: the
+// architectures differ in DecoderConfig's switches), with Hugging Face parameter names, a
+// preallocated KV cache, and checkpoint loading/saving in the Hugging Face layout.
 //
 //   rl::model::ConfigureThreads(4);
-//   rl::model::Qwen2 model = rl::model::LoadQwen2("Qwen2.5-0.5B-Instruct", torch::kBFloat16,
+//   rl::model::Decoder model = rl::model::LoadDecoder("Qwen2.5-0.5B-Instruct", torch::kBFloat16,
 //                                                 torch::kCPU);
 //   // input_ids [B,T]; positions [B,T] (left padding: the first real token is position 0);
 //   // key_mask [B,S] bool, true where the key slot holds a real token.
@@ -15,11 +16,12 @@
 //   hidden = model->Hidden(prompt_ids, prompt_positions, prompt_mask, &cache);  // S = T
 //   hidden = model->Hidden(next_ids /*[B,1]*/, next_positions, mask /*[B,S+1]*/, &cache);
 //
-//   rl::model::SaveQwen2(model, "out_dir", torch::kBFloat16);  // config.json + model.safetensors
+//   rl::model::SaveDecoder(model, "out_dir", torch::kBFloat16);  // config.json + model.safetensors
 //
-// The forward pass follows transformers' Qwen2 equations: RMSNorm in float32 then cast back,
-// half-split RoPE, grouped-query attention (q/k/v bias, no o bias, scale head_dim^-0.5,
-// softmax in float32), SwiGLU MLP, tied or untied lm_head. Parameter names are exactly
+// The forward pass follows transformers' Qwen2 / Qwen3 / Llama equations: RMSNorm in float32
+// then cast back, half-split RoPE (Llama 3's frequency scaling when configured), grouped-query
+// attention (biases as configured, Qwen3's per-head q/k RMSNorm before RoPE, scale
+// head_dim^-0.5, softmax in float32), SwiGLU MLP, tied or untied lm_head. Parameter names are exactly
 // transformers' (named_parameters(): "model.layers.0.self_attn.q_proj.weight", ...).
 //
 // Concurrency: a model may run forward passes from several threads at once under
@@ -51,7 +53,7 @@ void ConfigureThreads(int num_threads);
 // writes the new positions in place at [length, length + T) and advances length.
 class KvCache {
  public:
-  KvCache(const Qwen2Config& config, int64_t batch, int64_t capacity, torch::ScalarType dtype,
+  KvCache(const DecoderConfig& config, int64_t batch, int64_t capacity, torch::ScalarType dtype,
           torch::Device device);
   // Move-only: a copy would share the tensors and silently overwrite the original's slots.
   KvCache(KvCache&&) = default;
@@ -72,7 +74,7 @@ class KvCache {
   const torch::Tensor& values(int64_t layer) const { return values_.at(layer); }
 
  private:
-  friend class Qwen2Impl;
+  friend class DecoderImpl;
   std::vector<torch::Tensor> keys_, values_;
   int64_t batch_, capacity_, length_ = 0;
 };
@@ -112,47 +114,48 @@ class EmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
-class Qwen2AttentionImpl : public torch::nn::Module {
+class SelfAttentionImpl : public torch::nn::Module {
  public:
-  Qwen2AttentionImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  SelfAttentionImpl(const DecoderConfig& config, const torch::TensorOptions& options);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RmsNorm q_norm{nullptr}, k_norm{nullptr};  // over head_dim; qwen3 only
 };
-TORCH_MODULE(Qwen2Attention);
+TORCH_MODULE(SelfAttention);
 
-class Qwen2MlpImpl : public torch::nn::Module {
+class MlpImpl : public torch::nn::Module {
  public:
-  Qwen2MlpImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  MlpImpl(const DecoderConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
-TORCH_MODULE(Qwen2Mlp);
+TORCH_MODULE(Mlp);
 
-class Qwen2DecoderLayerImpl : public torch::nn::Module {
+class DecoderLayerImpl : public torch::nn::Module {
  public:
-  Qwen2DecoderLayerImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  DecoderLayerImpl(const DecoderConfig& config, const torch::TensorOptions& options);
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
-  Qwen2Attention self_attn{nullptr};
-  Qwen2Mlp mlp{nullptr};
+  SelfAttention self_attn{nullptr};
+  Mlp mlp{nullptr};
 };
-TORCH_MODULE(Qwen2DecoderLayer);
+TORCH_MODULE(DecoderLayer);
 
 // The "model." prefix of the HF names.
-class Qwen2BodyImpl : public torch::nn::Module {
+class DecoderBodyImpl : public torch::nn::Module {
  public:
-  Qwen2BodyImpl(const Qwen2Config& config, const torch::TensorOptions& options);
+  DecoderBodyImpl(const DecoderConfig& config, const torch::TensorOptions& options);
   Embedding embed_tokens{nullptr};
-  std::vector<Qwen2DecoderLayer> layers;
+  std::vector<DecoderLayer> layers;
   RmsNorm norm{nullptr};
 };
-TORCH_MODULE(Qwen2Body);
+TORCH_MODULE(DecoderBody);
 
-class Qwen2Impl : public torch::nn::Module {
+class DecoderImpl : public torch::nn::Module {
  public:
   // A model with parameters of `options` (dtype, device). With random_init, weights are drawn as
-  // transformers initialises Qwen2 (normal(0, initializer_range), zero biases, unit norms) from
+  // transformers initialises these models (normal(0, initializer_range), zero biases, unit norms) from
   // LibTorch's global generator (torch::manual_seed makes it reproducible); without it they are
   // left uninitialised for a loader to fill.
-  explicit Qwen2Impl(const Qwen2Config& config, const torch::TensorOptions& options = {},
+  explicit DecoderImpl(const DecoderConfig& config, const torch::TensorOptions& options = {},
                      bool random_init = true);
 
   // input_ids [B,T] int64; positions [B,T] int64, or undefined for past..past+T-1;
@@ -167,42 +170,42 @@ class Qwen2Impl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& positions,
                         const torch::Tensor& key_mask, KvCache* cache = nullptr);
 
-  const Qwen2Config& config() const { return config_; }
+  const DecoderConfig& config() const { return config_; }
   torch::ScalarType dtype() const;
   torch::Device device() const;
   // Copies every parameter of `other` (same shapes) into this model, converting dtype/device:
   // e.g. a frozen reference model for the KL term. Does not change requires_grad.
-  void CopyWeightsFrom(Qwen2Impl& other);
+  void CopyWeightsFrom(DecoderImpl& other);
   // Chooses the CPU kernel of every bf16 product at inference (default: the fastest this CPU
   // runs; kNone: LibTorch's). Kernels round differently, so logits differ in the last bf16 bit.
   // Throws ModelError when this CPU cannot run `kernel`.
   void UseBf16Kernel(Bf16Kernel kernel);
 
-  Qwen2Body model{nullptr};
+  DecoderBody model{nullptr};
   Linear lm_head{nullptr};  // null when tie_word_embeddings: the embedding matrix is used
 
  private:
-  torch::Tensor Attention(Qwen2AttentionImpl& attn, const torch::Tensor& x,
+  torch::Tensor Attention(SelfAttentionImpl& attn, const torch::Tensor& x,
                           const torch::Tensor& cos, const torch::Tensor& sin,
                           const torch::Tensor& allowed, KvCache* cache, int64_t layer);
-  Qwen2Config config_;
+  DecoderConfig config_;
   Bf16Kernel bf16_kernel_ = BestBf16Kernel();
 };
-TORCH_MODULE(Qwen2);
+TORCH_MODULE(Decoder);
 
 // Loads config.json and model.safetensors (or the shards of model.safetensors.index.json) from
 // `dir`, converting to `dtype` on `device`. Every parameter must be present with the right
 // shape; an unexpected tensor is an error (a checkpoint of another architecture), except a
 // tied lm_head.weight, which is ignored as transformers does. Throws ModelError.
-Qwen2 LoadQwen2(const std::string& dir, torch::ScalarType dtype, torch::Device device);
+Decoder LoadDecoder(const std::string& dir, torch::ScalarType dtype, torch::Device device);
 
 // Writes config.json and model.safetensors (tensors in `dtype`; a tied lm_head is not written)
 // into `dir` (created if needed), and generation_config.json when `generation` is given, so
 // that transformers and vLLM load the directory. Throws ModelError.
-void SaveQwen2(Qwen2& model, const std::string& dir, torch::ScalarType dtype,
+void SaveDecoder(Decoder& model, const std::string& dir, torch::ScalarType dtype,
                const GenerationConfig* generation = nullptr);
 
 // A new model with `model`'s config and a copy of its weights in dtype/device.
-Qwen2 CloneQwen2(Qwen2Impl& model, torch::ScalarType dtype, torch::Device device);
+Decoder CloneDecoder(DecoderImpl& model, torch::ScalarType dtype, torch::Device device);
 
 }  // namespace rl::model

@@ -1,4 +1,4 @@
-// The Qwen2 forward pass on tiny random models: cache vs recompute, batching, padding, dtypes,
+// The decoder's forward pass on tiny random models: cache vs recompute, batching, padding, dtypes,
 // and checkpoint round trips.
 #include <filesystem>
 
@@ -9,27 +9,27 @@
 
 #include "tests/support/catch_torch.h"
 
-#include "rl/model/qwen2.h"
+#include "rl/model/decoder.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
 #include "tests/support/temp_dir.h"
 
 using rl::model::KvCache;
 using rl::model::ModelError;
-using rl::model::Qwen2;
-using rl::model::Qwen2Config;
+using rl::model::Decoder;
+using rl::model::DecoderConfig;
 using rl::testing::TempDir;
 
 namespace {
 
 // A random model whose outputs are not dominated by the residual stream: a larger init than
 // the default 0.02 makes attention patterns and MLPs matter in the comparisons below.
-Qwen2 TinyModel(bool tied = true, torch::ScalarType dtype = torch::kFloat32, uint64_t seed = 1) {
-  Qwen2Config config = Qwen2Config::Tiny(97);
+Decoder TinyModel(bool tied = true, torch::ScalarType dtype = torch::kFloat32, uint64_t seed = 1) {
+  DecoderConfig config = DecoderConfig::Tiny(97);
   config.tie_word_embeddings = tied;
   config.initializer_range = 0.2;
   torch::manual_seed(seed);
-  Qwen2 model(config);
+  Decoder model(config);
   model->to(dtype);
   model->eval();
   return model;
@@ -47,8 +47,8 @@ double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST_CASE("parameter names are Hugging Face's", "[model]") {
-  Qwen2 tied = TinyModel(true), untied = TinyModel(false);
-  auto names = [](Qwen2& m) {
+  Decoder tied = TinyModel(true), untied = TinyModel(false);
+  auto names = [](Decoder& m) {
     std::vector<std::string> out;
     for (const auto& p : m->named_parameters()) out.push_back(p.key());
     return out;
@@ -71,7 +71,7 @@ TEST_CASE("parameter names are Hugging Face's", "[model]") {
 
 TEST_CASE("KV-cache decoding equals full recompute", "[model]") {
   torch::NoGradGuard no_grad;
-  Qwen2 model = TinyModel();
+  Decoder model = TinyModel();
   const int64_t B = 3, T = 12;
   const torch::Tensor ids = RandomIds(B, T, 97, 7);
   const torch::Tensor full = model->forward(ids, {}, {});  // [B,T,V]
@@ -85,6 +85,77 @@ TEST_CASE("KV-cache decoding equals full recompute", "[model]") {
   const torch::Tensor incremental = torch::cat(steps, 1);
   CHECK(MaxAbsDiff(full, incremental) < 1e-4);
   CHECK(torch::equal(full.argmax(-1), incremental.argmax(-1)));
+}
+
+namespace {
+
+// A Qwen3 (q/k norms, head_dim unlike hidden / heads) and a Llama 3 (llama3 RoPE scaling, every
+// bias on) of the tiny shape, random as TinyModel.
+Decoder ArchitectureModel(const std::string& model_type) {
+  DecoderConfig config = DecoderConfig::Tiny(97);
+  config.model_type = model_type;
+  config.initializer_range = 0.2;
+  if (model_type == "qwen3") config.head_dim = 24;
+  if (model_type == "llama") {
+    config.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 16};
+    config.attention_bias = true;
+    config.mlp_bias = true;
+  }
+  torch::manual_seed(3);
+  Decoder model(config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {  // norms and biases random too: none may hide
+    if (p.key().ends_with("norm.weight")) p.value().normal_(1.0, 0.2);
+    if (p.key().ends_with(".bias")) p.value().normal_(0.0, 0.2);
+  }
+  model->eval();
+  return model;
+}
+
+std::vector<std::string> NamesOf(Decoder& model) {
+  std::vector<std::string> out;
+  for (const auto& p : model->named_parameters()) out.push_back(p.key());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Qwen3 and Llama 3: their parameters, and KV-cache decoding equal to recompute", "[model]") {
+  for (const std::string type : {"qwen3", "llama"}) {
+    INFO(type);
+    Decoder model = ArchitectureModel(type);
+    const std::vector<std::string> names = NamesOf(model);
+    auto has = [&](const char* name) { return std::find(names.begin(), names.end(), name) != names.end(); };
+    CHECK(has("model.layers.1.self_attn.q_norm.weight") == (type == "qwen3"));
+    CHECK(has("model.layers.1.self_attn.k_norm.weight") == (type == "qwen3"));
+    CHECK(has("model.layers.1.self_attn.q_proj.bias") == (type == "llama"));
+    CHECK(has("model.layers.1.self_attn.o_proj.bias") == (type == "llama"));
+    CHECK(has("model.layers.0.mlp.down_proj.bias") == (type == "llama"));
+    torch::NoGradGuard no_grad;
+    const torch::Tensor ids = RandomIds(2, 20, 97, 8);  // positions past the original context of 16
+    const torch::Tensor full = model->forward(ids, {}, {});
+    KvCache cache(model->config(), 2, 24, torch::kFloat32, torch::kCPU);
+    std::vector<torch::Tensor> steps = {model->forward(ids.narrow(1, 0, 7), {}, {}, &cache)};
+    for (int64_t t = 7; t < 20; ++t) steps.push_back(model->forward(ids.narrow(1, t, 1), {}, {}, &cache));
+    const torch::Tensor incremental = torch::cat(steps, 1);
+    CHECK(MaxAbsDiff(full, incremental) < 1e-4);
+    CHECK(torch::equal(full.argmax(-1), incremental.argmax(-1)));
+  }
+}
+
+TEST_CASE("Qwen3 and Llama 3 checkpoints round-trip as their own architecture", "[model]") {
+  for (const std::string type : {"qwen3", "llama"}) {
+    INFO(type);
+    Decoder model = ArchitectureModel(type);
+    TempDir dir;
+    rl::model::SaveDecoder(model, dir.str(), torch::kFloat32);
+    Decoder loaded = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
+    CHECK(loaded->config().model_type == type);
+    CHECK(loaded->config().rope_scaling.type == model->config().rope_scaling.type);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor ids = RandomIds(1, 9, 97, 4);
+    CHECK(torch::equal(model->forward(ids, {}, {}), loaded->forward(ids, {}, {})));
+  }
 }
 
 namespace {
@@ -114,7 +185,7 @@ Padded LeftPad(const std::vector<std::vector<int64_t>>& prompts, int64_t extra_p
 }
 
 // Greedy decoding with the cache: `steps` new tokens per row, and the logits of every step.
-std::pair<torch::Tensor, std::vector<torch::Tensor>> GreedyDecode(Qwen2& model, const Padded& batch,
+std::pair<torch::Tensor, std::vector<torch::Tensor>> GreedyDecode(Decoder& model, const Padded& batch,
                                                                   int64_t steps) {
   const int64_t B = batch.ids.size(0), T = batch.ids.size(1);
   KvCache cache(model->config(), B, T + steps, model->dtype(), torch::kCPU);
@@ -141,7 +212,7 @@ std::pair<torch::Tensor, std::vector<torch::Tensor>> GreedyDecode(Qwen2& model, 
 
 TEST_CASE("batched equals unbatched, with left padding", "[model]") {
   torch::NoGradGuard no_grad;
-  Qwen2 model = TinyModel(/*tied=*/false);
+  Decoder model = TinyModel(/*tied=*/false);
   const std::vector<std::vector<int64_t>> prompts = {
       {3, 14, 15, 92, 65, 35}, {89, 79}, {32, 38, 46, 26}};
   const auto [batched_tokens, batched_logits] = GreedyDecode(model, LeftPad(prompts), 8);
@@ -156,7 +227,7 @@ TEST_CASE("batched equals unbatched, with left padding", "[model]") {
 
 TEST_CASE("left padding does not change real positions", "[model]") {
   torch::NoGradGuard no_grad;
-  Qwen2 model = TinyModel();
+  Decoder model = TinyModel();
   const std::vector<int64_t> prompt = {11, 22, 33, 44, 55};
   const Padded plain = LeftPad({prompt});
   const torch::Tensor reference =
@@ -172,7 +243,7 @@ TEST_CASE("left padding does not change real positions", "[model]") {
 
 TEST_CASE("Hidden refuses inconsistent arguments", "[model]") {
   torch::NoGradGuard no_grad;
-  Qwen2 model = TinyModel();
+  Decoder model = TinyModel();
   const torch::Tensor ids = RandomIds(2, 4, 97, 3);
   CHECK_THROWS_AS(model->Hidden(ids.to(torch::kInt), {}, {}), ModelError);
   CHECK_THROWS_WITH(model->Hidden(ids, {}, torch::ones({2, 3}, torch::kBool)),
@@ -190,7 +261,7 @@ TEST_CASE("Hidden refuses inconsistent arguments", "[model]") {
 
 TEST_CASE("KvCache SelectBatch repeats a prefilled prompt", "[model]") {
   torch::NoGradGuard no_grad;
-  Qwen2 model = TinyModel();
+  Decoder model = TinyModel();
   const torch::Tensor prompt = RandomIds(1, 6, 97, 9);
   KvCache cache(model->config(), 1, 10, torch::kFloat32, torch::kCPU);
   model->Hidden(prompt, {}, {}, &cache);
@@ -211,8 +282,8 @@ TEST_CASE("KvCache SelectBatch repeats a prefilled prompt", "[model]") {
 
 TEST_CASE("bfloat16 path", "[model]") {
   torch::NoGradGuard no_grad;
-  Qwen2 model32 = TinyModel();
-  Qwen2 model16 = rl::model::CloneQwen2(*model32, torch::kBFloat16, torch::kCPU);
+  Decoder model32 = TinyModel();
+  Decoder model16 = rl::model::CloneDecoder(*model32, torch::kBFloat16, torch::kCPU);
   CHECK(model16->dtype() == torch::kBFloat16);
   const torch::Tensor ids = RandomIds(2, 10, 97, 5);
   const torch::Tensor logits32 = model32->forward(ids, {}, {});
@@ -235,13 +306,13 @@ TEST_CASE("bfloat16 products on the CPU kernels agree with LibTorch's", "[model]
   torch::NoGradGuard no_grad;
   // Sums of 256 and 1024 products. (The bits mostly agree with LibTorch's: float32 sums in
   // another order rarely round to another bf16.)
-  Qwen2Config config = Qwen2Config::Tiny(97);
+  DecoderConfig config = DecoderConfig::Tiny(97);
   config.hidden_size = 256;
   config.intermediate_size = 1024;
   config.head_dim = 64;
   config.tie_word_embeddings = false;
   torch::manual_seed(8);
-  Qwen2 model(config, torch::TensorOptions().dtype(torch::kBFloat16));
+  Decoder model(config, torch::TensorOptions().dtype(torch::kBFloat16));
   model->eval();
   const torch::Tensor ids = RandomIds(2, 2, 97, 6);  // 4 rows: within every kernel's limit
   model->UseBf16Kernel(rl::model::Bf16Kernel::kNone);
@@ -264,7 +335,7 @@ TEST_CASE("bfloat16 products on the CPU kernels agree with LibTorch's", "[model]
 }
 
 TEST_CASE("gradients reach every parameter", "[model]") {
-  Qwen2 model = TinyModel();
+  Decoder model = TinyModel();
   model->train();
   const torch::Tensor ids = RandomIds(2, 6, 97, 4);
   const torch::Tensor logits = model->forward(ids, {}, {});
