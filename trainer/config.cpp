@@ -26,8 +26,9 @@ const Choices<ScaleRewards> kScaleRewards = {{"group", ScaleRewards::kGroup},
 const Choices<LrSchedule> kLrSchedules = {{"constant", LrSchedule::kConstant},
                                           {"cosine", LrSchedule::kCosine},
                                           {"linear", LrSchedule::kLinear}};
-const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},
-                                              {"chatml", PromptFormat::kChatMl}};
+const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},    {"chatml", PromptFormat::kChatMl},
+                                              {"qwen3", PromptFormat::kQwen3},    {"llama3", PromptFormat::kLlama3},
+                                              {"llama3.2", PromptFormat::kLlama32}};
 const Choices<RolloutDtype> kRolloutDtypes = {{"float32", RolloutDtype::kFloat32},
                                               {"bfloat16", RolloutDtype::kBFloat16}};
 
@@ -76,6 +77,7 @@ void VisitTokenizer(V& v, TokenizerSection& s) {
   v.Field("train_vocab_size", s.train_vocab_size, Between(260, 1 << 20));
   v.Field("eos_token", s.eos_token);
   v.Choice("prompt_format", s.prompt_format, kPromptFormats);
+  v.Field("enable_thinking", s.enable_thinking);
   v.Field("system_prompt", s.system_prompt);
 }
 

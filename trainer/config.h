@@ -39,7 +39,8 @@ using common::ConfigError;
 enum class LossType { kGrpo, kDapo, kDrGrpo };          // "grpo", "dapo", "dr_grpo"
 enum class ScaleRewards { kGroup, kBatch, kNone };      // "group", "batch", "none"
 enum class LrSchedule { kConstant, kCosine, kLinear };  // "constant", "cosine", "linear"
-enum class PromptFormat { kPlain, kChatMl };            // "plain", "chatml"
+// "plain", "chatml" (Qwen2.5's template), "qwen3", "llama3" (Llama 3 / 3.1), "llama3.2"
+enum class PromptFormat { kPlain, kChatMl, kQwen3, kLlama3, kLlama32 };
 enum class RolloutDtype { kFloat32, kBFloat16 };        // "float32", "bfloat16"
 
 struct RunSection {
@@ -74,8 +75,10 @@ struct TokenizerSection {
                      // the model is trained from scratch
   int64_t train_vocab_size = 384;  // byte-level BPE trained on the SFT corpus (from scratch)
   std::string eos_token = "<|endoftext|>";
-  PromptFormat prompt_format = PromptFormat::kPlain;  // of text prompts; chatml: Qwen2.5 chat
-                                                      // template (chat-message prompts always)
+  PromptFormat prompt_format = PromptFormat::kPlain;  // of text prompts; a template's name: that
+                                                      // chat template (chat-message prompts always
+                                                      // use one: Qwen2.5's when plain)
+  bool enable_thinking = true;  // qwen3 only: false closes an empty think block in the prompt
   std::string system_prompt;  // chat template only, when the prompt has no system message;
                               // empty: the template's default
 };

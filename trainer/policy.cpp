@@ -45,11 +45,23 @@ model::GenerationConfig WithEos(model::GenerationConfig generation, const text::
   return generation;
 }
 
+// The chat template of tokenizer.prompt_format; Qwen2.5's for conversations when it is plain.
+text::ChatTemplate TemplateOf(PromptFormat format) {
+  switch (format) {
+    case PromptFormat::kQwen3: return text::ChatTemplate::kQwen3;
+    case PromptFormat::kLlama3: return text::ChatTemplate::kLlama3;
+    case PromptFormat::kLlama32: return text::ChatTemplate::kLlama32;
+    case PromptFormat::kPlain:
+    case PromptFormat::kChatMl: break;
+  }
+  return text::ChatTemplate::kQwen25;
+}
+
 std::vector<std::string> SpecialTokens(const TokenizerSection& t) {
   std::vector<std::string> special = {t.eos_token};
-  if (t.prompt_format == PromptFormat::kChatMl) {
-    for (const char* token : {"<|im_start|>", "<|im_end|>"}) {
-      if (token != t.eos_token) special.push_back(token);
+  if (t.prompt_format != PromptFormat::kPlain) {
+    for (std::string_view token : text::ChatTemplateMarkers(TemplateOf(t.prompt_format))) {
+      if (token != t.eos_token) special.emplace_back(token);
     }
   }
   return special;
@@ -64,7 +76,9 @@ std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example&
   if (!has_system && !tokenizer.system_prompt.empty()) messages.push_back({"system", tokenizer.system_prompt});
   if (example.messages.empty()) messages.push_back({"user", example.prompt});
   messages.insert(messages.end(), example.messages.begin(), example.messages.end());
-  return text::RenderChatMl(messages, /*add_generation_prompt=*/true);
+  text::ChatOptions options;
+  options.enable_thinking = tokenizer.enable_thinking;
+  return text::RenderChat(TemplateOf(tokenizer.prompt_format), messages, options);
 }
 
 Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus) {

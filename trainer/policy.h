@@ -32,14 +32,15 @@ struct Policy {
 };
 
 // The text the policy is conditioned on, with the generation prompt where there is a template.
-// A text prompt: plain: the prompt and a newline; chatml: the Qwen2.5 chat template around one
-// user message. A conversation (example.messages): the Qwen2.5 chat template whatever the
-// prompt_format, as TRL renders conversational data. Either way the system prompt is the
+// A text prompt: plain: the prompt and a newline; a template (chatml: Qwen2.5's, qwen3 with
+// tokenizer.enable_thinking, llama3, llama3.2; rl/text/chat_template.h) around one user message.
+// A conversation (example.messages): that template, Qwen2.5's when prompt_format is plain, as
+// TRL renders conversational data. Either way the system prompt is the
 // conversation's own, else tokenizer.system_prompt, else the template's default.
 std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example& example);
 
 // Trains a byte-level BPE tokenizer on `corpus` (tokenizer.train_vocab_size, the EOS token
-// and, for chatml, <|im_start|>/<|im_end|> as special tokens) and a randomly initialised
+// and the chat template's markers as special tokens) and a randomly initialised
 // Qwen2 of config.model.tiny's shape around it (seeded from config.run.seed).
 Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus);
 

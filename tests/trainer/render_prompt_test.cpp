@@ -36,3 +36,20 @@ TEST_CASE("text and chat-message prompts render through the same chat template",
   CHECK(RenderPrompt(plain, chat) ==
         header + "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n" + question);
 }
+
+TEST_CASE("the Qwen3 and Llama 3 templates, and Qwen3's thinking switch", "[data][chat]") {
+  const Example text{"1+1?", "2", ""};
+  TokenizerSection qwen3;
+  qwen3.prompt_format = PromptFormat::kQwen3;
+  // Thinking (the default): the model opens <think> itself; no default system prompt.
+  CHECK(RenderPrompt(qwen3, text) == "<|im_start|>user\n1+1?<|im_end|>\n<|im_start|>assistant\n");
+  qwen3.enable_thinking = false;
+  CHECK(RenderPrompt(qwen3, text) ==
+        "<|im_start|>user\n1+1?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  TokenizerSection llama;
+  llama.prompt_format = PromptFormat::kLlama3;
+  llama.system_prompt = "Think first.";
+  CHECK(RenderPrompt(llama, text) ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nThink first.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\n1+1?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+}
