@@ -1,8 +1,9 @@
-// `rl generate`: samples completions from a Hugging Face Qwen2 checkpoint for a JSONL file of
-// prompts, optionally scoring them with a reward spec while they are generated.
+// `rl generate`: samples completions from a Hugging Face checkpoint (Qwen2, Qwen3, Llama 3) for a
+// JSONL file of prompts, optionally scoring them with a reward spec while they are generated.
 //
 //   rl generate --model DIR --prompts in.jsonl -n 8 --output out.jsonl
-//       [--chat] [--temperature 0.7 --top-p 0.95 ...] [--rewards configs/rewards/r1.yaml]
+//       [--chat [--chat-template auto|qwen2.5|qwen3|llama3|llama3.2] [--no-thinking]]
+//       [--temperature 0.7 --top-p 0.95 ...] [--rewards configs/rewards/r1.yaml]
 //
 // DIR holds config.json, model.safetensors (or an index of shards), tokenizer.json and,
 // optionally, generation_config.json (its eos_token_id, temperature, top_p and top_k are the
@@ -48,6 +49,8 @@ struct GenerateFlags {
   std::string prompt_key = "prompt";
   std::string answer_key = "answer";
   bool chat = false;
+  std::string chat_template = "auto";  // with --chat: a template's name, or the checkpoint's
+  bool no_thinking = false;            // qwen3: an empty, closed think block in the prompt
   std::string system_prompt;
   std::optional<double> temperature, top_p, min_p;
   std::optional<int64_t> top_k;
@@ -76,8 +79,30 @@ struct PromptRow {
   std::optional<std::string> gold;  // --answer-key, when present
 };
 
+// The chat template of --chat: the one --chat-template names, else the checkpoint's
+// (chat_template.jinja or tokenizer_config.json); Qwen2.5's for a directory with neither, as
+// before templates were read.
+text::ChatTemplate ResolveChatTemplate(const GenerateFlags& flags) {
+  if (flags.chat_template != "auto") {
+    std::optional<text::ChatTemplate> named = text::ChatTemplateFromName(flags.chat_template);
+    if (!named) {
+      throw InputError("--chat-template: '" + flags.chat_template +
+                       "' is not one of auto, chatml (qwen2.5), qwen3, llama3, llama3.2");
+    }
+    return *named;
+  }
+  const std::filesystem::path dir(flags.model_dir);
+  if (!std::filesystem::exists(dir / "chat_template.jinja") && !std::filesystem::exists(dir / "tokenizer_config.json")) {
+    return text::ChatTemplate::kQwen25;
+  }
+  std::string error;
+  std::optional<text::ChatTemplate> found = text::ChatTemplateOfCheckpoint(flags.model_dir, &error);
+  if (!found) throw InputError(error + " (name a template with --chat-template)");
+  return *found;
+}
+
 // The prompt of one row, rendered with the chat template when asked; "" plus *error when bad.
-std::string ReadPromptText(const nlohmann::json& value, const GenerateFlags& flags,
+std::string ReadPromptText(const nlohmann::json& value, const GenerateFlags& flags, text::ChatTemplate chat,
                            std::string* error) {
   if (value.is_string() && !flags.chat) return value.get<std::string>();
   if (!flags.chat) {
@@ -104,14 +129,16 @@ std::string ReadPromptText(const nlohmann::json& value, const GenerateFlags& fla
     return "";
   }
   try {
-    return text::RenderChatMl(messages, /*add_generation_prompt=*/true);
+    text::ChatOptions options;
+    options.enable_thinking = !flags.no_thinking;
+    return text::RenderChat(chat, messages, options);
   } catch (const std::invalid_argument& e) {
     *error = "key '" + flags.prompt_key + "': " + e.what();
     return "";
   }
 }
 
-std::vector<PromptRow> ReadPrompts(const GenerateFlags& flags) {
+std::vector<PromptRow> ReadPrompts(const GenerateFlags& flags, text::ChatTemplate chat) {
   std::ifstream in(flags.prompts, std::ios::binary);
   if (!in) throw InputError(flags.prompts + ": cannot open");
   std::vector<PromptRow> rows;
@@ -128,7 +155,7 @@ std::vector<PromptRow> ReadPrompts(const GenerateFlags& flags) {
     if (prompt == row.end())
       throw fail("key '" + flags.prompt_key + "' missing (--prompt-key names the prompt's key)");
     std::string error;
-    PromptRow out{ReadPromptText(*prompt, flags, &error), std::nullopt};
+    PromptRow out{ReadPromptText(*prompt, flags, chat, &error), std::nullopt};
     if (!error.empty()) throw fail(error);
     if (out.text.empty()) throw fail("key '" + flags.prompt_key + "': the prompt is empty");
     if (auto answer = row.find(flags.answer_key); answer != row.end() && !answer->is_null()) {
@@ -150,7 +177,7 @@ std::vector<PromptRow> ReadPrompts(const GenerateFlags& flags) {
 
 // Sampling parameters: flags first, then generation_config.json, then the library defaults.
 rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::DecoderConfig& config,
-                                     const text::Tokenizer& tokenizer) {
+                                     const text::Tokenizer& tokenizer, text::ChatTemplate chat) {
   rollout::SamplingParams params;
   model::GenerationConfig generation;
   std::string generation_path = flags.model_dir + "/generation_config.json";
@@ -166,10 +193,12 @@ rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::De
   params.seed = flags.seed;
   params.eos_ids = generation.eos_token_ids;
   if (params.eos_ids.empty() && config.eos_token_id) params.eos_ids.push_back(*config.eos_token_id);
-  // A chat turn ends with <|im_end|>, which base models' generation configs do not list.
-  if (auto im_end = tokenizer.TokenToId("<|im_end|>"); im_end && flags.chat &&
-      std::find(params.eos_ids.begin(), params.eos_ids.end(), *im_end) == params.eos_ids.end())
-    params.eos_ids.push_back(*im_end);
+  // A chat turn ends with the template's end of turn (<|im_end|>, <|eot_id|>), which base
+  // models' generation configs do not list.
+  const std::string end_of_turn(text::ChatTemplateEndOfTurn(chat));
+  if (auto id = tokenizer.TokenToId(end_of_turn); id && flags.chat &&
+      std::find(params.eos_ids.begin(), params.eos_ids.end(), *id) == params.eos_ids.end())
+    params.eos_ids.push_back(*id);
   if (std::string error = params.Check(); !error.empty()) throw InputError(error);
   return params;
 }
@@ -241,7 +270,8 @@ void WriteRound(const trainer::ScoredRollout& result, const std::vector<PromptRo
 
 int RunGenerate(const GenerateFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<PromptRow> prompts = ReadPrompts(flags);
+  const text::ChatTemplate chat = flags.chat ? ResolveChatTemplate(flags) : text::ChatTemplate::kQwen25;
+  std::vector<PromptRow> prompts = ReadPrompts(flags, chat);
   std::string error;
   auto tokenizer = text::Tokenizer::FromFile(flags.model_dir + "/tokenizer.json", &error);
   if (!tokenizer) throw InputError(error);
@@ -253,7 +283,7 @@ int RunGenerate(const GenerateFlags& flags) {
   torch::ScalarType dtype = flags.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
   model::Decoder policy = model::LoadDecoder(flags.model_dir, dtype, torch::Device(flags.device));
   policy->eval();
-  rollout::SamplingParams sampling = MakeSampling(flags, policy->config(), *tokenizer);
+  rollout::SamplingParams sampling = MakeSampling(flags, policy->config(), *tokenizer, chat);
 
   rollout::RolloutOptions options;
   options.group_size = flags.samples;
@@ -324,8 +354,14 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--answer-key", flags->answer_key, "Key of the gold answer (for --rewards)")
       ->capture_default_str();
   cmd->add_flag("--chat", flags->chat,
-                "Render prompts with the ChatML (Qwen2.5) template; the prompt may then be a "
+                "Render prompts with a chat template (--chat-template); the prompt may then be a "
                 "list of {role, content} messages");
+  cmd->add_option("--chat-template", flags->chat_template,
+                  "auto (the checkpoint's chat_template.jinja or tokenizer_config.json; Qwen2.5's when it "
+                  "has neither), chatml (qwen2.5), qwen3, llama3 or llama3.2")
+      ->capture_default_str();
+  cmd->add_flag("--no-thinking", flags->no_thinking,
+                "Qwen3's template with enable_thinking=false: the prompt closes an empty think block");
   cmd->add_option("--system", flags->system_prompt,
                   "System prompt for --chat (default: the template's)");
   cmd->add_option("--temperature", flags->temperature,

@@ -158,6 +158,36 @@ TEST_CASE("rl generate --chat --rewards scores each completion") {
   CHECK(count == 4);
 }
 
+TEST_CASE("rl generate --chat-template: a named template, Qwen3's thinking switch, the checkpoint's") {
+  SavedPolicy policy;
+  fs::path prompts = policy.dir.path() / "prompts.jsonl";
+  WriteFile(prompts, "{\"prompt\": \"What is 2+2?\"}\n");
+  fs::path out = policy.dir.path() / "out.jsonl";
+  auto first_prompt = [&](const std::string& flags, std::string* err) {
+    const int status = RunRl("generate --model " + policy.dir.path().string() + " --prompts " + prompts.string() +
+                                 " --chat --max-new-tokens 2 --output " + out.string() + " " + flags,
+                             err);
+    if (status != 0) return "exit " + std::to_string(status);
+    std::istringstream text(ReadFile(out));
+    std::string line;
+    std::getline(text, line);
+    return nlohmann::json::parse(line)["prompt"].get<std::string>();
+  };
+  std::string err;
+  CHECK(first_prompt("--chat-template llama3", &err) ==
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  CHECK(first_prompt("--chat-template qwen3 --no-thinking", &err) ==
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  CHECK(first_prompt("--chat-template qwen4", &err) == "exit 2");
+  CHECK_THAT(err, Catch::Contains("--chat-template") && Catch::Contains("qwen4"));
+  // auto: the checkpoint's tokenizer_config.json decides, and a template rl does not render
+  // stops the run naming the file.
+  WriteFile(policy.dir.path() / "tokenizer_config.json", "{\"chat_template\": \"{{ messages }}\"}");
+  CHECK(first_prompt("", &err) == "exit 2");
+  CHECK_THAT(err, Catch::Contains("tokenizer_config.json") && Catch::Contains("chat_template"));
+}
+
 TEST_CASE("rl generate names the file and line of a bad row and writes nothing") {
   SavedPolicy policy;
   fs::path out = policy.dir.path() / "out.jsonl";
