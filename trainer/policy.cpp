@@ -15,6 +15,9 @@
 namespace rl::trainer {
 namespace {
 
+// Beside tokenizer.json: the chat template and the special tokens' settings.
+constexpr const char* kTokenizerFiles[] = {"tokenizer_config.json", "chat_template.jinja"};
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");
@@ -117,6 +120,10 @@ Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, con
       tokenizer_file.empty() ? (fs::path(dir) / "tokenizer.json").string() : tokenizer_file;
   policy.tokenizer_json = ReadFile(tokenizer_path);
   policy.tokenizer = ParseTokenizer(policy.tokenizer_json, tokenizer_path);
+  for (const char* name : kTokenizerFiles) {
+    const fs::path path = fs::path(tokenizer_path).parent_path() / name;
+    if (fs::exists(path)) policy.tokenizer_files[name] = ReadFile(path.string());
+  }
   policy.model = model::LoadDecoder(dir, torch::kFloat32, torch::kCPU);
   model::GenerationConfig generation;
   const fs::path generation_path = fs::path(dir) / "generation_config.json";
@@ -128,9 +135,13 @@ Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, con
 void SavePolicy(Policy& policy, const std::string& dir) {
   std::filesystem::create_directories(dir);
   model::SaveDecoder(policy.model, dir, torch::kFloat32, &policy.generation);
-  std::ofstream out(std::filesystem::path(dir) / "tokenizer.json", std::ios::binary);
-  out << policy.tokenizer_json;
-  if (!out.flush()) throw std::runtime_error(dir + "/tokenizer.json: cannot write");
+  std::map<std::string, std::string> files = policy.tokenizer_files;
+  files["tokenizer.json"] = policy.tokenizer_json;
+  for (const auto& [name, text] : files) {
+    std::ofstream out(std::filesystem::path(dir) / name, std::ios::binary);
+    out << text;
+    if (!out.flush()) throw std::runtime_error(dir + "/" + name + ": cannot write");
+  }
 }
 
 }  // namespace rl::trainer

@@ -6,11 +6,14 @@
 //                                                         // tokenizer.json, generation_config.json
 //   std::string text = RenderPrompt(config.tokenizer, example);  // a data::Example
 //   std::vector<int32_t> ids = policy.tokenizer->Encode(text);
-//   SavePolicy(policy, "runs/x/final");                   // same four files
+//   SavePolicy(policy, "runs/x/final");                   // the same files, and the tokenizer's
+//                                                         // tokenizer_config.json and
+//                                                         // chat_template.jinja when it had them
 //
 // Thread safety: a Policy is used by one training loop; the tokenizer is shared read-only.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,6 +31,10 @@ struct Policy {
   model::Decoder model{nullptr};
   std::shared_ptr<const text::Tokenizer> tokenizer;
   std::string tokenizer_json;        // the tokenizer.json text, written into every checkpoint
+  // The files beside tokenizer.json that carry its chat template and special tokens
+  // (tokenizer_config.json, chat_template.jinja), name -> text, copied into every checkpoint so
+  // that transformers, vLLM and `rl generate --chat` find the template there.
+  std::map<std::string, std::string> tokenizer_files;
   model::GenerationConfig generation;  // eos ids (the configured eos token first)
 };
 
@@ -45,12 +52,12 @@ std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example&
 Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus);
 
 // Loads a Hugging Face directory: the model in float32 on the CPU, `tokenizer_file` (empty:
-// dir/tokenizer.json), generation_config.json when present; config.tokenizer.eos_token must be
+// dir/tokenizer.json) and the tokenizer files beside it, generation_config.json when present; config.tokenizer.eos_token must be
 // a token. Throws std::runtime_error (or rl::model::ModelError) naming the file.
 Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, const TrainConfig& config);
 
-// Writes config.json, model.safetensors, generation_config.json and tokenizer.json into
-// `dir` (created when missing).
+// Writes config.json, model.safetensors, generation_config.json, tokenizer.json and the
+// tokenizer files into `dir` (created when missing).
 void SavePolicy(Policy& policy, const std::string& dir);
 
 }  // namespace rl::trainer

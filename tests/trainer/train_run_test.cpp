@@ -22,6 +22,7 @@
 #include "rl/text/tokenizer.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
+#include "trainer/policy.h"
 #include "trainer/run.h"
 
 namespace fs = std::filesystem;
@@ -83,6 +84,22 @@ nlohmann::json WithoutTimes(nlohmann::json m) {
 }
 
 }  // namespace
+
+TEST_CASE("a policy's tokenizer_config.json and chat_template.jinja travel with it into every save", "[run]") {
+  const TempDir tmp;
+  const TrainConfig config = TinyRun(tmp.path() / "run");
+  const std::vector<std::string> corpus = {"<think>1 + 2 = 3</think><answer>3</answer>"};
+  Policy tiny = MakeTinyPolicy(config, corpus);
+  SavePolicy(tiny, (tmp.path() / "source").string());
+  CHECK_FALSE(fs::exists(tmp.path() / "source" / "tokenizer_config.json"));  // none to copy
+  const std::string tokenizer_config = R"({"chat_template": "{{ messages }}", "bos_token": null})";
+  std::ofstream(tmp.path() / "source" / "tokenizer_config.json") << tokenizer_config;
+  std::ofstream(tmp.path() / "source" / "chat_template.jinja") << "{{ messages }}";
+  Policy loaded = LoadPolicy((tmp.path() / "source").string(), "", config);
+  SavePolicy(loaded, (tmp.path() / "saved").string());
+  CHECK(ReadFile(tmp.path() / "saved" / "tokenizer_config.json") == tokenizer_config);
+  CHECK(ReadFile(tmp.path() / "saved" / "chat_template.jinja") == "{{ messages }}");
+}
 
 TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and loadable", "[run]") {
   const TempDir smoke_dir;
