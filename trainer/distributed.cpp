@@ -6,6 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -111,6 +112,13 @@ World World::Join(const WorldSpec& spec, std::chrono::milliseconds timeout) {
   }
   world.group_ = std::move(group);
   return world;
+}
+
+int64_t ThreadsPerRank(int64_t configured, const World& world) {
+  if (configured > 0) return configured;
+  if (world.spec().local_world_size == 1) return 0;  // all cores
+  const int64_t cores = std::max<int64_t>(std::thread::hardware_concurrency(), 1);
+  return std::max<int64_t>(cores / world.spec().local_world_size, 1);
 }
 
 std::pair<int64_t, int64_t> World::Shard(int64_t total) const {

@@ -86,6 +86,10 @@ class World {
   std::unique_ptr<Group> group_;  // null for one process
 };
 
+// LibTorch threads for this rank: `configured` when positive, else the machine's cores shared by
+// the ranks on it (0, meaning all cores, for a single local rank).
+int64_t ThreadsPerRank(int64_t configured, const World& world);
+
 // Replaces the gradients of the parameters by their sums over the ranks, in buckets of about
 // `bucket_bytes` (float32), each bucket's all-reduce started while backward still computes the
 // gradients of earlier layers, as PyTorch's DistributedDataParallel does, so that the

@@ -274,20 +274,12 @@ void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, con
   }
 }
 
-// run.threads, or this machine's cores shared by the ranks it runs.
-int64_t ThreadsPerRank(const TrainConfig& config, const World& world) {
-  if (config.run.threads > 0) return config.run.threads;
-  if (world.spec().local_world_size == 1) return 0;  // all cores
-  const int64_t cores = std::max<int64_t>(std::thread::hardware_concurrency(), 1);
-  return std::max<int64_t>(cores / world.spec().local_world_size, 1);
-}
-
 }  // namespace
 
 RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
   const auto start = Clock::now();
   const World& world = options.world;
-  model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config, world)));
+  model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config.run.threads, world)));
   if (world.is_main()) PrepareOutputDir(config, options);
   const Datasets data = LoadData(config);
   const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training

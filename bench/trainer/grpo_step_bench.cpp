@@ -74,8 +74,7 @@ int main(int argc, char** argv) {
   }
   const std::optional<WorldSpec> spec = WorldFromEnvironment();
   const World world = spec ? World::Join(*spec, std::chrono::minutes(30)) : World();
-  if (threads == 0) threads = std::max<int64_t>(std::thread::hardware_concurrency() / ranks, 1);
-  rl::model::ConfigureThreads(static_cast<int>(threads));
+  rl::model::ConfigureThreads(static_cast<int>(ThreadsPerRank(threads, world)));
   // rollout.dtype goes through the config parser, so the bench reads it as `rl train` does.
   TrainConfig config = ParseTrainConfig(
       "rewards: {spec_file: configs/rewards/r1.yaml}\nrollout: {dtype: " + rollout_dtype + "}\n", "bench");
