@@ -22,12 +22,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config) {
+// Generation and scoring threads from this rank's share of the cores (run.threads, or the
+// cores divided by the ranks on this machine), as the rank's LibTorch threads are.
+rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config, const World& world) {
   rollout::RolloutOptions options;
   options.group_size = config.rollout.num_generations;
   options.micro_batch_size = config.rollout.batch_size;
   options.workers = static_cast<int>(config.rollout.workers);
-  const int threads = common::ThreadCount(config.run.threads);
+  const int threads = common::ThreadCount(static_cast<int>(ThreadsPerRank(config.run.threads, world)));
   options.threads_per_worker = std::max(threads / options.workers, 1);
   options.callback_threads = config.rewards.threads > 0 ? static_cast<int>(config.rewards.threads) : threads;
   if (std::string error = options.Check(); !error.empty()) throw std::invalid_argument("rollout: " + error);
@@ -297,7 +299,7 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       prompts_(prompts),
       score_(std::move(score)),
       sampling_copy_(MakeSamplingCopy(config, policy)),
-      engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config)),
+      engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config, world)),
       sampler_(static_cast<int64_t>(prompts.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo order"), config.data.shuffle),
       parameters_(policy.model->parameters()),
       gradient_sum_(world, parameters_),
