@@ -41,6 +41,9 @@ def post_get_reward(url, queries, prompts, labels, tries=5):
                 return json.load(response)
         except urllib.error.HTTPError as e:
             body = json.load(e)
+            # OpenRLHF's aiohttp reports only the status line ("422, message='...'"): the
+            # server's reason phrase carries the same message as the body.
+            assert e.reason == body["error"][:1024], (e.reason, body["error"])
             if e.code < 500:  # the request itself is wrong: retrying will not help
                 raise RuntimeError(f"HTTP {e.code}: {body['error']}") from None
             last = f"HTTP {e.code}: {body['error']}"
@@ -80,6 +83,10 @@ def main():
     # Left padding decoded with special tokens kept is skipped before the prompt.
     padded = post_get_reward(url, ["<|endoftext|>" * 3 + queries[0]], [prompt], ["7/8"])
     assert padded["rewards"] == [2.0], padded
+
+    # A list as a label: several acceptable answers, the best result counts.
+    listed = post_get_reward(url, queries[:2], prompts[:2], [["0.875", "7/8"], ["1/3", "7/8"]])
+    assert listed["rewards"] == [2.0, 2.0], listed
 
     # A sample that cannot be scored (no label) is an error naming it, never a silent 0.
     try:

@@ -7,13 +7,18 @@
     reward = make_reward_func("http://127.0.0.1:8000", answer_key="answer")
     trainer = GRPOTrainer(model=..., reward_funcs=[reward], train_dataset=dataset, ...)
 
-TRL calls reward(prompts=..., completions=..., **columns) with the dataset's other columns
-as keyword lists; `answer_key` names the column holding the gold answer. Completions may be
-plain strings or conversations ([{"role": "assistant", "content": ...}]). The function
-returns list[float | None]: None for a sample the rules could not score (TRL turns it into
-NaN and leaves it out of the reward), never a made-up 0. Requests are sent concurrently in
-chunks; a request that still fails after `retries` attempts raises, so a broken server stops
-training instead of silently training on zeros.
+TRL calls reward(prompts=..., completions=..., completion_ids=..., **columns) with the
+dataset's other columns as keyword lists (GRPOTrainer._calculate_rewards, TRL v1.9.0,
+a785283c). Everything that reaches the rules is forwarded: the prompt (a string as it is; chat
+messages: only a final assistant message, the start of the completion, is known, so a
+template that opens <think> itself needs prefilled_think: always in the server's spec, or the
+in-process adapter rl_rewards.trl with the tokenizer), the completion (a string or the last
+message's content), the token count (len of completion_ids, for the length rules), and the
+gold from `answer_key` (a string, a number or a list of acceptable answers). The function
+returns list[float | None]: None for a sample the rules could not score (TRL leaves it out),
+never a made-up 0. Requests are sent concurrently in chunks; a request that still fails after
+`retries` attempts raises, so a broken server stops training instead of silently training on
+zeros. In process, without a server, and with one TRL line per rule: rl_rewards.trl.
 
     python3 examples/trl/rl_reward.py [http://127.0.0.1:8000]   # self-check against a server
 """
@@ -36,6 +41,16 @@ def _text(completion):
         return completion
     # Conversational: the assistant's last message.
     return completion[-1]["content"] if completion else ""
+
+
+def _prompt(prompt):
+    if isinstance(prompt, str):
+        return prompt
+    # Conversational: the server cannot render the chat template; a final assistant message
+    # is the prefix the completion continues (a prefilled "<think>").
+    if prompt and prompt[-1].get("role") == "assistant":
+        return prompt[-1]["content"]
+    return None
 
 
 def _post(url, body, token, timeout, retries):
@@ -74,15 +89,18 @@ def make_reward_func(url=None, answer_key="answer", reward=None, token=None,
     url = (url or os.environ.get("RL_REWARD_URL", "http://127.0.0.1:8000")).rstrip("/")
     token = token if token is not None else os.environ.get("RL_SERVE_TOKEN")
 
-    def rl_reward(completions, prompts=None, **kwargs):
+    def rl_reward(completions, prompts=None, completion_ids=None, **kwargs):
         answers = kwargs.get(answer_key)
         items = []
         for i, completion in enumerate(completions):
             item = {"completion": _text(completion)}
             if answers is not None and answers[i] is not None:
-                item["answer"] = answers[i]
-            if prompts is not None and isinstance(prompts[i], str):
-                item["prompt"] = prompts[i]
+                item["answer"] = list(answers[i]) if isinstance(answers[i], tuple) else answers[i]
+            prompt = _prompt(prompts[i]) if prompts is not None else None
+            if prompt is not None:
+                item["prompt"] = prompt
+            if completion_ids is not None:
+                item["completion_tokens"] = len(completion_ids[i])
             items.append(item)
         chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
 
@@ -112,6 +130,15 @@ def _self_check(url):
     answers = ["4", "4", None] * 5
     scores = reward(prompts=["What is 2+2?"] * 15, completions=completions, answer=answers)
     assert scores == [2.0, 1.0, None] * 5, scores
+    # As TRL calls it: completion_ids, other columns, a prompt whose template opened <think>,
+    # message prompts ending in a prefilled assistant turn, and a list of acceptable answers.
+    thought = "2+2</think><answer>4</answer>"
+    prefix = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "<think>"}]
+    scores = reward(prompts=["<|im_start|>assistant\n<think>\n", prefix, "What is 2+2?"],
+                    completions=[thought, [{"role": "assistant", "content": thought}], thought],
+                    completion_ids=[[1, 2], [1, 2], [1, 2]], answer=[["four", "4"], "4", "4"],
+                    trainer_state=None, log_extra=None, log_metric=None)
+    assert scores == [2.0, 2.0, 1.0], scores
     tags = make_reward_func(url, reward="open_r1")(completions=completions[:2], answer=["4", "4"])
     assert len(tags) == 2 and all(isinstance(s, float) for s in tags), tags
     try:

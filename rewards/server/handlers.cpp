@@ -9,6 +9,8 @@
 #include <boost/beast/http/verb.hpp>
 #include <fmt/format.h>
 
+#include "rewards/any_gold.h"
+
 #ifndef RL_VERSION
 #define RL_VERSION "unknown"
 #endif
@@ -121,40 +123,59 @@ std::string CheckStringArray(const json& body, std::string_view field, bool requ
   return "";
 }
 
-std::string CheckLabels(const json& body, size_t n) {
-  const auto it = body.find("labels");
-  if (it == body.end() || it->is_null()) return "";
-  if (!it->is_array()) return ExpectedGot("labels", "an array of strings", *it);
-  if (it->size() != n) {
-    return fmt::format("labels: expected {} items (as many as query), got {}", n, it->size());
-  }
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& item = (*it)[i];
-    if (item.is_string() || item.is_number() || item.is_null()) continue;
-    return ExpectedGot(fmt::format("labels[{}]", i), "a string, a number or null", item);
+// A gold answer: a string, a number, null, or an array of strings and numbers (several
+// acceptable answers). "" if `value` is one, else what is wrong, naming `field`.
+std::string CheckGold(const json& value, const std::string& field) {
+  constexpr std::string_view kExpected = "a string, a number, null or an array of strings and numbers";
+  if (value.is_string() || value.is_number() || value.is_null()) return "";
+  if (!value.is_array()) return ExpectedGot(field, kExpected, value);
+  for (size_t k = 0; k < value.size(); ++k) {
+    if (!value[k].is_string() && !value[k].is_number()) {
+      return ExpectedGot(fmt::format("{}[{}]", field, k), "a string or a number", value[k]);
+    }
   }
   return "";
 }
 
-// A gold answer given as a JSON value: text, a number (its JSON text), or none.
-std::optional<std::string_view> GoldOf(const json& value, std::deque<std::string>& owned) {
-  if (value.is_string()) {
-    const std::string& s = value.get_ref<const std::string&>();
-    if (s.empty()) return std::nullopt;
-    return std::string_view(s);
+std::string CheckLabels(const json& body, size_t n) {
+  const auto it = body.find("labels");
+  if (it == body.end() || it->is_null()) return "";
+  if (!it->is_array()) return ExpectedGot("labels", "an array of gold answers", *it);
+  if (it->size() != n) {
+    return fmt::format("labels: expected {} items (as many as query), got {}", n, it->size());
   }
-  if (value.is_number()) {
-    owned.push_back(value.dump());
-    return std::string_view(owned.back());
+  for (size_t i = 0; i < it->size(); ++i) {
+    std::string error = CheckGold((*it)[i], fmt::format("labels[{}]", i));
+    if (!error.empty()) return error;
   }
-  return std::nullopt;
+  return "";
+}
+
+// The gold answers a checked JSON value gives: text, a number (its JSON text), each item of an
+// array, none for null or "".
+std::vector<std::string_view> GoldsOf(const json& value, std::deque<std::string>& owned) {
+  std::vector<std::string_view> golds;
+  auto add = [&](const json& one) {
+    if (one.is_string() && !one.get_ref<const std::string&>().empty()) {
+      golds.push_back(one.get_ref<const std::string&>());
+    } else if (one.is_number()) {
+      golds.push_back(owned.emplace_back(one.dump()));
+    }
+  };
+  if (value.is_array()) {
+    for (const json& one : value) add(one);
+  } else {
+    add(value);
+  }
+  return golds;
 }
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
 
-// Splits an OpenRLHF query into the prompt and the completion (see the header).
+}  // namespace
+
 bool LocateCompletion(std::string_view query, std::string_view prompt,
                       const GetRewardOptions& options, rewards::Sample* sample) {
   if (!prompt.empty()) {
@@ -187,6 +208,8 @@ bool LocateCompletion(std::string_view query, std::string_view prompt,
   sample->completion = query;
   return true;
 }
+
+namespace {
 
 // --- endpoints ------------------------------------------------------------------------------
 
@@ -251,6 +274,26 @@ class JsonErrorPath final : public json::json_sax_t {
   std::vector<Frame> frames_;
 };
 
+// The error message as an HTTP reason phrase: clients that report only the status line
+// (OpenRLHF's aiohttp: "422, message='...'") then show why. A reason phrase may not hold
+// control characters (RFC 9112: HTAB, SP, VCHAR, obs-text), clients decode other bytes each
+// their own way, and a status line must stay well under parsers' line limits (aiohttp: 8190
+// bytes): control characters become spaces, bytes outside ASCII '?', and the phrase is cut
+// at kMaxReasonBytes. The body keeps the whole message.
+std::string ReasonPhrase(std::string_view message) {
+  constexpr size_t kMaxReasonBytes = 1024;
+  std::string phrase(message.substr(0, kMaxReasonBytes));
+  for (char& c : phrase) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x80) {
+      c = '?';
+    } else if (byte < 0x20 || byte == 0x7f) {
+      c = ' ';
+    }
+  }
+  return phrase;
+}
+
 // nlohmann's message without its "[json.exception.<kind>.<id>] " prefix.
 std::string_view WithoutExceptionId(const json::exception& e) {
   const std::string_view what = e.what();
@@ -301,6 +344,7 @@ std::unique_ptr<ScoringJob> NewJob(Endpoint endpoint, const Request& req, json b
   job->keep_alive = req.keep_alive();
   job->body = std::move(body);
   job->samples.resize(n);
+  job->golds.resize(n);
   job->unlocated.assign(n, false);
   job->results.resize(n);
   return job;
@@ -339,7 +383,7 @@ Routed RouteGetReward(const Request& req, const HandlerContext& context) {
     rewards::Sample& sample = job->samples[i];
     job->unlocated[i] = !LocateCompletion(queries[i].get_ref<const std::string&>(), prompt,
                                           context.config.get_reward, &sample);
-    if (labels) sample.gold = GoldOf((*labels)[i], job->owned);
+    if (labels) job->golds[i] = GoldsOf((*labels)[i], job->owned);
   }
   return Routed{std::nullopt, std::move(job)};
 }
@@ -351,8 +395,9 @@ std::string CheckScoreItem(const json& item, size_t i) {
   if (completion == item.end()) return field + ".completion: missing (expected a string)";
   if (!completion->is_string()) return ExpectedGot(field + ".completion", "a string", *completion);
   const auto answer = item.find("answer");
-  if (answer != item.end() && !answer->is_string() && !answer->is_number() && !answer->is_null()) {
-    return ExpectedGot(field + ".answer", "a string, a number or null", *answer);
+  if (answer != item.end()) {
+    std::string error = CheckGold(*answer, field + ".answer");
+    if (!error.empty()) return error;
   }
   const auto prompt = item.find("prompt");
   if (prompt != item.end() && !prompt->is_string() && !prompt->is_null()) {
@@ -417,7 +462,7 @@ Routed RouteScore(const Request& req, const HandlerContext& context) {
     if (const auto p = item.find("prompt"); p != item.end() && p->is_string()) {
       sample.prompt = p->get_ref<const std::string&>();
     }
-    if (const auto a = item.find("answer"); a != item.end()) sample.gold = GoldOf(*a, job->owned);
+    if (const auto a = item.find("answer"); a != item.end()) job->golds[i] = GoldsOf(*a, job->owned);
     if (const auto t = item.find("completion_tokens"); t != item.end() && !t->is_null()) {
       sample.completion_tokens = t->get<int64_t>();
     }
@@ -492,14 +537,15 @@ Response FinishGetReward(const ScoringJob& job, const HandlerContext& context) {
   }
   if (!unscorable.empty() && !zero) {
     const ordered_json& first = unscorable.front();
-    ordered_json body = {
-        {"error", fmt::format("{} of {} samples could not be scored; first: sample {}: {} ({}). "
-                              "OpenRLHF cannot take a null reward: fix the data, or start the "
-                              "server with get_reward.on_unscorable: zero",
-                              unscorable.size(), job.size(), first["index"].get<size_t>(),
-                              first["status"].get<std::string>(), first["detail"].get<std::string>())},
-        {"unscorable", std::move(unscorable)}};
-    return JsonResponse(body, job.http_version, job.keep_alive, http::status::unprocessable_entity);
+    const std::string message = fmt::format(
+        "{} of {} samples could not be scored; first: sample {}: {} ({}). OpenRLHF cannot take a "
+        "null reward: fix the data, or start the server with get_reward.on_unscorable: zero",
+        unscorable.size(), job.size(), first["index"].get<size_t>(),
+        first["status"].get<std::string>(), first["detail"].get<std::string>());
+    ordered_json body = {{"error", message}, {"unscorable", std::move(unscorable)}};
+    Response res = JsonResponse(body, job.http_version, job.keep_alive, http::status::unprocessable_entity);
+    res.reason(ReasonPhrase(message));
+    return res;
   }
   ordered_json extra_logs = ordered_json::object();
   for (size_t k = 0; k < rules.size(); ++k) extra_logs[rules[k]] = std::move(logs[k]);
@@ -529,7 +575,9 @@ Endpoint EndpointOf(std::string_view target) {
 
 Response ErrorResponse(http::status status, std::string_view message, unsigned http_version,
                        bool keep_alive) {
-  return JsonResponse(ordered_json{{"error", message}}, http_version, keep_alive, status);
+  Response res = JsonResponse(ordered_json{{"error", message}}, http_version, keep_alive, status);
+  res.reason(ReasonPhrase(message));
+  return res;
 }
 
 Response OverloadedResponse(const ServerConfig& config, int64_t items, unsigned http_version,
@@ -608,7 +656,7 @@ Response FinishJob(const ScoringJob& job, const HandlerContext& context) {
 void ScoreItems(ScoringJob& job, size_t begin, size_t end) {
   const rewards::Reward& reward = *job.reward->reward;
   for (size_t i = begin; i < end; ++i) {
-    if (!job.unlocated[i]) job.results[i] = reward.Score(job.samples[i]);
+    if (!job.unlocated[i]) job.results[i] = ScoreAnyGold(reward, job.samples[i], job.golds[i]);
   }
 }
 

@@ -10,9 +10,11 @@
 //   Response res = FinishJob(*r.job, context); // render the answer
 //
 // Endpoints:
-//   POST /get_reward  OpenRLHF: {"query": [str], "prompts"?: [str], "labels"?: [str|number|null]}
+//   POST /get_reward  OpenRLHF: {"query": [str], "prompts"?: [str],
+//                     "labels"?: [str|number|null|[str|number]]}
 //                     -> {"rewards": [float], "scores": [float], "extra_logs": {rule: [float]}}
 //   POST /v1/score    {"items": [{"completion", "answer"?, "prompt"?, "completion_tokens"?}],
+//                      (an answer: str|number|null, or [str|number] for several right answers)
 //                      "reward"?: name} -> {"reward": name, "results": [{"reward", "status",
 //                      "verdict", "extracted", "components": {rule: value}, "detail"?}]}
 //   GET  /health      status, version, rewards and their rules and specs (never needs a token)
@@ -22,13 +24,14 @@
 // /get_reward, sample i: the completion is what follows prompts[i] when query[i] starts with
 // it (after any pad tokens), else what follows the last assistant marker, else (no prompt
 // given) the whole query. Trailing special tokens are dropped by the Reward. labels[i] is the
-// gold ("" or null: none). rewards[i] is the Reward's total; scores[i] is 1 when the answer
+// gold ("" or null: none; a list: several acceptable answers, the best result counts, as
+// rewards/any_gold.h says). rewards[i] is the Reward's total; scores[i] is 1 when the answer
 // check said "correct", else 0 (a reward without an answer check: the total clamped to
 // [0, 1]); extra_logs holds each rule's own value. A sample that cannot be scored (no
 // total, or a prompt that cannot be found in its query) fails the request with 422 naming
 // the samples, or scores 0 under get_reward.on_unscorable: zero.
 //
-// Errors are JSON {"error": "..."} with 400 (naming the field and what was expected; a number
+// Errors are JSON {"error": "..."}, the message also in the status line's reason phrase, with 400 (naming the field and what was expected; a number
 // the field cannot hold, beyond a double's range or a completion_tokens of 2^63 or more,
 // too), 401, 404, 405, 413, 415 or 422; 500 only for a bug. Text a request echoes into an
 // error (a path, a header, a reward name) is sent as valid UTF-8, invalid bytes replaced.
@@ -74,6 +77,8 @@ struct ScoringJob {
   nlohmann::json body;
   std::deque<std::string> owned;        // gold answers given as numbers, as text
   std::vector<rewards::Sample> samples;
+  // golds[i]: sample i's acceptable gold answers (empty: none); samples[i].gold is unused.
+  std::vector<std::vector<std::string_view>> golds;
   // /get_reward: samples whose prompt could not be found in the query; not scored.
   std::vector<bool> unlocated;
   std::vector<rewards::RewardResult> results;
@@ -99,6 +104,15 @@ Response ErrorResponse(boost::beast::http::status status, std::string_view messa
 // 503 with Retry-After: too many items in flight.
 Response OverloadedResponse(const ServerConfig& config, int64_t items, unsigned http_version,
                             bool keep_alive);
+
+// Splits an OpenRLHF query (prompt + completion, decoded with special tokens kept) into
+// sample->prompt and sample->completion, views of `query`: the completion is what follows
+// `prompt` when the query starts with it (after any of options.pad_tokens), else what follows
+// the last options.assistant_marker, else, when no prompt is given, the whole query. false
+// when a prompt is given and neither is found. The Python adapter for OpenRLHF's reward_func
+// splits the same way (python/rl_rewards/openrlhf.py).
+bool LocateCompletion(std::string_view query, std::string_view prompt,
+                      const GetRewardOptions& options, rewards::Sample* sample);
 
 // The endpoint a request target names ("/get_reward?reward=x" -> kGetReward).
 Endpoint EndpointOf(std::string_view target);

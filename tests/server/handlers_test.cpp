@@ -1,4 +1,6 @@
 // The reward server's handlers as plain functions: no sockets, every answer checked.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "rewards/server/handlers.h"
@@ -120,6 +122,54 @@ TEST_CASE("get_reward: unscorable samples fail the request or score zero", "[ser
   }
 }
 
+TEST_CASE("get_reward and v1/score: a list of acceptable answers, the best result counts", "[server][get_reward]") {
+  HandlerFixture f;
+  const std::string prompt = ChatPrompt("Solve x^2 = 4 for the negative root.");
+  const json out = Body(f.Post("/get_reward", {{"query", {prompt + R1Completion("-2"), prompt + R1Completion("-2"),
+                                                          prompt + R1Completion("3"), prompt + R1Completion("-2")}},
+                                               {"prompts", {prompt, prompt, prompt, prompt}},
+                                               {"labels", {{"2", "-2"}, {"\\frac{", -2}, {2, "-2"}, json::array()}}}));
+  // The last has no label at all: 422, naming it.
+  REQUIRE(out.contains("unscorable"));
+  CHECK(out["unscorable"].size() == 1);
+  CHECK(out["unscorable"][0]["index"] == 3);
+  CHECK(out["unscorable"][0]["status"] == "missing_gold");
+  const json scored = Body(f.Post("/get_reward", {{"query", {prompt + R1Completion("-2"), prompt + R1Completion("-2"),
+                                                             prompt + R1Completion("3")}},
+                                                  {"prompts", {prompt, prompt, prompt}},
+                                                  {"labels", {{"2", "-2"}, {"\\frac{", -2}, {2, "-2"}}}}));
+  // An unreadable gold among readable ones does not make the sample unscorable.
+  CHECK(scored["rewards"] == json({2.0, 2.0, 1.0}));
+  CHECK(scored["scores"] == json({1.0, 1.0, 0.0}));
+  const json items = Body(f.Post("/v1/score", {{"items", {{{"completion", R1Completion("0.5")}, {"answer", {"1/3", "1/2"}}},
+                                                          {{"completion", R1Completion("0.5")}, {"answer", {"1/3"}}}}}}));
+  CHECK(items["results"][0]["reward"] == 2.0);
+  CHECK(items["results"][0]["verdict"] == "correct");
+  CHECK(items["results"][1]["verdict"] == "incorrect");
+}
+
+TEST_CASE("errors: the message is also the status line's reason phrase", "[server][errors]") {
+  HandlerFixture f;
+  const std::string prompt = ChatPrompt("q");
+  const Response unscorable = f.Post("/get_reward", {{"query", {prompt + R1Completion("4")}},
+                                                     {"prompts", {prompt}}, {"labels", {nullptr}}});
+  REQUIRE(unscorable.result() == http::status::unprocessable_entity);
+  // What aiohttp shows OpenRLHF's users: "422, message='1 of 1 samples could not be scored; ...'".
+  CHECK(std::string(unscorable.reason()) == ErrorOf(unscorable));
+  CHECK_THAT(std::string(unscorable.reason()), Catch::Contains("sample 0: missing_gold"));
+  const Response bad = f.Call(http::verb::post, "/get_reward", R"({"query": ["a"], "labels": [{"x": 1}]})");
+  CHECK(std::string(bad.reason()) == ErrorOf(bad));
+  const Response not_found = f.Call(http::verb::get, "/nope");
+  CHECK_THAT(std::string(not_found.reason()), Catch::StartsWith("unknown path '/nope'"));
+  // Echoed bytes that are not ASCII, control characters and length are made safe for a status line.
+  const Response echoed = f.Call(http::verb::post, "/v1/score?reward=\xc3\xa9\r\n" + std::string(3000, 'x'),
+                                 R"({"items": []})");
+  const std::string reason(echoed.reason());
+  CHECK(reason.size() == 1024);
+  CHECK_THAT(reason, Catch::Contains("unknown reward '??  xxx"));
+  CHECK(std::all_of(reason.begin(), reason.end(), [](char c) { return c >= 0x20 && c < 0x7f; }));
+}
+
 TEST_CASE("get_reward: a reward without an answer check scores the clamped total", "[server][get_reward]") {
   HandlerFixture f;
   const json out = Body(f.Post("/get_reward?reward=format", {{"query", {R1Completion("1"), "nothing"}}}));
@@ -160,7 +210,9 @@ TEST_CASE("get_reward: 400 names the field", "[server][errors]") {
   CHECK_THAT(error_for(R"({"query": ["a"], "labels": ["1", "2"]})"),
              Catch::Contains("labels: expected 1 items (as many as query), got 2"));
   CHECK_THAT(error_for(R"({"query": ["a"], "labels": [{"x": 1}]})"),
-             Catch::Contains("labels[0]: expected a string, a number or null, got object"));
+             Catch::Contains("labels[0]: expected a string, a number, null or an array of strings and numbers, got object"));
+  CHECK_THAT(error_for(R"({"query": ["a"], "labels": [["1", null]]})"),
+             Catch::Contains("labels[0][1]: expected a string or a number, got null"));
   CHECK_THAT(error_for(R"({"query": ["a"], "prompts": {"x": 1}})"), Catch::Contains("prompts: expected an array"));
   const Response unknown = f.Call(http::verb::post, "/get_reward?reward=nope", R"({"query": ["a"]})");
   CHECK(unknown.result() == http::status::bad_request);
@@ -230,8 +282,10 @@ TEST_CASE("v1/score: 400 names the field", "[server][errors]") {
   CHECK_THAT(error_for({{"items", {{{"answer", "1"}}}}}), Catch::Contains("items[0].completion: missing"));
   CHECK_THAT(error_for({{"items", {{{"completion", 1}}}}}),
              Catch::Contains("items[0].completion: expected a string, got number"));
-  CHECK_THAT(error_for({{"items", {{{"completion", "a"}, {"answer", json::array()}}}}}),
-             Catch::Contains("items[0].answer: expected a string, a number or null, got array"));
+  CHECK_THAT(error_for({{"items", {{{"completion", "a"}, {"answer", json::object()}}}}}),
+             Catch::Contains("items[0].answer: expected a string, a number, null or an array of strings and numbers, got object"));
+  CHECK_THAT(error_for({{"items", {{{"completion", "a"}, {"answer", {"1", json::array()}}}}}}),
+             Catch::Contains("items[0].answer[1]: expected a string or a number, got array"));
   CHECK_THAT(error_for({{"items", {{{"completion", "a"}, {"completion_tokens", -1}}}}}),
              Catch::Contains("items[0].completion_tokens: expected a non-negative integer"));
   CHECK_THAT(error_for({{"items", {{{"completion", "a"}, {"completion_tokens", 1.5}}}}}),
