@@ -39,7 +39,7 @@ int DecimalDigits(const Tree& tree, int32_t id, Budget& budget) {
   return best;
 }
 
-// Left-hand sides that name a quantity (x, f(x), |AB|, a_3, (p,q), A:B) make "lhs = v" an
+// Left-hand sides that name a quantity (x, f(x), f'(2), |AB|, a_3, (p,q), A:B) make "lhs = v" an
 // assignment whose value is v; sums and numbers make it an equation.
 bool NameLike(Ref r, Budget& budget) {
   budget.Spend();
@@ -50,7 +50,8 @@ bool NameLike(Ref r, Budget& budget) {
       return true;
     case Kind::kFunc:
       return r.node().name == "abs" || r.node().name.size() == 1;
-    case Kind::kMul:  // AB, \frac{NO}{BO}
+    case Kind::kMul:  // AB, \frac{NO}{BO}, f(3)
+      if (r.node().name == "call") return true;
       for (size_t k = 0; k < r.node().kids.size(); ++k) {
         Ref kid = r.kid(k);
         if (kid.kind() == Kind::kInv) kid = kid.kid(0);
@@ -238,6 +239,7 @@ class Comparer {
     if (inequality) {
       if (p.kind() == Kind::kRelation) return Inequalities(g, p);
       if (IsIntervalLike(p)) return RelationMatchesIntervals(g, p);
+      if (p.kind() == Kind::kList || p.kind() == Kind::kTuple) return SameOrder(g, p);
       return false;
     }
     std::optional<Ref> value = ValueOf(g, /*gold=*/true);
@@ -249,6 +251,22 @@ class Comparer {
       return IsEquation(g) && IsEquation(p) && Proportional(g, p, /*positive=*/false);
     }
     return value && Equal(*value, p, depth + 1);
+  }
+
+  // An ordering: "b > a > c" is answered by the list "b, a, c" (names in the chain's order,
+  // as "put a, b, c in decreasing order" asks), not by "a, b, c".
+  static bool SameOrder(Ref g, Ref p) {
+    const Node& n = g.node();
+    bool monotone = std::all_of(n.ops.begin(), n.ops.end(), [&](RelOp op) {
+      return (op == RelOp::kGt || op == RelOp::kLt) && op == n.ops[0];
+    });
+    if (!monotone || p.node().kids.size() != n.kids.size()) return false;
+    for (size_t k = 0; k < n.kids.size(); ++k) {
+      Ref gk = g.kid(k), pk = p.kid(k);
+      if (gk.kind() != Kind::kSymbol || pk.kind() != Kind::kSymbol) return false;
+      if (gk.node().name != pk.node().name) return false;
+    }
+    return true;
   }
 
   // In strict mode two assignments to different plain symbols (x = 1 vs y = 1) differ.
@@ -765,9 +783,15 @@ class Comparer {
     if (std::optional<int> places = RoundedPlaces(p); places && !symbolic && !x) {
       if (RoundedNumeric(g, p, *places)) return true;
     }
+    int points = 1;
+    if (symbolic) {
+      bool steps = HasStepFunction(*g.tree, g.id, c_.budget) ||
+                   HasStepFunction(*p.tree, p.id, c_.budget);
+      points = kPoints + (steps ? kStepPoints : 0);
+    }
     int valid = 0, overflowed = 0;
     bool confirmed = false;
-    for (int point = 0; point < (symbolic ? kPoints : 1); ++point) {
+    for (int point = 0; point < points; ++point) {
       long double scale = 1;
       Complex a = Value(g, point, &scale, false);
       Complex b = Value(p, point, &scale, true);

@@ -488,6 +488,7 @@ Complex SymbolValue(std::string_view name, int point) {
   uint64_t a = Mix(h ^ (static_cast<uint64_t>(point) * 0x2545F4914F6CDD1Dull));
   uint64_t b = Mix(a);
   if (point < 2) return Complex(0.35L + 2 * Unit(a), 0);
+  if (point >= kPoints) return Complex(2.5L + 40 * Unit(a), 0);  // the step-function points
   return Complex(0.3L + Unit(a), 0.3L + Unit(b));
 }
 
@@ -528,6 +529,16 @@ bool HasSymbols(const Tree& tree, int32_t node, Budget& budget) {
   if (n.kind == Kind::kSymbol) return true;
   for (int32_t k : n.kids) {
     if (HasSymbols(tree, k, budget)) return true;
+  }
+  return false;
+}
+
+bool HasStepFunction(const Tree& tree, int32_t node, Budget& budget) {
+  budget.Spend();
+  const Node& n = tree[node];
+  if (n.kind == Kind::kFunc && (n.name == "floor" || n.name == "ceil")) return true;
+  for (int32_t k : n.kids) {
+    if (HasStepFunction(tree, k, budget)) return true;
   }
   return false;
 }

@@ -247,6 +247,10 @@ std::optional<Rational> ExactValue(const Tree& tree, int32_t node, Budget& budge
 // only, so both sides of a comparison see the same values and results are deterministic.
 Complex SymbolValue(std::string_view name, int point);
 constexpr int kPoints = 3;
+// Step functions (floor, ceil) are constant between integers, so two different ones agree at
+// a few points in a narrow range (\lfloor n/2 \rfloor and \lfloor\sqrt{n-1}\rfloor at every n in
+// [1, 2)): where one appears, this many more real points, spread over [2.5, 42.5], are compared.
+constexpr int kStepPoints = 4;
 // Numeric value at sample point `point` (symbols renamed through `rename` when given:
 // pairs of from/to). NaN when undefined. `scale` receives the largest intermediate magnitude.
 Complex NumericValue(const Tree& tree, int32_t node, int point, Budget& budget,
@@ -258,6 +262,8 @@ std::optional<bool> PreciselyEqual(const Tree& gold, int32_t g, const Tree& pred
                                    const std::vector<std::string>* rename);
 bool HasDecimal(const Tree& tree, int32_t node, Budget& budget);
 bool HasSymbols(const Tree& tree, int32_t node, Budget& budget);
+// Whether a floor or ceil appears under `node`.
+bool HasStepFunction(const Tree& tree, int32_t node, Budget& budget);
 // The free symbols' names under `node`, sorted, without repeats.
 std::vector<std::string> Symbols(const Tree& tree, int32_t node, Budget& budget);
 

@@ -461,7 +461,7 @@ class Parser {
         return !rel && t.text != "cdot" && t.text != "times" && t.text != "div" &&
                t.text != "cup" && t.text != "cap" && t.text != "pm" && t.text != "mp" &&
                t.text != "end" && t.text != "rfloor" && t.text != "rceil" && t.text != "rangle" &&
-               t.text != "rvert" && t.text != "circ";
+               t.text != "rvert" && t.text != "circ" && t.text != "choose";
       }
       case Tok::kChar:
         return t.text == "(" || t.text == "{" || t.text == "[" || t.text == "\\{" ||
@@ -482,11 +482,16 @@ class Parser {
         factors.push_back(Make(Kind::kInv, {ParseUnaryFactor()}));
       } else if (StartsFactor()) {
         bool frac_follows = IsCmd("frac");
+        bool call = factors.size() == 1 && IsChar("(") && IsCallable(factors[0]);
         int32_t next = ParsePower();
         // Mixed number: an integer directly followed by a proper fraction (2\frac{1}{2}),
         // not by a parenthesised one (2(\frac{1}{2}) is a product).
         if (factors.size() == 1 && frac_follows && IsMixedNumber(factors[0], next)) {
           factors[0] = Make(Kind::kAdd, {factors[0], next});
+        } else if (call && !HasSymbols(tree_, next, budget_)) {
+          // f(3), p'(2), y(2.5): a function's value at a point, which names a quantity as
+          // f(x) does ("p'(2) = 14" states 14). Its value is still the product.
+          factors[0] = Make(Kind::kMul, {factors[0], next}, "call");
         } else {
           factors.push_back(next);
         }
@@ -503,6 +508,13 @@ class Parser {
     bool negative = ReadSigns();
     int32_t node = ParsePower();
     return negative ? Make(Kind::kNeg, {node}) : node;
+  }
+
+  // One letter, perhaps primed (f, p'), that a parenthesis may apply as a function.
+  bool IsCallable(int32_t node) const {
+    const Node& n = tree_[node];
+    return n.kind == Kind::kSymbol && !n.name.empty() && IsAlpha(n.name[0]) &&
+           n.name.find_first_not_of('\'', 1) == std::string::npos;
   }
 
   bool IsMixedNumber(int32_t whole, int32_t frac) {
@@ -658,6 +670,12 @@ class Parser {
     Expect("{");
     if (IsChar("}")) throw ParseError{"empty group"};
     int32_t inner = ParseSemicolonList();
+    if (IsCmd("choose")) {  // TeX's infix binomial: {n \choose k}
+      ++pos_;
+      int32_t k = ParseSemicolonList();
+      Expect("}");
+      return Make(Kind::kFunc, {inner, k}, "binom");
+    }
     Expect("}");
     return inner;
   }

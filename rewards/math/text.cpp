@@ -240,8 +240,9 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
   size_t i = 0;
   while (i < s.size()) {
     bool starts = IsDigit(s[i]) || (s[i] == '.' && i + 1 < s.size() && IsDigit(s[i + 1]));
+    // Not a number of its own: part of a name (x2, a_1, \frac12) or an exponent (m/s^2).
     if (!starts || (i > 0 && (IsAlpha(s[i - 1]) || IsDigit(s[i - 1]) || s[i - 1] == '_' ||
-                              s[i - 1] == '.' || s[i - 1] == '\\'))) {
+                              s[i - 1] == '.' || s[i - 1] == '\\' || s[i - 1] == '^'))) {
       ++i;
       continue;
     }
@@ -302,6 +303,44 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
   return last;
 }
 
+// The bracketed group of plain numbers that the number s[begin..end) closes ("[0, 3, 5]",
+// "(-1, 6)"), or nothing: a list or pair written in plain text is one answer, not its last
+// number. It looks back at most kLookBack bytes.
+std::optional<std::string_view> GroupEndingAt(std::string_view s, size_t begin, size_t end,
+                                              Budget& budget) {
+  constexpr size_t kLookBack = 256;
+  budget.SpendBytes(kLookBack);
+  auto in_group = [](char c) {
+    return IsDigit(c) || c == ',' || c == '.' || c == '-' || c == '+' || c == '/' || c == ' ';
+  };
+  size_t close = end;
+  while (close < s.size() && s[close] == ' ') ++close;
+  if (close >= s.size() || (s[close] != ')' && s[close] != ']')) return std::nullopt;
+  for (size_t k = end; k < close; ++k) {
+    if (!in_group(s[k])) return std::nullopt;
+  }
+  size_t open = begin;
+  while (open > 0 && begin - open < kLookBack && in_group(s[open - 1])) --open;
+  if (open == 0 || (s[open - 1] != '(' && s[open - 1] != '[')) return std::nullopt;
+  std::string_view group = s.substr(open - 1, close + 2 - open);
+  if (group.find(',') == std::string_view::npos) return std::nullopt;
+  return group;
+}
+
+// The last number of plain text, or the bracketed group of numbers it closes.
+std::optional<std::string> LastNumberOrGroup(std::string_view s, Budget& budget,
+                                             size_t* last_end = nullptr) {
+  size_t begin = 0, end = 0;
+  std::optional<std::string> number = LastNumber(s, budget, &end, nullptr, &begin);
+  if (last_end != nullptr) *last_end = end;
+  if (!number) return number;
+  if (std::optional<std::string_view> group = GroupEndingAt(s, begin, end, budget)) {
+    if (last_end != nullptr) *last_end = group->data() + group->size() - s.data();
+    return std::string(*group);
+  }
+  return number;
+}
+
 // Whether s[at..] starts with `word` (lower case), ignoring case.
 bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
   if (at + word.size() > s.size()) return false;
@@ -358,6 +397,14 @@ size_t AfterAnswerWord(std::string_view s, size_t at) {
   if (after < s.size() && (s[after] == '\n' || s[after] == '\r')) {
     size_t next = HeadingAnswer(s, at, at + 6);
     if (next != std::string_view::npos) return next;
+    // "The answer is:\n\n[1, 0, 1]": the next line that is not blank, when it starts as math
+    // does rather than as more working ("Step 1: ...").
+    constexpr std::string_view kMathStarts = "$\\[(-{";
+    next = after;
+    while (next < s.size() && IsSpace(s[next])) ++next;
+    if (next < s.size() && (IsDigit(s[next]) || kMathStarts.find(s[next]) != kMathStarts.npos)) {
+      return next;
+    }
   }
   return after;
 }
@@ -520,13 +567,40 @@ Extracted LeadingEnvs(std::string_view s, std::vector<Span> envs, Budget& budget
   return JoinSpans(s, envs, Extraction::kAnchor, budget);
 }
 
+// Whether `s` opens with an English word ("the", "divisible") rather than math.
+bool OpensWithWord(std::string_view s) {
+  size_t end = 0;
+  while (end < s.size() && IsAlpha(s[end])) ++end;
+  return IsProseWord(s.substr(0, end), /*short_words=*/true);
+}
+
+// A phrase that opens with words and gives its value after a later "is" or "are" ("the radius
+// of the curve at 40 m/s is 170 m", "the output when A = 0 is Q = 5") names that value, not
+// the first number of its description: the part after the last such word, when that opens
+// with math ("... such that n^2 + 3 is divisible by 6" keeps its first number).
+std::string_view StatedValue(std::string_view sentence) {
+  if (!OpensWithWord(sentence)) return sentence;
+  size_t at = std::string_view::npos;
+  for (std::string_view copula : {" is ", " are "}) {
+    size_t found = sentence.rfind(copula);
+    if (found != std::string_view::npos && (at == std::string_view::npos || found > at)) {
+      at = found + copula.size();
+    }
+  }
+  if (at == std::string_view::npos) return sentence;
+  std::string_view value = Trim(sentence.substr(at));
+  bool math =
+      std::any_of(value.begin(), value.end(), [](char c) { return IsDigit(c) || c == '\\'; });
+  return math && !OpensWithWord(value) ? value : sentence;
+}
+
 // The answer an anchor names: the whole phrase after it, read as math ("The answer is:
 // \frac{3}{2}." is 3/2, "**Final Answer:** 1+2i" is 1+2i), up to the sentence's end.
 std::optional<Extracted> FromAnchor(std::string_view s, Budget& budget) {
   std::optional<std::string_view> segment = AnchorSegment(s, budget);
   if (!segment) return std::nullopt;
   budget.SpendBytes(segment->size());
-  std::string_view sentence = Trim(FirstSentence(*segment));
+  std::string_view sentence = StatedValue(Trim(FirstSentence(*segment)));
   Extracted out;
   out.kind = Extraction::kAnchor;
   std::vector<Span> envs = FindMathEnvs(sentence, budget);
@@ -636,7 +710,9 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         // A plain number after the last math environment is the later statement.
         size_t number_end = 0;
         std::optional<std::string> number;
-        if (enabled(Extraction::kNumber)) number = LastNumber(completion, budget, &number_end);
+        if (enabled(Extraction::kNumber)) {
+          number = LastNumberOrGroup(completion, budget, &number_end);
+        }
         if (!envs.empty() && (!number || number_end <= envs.back().end)) {
           found = JoinSpans(completion, envs, Extraction::kMathEnv, budget);
         } else if (!envs.empty()) {
@@ -649,7 +725,7 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         break;
       }
       case Extraction::kNumber: {
-        std::optional<std::string> number = LastNumber(completion, budget);
+        std::optional<std::string> number = LastNumberOrGroup(completion, budget);
         if (number) found = Extracted{*number, Extraction::kNumber, false};
         break;
       }

@@ -13,7 +13,10 @@
 //     "#### 42"; the last marker counts. The whole phrase after it, to the end of its
 //     sentence, is read as one answer: "The answer is: \frac{3}{2}." is 3/2, "1+2i" is 1+2i,
 //     "$x=3$ or $x=-3$" is both; only words end it ("\frac{3}{2} cups" is 3/2), and a phrase
-//     that is one plain number keeps plain-text readings (1,000.99; 4 4/9; 5 percent).
+//     that is one plain number keeps plain-text readings (1,000.99; 4 4/9; 5 percent). A
+//     phrase that opens with words and states its value after a later "is" or "are" gives
+//     that value ("the answer is the radius at 40 m/s is 170 m" is 170) when it opens with
+//     math; "The answer is:" with nothing after it takes the next line that starts as math.
 //   - a marker after the last \boxed{} overrides the box only when it is the final
 //     statement: nothing follows its sentence but a short remark without digits or math
 //     ("I hope it is correct."), and it names math, not words ("the answer is above").
@@ -21,7 +24,9 @@
 //     (\boxed{6} … \boxed{6} is 6); different boxes joined by "or" are a hedge (incorrect
 //     unless the gold has several answers).
 //   - plain numbers: a comma is a thousands separator (1,234) or a decimal comma (1,22; 0,5)
-//     only in a number standing alone; in brackets it separates: "(-1,6)" is never -1.6.
+//     only in a number standing alone; in brackets it separates: "(-1,6)" is never -1.6. A
+//     last number that closes a bracketed group of numbers gives the whole group ("the path
+//     is [0, 3, 5]" is the tuple); a digit right after ^ is an exponent ("9.8 m/s^2" is 9.8).
 // Equivalence:
 //   - numbers: exact rationals (Boost.Multiprecision) when both sides are exact; when a side
 //     is written as a decimal, equal within `precision` places and within the decimal's own
@@ -32,13 +37,18 @@
 //     prediction whose digits are base-b digits is read in base b (1011 is correct, 11 is
 //     not); an explicit subscript keeps its own base (1011_3 and 1011_{10} are wrong);
 //   - expressions with symbols or irrationals: values at three deterministic sample points
-//     (complex long double, equalities confirmed with 50-digit complex arithmetic);
+//     (complex long double, equalities confirmed with 50-digit complex arithmetic), and at
+//     four more real points spread over [2.5, 42.5] when a floor or ceil appears (step
+//     functions agree between nearby integers: \lfloor n/2 \rfloor and \lfloor\sqrt{n-1}\rfloor
+//     do on all of [1, 2));
 //   - structures: lists and \{sets\} unordered, tuples ordered, intervals bracket-sensitive,
 //     unions in any order, matrices element-wise (A + B and products folded), \pm as two
 //     answers, equations equal when one is a nonzero multiple of the other (y=2x+1 vs
 //     2x-y+1=0), inequalities with positive multiples, an inequality gold accepting its
 //     interval, adjacent or overlapping intervals merged ([-1,0] \cup [0,1] is [-1,1]),
-//     "x = 5+5+1 = 11" as 11, percents, units and text answers;
+//     "x = 5+5+1 = 11" as 11, a function's value at a point "p'(2) = 14" as 14 (a product
+//     with a variable, x(x+1) = 12, stays an equation), an ordering "b > a > c" answered
+//     by the names in its order "b, a, c", percents, units and text answers;
 //   - \sqrt{u^2} is |u| (real variables): it equals |x|, not x; \sqrt{x^4} is x^2;
 //   - \begin{cases} v & c \\ ... \end{cases}: the same pieces in any order, each value and
 //     condition equivalent (x < 0 vs 0 > x; "if", "for" before a condition ignored; "otherwise"
@@ -49,7 +59,7 @@
 //     that does not cannot be decided, and says so in `detail` ("cannot decide: \lim is not
 //     evaluated"): kInvalidGold for a gold (never a 0 or 1), kUnparseableAnswer for a
 //     prediction (no verdict kind of its own yet).
-// What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom, trig and log
+// What is read: LaTeX and plain text (\frac \dfrac \sqrt[n] \binom {n \choose k}, trig and log
 // functions, |x|, floor/ceil, n!, \sum and \prod, ^\circ (radians inside trig functions),
 // \%, \text{} units, \mathrm{e}, thousands separators 7,425,000 / 1\,000 / 10{,}000, 1.5e3,
 // repeating decimals 0.\overline{3}, mixed numbers 2\frac12, base literals 1011_2,

@@ -678,3 +678,97 @@ TEST_CASE("limits and integrals count only with their value stated", "[math]") {
   CHECK(gold.detail.find("cannot decide") != std::string::npos);
   CHECK(VerdictOf("\\boxed{1}", "\\lim_{x \\to 0} \\frac{\\sin x}{x} = 1") == Verdict::kCorrect);
 }
+
+// The forms below were each seen misread in tests/math/realworld (real model outputs).
+
+TEST_CASE("step functions are compared where their steps differ", "[math]") {
+  // Constant between integers, two different floors agree at points close together:
+  // \lfloor n/2 \rfloor and \lfloor\sqrt{n-1}\rfloor are both 0 for every n in [1, 2).
+  CheckCases({
+      {"\\left\\lfloor \\frac{n}{2} \\right\\rfloor", "\\lfloor\\sqrt{n-1}\\rfloor", false},
+      {"\\left\\lfloor \\frac{n}{2} \\right\\rfloor", "\\lfloor n/2 \\rfloor", true},
+      {"\\lfloor n/2 \\rfloor", "\\lfloor (n+1)/2 \\rfloor", false},
+      {"\\lceil \\frac{n}{3} \\rceil", "\\lceil n/3 \\rceil", true},
+      {"\\lceil \\frac{n}{3} \\rceil", "\\lceil n/4 \\rceil", false},
+      {"\\lfloor 2x \\rfloor", "2\\lfloor x \\rfloor", false},
+      {"n - \\lfloor n/2 \\rfloor", "\\lceil n/2 \\rceil", false},  // equal for integers only
+  });
+}
+
+TEST_CASE("a list of numbers written in plain text is read whole", "[math]") {
+  CHECK(VerdictOf("So the shortest path is [0, 3, 5].", "[0, 3, 5]") == Verdict::kCorrect);
+  CHECK(VerdictOf("So the shortest path is [0, 5, 3].", "[0, 3, 5]") == Verdict::kIncorrect);
+  CHECK(VerdictOf("So the shortest path is [0, 3, 5].", "5") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The path $0 \\to 5$ is best: [0, 5]", "[0, 5]") == Verdict::kCorrect);
+  CHECK(VerdictOf("we get (-1, 6)", "(-1,6)") == Verdict::kCorrect);
+  CHECK(VerdictOf("we get (-1, 6)", "6") == Verdict::kIncorrect);
+  // Not a group of numbers: the last number alone, as before.
+  CHECK(VerdictOf("so the answer is 6 (from step 2)", "6") == Verdict::kCorrect);
+  CHECK(VerdictOf("it lies at the point (x, 2)", "2") == Verdict::kCorrect);
+  CHECK(VerdictOf("the total is (12)", "12") == Verdict::kCorrect);
+}
+
+TEST_CASE("a function's value at a point states the value", "[math]") {
+  CHECK(VerdictOf("Therefore, the answer is $p'(2) = 14$.", "14") == Verdict::kCorrect);
+  CHECK(VerdictOf("Therefore, the answer is $p'(2) = 14$.", "15") == Verdict::kIncorrect);
+  CHECK(VerdictOf("Therefore, the answer is $y(2.5) = 2$.", "2") == Verdict::kCorrect);
+  CHECK(VerdictOf("Therefore, the answer is $f(3) = 14$.", "13") == Verdict::kIncorrect);
+  // A product with a variable stays an equation: x(x+1) = 12 does not state 12.
+  CHECK(VerdictOf("Therefore, the answer is $x(x+1) = 12$.", "12") == Verdict::kIncorrect);
+  CHECK(VerdictOf("Therefore, the answer is $3(4) = 12$.", "12") == Verdict::kCorrect);  // a value
+}
+
+TEST_CASE("an answer on the line after 'the answer is:'", "[math]") {
+  CHECK(VerdictOf("Therefore, the answer is:\n\n[1, 0, 1]", "[1, 0, 1]") == Verdict::kCorrect);
+  CHECK(VerdictOf("Therefore, the answer is:\n\n[1, 0, 1]", "[1, 1, 0]") == Verdict::kIncorrect);
+  CHECK(VerdictOf("The answer is:\n$x = 9$\n", "9") == Verdict::kCorrect);
+  CHECK(VerdictOf("The answer is:\n$x = 9$\n", "8") == Verdict::kIncorrect);
+  // More working on the next line is not the answer; the last number still is.
+  CHECK(VerdictOf("The answer is:\nStep 1: add 2 and 3 to get 5.", "5") == Verdict::kCorrect);
+  CHECK(Verifier().Check("The answer is:\nStep 1: add 2 and 3 to get 5.", "5").extracted == "5");
+}
+
+TEST_CASE("TeX's infix binomial {n \\choose k}", "[math]") {
+  CheckCases({
+      {"{5 \\choose 3} \\times {7 \\choose 2} = 210", "210", true},
+      {"{5 \\choose 3} \\times {7 \\choose 2}", "211", false},
+      {"{n \\choose 2}", "\\binom{n}{2}", true},
+      {"{n \\choose 2}", "\\binom{n}{3}", false},
+  });
+}
+
+TEST_CASE("an exponent of a unit is not the last number", "[math]") {
+  CHECK(VerdictOf("so the acceleration at t = 5 min is -120 m/(min^2).", "-120") ==
+        Verdict::kCorrect);
+  CHECK(VerdictOf("so the acceleration at t = 5 min is -120 m/(min^2).", "2") ==
+        Verdict::kIncorrect);
+  CHECK(VerdictOf("so it falls at 9.8 m/s^2", "9.8") == Verdict::kCorrect);
+  CHECK(VerdictOf("so it falls at 9.8 m/s^2", "2") == Verdict::kIncorrect);
+}
+
+TEST_CASE("a marker's phrase that describes before it states gives the stated value", "[math]") {
+  const char* radius =
+      "Therefore, the answer is the radius of the tightest curve at 40 m/s is 170 m.";
+  CHECK(VerdictOf(radius, "170") == Verdict::kCorrect);
+  CHECK(VerdictOf(radius, "40") == Verdict::kIncorrect);
+  const char* output = "Therefore, the answer is: the output when A = 0 is Q = 5 units.";
+  CHECK(VerdictOf(output, "5") == Verdict::kCorrect);
+  CHECK(VerdictOf(output, "0") == Verdict::kIncorrect);
+  // What follows the last "is" is words: the first number stays the answer.
+  const char* count =
+      "Therefore, the answer is that there are 20 values of x for which x^2 - 1 is divisible by 5.";
+  CHECK(VerdictOf(count, "20") == Verdict::kCorrect);
+  CHECK(VerdictOf(count, "5") == Verdict::kIncorrect);
+  // A phrase that opens with math keeps it: "5, which is odd" is 5.
+  CHECK(VerdictOf("The answer is 5, which is odd.", "5") == Verdict::kCorrect);
+}
+
+TEST_CASE("an ordering is answered by the names in its order", "[math]") {
+  CheckCases({
+      {"b, a, c", "b > a > c", true},
+      {"a, b, c", "b > a > c", false},
+      {"c, a, b", "c < a < b", true},
+      {"c, a, b", "b > a > c", false},  // the reverse order
+      {"b, a", "b > a > c", false},
+  });
+}
