@@ -462,7 +462,7 @@ class NumericEvaluator {
 // The time backstop is the calling thread's CPU time, so an oversubscribed thread pool does
 // not bring it nearer; the verdict itself comes from the node budget.
 Budget::Budget(const VerifierOptions& options)
-    : deadline_ns_(ThreadCpuNanos() + static_cast<int64_t>(options.time_budget_ms * 1e6)),
+    : time_budget_ns_(static_cast<int64_t>(options.time_budget_ms * 1e6)),
       node_budget_(options.node_budget),
       nodes_left_(options.node_budget),
       bit_budget_(options.bit_budget) {}
@@ -473,8 +473,16 @@ int64_t Budget::ThreadCpuNanos() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-void Budget::CheckClock() const {
-  if (ThreadCpuNanos() > deadline_ns_) throw BudgetError{"time budget exhausted"};
+// The deadline counts from the first reading, 1024 steps in: the steps before it are charged
+// work of a few microseconds, so the backstop still bounds a check's time, and the many checks
+// that end sooner skip a clock read that costs as much as a fifth of them.
+void Budget::CheckClock() {
+  int64_t now = ThreadCpuNanos();
+  if (deadline_ns_ < 0) {
+    deadline_ns_ = now + time_budget_ns_;
+    return;
+  }
+  if (now > deadline_ns_) throw BudgetError{"time budget exhausted"};
 }
 
 std::optional<Rational> ExactValue(const Tree& tree, int32_t node, Budget& budget) {

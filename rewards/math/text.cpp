@@ -32,16 +32,25 @@ std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = f
   budget.SpendBytes(s.size());
   std::vector<Span> boxes;
   size_t at = 0;
-  // The next of each name, searched again only once passed: a search from every box for a
-  // name that never comes would scan the rest of the text each time.
-  size_t b = s.find("\\boxed"), f = s.find("\\fbox");
+  // The next \boxed or \fbox from `from` on, in one pass over the backslashes (LaTeX has
+  // many: a search per name would pass over each of them once per name).
+  auto next_box = [&](size_t from, size_t* name_end) {
+    for (size_t k = s.find('\\', from); k != std::string_view::npos; k = s.find('\\', k + 1)) {
+      size_t name = s.compare(k + 1, 5, "boxed") == 0  ? 5
+                    : s.compare(k + 1, 4, "fbox") == 0 ? 4
+                                                       : 0;
+      if (name > 0) {
+        *name_end = k + 1 + name;
+        return k;
+      }
+    }
+    return std::string_view::npos;
+  };
   while (true) {
-    if (b < at) b = s.find("\\boxed", at);
-    if (f < at) f = s.find("\\fbox", at);
-    size_t pos = std::min(b, f);
+    size_t name_end = 0;
+    size_t pos = next_box(at, &name_end);
     if (pos == std::string_view::npos) break;
     budget.SpendMemory(sizeof(Span));
-    size_t name_end = pos + (pos == b ? 6 : 5);
     size_t i = name_end;
     while (i < s.size() && s[i] == ' ') ++i;
     if (i < s.size() && s[i] == '{') {
@@ -422,11 +431,13 @@ size_t AfterHashes(std::string_view s, size_t at) {
 
 // Text after the last answer marker, up to the end of its line: "answer is", "answer:",
 // "# Answer" with the answer on the next line (PRM800K), "#### 42" (GSM8K). Scans backwards
-// without copying: completions are long and this runs for every one.
-std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget) {
+// without copying: completions are long and this runs for every one. Markers before s[from]
+// are not looked for.
+std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget,
+                                              size_t from = 0) {
   constexpr size_t kTail = 8192;
-  budget.SpendBytes(2 * std::min(s.size(), kTail));  // the tail, and the lines it starts
-  size_t floor = s.size() > kTail ? s.size() - kTail : 0;
+  size_t floor = std::max(from, s.size() > kTail ? s.size() - kTail : 0);
+  budget.SpendBytes(2 * (s.size() - std::min(floor, s.size())));  // the tail, and its lines
   for (size_t at = s.size(); at-- > floor;) {
     size_t after = std::string_view::npos;
     if (s[at] == '#') {
@@ -633,7 +644,11 @@ bool IsFinalStatement(std::string_view s, size_t from) {
 
 std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
   budget.SpendBytes(s.size());
-  size_t open = s.rfind("<answer>");
+  // The last "<answer>", found by its '<' (a search for the whole tag compares at every byte).
+  size_t open = s.rfind('<');
+  while (open != std::string_view::npos && s.compare(open, 8, "<answer>") != 0) {
+    open = open == 0 ? std::string_view::npos : s.rfind('<', open - 1);
+  }
   if (open == std::string_view::npos) return std::nullopt;
   size_t close = s.find("</answer>", open);
   if (close == std::string_view::npos) return std::nullopt;
@@ -676,6 +691,20 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
     return std::find(options.extraction.begin(), options.extraction.end(), kind) !=
            options.extraction.end();
   };
+  // The last plain number, read once: kMathEnv weighs it against the environments and kNumber,
+  // next, returns it; both scans read every number of the completion.
+  struct LastPlain {
+    std::optional<std::string> number;
+    size_t end = 0;
+  };
+  std::optional<LastPlain> last_plain;
+  auto last_number = [&]() -> const LastPlain& {
+    if (!last_plain) {
+      last_plain.emplace();
+      last_plain->number = LastNumberOrGroup(completion, budget, &last_plain->end);
+    }
+    return *last_plain;
+  };
   for (Extraction kind : options.extraction) {
     std::optional<Extracted> found;
     switch (kind) {
@@ -690,9 +719,14 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         if (boxes.empty()) break;
         // An answer marker after the last box overrides it only as the final statement
         // ("\boxed{5} ... The final answer is 6." is 6; a later "the answer is" followed by
-        // more working is not), and only when it names math, not words ("is above").
-        std::optional<std::string_view> anchor = AnchorSegment(completion, budget);
-        if (anchor && enabled(Extraction::kAnchor) &&
+        // more working is not), and only when it names math, not words ("is above"). A marker
+        // before the box's end cannot start its answer after it (only spaces, colons, stars
+        // and line ends lie between a marker and its answer), so none is looked for there.
+        std::optional<std::string_view> anchor;
+        if (enabled(Extraction::kAnchor)) {
+          anchor = AnchorSegment(completion, budget, boxes.back().end);
+        }
+        if (anchor &&
             static_cast<size_t>(anchor->data() - completion.data()) >= boxes.back().end &&
             IsFinalStatement(completion, FirstSentence(*anchor).size() +
                                              (anchor->data() - completion.data()))) {
@@ -711,7 +745,8 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         size_t number_end = 0;
         std::optional<std::string> number;
         if (enabled(Extraction::kNumber)) {
-          number = LastNumberOrGroup(completion, budget, &number_end);
+          number = last_number().number;
+          number_end = last_number().end;
         }
         if (!envs.empty() && (!number || number_end <= envs.back().end)) {
           found = JoinSpans(completion, envs, Extraction::kMathEnv, budget);
@@ -725,7 +760,7 @@ std::optional<Extracted> ExtractAnswer(std::string_view completion, const Verifi
         break;
       }
       case Extraction::kNumber: {
-        std::optional<std::string> number = LastNumberOrGroup(completion, budget);
+        const std::optional<std::string>& number = last_number().number;
         if (number) found = Extracted{*number, Extraction::kNumber, false};
         break;
       }

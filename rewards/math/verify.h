@@ -75,7 +75,8 @@
 // when its nodes run out. So the same inputs and options always spend the same nodes
 // (CheckResult::nodes) and get the same verdict, on any machine, under any load. The whole
 // default node budget is a few milliseconds of CPU. options.time_budget_ms (CPU time of the
-// calling thread, checked inside the work, no signals) is a safety net for work charged too
+// calling thread, checked inside the work, no signals, counted from the 1024th charged step
+// so that short checks never pay for reading the clock) is a safety net for work charged too
 // little: on a normal machine it should never decide a verdict. Check never throws.
 //
 // Thread safety: a Verifier is immutable after construction; Check may be called from any
