@@ -24,7 +24,7 @@ class BuildWithCMake(build_ext):
         build_dir = os.path.abspath(os.path.join(self.build_temp, "cmake"))
         configure = ["cmake", "-S", ROOT, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release",
                      "-DRL_WITH_TORCH=OFF", "-DRL_BUILD_TESTS=OFF", "-DRL_BUILD_BENCH=OFF",
-                     "-DRL_BUILD_PYTHON=ON", f"-DPython3_EXECUTABLE={sys.executable}"]
+                     "-DRL_BUILD_PYTHON=ON", f"-DPYTHON_EXECUTABLE={sys.executable}"]
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"]
         subprocess.check_call(configure)
