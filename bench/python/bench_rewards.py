@@ -116,6 +116,9 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
     args = parser.parse_args()
+    # As scripts/test does: libgomp's busy waiting makes the all-cores batch slower than one
+    # thread on a shared machine. Read when the module loads libgomp, and by the server.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     sys.path.insert(0, os.path.join(args.build, "python"))
     import rl_rewards
 
