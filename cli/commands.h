@@ -14,6 +14,7 @@ void AddScoreCommand(CLI::App& app);     // rl score    (cli/score.cpp)
 void AddServeCommand(CLI::App& app);     // rl serve    (cli/serve.cpp)
 #ifdef RL_WITH_TORCH
 void AddGenerateCommand(CLI::App& app);  // rl generate (cli/torch/generate.cpp)
+void AddMergeLoraCommand(CLI::App& app); // rl merge-lora (cli/torch/merge_lora.cpp)
 void AddTrainCommand(CLI::App& app);     // rl train    (cli/torch/train.cpp)
 #endif
 

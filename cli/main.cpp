@@ -1,5 +1,6 @@
 // `rl`: the launcher. One binary, one subcommand per user: `train` (the GRPO trainer),
-// `serve` (the reward server), `score` (rules over a JSONL file), `generate` (sampling).
+// `serve` (the reward server), `score` (rules over a JSONL file), `generate` (sampling),
+// `merge-lora` (an adapter into full weights).
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   rl::cli::AddServeCommand(app);
 #ifdef RL_WITH_TORCH
   rl::cli::AddGenerateCommand(app);
+  rl::cli::AddMergeLoraCommand(app);
   rl::cli::AddTrainCommand(app);
 #endif
 

@@ -44,6 +44,16 @@ void VisitOptimizer(V& v, OptimizerSection& o) {
   v.Field("max_grad_norm", o.max_grad_norm, AtLeast(0));
 }
 
+// PEFT's names (r, alpha as lora_alpha is in adapter_config.json, dropout, target_modules).
+template <class V>
+void VisitLora(V& v, model::LoraConfig& l) {
+  v.Field("r", l.r, AtLeast(0));
+  v.Field("alpha", l.alpha, AtLeast(1e-9));
+  v.Field("dropout", l.dropout, Between(0, 0.999999));
+  v.Field("target_modules", l.target_modules);
+  v.Field("use_rslora", l.use_rslora);
+}
+
 template <class V>
 void VisitRun(V& v, RunSection& s) {
   v.Field("name", s.name);
@@ -132,6 +142,7 @@ void VisitSft(V& v, SftSection& s) {
   v.Field("batch_size", s.batch_size, AtLeast(1));
   v.Field("max_length", s.max_length, AtLeast(2));
   VisitOptimizer(v, s.optim);
+  v.Section("lora", [&] { VisitLora(v, s.lora); });
 }
 
 template <class V>
@@ -155,6 +166,7 @@ void VisitGrpo(V& v, GrpoSection& s) {
   v.Field("dynamic_sampling", s.dynamic_sampling);
   v.Field("dynamic_sampling_max_rounds", s.dynamic_sampling_max_rounds, AtLeast(1));
   v.Field("max_nonfinite_steps", s.max_nonfinite_steps, AtLeast(1));
+  v.Section("lora", [&] { VisitLora(v, s.lora); });
 }
 
 template <class V>
@@ -210,6 +222,14 @@ void CheckConsistency(const TrainConfig& c) {
          ") must be divisible by grpo.num_mini_batches * grpo.gradient_accumulation_steps");
   }
   if (c.grpo.rloo && c.rollout.num_generations < 2) fail("grpo.rloo needs rollout.num_generations >= 2");
+  for (const auto& [name, lora] : {std::pair{"sft.lora", &c.sft.lora}, std::pair{"grpo.lora", &c.grpo.lora}}) {
+    if (!lora->enabled()) continue;
+    try {
+      lora->Validate(name);
+    } catch (const model::ModelError& e) {
+      fail(e.what());
+    }
+  }
   if (c.data.train_file.empty() && c.data.task.name != "fractions") {
     fail("data.task.name: unknown task '" + c.data.task.name + "' (built-in tasks: fractions)");
   }

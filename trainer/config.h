@@ -10,7 +10,8 @@
 //   rewards:    {spec_file: configs/rewards/r1.yaml}   # or `spec: {...}` or `server: http://…`
 //   rollout:    {num_generations: 8, max_new_tokens: 64, temperature: 1.0, dtype: float32}
 //   sft:        {steps: 200, batch_size: 32, learning_rate: 1e-3}
-//   grpo:       {steps: 60, prompts_per_step: 16, beta: 0.0, loss_type: dapo, ...}
+//   grpo:       {steps: 60, prompts_per_step: 16, beta: 0.0, loss_type: dapo, ...,
+//                lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: [q_proj, v_proj]}}
 //   eval:       {num_problems: 200, temperature: 0}
 //   checkpoint: {every: 20, keep_last: 2}
 //
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "common/config_schema.h"
+#include "rl/model/config.h"
 
 namespace rl::trainer {
 
@@ -145,6 +147,7 @@ struct SftSection {
   int64_t batch_size = 32;
   int64_t max_length = 256;  // prompt + response tokens; longer examples are cut from the right
   OptimizerSection optim;
+  model::LoraConfig lora;  // r > 0: train a LoRA adapter (rl/model/lora.h) instead of every weight
 };
 
 struct GrpoSection {
@@ -167,6 +170,9 @@ struct GrpoSection {
   bool dynamic_sampling = false;    // DAPO: drop zero-variance groups, draw more prompts
   int64_t dynamic_sampling_max_rounds = 4;
   int64_t max_nonfinite_steps = 3;  // stop after this many skipped non-finite updates
+  // r > 0: train a LoRA adapter on the frozen starting policy; the KL reference is that base
+  // (adapters disabled), so no second model is loaded.
+  model::LoraConfig lora;
 };
 
 struct EvalSection {

@@ -11,6 +11,7 @@
 
 #include "common/random.h"
 #include "common/threads.h"
+#include "rl/model/lora.h"
 #include "trainer/distributed.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/grpo_loss.h"
@@ -36,10 +37,20 @@ rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config, const Worl
   return options;
 }
 
+// Copies the policy's weights into the sampling copy, adapters merged: sampling runs without
+// the adapters' extra products.
+void RefreshSamplingCopy(model::DecoderImpl& copy, Policy& policy) {
+  copy.CopyWeightsFrom(*policy.model);
+  if (policy.lora.enabled()) model::CopyMergedWeights(copy, *policy.model);
+}
+
 // The bf16 copy that rollout.dtype bfloat16 samples from; null for float32 (sample the policy).
 model::Decoder MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
   if (config.rollout.dtype == RolloutDtype::kFloat32) return model::Decoder(nullptr);
-  return model::CloneDecoder(*policy.model, torch::kBFloat16, policy.model->device());
+  model::Decoder copy(policy.model->config(), torch::TensorOptions().dtype(torch::kBFloat16).device(policy.model->device()),
+                      /*random_init=*/false);
+  RefreshSamplingCopy(*copy, policy);
+  return copy;
 }
 
 double Mean(const std::vector<double>& v) {
@@ -301,12 +312,12 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       sampling_copy_(MakeSamplingCopy(config, policy)),
       engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config, world)),
       sampler_(static_cast<int64_t>(prompts.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo order"), config.data.shuffle),
-      parameters_(policy.model->parameters()),
+      parameters_(TrainableParameters(policy)),
       gradient_sum_(world, parameters_),
       optimizer_(MakeAdamW(parameters_, config.grpo.optim)),
       guard_(config.grpo.max_nonfinite_steps) {
-  if (config.grpo.beta > 0 && reference == nullptr) {
-    throw std::invalid_argument("grpo.beta > 0 needs a reference model");
+  if (config.grpo.beta > 0 && reference == nullptr && !policy.lora.enabled()) {
+    throw std::invalid_argument("grpo.beta > 0 needs a reference model (or a policy with LoRA adapters)");
   }
   if (config.grpo.prompts_per_step < world.size()) {
     throw std::invalid_argument("grpo.prompts_per_step (" + std::to_string(config.grpo.prompts_per_step) +
@@ -371,7 +382,7 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   GroupSelector selector(config_.grpo);
   torch::NoGradGuard no_grad;
   // The copy must sample the current policy: the last update, or a checkpoint restored into it.
-  if (sampling_copy_) sampling_copy_->CopyWeightsFrom(*policy_.model);
+  if (sampling_copy_) RefreshSamplingCopy(*sampling_copy_, policy_);
   while (!selector.done()) {
     const std::vector<Prompt> prompts = DrawPrompts();
     const auto [first, last] = world_.Shard(static_cast<int64_t>(prompts.size()));
@@ -438,7 +449,14 @@ void GrpoTrainer::ComputeFrozenLogprobs(Batch& batch, nlohmann::ordered_json& m)
   if (rows && UpdatesPerStep() > 1) batch.old_logprobs = FrozenLogprobs(*policy_.model, batch);
   m["time/old_logprobs"] = Since(t0);
   t0 = Clock::now();
-  if (rows && reference_ != nullptr && config_.grpo.beta > 0) batch.ref_logprobs = FrozenLogprobs(*reference_->model, batch);
+  if (rows && config_.grpo.beta > 0) {
+    if (reference_ != nullptr) {
+      batch.ref_logprobs = FrozenLogprobs(*reference_->model, batch);
+    } else {  // LoRA: the reference is the base, the policy with its adapters off
+      model::AdaptersDisabled base(*policy_.model);
+      batch.ref_logprobs = FrozenLogprobs(*policy_.model, batch);
+    }
+  }
   m["time/ref_logprobs"] = Since(t0);
 }
 
@@ -461,7 +479,7 @@ void GrpoTrainer::Optimize(const Batch& batch, nlohmann::ordered_json& m) {
   // Prompt and completion tokens.
   num_tokens_ += world_.Sum(batch.rows() > 0 ? batch.tokens.key_mask.sum().item<double>() : 0.0);
   tallies.SumOverRanks(world_);
-  tallies.Write(m, static_cast<double>(UpdatesPerStep()), reference_ != nullptr && config_.grpo.beta > 0);
+  tallies.Write(m, static_cast<double>(UpdatesPerStep()), config_.grpo.beta > 0);
   m["num_tokens"] = num_tokens_;
   m["skipped_updates"] = guard_.skipped();
   m["time/backward"] = tallies.backward_s;

@@ -22,9 +22,13 @@
 // part in the loss and do not move their group's mean; they are counted in the metrics. They
 // are never scored as 0.
 //
-// With rollout.dtype bfloat16 the completions are sampled by a bf16 copy of the policy; the
-// loss never uses the sampler's log-probs (old log-probs are the float32 policy's, recomputed
-// or detached), so the copy changes which completions are drawn, not the ratio.
+// With LoRA (policy.lora) only the adapters are trained, and the KL reference is the frozen base
+// itself (the policy with adapters disabled).
+//
+// With rollout.dtype bfloat16 the completions are sampled by a bf16 copy of the policy (adapters
+// merged into it); the loss never uses the sampler's log-probs (old log-probs are the float32
+// policy's, recomputed or detached), so the copy changes which completions are drawn, not the
+// ratio.
 //
 // Data parallelism (trainer/distributed.h): every rank draws the same prompts and samples and
 // scores its share of the groups (a group never spans ranks; each sequence draws from the
@@ -63,7 +67,8 @@ namespace rl::trainer {
 
 class GrpoTrainer {
  public:
-  // `reference` may be null (then beta must be 0). `score` must be thread-safe. The trainer
+  // `reference` may be null when beta is 0 or the policy has LoRA adapters (then the reference
+  // is the policy with its adapters disabled). `score` must be thread-safe. The trainer
   // keeps references to everything it is given.
   GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* reference,
               std::span<const data::Example> prompts, ScoreFn score, const World& world);

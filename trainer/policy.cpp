@@ -10,6 +10,7 @@
 #include <torch/utils.h>
 
 #include "common/random.h"
+#include "rl/model/lora.h"
 #include "rl/text/chat_template.h"
 
 namespace rl::trainer {
@@ -134,7 +135,12 @@ Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, con
 
 void SavePolicy(Policy& policy, const std::string& dir) {
   std::filesystem::create_directories(dir);
-  model::SaveDecoder(policy.model, dir, torch::kFloat32, &policy.generation);
+  if (policy.lora.enabled()) {
+    model::SaveLoraAdapter(*policy.model, policy.lora, dir);
+    policy.generation.WriteJsonFile((std::filesystem::path(dir) / "generation_config.json").string());
+  } else {
+    model::SaveDecoder(policy.model, dir, torch::kFloat32, &policy.generation);
+  }
   std::map<std::string, std::string> files = policy.tokenizer_files;
   files["tokenizer.json"] = policy.tokenizer_json;
   for (const auto& [name, text] : files) {
@@ -142,6 +148,36 @@ void SavePolicy(Policy& policy, const std::string& dir) {
     out << text;
     if (!out.flush()) throw std::runtime_error(dir + "/" + name + ": cannot write");
   }
+}
+
+void AttachAdapters(Policy& policy, model::LoraConfig lora, const std::string& base_dir, uint64_t seed) {
+  lora.base_model_name_or_path = std::filesystem::absolute(base_dir).lexically_normal().string();
+  model::AttachLora(*policy.model, lora, seed);
+  policy.lora = std::move(lora);
+}
+
+bool IsAdapterDir(const std::string& dir) {
+  return std::filesystem::exists(std::filesystem::path(dir) / "adapter_config.json");
+}
+
+Policy LoadAdapterPolicy(const std::string& dir, const TrainConfig& config) {
+  const model::LoraConfig lora =
+      model::LoraConfig::FromJsonFile((std::filesystem::path(dir) / "adapter_config.json").string());
+  if (lora.base_model_name_or_path.empty()) {
+    throw model::ModelError("'" + dir + "/adapter_config.json', field \"base_model_name_or_path\": is required");
+  }
+  Policy policy = LoadPolicy(lora.base_model_name_or_path, (std::filesystem::path(dir) / "tokenizer.json").string(), config);
+  policy.lora = model::LoadLoraAdapter(*policy.model, dir);
+  return policy;
+}
+
+std::vector<torch::Tensor> TrainableParameters(Policy& policy) {
+  return policy.lora.enabled() ? model::LoraParameters(*policy.model) : policy.model->parameters();
+}
+
+void MergeAdapters(Policy& policy) {
+  model::MergeLora(*policy.model);
+  policy.lora = model::LoraConfig();
 }
 
 }  // namespace rl::trainer

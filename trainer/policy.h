@@ -36,6 +36,9 @@ struct Policy {
   // that transformers, vLLM and `rl generate --chat` find the template there.
   std::map<std::string, std::string> tokenizer_files;
   model::GenerationConfig generation;  // eos ids (the configured eos token first)
+  // enabled(): the model carries LoRA adapters of these settings, and they alone are trained;
+  // base_model_name_or_path is the directory of the frozen base weights (absolute).
+  model::LoraConfig lora;
 };
 
 // The text the policy is conditioned on, with the generation prompt where there is a template.
@@ -56,8 +59,27 @@ Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> co
 // a token. Throws std::runtime_error (or rl::model::ModelError) naming the file.
 Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, const TrainConfig& config);
 
-// Writes config.json, model.safetensors, generation_config.json, tokenizer.json and the
-// tokenizer files into `dir` (created when missing).
+// Writes the weights — config.json and model.safetensors, or with adapters the adapter alone in
+// PEFT's layout (adapter_config.json, adapter_model.safetensors) — and generation_config.json,
+// tokenizer.json and the tokenizer files into `dir` (created when missing).
 void SavePolicy(Policy& policy, const std::string& dir);
+
+// Attaches fresh LoRA adapters (rl/model/lora.h; A drawn from `seed`) to the policy, whose
+// current weights are those saved in `base_dir`: the adapter's files name it as their base.
+void AttachAdapters(Policy& policy, model::LoraConfig lora, const std::string& base_dir, uint64_t seed);
+
+// A policy saved with adapters: the base named by dir/adapter_config.json, the tokenizer files
+// of `dir`, and the adapters. Throws as LoadPolicy, or ModelError naming the adapter's file.
+Policy LoadAdapterPolicy(const std::string& dir, const TrainConfig& config);
+
+// True when `dir` holds an adapter (adapter_config.json) rather than full weights.
+bool IsAdapterDir(const std::string& dir);
+
+// What the optimizer updates: the adapters when there are, else every parameter.
+std::vector<torch::Tensor> TrainableParameters(Policy& policy);
+
+// Merges the adapters into the base weights: the policy then has none, and every weight is
+// trainable again.
+void MergeAdapters(Policy& policy);
 
 }  // namespace rl::trainer

@@ -112,6 +112,15 @@ std::string ProgressLine(const nlohmann::ordered_json& m, int64_t steps, double 
                      Duration(per_step * static_cast<double>(steps - step)));
 }
 
+// A model trained from scratch has its initial weights saved in output_dir/initial, when they
+// must be on disk (the reference of the KL term, or the base of a LoRA adapter).
+std::string SaveInitialWeights(const TrainConfig& config, Policy& policy, const World& world) {
+  const std::string dir = (fs::path(config.run.output_dir) / "initial").string();
+  if (world.is_main()) SavePolicyAtomically(policy, dir, nlohmann::json::object());
+  world.Barrier();  // saved before any rank loads it
+  return dir;
+}
+
 // Runs the SFT stage, or finds it done (with --resume), and returns the policy it produced.
 Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resume, const World& world) {
   const fs::path out(config.run.output_dir);
@@ -128,7 +137,12 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
                  c.hidden_size, c.vocab_size, [&] { int64_t n = 0; for (auto& p : policy.model->parameters()) n += p.numel(); return n; }());
   }
   if (config.sft.steps == 0) return policy;
-  spdlog::info("sft: {} steps of {} examples", config.sft.steps, config.sft.batch_size);
+  if (config.sft.lora.enabled()) {
+    const std::string base = config.model.path.empty() ? SaveInitialWeights(config, policy, world) : config.model.path;
+    AttachAdapters(policy, config.sft.lora, base, common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "sft lora"));
+  }
+  spdlog::info("sft: {} steps of {} examples{}", config.sft.steps, config.sft.batch_size,
+               config.sft.lora.enabled() ? fmt::format(", LoRA r {}", config.sft.lora.r) : "");
   std::ofstream log;
   if (world.is_main()) log.open(out / "sft_metrics.jsonl", std::ios::binary);
   const auto start = Clock::now();
@@ -140,6 +154,12 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
                    line["learning_rate"].get<double>(), Duration(Since(start)));
     }
   }, world);
+  if (policy.lora.enabled()) {
+    // sft/ holds full weights (what GRPO, a resumed run and transformers load), sft_adapter/
+    // the adapter trained on the base.
+    if (world.is_main()) SavePolicyAtomically(policy, (out / "sft_adapter").string(), nlohmann::json::object());
+    MergeAdapters(policy);
+  }
   if (world.is_main()) SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object());
   world.Barrier();  // the SFT policy is on disk before any rank loads it as the reference
   spdlog::info("sft: loss {:.4f} -> {:.4f} in {}; saved {}", summary.first_loss, summary.last_loss,
@@ -184,7 +204,8 @@ StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const R
   start.checkpoint = options.resume ? FindLatestCheckpoint(out.string()) : std::nullopt;
   if (start.checkpoint) {
     spdlog::info("resume: from {}", *start.checkpoint);
-    start.policy = LoadPolicy(*start.checkpoint, "", config);
+    start.policy = IsAdapterDir(*start.checkpoint) ? LoadAdapterPolicy(*start.checkpoint, config)
+                                                   : LoadPolicy(*start.checkpoint, "", config);
     start.state = ReadJsonFile(fs::path(*start.checkpoint) / "trainer_state.json");
     if (start.state.contains("before")) summary.before = EvalResultFromJson(start.state["before"]);
     return start;
@@ -203,24 +224,23 @@ StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const R
   return start;
 }
 
-// The reference is the policy GRPO starts from: the SFT result, the given model, or (tiny, no
-// SFT) the initial weights saved for the purpose. A resumed run keeps the one it started with.
-// Empty when grpo.beta is 0; *reference_dir says where it was loaded from.
-std::optional<Policy> LoadReference(const TrainConfig& config, Policy& policy, const nlohmann::json& state,
-                                    const World& world, std::string* reference_dir) {
-  const fs::path out(config.run.output_dir);
-  *reference_dir = state.is_object() ? state.value("reference_dir", std::string()) : std::string();
-  if (config.grpo.beta <= 0) return std::nullopt;
-  if (reference_dir->empty()) {
-    *reference_dir = config.sft.steps > 0          ? (out / "sft").string()
-                     : !config.model.path.empty() ? config.model.path
-                                                  : (out / "initial").string();
-    if (*reference_dir == (out / "initial").string()) {
-      if (world.is_main()) SavePolicyAtomically(policy, *reference_dir, nlohmann::json::object());
-      world.Barrier();  // saved before any rank loads it
-    }
-  }
-  return LoadPolicy(*reference_dir, *reference_dir == config.model.path ? config.tokenizer.path : "", config);
+// Where the weights GRPO starts from are on disk: the SFT result, the given model, or (tiny, no
+// SFT) the initial weights saved for the purpose. They are the KL term's reference and a LoRA
+// adapter's base. A resumed run keeps the directory it started with.
+std::string StartingWeightsDir(const TrainConfig& config, Policy& policy, const nlohmann::json& state,
+                               const World& world) {
+  const std::string recorded = state.is_object() ? state.value("reference_dir", std::string()) : std::string();
+  if (!recorded.empty()) return recorded;
+  if (config.sft.steps > 0) return (fs::path(config.run.output_dir) / "sft").string();
+  if (!config.model.path.empty()) return config.model.path;
+  return SaveInitialWeights(config, policy, world);
+}
+
+// The reference of the KL term as a second model: only with beta > 0 and without LoRA (with
+// LoRA it is the policy with its adapters disabled).
+std::optional<Policy> LoadReference(const TrainConfig& config, const Policy& policy, const std::string& dir) {
+  if (config.grpo.beta <= 0 || policy.lora.enabled()) return std::nullopt;
+  return LoadPolicy(dir, dir == config.model.path ? config.tokenizer.path : "", config);
 }
 
 // GRPO steps until grpo.steps: metrics, progress, evaluations and checkpoints as configured.
@@ -228,7 +248,16 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
              const World& world, RunSummary& summary) {
   const fs::path out(config.run.output_dir);
   std::string reference_dir;
-  std::optional<Policy> reference = LoadReference(config, start.policy, start.state, world, &reference_dir);
+  if (config.grpo.beta > 0 || config.grpo.lora.enabled()) {
+    reference_dir = StartingWeightsDir(config, start.policy, start.state, world);
+  }
+  if (config.grpo.lora.enabled() && !start.policy.lora.enabled()) {
+    AttachAdapters(start.policy, config.grpo.lora, reference_dir,
+                   common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo lora"));
+    spdlog::info("grpo: LoRA r {} on {} ({} trainable parameters)", config.grpo.lora.r, reference_dir,
+                 [&] { int64_t n = 0; for (auto& p : TrainableParameters(start.policy)) n += p.numel(); return n; }());
+  }
+  std::optional<Policy> reference = LoadReference(config, start.policy, reference_dir);
   GrpoTrainer trainer(config, start.policy, reference ? &*reference : nullptr, data.train, scorer.score, world);
   if (start.checkpoint) {
     LoadCheckpointState(*start.checkpoint, trainer.optimizer());
@@ -271,6 +300,11 @@ void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, con
   if (world.is_main()) SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object());
   if (!data.eval.empty() && config.eval.num_problems > 0 && config.grpo.steps > 0) {
     summary.after = EvaluateAndLog(policy, config, data, world, "after GRPO");
+  }
+  // final/ holds the adapter; final/merged/ the full weights transformers and vLLM load alone.
+  if (policy.lora.enabled() && world.is_main()) {
+    MergeAdapters(policy);
+    SavePolicyAtomically(policy, (fs::path(summary.final_dir) / "merged").string(), nlohmann::json::object());
   }
 }
 

@@ -92,7 +92,7 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
   std::vector<TokenizedExample> data = Tokenize(policy, config, examples);
   data::EpochSampler sampler(static_cast<int64_t>(data.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "sft order"),
                              config.data.shuffle);
-  std::vector<torch::Tensor> parameters = policy.model->parameters();
+  std::vector<torch::Tensor> parameters = TrainableParameters(policy);  // the adapters with LoRA
   torch::optim::AdamW adamw = MakeAdamW(parameters, sft.optim);
   GradientSum gradient_sum(world, parameters);
   NonFiniteGuard guard(config.grpo.max_nonfinite_steps);

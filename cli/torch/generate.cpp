@@ -1,13 +1,15 @@
 // `rl generate`: samples completions from a Hugging Face checkpoint (Qwen2, Qwen3, Llama 3) for a
 // JSONL file of prompts, optionally scoring them with a reward spec while they are generated.
 //
-//   rl generate --model DIR --prompts in.jsonl -n 8 --output out.jsonl
+//   rl generate --model DIR [--adapter LORA_DIR] --prompts in.jsonl -n 8 --output out.jsonl
 //       [--chat [--chat-template auto|qwen2.5|qwen3|llama3|llama3.2] [--no-thinking]]
 //       [--temperature 0.7 --top-p 0.95 ...] [--rewards configs/rewards/r1.yaml]
 //
 // DIR holds config.json, model.safetensors (or an index of shards), tokenizer.json and,
 // optionally, generation_config.json (its eos_token_id, temperature, top_p and top_k are the
-// defaults that flags override). Each input line is an object whose --prompt-key holds a string
+// defaults that flags override). --adapter adds a LoRA adapter in PEFT's layout (merged into
+// the weights before sampling); without --model, its adapter_config.json names the base. Each
+// input line is an object whose --prompt-key holds a string
 // (or, with --chat, a string or a list of {role, content} messages). Each output line is one
 // completion: {prompt_index, sample_index, prompt, completion, finish_reason, tokens} plus
 // reward, components and status with --rewards, and token_ids and logprobs with --logprobs.
@@ -33,6 +35,7 @@
 #include "common/threads.h"
 #include "rewards/reward.h"
 #include "rl/model/decoder.h"
+#include "rl/model/lora.h"
 #include "rl/text/chat_template.h"
 #include "rl/text/tokenizer.h"
 #include "rollout/rollout.h"
@@ -43,6 +46,7 @@ namespace {
 
 struct GenerateFlags {
   std::string model_dir;
+  std::string adapter_dir;
   std::string prompts;
   std::string output;
   int64_t samples = 1;
@@ -268,6 +272,17 @@ void WriteRound(const trainer::ScoredRollout& result, const std::vector<PromptRo
   }
 }
 
+// The base model an adapter names (its adapter_config.json's base_model_name_or_path).
+std::string BaseOfAdapter(const std::string& adapter_dir) {
+  if (adapter_dir.empty()) throw InputError("--model is required (or --adapter, whose config names the base)");
+  const model::LoraConfig lora = model::LoraConfig::FromJsonFile(adapter_dir + "/adapter_config.json");
+  if (lora.base_model_name_or_path.empty() || !std::filesystem::is_directory(lora.base_model_name_or_path)) {
+    throw InputError(adapter_dir + "/adapter_config.json: base_model_name_or_path '" + lora.base_model_name_or_path +
+                     "' is not a directory here; name the base with --model");
+  }
+  return lora.base_model_name_or_path;
+}
+
 int RunGenerate(const GenerateFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   const text::ChatTemplate chat = flags.chat ? ResolveChatTemplate(flags) : text::ChatTemplate::kQwen25;
@@ -282,6 +297,10 @@ int RunGenerate(const GenerateFlags& flags) {
   }
   torch::ScalarType dtype = flags.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
   model::Decoder policy = model::LoadDecoder(flags.model_dir, dtype, torch::Device(flags.device));
+  if (!flags.adapter_dir.empty()) {
+    model::LoadLoraAdapter(*policy, flags.adapter_dir);
+    model::MergeLora(*policy);  // sample at the base's speed
+  }
   policy->eval();
   rollout::SamplingParams sampling = MakeSampling(flags, policy->config(), *tokenizer, chat);
 
@@ -339,8 +358,11 @@ void AddGenerateCommand(CLI::App& app) {
   auto flags = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "Sample completions for a JSONL file of prompts");
   cmd->add_option("--model", flags->model_dir,
-                  "Hugging Face model directory (config.json, model.safetensors, tokenizer.json)")
-      ->required()
+                  "Hugging Face model directory (config.json, model.safetensors, tokenizer.json); "
+                  "default with --adapter: the adapter's base")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--adapter", flags->adapter_dir,
+                  "LoRA adapter directory in PEFT's layout (adapter_config.json, adapter_model.safetensors)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--prompts", flags->prompts, "Input JSONL, one object per line")
       ->required()
@@ -403,6 +425,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->callback([flags] {
     int code = 0;
     try {
+      if (flags->model_dir.empty()) flags->model_dir = BaseOfAdapter(flags->adapter_dir);
       code = RunGenerate(*flags);
     } catch (const InputError& e) {
       std::fprintf(stderr, "rl generate: %s\n", e.what());

@@ -1,6 +1,11 @@
 // LoadDecoder / SaveDecoder: Hugging Face checkpoint directories.
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <regex>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include <torch/types.h>
 
@@ -40,19 +45,76 @@ Decoder LoadDecoder(const std::string& dir, torch::ScalarType dtype, torch::Devi
   return model;
 }
 
-void SaveDecoder(Decoder& model, const std::string& dir, torch::ScalarType dtype,
-               const GenerationConfig* generation) {
+namespace {
+
+// The groups of tensors, in order, of each shard: a new shard starts when the next tensor
+// would take the current one past max_bytes (transformers' rule).
+std::vector<std::vector<std::pair<std::string, torch::Tensor>>> Shards(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors, int64_t element_bytes, int64_t max_bytes) {
+  std::vector<std::vector<std::pair<std::string, torch::Tensor>>> shards(1);
+  int64_t size = 0;
+  for (const auto& named : tensors) {
+    const int64_t bytes = named.second.numel() * element_bytes;
+    if (!shards.back().empty() && size + bytes > max_bytes) {
+      shards.emplace_back();
+      size = 0;
+    }
+    shards.back().push_back(named);
+    size += bytes;
+  }
+  return shards;
+}
+
+// Weight files of an earlier save (single or sharded) that `kept` does not name.
+void RemoveStaleWeights(const std::filesystem::path& dir, const std::set<std::string>& kept) {
+  static const std::regex weights(R"(model(-[0-9]+-of-[0-9]+)?\.safetensors(\.index\.json)?)");
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, weights) && !kept.count(name)) std::filesystem::remove(entry.path());
+  }
+}
+
+}  // namespace
+
+void SaveDecoder(Decoder& model, const std::string& dir, torch::ScalarType dtype, const GenerationConfig* generation,
+                 int64_t max_shard_bytes) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw ModelError("SaveDecoder: cannot create '" + dir + "': " + ec.message());
+  if (max_shard_bytes < 1) throw ModelError("SaveDecoder: max_shard_bytes must be positive");
   const std::string dtype_name = dtype == torch::kBFloat16 ? "bfloat16"
                                  : dtype == torch::kHalf   ? "float16"
                                                            : "float32";
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& p : model->named_parameters()) tensors.emplace_back(p.key(), p.value());
-  WriteTensorFile((fs::path(dir) / "model.safetensors").string(), tensors, dtype,
-                  {{"format", "pt"}});
+  const int64_t element_bytes = DtypeSize(ToDtype(dtype, "SaveDecoder"));
+  const auto shards = Shards(tensors, element_bytes, max_shard_bytes);
+  std::set<std::string> written;
+  if (shards.size() == 1) {
+    written.insert("model.safetensors");
+    WriteTensorFile((fs::path(dir) / "model.safetensors").string(), tensors, dtype, {{"format", "pt"}});
+  } else {
+    nlohmann::json weight_map = nlohmann::json::object();
+    int64_t total = 0;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      char name_buffer[64];
+      std::snprintf(name_buffer, sizeof name_buffer, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+      const std::string name = name_buffer;
+      for (const auto& [tensor_name, tensor] : shards[i]) {
+        weight_map[tensor_name] = name;
+        total += tensor.numel() * element_bytes;
+      }
+      WriteTensorFile((fs::path(dir) / name).string(), shards[i], dtype, {{"format", "pt"}});
+      written.insert(name);
+    }
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    std::ofstream out(fs::path(dir) / "model.safetensors.index.json", std::ios::binary);
+    out << index.dump(2) << "\n";
+    if (!out.flush()) throw ModelError("SaveDecoder: cannot write '" + dir + "/model.safetensors.index.json'");
+    written.insert("model.safetensors.index.json");
+  }
+  RemoveStaleWeights(dir, written);
   model->config().WriteJsonFile((fs::path(dir) / "config.json").string(), dtype_name);
   if (generation != nullptr)
     generation->WriteJsonFile((fs::path(dir) / "generation_config.json").string());

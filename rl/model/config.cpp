@@ -1,6 +1,8 @@
 // Reading, validating and writing config.json / generation_config.json.
 #include "rl/model/config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -321,6 +323,107 @@ nlohmann::json GenerationConfig::ToJson() const {
 }
 
 void GenerationConfig::WriteJsonFile(const std::string& path) const { WriteJson(path, ToJson()); }
+
+// ---------------------------------------------------------------------------------------------
+// LoraConfig
+
+double LoraConfig::scale() const {
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+const std::vector<std::string>& LoraConfig::KnownTargets() {
+  static const std::vector<std::string> known = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+  return known;
+}
+
+void LoraConfig::Validate(const std::string& source) const {
+  auto fail = [&](const std::string& field, const std::string& what) { Fail(source, field, what); };
+  if (r < 1) fail("r", "must be at least 1, got " + std::to_string(r));
+  if (!(alpha > 0)) fail("lora_alpha", "must be positive");
+  if (!(dropout >= 0 && dropout < 1)) fail("lora_dropout", "must be in [0, 1)");
+  if (target_modules.empty()) fail("target_modules", "names no module");
+  const std::vector<std::string>& known = KnownTargets();
+  std::string valid;
+  for (const std::string& k : known) valid += (valid.empty() ? "" : ", ") + k;
+  for (size_t i = 0; i < target_modules.size(); ++i) {
+    const std::string& t = target_modules[i];
+    if (std::find(known.begin(), known.end(), t) == known.end()) {
+      fail("target_modules", "'" + t + "' is not a linear module of these models (valid: " + valid + ")");
+    }
+    if (std::find(target_modules.begin(), target_modules.begin() + static_cast<std::ptrdiff_t>(i), t) !=
+        target_modules.begin() + static_cast<std::ptrdiff_t>(i)) {
+      fail("target_modules", "'" + t + "' is named twice");
+    }
+  }
+}
+
+LoraConfig LoraConfig::FromJsonFile(const std::string& path) { return FromJson(ReadModelJson(path), path); }
+
+LoraConfig LoraConfig::FromJson(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw ModelError("'" + source + "': expected a JSON object");
+  if (!Present(j, "peft_type") || !j["peft_type"].is_string() || j["peft_type"].get<std::string>() != "LORA") {
+    Fail(source, "peft_type", "must be \"LORA\" (only LoRA adapters are supported)");
+  }
+  // PEFT features that change the computation: refused when set rather than silently dropped.
+  auto refuse_if = [&](const char* key, bool set, const char* what) {
+    if (set) Fail(source, key, std::string(what) + " is not supported");
+  };
+  auto non_empty = [&](const char* key) {
+    return Present(j, key) && !((j[key].is_object() || j[key].is_array()) && j[key].empty());
+  };
+  refuse_if("use_dora", GetBool(j, source, "use_dora", false), "DoRA");
+  refuse_if("fan_in_fan_out", GetBool(j, source, "fan_in_fan_out", false), "fan_in_fan_out (Conv1D weights)");
+  refuse_if("bias", Present(j, "bias") && j["bias"] != "none", "training biases (bias other than \"none\")");
+  refuse_if("rank_pattern", non_empty("rank_pattern"), "a per-module rank");
+  refuse_if("alpha_pattern", non_empty("alpha_pattern"), "a per-module alpha");
+  refuse_if("modules_to_save", non_empty("modules_to_save"), "modules_to_save");
+  refuse_if("layers_to_transform", non_empty("layers_to_transform"), "layers_to_transform");
+  refuse_if("lora_bias", GetBool(j, source, "lora_bias", false), "lora_bias");
+  LoraConfig c;
+  c.r = GetInt(j, source, "r", std::nullopt);
+  c.alpha = GetNumber(j, source, "lora_alpha", 8.0);  // PEFT's default
+  c.dropout = GetNumber(j, source, "lora_dropout", 0.0);
+  c.use_rslora = GetBool(j, source, "use_rslora", false);
+  if (Present(j, "base_model_name_or_path")) {
+    if (!j["base_model_name_or_path"].is_string()) Fail(source, "base_model_name_or_path", "must be a string");
+    c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
+  }
+  if (!Present(j, "target_modules")) Fail(source, "target_modules", "is required");
+  const nlohmann::json& targets = j["target_modules"];
+  if (targets.is_string() && targets.get<std::string>() == "all-linear") {
+    c.target_modules = KnownTargets();
+  } else if (targets.is_array()) {
+    c.target_modules.clear();
+    for (const auto& t : targets) {
+      if (!t.is_string()) Fail(source, "target_modules", "must hold module names, got " + t.dump());
+      c.target_modules.push_back(t.get<std::string>());
+    }
+  } else {
+    Fail(source, "target_modules", "must be a list of module names or \"all-linear\", got " + targets.dump());
+  }
+  c.Validate(source);
+  return c;
+}
+
+nlohmann::json LoraConfig::ToJson() const {
+  return {{"peft_type", "LORA"},
+          {"task_type", "CAUSAL_LM"},
+          {"base_model_name_or_path", base_model_name_or_path},
+          {"r", r},
+          {"lora_alpha", alpha},
+          {"lora_dropout", dropout},
+          {"target_modules", target_modules},
+          {"use_rslora", use_rslora},
+          {"use_dora", false},
+          {"bias", "none"},
+          {"fan_in_fan_out", false},
+          {"init_lora_weights", true},
+          {"inference_mode", true},
+          {"modules_to_save", nullptr}};
+}
+
+void LoraConfig::WriteJsonFile(const std::string& path) const { WriteJson(path, ToJson()); }
 
 nlohmann::json ReadModelJson(const std::string& path) {
   std::string error;

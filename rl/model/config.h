@@ -103,4 +103,35 @@ struct GenerationConfig {
   void WriteJsonFile(const std::string& path) const;
 };
 
+// A LoRA adapter's settings, as PEFT's LoraConfig (adapter_config.json) names them: every
+// target module W (a Linear of the decoder layers) computes W x + scale · B A x with A [r, in],
+// B [out, r] and scale = alpha / r (alpha / sqrt(r) with use_rslora); dropout applies to x on
+// the adapter's path while training. r == 0 means no adapter (the trainer's default).
+// adapter_config.json fields PEFT has and we do not implement (DoRA, per-module rank or alpha
+// patterns, bias training, modules_to_save, layer selection, fan_in_fan_out) are refused by
+// name when set, never ignored.
+struct LoraConfig {
+  int64_t r = 0;
+  double alpha = 32;
+  double dropout = 0;
+  std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
+  bool use_rslora = false;
+  std::string base_model_name_or_path;  // adapter_config.json: where the base weights are
+
+  bool enabled() const { return r > 0; }
+  double scale() const;
+  // The module names a target may have (PEFT's "all-linear" on these models, less lm_head).
+  static const std::vector<std::string>& KnownTargets();
+
+  // Throws ModelError (prefixed by `source`) for r < 1, alpha <= 0, dropout outside [0, 1),
+  // no targets, or a target that is not one of KnownTargets() (naming it and the valid ones).
+  void Validate(const std::string& source) const;
+  // adapter_config.json. target_modules may be a list or "all-linear".
+  static LoraConfig FromJsonFile(const std::string& path);
+  static LoraConfig FromJson(const nlohmann::json& j, const std::string& source);
+  nlohmann::json ToJson() const;  // peft_type LORA, task_type CAUSAL_LM and the fields above
+  void WriteJsonFile(const std::string& path) const;
+};
+
 }  // namespace rl::model

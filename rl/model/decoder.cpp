@@ -99,7 +99,9 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  return LinearForward(x, weight, bias, bf16_kernel);  // [..., in] -> [..., out]
+  torch::Tensor y = LinearForward(x, weight, bias, bf16_kernel);  // [..., in] -> [..., out]
+  if (lora && lora->enabled) y = y + lora->Update(x, is_training());
+  return y;
 }
 
 RmsNormImpl::RmsNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options)
@@ -107,9 +109,20 @@ RmsNormImpl::RmsNormImpl(int64_t dim, double eps_, const torch::TensorOptions& o
   weight = register_parameter("weight", torch::empty({dim}, options));
 }
 
+namespace {
+
+// The dtype of norm statistics and softmax: float32 for bf16 (too few mantissa bits for a mean
+// of squares) and float32 inputs, float64 for float64 ones (a float64 model stays exact, which
+// finite-difference gradient checks need).
+torch::ScalarType StatisticsDtype(torch::ScalarType dtype) {
+  return dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+
+}  // namespace
+
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  // x [..., C]: statistics in float32 (bf16 has too few mantissa bits for the mean of squares).
-  const torch::Tensor xf = x.to(torch::kFloat32);
+  // x [..., C]: statistics in float32 at least.
+  const torch::Tensor xf = x.to(StatisticsDtype(x.scalar_type()));
   const torch::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * torch::rsqrt(variance + eps)).to(x.scalar_type());
 }
@@ -343,10 +356,10 @@ torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tenso
   const torch::Tensor qg = q.reshape({B, K, R * T, D});
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const torch::Tensor scores = torch::matmul(qg, k.transpose(2, 3)).mul(scale).view({B, H, T, S});
-  // Softmax in float32. Masked keys get the lowest finite float, not -inf, so that a fully
+  // Softmax in float32 at least. Masked keys get the lowest finite float, not -inf, so that a fully
   // masked row (a padding query) gives finite values instead of NaNs that would reach the cache.
   const torch::Tensor probs =
-      scores.to(torch::kFloat32)
+      scores.to(StatisticsDtype(scores.scalar_type()))
           .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
           .softmax(-1)
           .to(x.scalar_type());                                             // [B,H,T,S]

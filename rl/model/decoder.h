@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@
 
 #include "rl/model/bf16_gemm.h"
 #include "rl/model/config.h"
+#include "rl/model/lora.h"
 #include "rl/model/model_error.h"
 
 namespace rl::model {
@@ -86,13 +88,16 @@ class KvCache {
 torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Bf16Kernel kernel);
 
-// y = x W^T (+ b), with HF names "weight" and "bias", through LinearForward.
+// y = x W^T (+ b), with HF names "weight" and "bias", through LinearForward, plus a LoRA
+// adapter's update when one is attached and enabled (rl/model/lora.h; not a registered
+// parameter, so the model's named_parameters() stay the Hugging Face checkpoint's).
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;
   Bf16Kernel bf16_kernel = BestBf16Kernel();
+  std::shared_ptr<LoraAdapter> lora;  // null: none
 };
 TORCH_MODULE(Linear);
 
@@ -199,11 +204,18 @@ TORCH_MODULE(Decoder);
 // tied lm_head.weight, which is ignored as transformers does. Throws ModelError.
 Decoder LoadDecoder(const std::string& dir, torch::ScalarType dtype, torch::Device device);
 
-// Writes config.json and model.safetensors (tensors in `dtype`; a tied lm_head is not written)
-// into `dir` (created if needed), and generation_config.json when `generation` is given, so
-// that transformers and vLLM load the directory. Throws ModelError.
+// transformers' default max_shard_size ("5GB", decimal).
+inline constexpr int64_t kDefaultMaxShardBytes = 5'000'000'000;
+
+// Writes config.json and the weights (tensors in `dtype`; a tied lm_head is not written) into
+// `dir` (created if needed), and generation_config.json when `generation` is given, so that
+// transformers and vLLM load the directory. Weights above max_shard_bytes are split as
+// transformers splits them: model-00001-of-0000N.safetensors, ... in parameter order, each at
+// most max_shard_bytes unless one tensor alone is larger, and model.safetensors.index.json
+// ({"metadata": {"total_size"}, "weight_map"}); below it, one model.safetensors. Files of an
+// earlier save in `dir` that this one does not write are removed. Throws ModelError.
 void SaveDecoder(Decoder& model, const std::string& dir, torch::ScalarType dtype,
-               const GenerationConfig* generation = nullptr);
+                 const GenerationConfig* generation = nullptr, int64_t max_shard_bytes = kDefaultMaxShardBytes);
 
 // A new model with `model`'s config and a copy of its weights in dtype/device.
 Decoder CloneDecoder(DecoderImpl& model, torch::ScalarType dtype, torch::Device device);

@@ -1,5 +1,6 @@
 // `rl generate` end to end on a tiny model saved in the Hugging Face layout: the output file
-// matches the in-process rollout engine, --rewards scores, bad rows name file and line.
+// matches the in-process rollout engine, --rewards scores, bad rows name file and line; and
+// `rl merge-lora` / `rl generate --adapter` with a LoRA adapter in PEFT's layout.
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "tests/support/catch_torch.h"
 
 #include "rl/model/config.h"
+#include "rl/model/lora.h"
 #include "rollout/rollout.h"
 
 namespace fs = std::filesystem;
@@ -212,4 +214,59 @@ TEST_CASE("rl generate names the file and line of a bad row and writes nothing")
   fs::remove(policy.dir.path() / "tokenizer.json");
   CHECK(run_with("{\"prompt\": \"ok\"}\n", &err) != 0);
   CHECK_THAT(err, Catch::Contains("tokenizer.json"));
+}
+
+TEST_CASE("rl merge-lora writes base + adapter; rl generate --adapter samples the same model") {
+  SavedPolicy policy;
+  const fs::path adapter = policy.dir.path() / "adapter";
+  rl::model::Decoder adapted = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
+  rl::model::LoraConfig lora;
+  lora.r = 4;
+  lora.alpha = 8;
+  lora.base_model_name_or_path = policy.dir.path().string();
+  rl::model::AttachLora(*adapted, lora, 3);
+  {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(4);
+    for (auto& [name, t] : rl::model::NamedLoraParameters(*adapted)) t.normal_(0.0, 0.3);
+  }
+  rl::model::SaveLoraAdapter(*adapted, lora, adapter.string());
+  rl::model::MergeLora(*adapted);
+
+  std::string err;
+  const fs::path merged = policy.dir.path() / "merged";
+  REQUIRE(RunRl("merge-lora " + policy.dir.path().string() + " " + adapter.string() + " " + merged.string(), &err) == 0);
+  CHECK_THAT(err, Catch::Contains("r 4, 7 target modules"));
+  CHECK(ReadFile(merged / "tokenizer.json") == ReadFile(policy.dir.path() / "tokenizer.json"));  // from the base
+  rl::model::Decoder loaded = rl::model::LoadDecoder(merged.string(), torch::kFloat32, torch::kCPU);
+  for (const auto& p : adapted->named_parameters()) {
+    INFO(p.key());
+    CHECK((loaded->named_parameters()[p.key()] - p.value()).abs().max().item<double>() == 0);
+  }
+
+  // Greedy samples of base + adapter (the base found through adapter_config.json) equal the
+  // merged model's.
+  const fs::path prompts = policy.dir.path() / "prompts.jsonl";
+  WriteFile(prompts, "{\"prompt\": \"What is 1/2 + 1/4?\"}\n{\"prompt\": \"the lazy dog\"}\n");
+  auto sample = [&](const std::string& model_args) {
+    const fs::path out = policy.dir.path() / "out.jsonl";
+    REQUIRE(RunRl("generate " + model_args + " --prompts " + prompts.string() + " --output " + out.string() +
+                      " --temperature 0 --max-new-tokens 12 --threads 1",
+                  &err) == 0);
+    return ReadFile(out);
+  };
+  const std::string with_adapter = sample("--adapter " + adapter.string());
+  CHECK(with_adapter == sample("--model " + merged.string()));
+  CHECK(with_adapter != sample("--model " + policy.dir.path().string()));  // the adapter matters
+
+  // An adapter of another shape is refused, naming the tensor.
+  lora.r = 2;
+  rl::model::Decoder other = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
+  rl::model::AttachLora(*other, lora, 3);
+  rl::model::SaveLoraAdapter(*other, lora, adapter.string());
+  nlohmann::json config = nlohmann::json::parse(ReadFile(adapter / "adapter_config.json"));
+  config["r"] = 4;
+  WriteFile(adapter / "adapter_config.json", config.dump());
+  CHECK(RunRl("merge-lora " + policy.dir.path().string() + " " + adapter.string() + " " + merged.string(), &err) == 1);
+  CHECK_THAT(err, Catch::Contains("adapter_model.safetensors") && Catch::Contains("does not match this model and r"));
 }

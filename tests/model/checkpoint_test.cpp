@@ -1,7 +1,9 @@
 // LoadDecoder / SaveDecoder: bit-exact round trips (tied, untied, bf16), sharded checkpoints, and
 // clear errors for checkpoints that do not fit the config.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 // LibTorch pulls in glog, whose CHECK macro would replace Catch2's: include Catch2 after it.
 #include <torch/types.h>
@@ -121,6 +123,42 @@ TEST_CASE("sharded checkpoints load like single files", "[checkpoint]") {
   REQUIRE_FALSE(std::filesystem::exists(dir / "model.safetensors"));
   Decoder loaded = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
   CheckSameParameters(model, loaded);
+}
+
+TEST_CASE("SaveDecoder shards above max_shard_bytes as transformers does", "[checkpoint]") {
+  torch::NoGradGuard no_grad;
+  TempDir dir;
+  Decoder model = RandomModel(false, 15);
+  int64_t total = 0, largest = 0;
+  for (const auto& p : model->parameters()) total += p.numel() * 4, largest = std::max(largest, p.numel() * 4);
+  // One shard's limit: a quarter of the weights (and never below the largest tensor).
+  const int64_t limit = std::max(total / 4, largest);
+  rl::model::SaveDecoder(model, dir.str(), torch::kFloat32, nullptr, limit);
+  CHECK_FALSE(std::filesystem::exists(dir / "model.safetensors"));
+  std::ifstream in(dir / "model.safetensors.index.json");
+  const nlohmann::json index = nlohmann::json::parse(in);
+  CHECK(index["metadata"]["total_size"] == total);
+  std::map<std::string, int64_t> bytes_per_file;
+  for (const auto& p : model->named_parameters()) {
+    const std::string file = index["weight_map"].at(p.key());
+    bytes_per_file[file] += p.value().numel() * 4;
+  }
+  CHECK(bytes_per_file.size() >= 4);
+  const std::string last = "model-0000" + std::to_string(bytes_per_file.size()) + "-of-0000" +
+                           std::to_string(bytes_per_file.size()) + ".safetensors";
+  CHECK(bytes_per_file.count("model-00001-of-0000" + std::to_string(bytes_per_file.size()) + ".safetensors"));
+  CHECK(bytes_per_file.count(last));
+  for (const auto& [file, bytes] : bytes_per_file) CHECK(bytes <= limit);
+  Decoder sharded = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
+  CheckSameParameters(model, sharded);
+
+  // Saved again under the default limit: one file, and no shard of the earlier save is left.
+  rl::model::SaveDecoder(model, dir.str(), torch::kFloat32);
+  CHECK(std::filesystem::exists(dir / "model.safetensors"));
+  CHECK_FALSE(std::filesystem::exists(dir / "model.safetensors.index.json"));
+  CHECK_FALSE(std::filesystem::exists(dir / last));
+  Decoder single = rl::model::LoadDecoder(dir.str(), torch::kFloat32, torch::kCPU);
+  CheckSameParameters(model, single);
 }
 
 TEST_CASE("checkpoints that do not fit are refused clearly", "[checkpoint]") {

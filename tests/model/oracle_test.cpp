@@ -6,6 +6,8 @@
 // with the oracle in float32 and float64 (to 1e-4), our bfloat16 model with the oracle in
 // bfloat16 (to a few bf16 ulps), which checks where the bf16 path rounds. A plain program, not
 // Catch2, so that it can report a skip to CTest (exit code 77) when that python has no torch.
+// Two cases add random LoRA adapters, computed unmerged by us and merged by the oracle from the
+// PEFT-layout files we wrote.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rl/model/decoder.h"
+#include "rl/model/lora.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
 #include "tests/support/temp_dir.h"
@@ -47,14 +50,29 @@ rl::model::Decoder RandomModel(const rl::model::DecoderConfig& config, uint64_t 
   return model;
 }
 
+// With `lora`: our model carries random adapters (computed unmerged), saved in PEFT's layout,
+// and the oracle merges them from the files.
+std::string AttachRandomLora(rl::model::Decoder& model, const rl::model::LoraConfig& lora, const std::string& dir,
+                             uint64_t seed) {
+  if (!lora.enabled()) return "";
+  rl::model::AttachLora(*model, lora, seed);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : rl::model::NamedLoraParameters(*model)) {
+    if (name.ends_with("lora_B.weight")) t.normal_(0.0, 0.2);
+  }
+  rl::model::SaveLoraAdapter(*model, lora, dir);
+  return " --adapter " + dir;
+}
+
 // Runs one configuration with the oracle computing in `oracle_dtype` (float32: the same
 // arithmetic as ours; float64: the exact equations up to fp32 rounding on our side). Returns the
 // max |ours - reference| over real positions, or -1 when the oracle could not run.
 double Compare(const std::string& name, const rl::model::DecoderConfig& config, uint64_t seed,
-               const std::string& oracle_dtype) {
+               const std::string& oracle_dtype, const rl::model::LoraConfig& lora = {}) {
   rl::testing::TempDir dir;
   rl::model::Decoder model = RandomModel(config, seed);
   rl::model::SaveDecoder(model, dir.str(), torch::kFloat32);
+  const std::string adapter = AttachRandomLora(model, lora, dir / "adapter", seed + 7);
 
   // Two rows: a full one, and one left-padded by 3 whose positions start at 0.
   const int64_t B = 2, T = 11, pad = 3;
@@ -77,7 +95,7 @@ double Compare(const std::string& name, const rl::model::DecoderConfig& config, 
   const std::string command = Python() + " " + RL_TESTS_DIR +
                               "/oracle/decoder_reference.py --model " + dir.str() + " --input " +
                               (dir / "input.json") + " --output " +
-                              (dir / "reference.safetensors") + " --dtype " + oracle_dtype;
+                              (dir / "reference.safetensors") + " --dtype " + oracle_dtype + adapter;
   if (std::system(command.c_str()) != 0) {
     std::cerr << "FAIL " << name << ": the oracle failed: " << command << "\n";
     return -1;
@@ -88,10 +106,13 @@ double Compare(const std::string& name, const rl::model::DecoderConfig& config, 
   torch::NoGradGuard no_grad;
   // In bfloat16 both sides round at the same points (norm outputs, RoPE tables, attention
   // probabilities), so they stay close; float32 and float64 oracles compare our float32 model.
-  const torch::Tensor ours = oracle_dtype == "bfloat16"
-                                 ? rl::model::CloneDecoder(*model, torch::kBFloat16, torch::kCPU)
-                                       ->forward(ids, positions, mask)
-                                 : model->forward(ids, positions, mask);
+  auto bf16 = [&] {  // adapters merged into the bf16 copy, as the trainer's sampling copy
+    rl::model::Decoder copy = rl::model::CloneDecoder(*model, torch::kBFloat16, torch::kCPU);
+    if (lora.enabled()) rl::model::CopyMergedWeights(*copy, *model);
+    return copy;
+  };
+  const torch::Tensor ours = oracle_dtype == "bfloat16" ? bf16()->forward(ids, positions, mask)
+                                                        : model->forward(ids, positions, mask);
   if (ours.sizes() != reference.sizes()) {
     std::cerr << "FAIL " << name << ": shapes " << ours.sizes() << " vs " << reference.sizes()
               << "\n";
@@ -145,14 +166,24 @@ int main() {
   llama_bias.mlp_bias = true;
   llama_bias.tie_word_embeddings = false;
   bool ok = true;
-  for (const auto& [name, config, seed] :
-       {std::tuple{"gqa-tied", gqa, 1}, std::tuple{"mha-untied", mha, 2}, std::tuple{"qwen3", qwen3, 3},
-        std::tuple{"qwen3-bias", qwen3_bias, 4}, std::tuple{"llama3", llama, 5},
-        std::tuple{"llama3-bias", llama_bias, 6}}) {
+  // LoRA on every linear module (rsLoRA's scale), and on two of them.
+  rl::model::LoraConfig all_linear;
+  all_linear.r = 4;
+  all_linear.alpha = 6;
+  all_linear.use_rslora = true;
+  rl::model::LoraConfig qv = all_linear;
+  qv.r = 2;
+  qv.use_rslora = false;
+  qv.target_modules = {"q_proj", "v_proj"};
+  for (const auto& [name, config, seed, lora] :
+       {std::tuple{"gqa-tied", gqa, 1, rl::model::LoraConfig{}}, std::tuple{"mha-untied", mha, 2, rl::model::LoraConfig{}},
+        std::tuple{"qwen3", qwen3, 3, rl::model::LoraConfig{}}, std::tuple{"qwen3-bias", qwen3_bias, 4, rl::model::LoraConfig{}},
+        std::tuple{"llama3", llama, 5, rl::model::LoraConfig{}}, std::tuple{"llama3-bias", llama_bias, 6, rl::model::LoraConfig{}},
+        std::tuple{"qwen3+lora", qwen3, 7, all_linear}, std::tuple{"gqa-tied+lora-qv", gqa, 8, qv}}) {
     for (const auto& [oracle_dtype, tolerance] :
          {std::pair{"float32", kTolerance}, std::pair{"float64", kTolerance},
           std::pair{"bfloat16", kBf16Tolerance}}) {
-      const double diff = Compare(name, config, seed, oracle_dtype);
+      const double diff = Compare(name, config, seed, oracle_dtype, lora);
       if (!(diff >= 0 && diff <= tolerance)) {  // NaN fails too
         std::cerr << "FAIL " << name << " vs " << oracle_dtype << ": difference above " << tolerance
                   << "\n";

@@ -8,6 +8,10 @@ Run with Debian's python3 (python3-torch):
   /usr/bin/python3 tests/oracle/decoder_reference.py --model DIR --input in.json --output out.safetensors
 
 DIR holds config.json and model.safetensors (or model.safetensors.index.json and its shards).
+--adapter ADIR adds a LoRA adapter saved in PEFT's layout (adapter_config.json,
+adapter_model.safetensors with "base_model.model.<module>.lora_A.weight" / "lora_B.weight"):
+each adapted weight becomes W + scale * B @ A, scale = lora_alpha / r (lora_alpha / sqrt(r) with
+use_rslora), which is what PEFT's LoRA layer computes and merges.
 in.json is {"input_ids": [[...], ...], "attention_mask": [[1/0 ...]] (optional),
 "position_ids": [[...]] (optional; default: the number of real tokens before each slot, as
 transformers' generate() derives it for left padding)}. The output is a safetensors file with one
@@ -208,18 +212,43 @@ def read_config(model_dir):
     }
 
 
+def apply_lora(weights, adapter_dir):
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        acfg = json.load(f)
+    assert acfg["peft_type"] == "LORA", acfg["peft_type"]
+    r = acfg["r"]
+    scale = acfg["lora_alpha"] / (math.sqrt(r) if acfg.get("use_rslora") else r)
+    adapter = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    prefix, suffix = "base_model.model.", ".lora_A.weight"
+    merged = 0
+    for name, a in adapter.items():
+        if not name.endswith(suffix):
+            continue
+        module = name[len(prefix) : -len(suffix)]
+        b = adapter[prefix + module + ".lora_B.weight"]
+        w = weights[module + ".weight"]
+        weights[module + ".weight"] = (w.double() + scale * (b.double() @ a.double())).to(w.dtype)
+        merged += 1
+    assert merged == len(adapter) // 2, "unpaired lora_A/lora_B tensors"
+    return merged
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--input", required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float64"])
+    ap.add_argument("--adapter", help="a LoRA adapter directory in PEFT's layout")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
     torch.set_num_threads(1)
 
     cfg = read_config(args.model)
-    weights = {k: v.to(dtype) for k, v in read_checkpoint(args.model).items()}
+    weights = read_checkpoint(args.model)
+    if args.adapter:
+        apply_lora(weights, args.adapter)
+    weights = {k: v.to(dtype) for k, v in weights.items()}
     with open(args.input) as f:
         request = json.load(f)
     input_ids = torch.tensor(request["input_ids"], dtype=torch.int64)

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include <catch2/catch.hpp>
 
 #include "trainer/config.h"
@@ -139,4 +141,38 @@ TEST_CASE("found by fuzzing: keys that are not strings and batches that overflow
                                      "rollout: {num_generations: 4}\n",
                                      "o.yaml"),
                     Catch::Contains("too large"));
+}
+
+TEST_CASE("grpo.lora and sft.lora: off by default, PEFT's settings, targets checked by name", "[config]") {
+  TrainConfig off = ParseTrainConfig("", "empty.yaml");
+  CHECK_FALSE(off.grpo.lora.enabled());
+  CHECK_FALSE(off.sft.lora.enabled());
+  TrainConfig c = ParseTrainConfig(
+      "grpo:\n"
+      "  lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: [q_proj, v_proj]}\n"
+      "sft:\n"
+      "  lora: {r: 8, use_rslora: true}\n",
+      "lora.yaml");
+  CHECK(c.grpo.lora.enabled());
+  CHECK(c.grpo.lora.scale() == 2.0);
+  CHECK(c.grpo.lora.target_modules == std::vector<std::string>{"q_proj", "v_proj"});
+  CHECK(c.sft.lora.target_modules.size() == 7);  // the default: every linear module but lm_head
+  CHECK(c.sft.lora.scale() == Approx(32.0 / std::sqrt(8.0)));
+  TrainConfig again = ParseTrainConfig(ToYaml(c), "printed");
+  CHECK(ToYaml(again) == ToYaml(c));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {lora: {r: 4, target_modules: [q_proj, qproj]}}", "bad.yaml"),
+                    Catch::Contains("'qproj' is not a linear module") && Catch::Contains("grpo.lora"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {lora: {r: 4, dropout: 1}}", "bad.yaml"),
+                    Catch::Contains("grpo.lora.dropout"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {lora: {rank: 4}}", "bad.yaml"), Catch::Contains("did you mean 'r'"));
+}
+
+TEST_CASE("the shipped training configs parse", "[config]") {
+  // Tests run in tests/: the configs are one level up.
+  const TrainConfig quickstart = LoadTrainConfig("../configs/quickstart.yaml");
+  CHECK_FALSE(quickstart.grpo.lora.enabled());
+  const TrainConfig lora = LoadTrainConfig("../configs/quickstart_lora.yaml");
+  CHECK(lora.grpo.lora.r == 16);
+  CHECK(lora.model.path == "runs/quickstart/sft");
+  CHECK(lora.run.seed == quickstart.run.seed);  // the same held-out problems
 }

@@ -190,6 +190,109 @@ TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exac
   CHECK(ReadFile(whole / "final" / "model.safetensors") == ReadFile(resumed / "final" / "model.safetensors"));
 }
 
+// The tiny run with a LoRA adapter on the SFT policy (dropout included: resume must restore its
+// random stream too) and the KL term against the base.
+TrainConfig TinyLoraRun(const fs::path& output_dir) {
+  TrainConfig c = TinyRun(output_dir);
+  c.grpo.lora.r = 4;
+  c.grpo.lora.alpha = 8;
+  c.grpo.lora.dropout = 0.1;
+  c.grpo.lora.target_modules = {"q_proj", "v_proj", "up_proj", "down_proj"};
+  c.grpo.optim.learning_rate = 1e-2;
+  return c;
+}
+
+torch::Tensor FinalLogits(rl::model::DecoderImpl& model) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(5);
+  return model.forward(torch::randint(0, model.config().vocab_size, {2, 9}, torch::kLong), {}, {});
+}
+
+TEST_CASE("GRPO with LoRA: adapters in PEFT's layout, the base as reference, merged weights, exact resume",
+          "[run][lora]") {
+  const TempDir whole_dir;
+  const fs::path whole = whole_dir.path();
+  const TrainConfig config = TinyLoraRun(whole);
+  RunSummary summary = RunTraining(config, {});
+  CHECK(summary.grpo_steps == 4);
+  std::vector<nlohmann::json> metrics = ReadLines(whole / "metrics.jsonl");
+  REQUIRE(metrics.size() == 4);
+  double max_kl = 0;
+  for (const nlohmann::json& m : metrics) max_kl = std::max(max_kl, m["kl"].get<double>());
+  CHECK(max_kl > 0);  // the adapters moved the policy away from its base, the reference
+
+  for (const fs::path& dir : {whole / "checkpoint-2", whole / "final"}) {
+    INFO(dir);
+    CHECK(fs::exists(dir / "adapter_config.json"));
+    CHECK(fs::exists(dir / "adapter_model.safetensors"));
+    CHECK(fs::exists(dir / "tokenizer.json"));
+    CHECK_FALSE(fs::exists(dir / "model.safetensors"));
+  }
+  CHECK(fs::exists(whole / "checkpoint-2" / "optimizer.pt"));
+  const nlohmann::json adapter = nlohmann::json::parse(ReadFile(whole / "final" / "adapter_config.json"));
+  CHECK(adapter["base_model_name_or_path"] == fs::absolute(whole / "sft").lexically_normal().string());
+  CHECK(adapter["r"] == 4);
+
+  // final/merged/ is the adapter merged into its base: the same model as base + adapter.
+  Policy with_adapter = LoadAdapterPolicy((whole / "final").string(), config);
+  CHECK(with_adapter.lora.enabled());
+  rl::model::Decoder merged = rl::model::LoadDecoder((whole / "final" / "merged").string(), torch::kFloat32, torch::kCPU);
+  rl::model::Decoder base = rl::model::LoadDecoder((whole / "sft").string(), torch::kFloat32, torch::kCPU);
+  const torch::Tensor adapted = FinalLogits(*with_adapter.model);
+  CHECK((FinalLogits(*merged) - adapted).abs().max().item<double>() < 1e-4);
+  CHECK((FinalLogits(*base) - adapted).abs().max().item<double>() > 1e-3);  // and it learned something
+
+  // Resumed from checkpoint-2, the run ends where the uninterrupted one did.
+  const TempDir resumed_dir;
+  const fs::path resumed = resumed_dir.path();
+  fs::create_directories(resumed);
+  fs::copy(whole / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
+  fs::copy(whole / "sft", resumed / "sft", fs::copy_options::recursive);
+  fs::copy(whole / "eval_before_grpo.json", resumed / "eval_before_grpo.json");
+  {
+    // The checkpoint names its base by absolute path: point it at the copy, as a user moving a
+    // run would (the uninterrupted run's directory still exists, so this is what is tested).
+    nlohmann::json moved = nlohmann::json::parse(ReadFile(resumed / "checkpoint-2" / "adapter_config.json"));
+    moved["base_model_name_or_path"] = (resumed / "sft").string();
+    std::ofstream(resumed / "checkpoint-2" / "adapter_config.json") << moved.dump(2);
+    nlohmann::json state = nlohmann::json::parse(ReadFile(resumed / "checkpoint-2" / "trainer_state.json"));
+    state["reference_dir"] = (resumed / "sft").string();
+    std::ofstream(resumed / "checkpoint-2" / "trainer_state.json") << state.dump(2);
+    std::vector<nlohmann::json> lines = ReadLines(whole / "metrics.jsonl");
+    std::ofstream out(resumed / "metrics.jsonl");
+    out << lines[0].dump() << "\n" << lines[1].dump() << "\n";
+  }
+  RunTraining(TinyLoraRun(resumed), {.resume = true, .world = {}});
+  std::vector<nlohmann::json> b = ReadLines(resumed / "metrics.jsonl");
+  REQUIRE(b.size() == 4);
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    INFO("step " << i + 1);
+    CHECK(WithoutTimes(metrics[i]).dump() == WithoutTimes(b[i]).dump());
+  }
+  CHECK(ReadFile(whole / "final" / "adapter_model.safetensors") ==
+        ReadFile(resumed / "final" / "adapter_model.safetensors"));
+}
+
+TEST_CASE("SFT with LoRA: sft/ holds the merged policy, sft_adapter/ the adapter", "[run][lora]") {
+  const TempDir dir_holder;
+  const fs::path dir = dir_holder.path();
+  TrainConfig config = TinyRun(dir);
+  config.sft.lora.r = 8;
+  config.sft.lora.alpha = 16;
+  config.grpo.steps = 0;
+  config.eval.num_problems = 0;
+  RunTraining(config, {});
+  CHECK(fs::exists(dir / "sft_adapter" / "adapter_model.safetensors"));
+  CHECK(fs::exists(dir / "sft" / "model.safetensors"));
+  Policy adapter = LoadAdapterPolicy((dir / "sft_adapter").string(), config);
+  CHECK(adapter.lora.base_model_name_or_path == fs::absolute(dir / "initial").lexically_normal().string());
+  rl::model::Decoder merged = rl::model::LoadDecoder((dir / "sft").string(), torch::kFloat32, torch::kCPU);
+  rl::model::Decoder initial = rl::model::LoadDecoder((dir / "initial").string(), torch::kFloat32, torch::kCPU);
+  const torch::Tensor adapted = FinalLogits(*adapter.model);
+  CHECK((FinalLogits(*merged) - adapted).abs().max().item<double>() < 1e-4);
+  CHECK((FinalLogits(*initial) - adapted).abs().max().item<double>() > 1e-2);
+}
+
 TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   // The server and the in-process run score with the same spec (the tiny run's).
   const fs::path spec = fs::temp_directory_path() / "rl_trainer_test_reward.yaml";
