@@ -83,7 +83,7 @@ bool ValidateServerConfig(const ServerConfig& c, std::string* error) {
     return fail(e.what());
   }
   if (c.host.empty()) return fail("host: expected an address such as 127.0.0.1");
-  if (c.rewards.empty()) {
+  if (c.rewards.empty() && !c.builtin_reward) {
     return fail("rewards: no reward configured (a mapping of name to reward spec file, e.g. "
                 "rewards: {r1: configs/rewards/r1.yaml}, or --rewards r1=configs/rewards/r1.yaml)");
   }
@@ -96,7 +96,14 @@ bool ValidateServerConfig(const ServerConfig& c, std::string* error) {
       if (c.rewards[j].first == name) return fail(fmt::format("rewards: name '{}' given twice", name));
     }
   }
-  if (!c.default_reward.empty()) {
+  if (!c.default_reward.empty() && c.rewards.empty()) {
+    // With no rewards configured, the built-in one is the only reward served.
+    if (c.default_reward != c.builtin_reward->name) {
+      return fail(fmt::format("default_reward: '{}': expected '{}': no rewards are configured, so "
+                              "the {} is the only one served", c.default_reward,
+                              c.builtin_reward->name, c.builtin_reward->source));
+    }
+  } else if (!c.default_reward.empty()) {
     bool found = false;
     for (const auto& [name, path] : c.rewards) found = found || name == c.default_reward;
     if (!found) return fail(fmt::format("default_reward: '{}' is not one of the configured rewards",
@@ -150,6 +157,17 @@ RewardRegistry::RewardRegistry(std::vector<NamedReward> rewards, size_t default_
 std::unique_ptr<RewardRegistry> RewardRegistry::FromConfig(const ServerConfig& config,
                                                            std::string* error) {
   std::vector<NamedReward> rewards;
+  if (config.rewards.empty() && config.builtin_reward) {
+    const ServerConfig::BuiltinReward& builtin = *config.builtin_reward;
+    std::string reward_error;
+    std::unique_ptr<rewards::Reward> reward =
+        rewards::Reward::FromYamlText(builtin.yaml, &reward_error, builtin.source);
+    if (!reward) {
+      *error = fmt::format("reward '{}': {}", builtin.name, reward_error);
+      return nullptr;
+    }
+    rewards.push_back({builtin.name, builtin.source, std::move(reward)});
+  }
   for (const auto& [name, path] : config.rewards) {
     std::string reward_error;
     std::unique_ptr<rewards::Reward> reward = rewards::Reward::FromYamlFile(path, &reward_error);

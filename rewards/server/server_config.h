@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,13 +80,24 @@ struct ServerConfig {
   double shutdown_grace_s = 30;            // in-flight requests finish within this on SIGTERM;
                                            // then what is left is answered 503
   bool handle_signals = false;             // SIGINT/SIGTERM start a graceful shutdown
+
+  // Served when `rewards` is empty, under its own name: a spec as YAML text rather than a
+  // file. Not a setting: `rl serve` without --config or --rewards sets it to
+  // configs/rewards/r1.yaml's text, built into the binary. Unset: `rewards` must be given.
+  struct BuiltinReward {
+    std::string name;
+    std::string yaml;
+    std::string source;  // what it is, for logs and errors: "built-in default r1 spec (...)"
+  };
+  std::optional<BuiltinReward> builtin_reward;
 };
 
 inline const common::Choices<GetRewardOptions::OnUnscorable> kOnUnscorableNames = {
     {"error", GetRewardOptions::OnUnscorable::kError}, {"zero", GetRewardOptions::OnUnscorable::kZero}};
 
 // The schema (common/config_schema.h): every setting once, with its range and one line of help.
-// auth_token and handle_signals are not settings (resolved at startup; set by `rl serve`).
+// auth_token, handle_signals and builtin_reward are not settings (resolved at startup; set by
+// `rl serve`).
 template <class V>
 void VisitServerConfig(V& v, ServerConfig& c) {
   using common::AtLeast;
@@ -123,7 +135,8 @@ bool LoadServerConfigFile(const std::string& path, ServerConfig* config, std::st
 bool LoadServerConfigText(std::string_view yaml, std::string_view origin,
                           std::string_view base_dir, ServerConfig* config, std::string* error);
 // Checks the schema's ranges and what they cannot say (reward names, the default reward, empty
-// markers); false with *error naming the key and what was expected.
+// markers; `rewards` may be empty only with a builtin_reward); false with *error naming the key
+// and what was expected.
 bool ValidateServerConfig(const ServerConfig& config, std::string* error);
 // Fills config->auth_token from auth_token_file (whitespace trimmed) or else from the
 // environment variable auth_token_env. An unreadable or empty token file is an error.
@@ -139,7 +152,8 @@ struct NamedReward {
 
 class RewardRegistry {
  public:
-  // Loads every reward spec file of the config; null with *error naming the file on failure.
+  // Loads every reward spec file of the config, or its builtin_reward when `rewards` is empty;
+  // null with *error naming the file (or the built-in spec) on failure.
   static std::unique_ptr<RewardRegistry> FromConfig(const ServerConfig& config,
                                                     std::string* error);
   // For embedding and tests: rewards built in process. The first is the default unless
