@@ -12,24 +12,8 @@
 #include <set>
 
 #include "rewards/math/verify.h"
+#include "tests/math/disagreement_list.h"
 #include "tests/math/realworld_rows.h"
-
-namespace {
-
-std::set<std::string> ListedDisagreements() {
-  std::ifstream in("math/realworld/disagreements.md");
-  REQUIRE(in);
-  std::set<std::string> ids;
-  std::regex item(R"(^- `([^`]+)`)");
-  std::string line;
-  std::smatch m;
-  while (std::getline(in, line)) {
-    if (std::regex_search(line, m, item)) ids.insert(m[1]);
-  }
-  return ids;
-}
-
-}  // namespace
 
 TEST_CASE("real model outputs: agreement with their sources' labels", "[math][realworld]") {
   auto rows = rl::rewards::math::testing::LoadRealWorld("math/realworld/realworld.jsonl");
@@ -59,5 +43,5 @@ TEST_CASE("real model outputs: agreement with their sources' labels", "[math][re
   std::cout << "agreement: " << agree << "/" << rows.size() << " ("
             << 100.0 * static_cast<double>(agree) / static_cast<double>(rows.size()) << "%)\n";
   CHECK(static_cast<double>(agree) >= 0.98 * static_cast<double>(rows.size()));
-  CHECK(disagreements == ListedDisagreements());
+  CHECK(disagreements == rl::rewards::math::testing::ListedDisagreements("math/realworld/disagreements.md", R"([^`]+)"));
 }

@@ -8,24 +8,8 @@
 #include <regex>
 #include <set>
 
+#include "tests/math/disagreement_list.h"
 #include "tests/math/suite_common.h"
-
-namespace {
-
-std::set<std::string> ListedDisagreements() {
-  std::ifstream in("math/suite/math_equiv_disagreements.md");
-  REQUIRE(in);
-  std::set<std::string> ids;
-  std::regex item(R"(^- `((suite|extra):[0-9]+)`)");
-  std::string line;
-  std::smatch m;
-  while (std::getline(in, line)) {
-    if (std::regex_search(line, m, item)) ids.insert(m[1]);
-  }
-  return ids;
-}
-
-}  // namespace
 
 TEST_CASE("development set agreement with Math-Verify's expectations", "[math][suite]") {
   auto rows = rl::rewards::math::testing::LoadDevelopmentSet("math/suite");
@@ -46,5 +30,5 @@ TEST_CASE("development set agreement with Math-Verify's expectations", "[math][s
   std::cout << "agreement: " << agree << "/" << rows.size() << " ("
             << 100.0 * static_cast<double>(agree) / static_cast<double>(rows.size()) << "%)\n";
   CHECK(static_cast<double>(agree) >= 0.97 * static_cast<double>(rows.size()));
-  CHECK(disagreements == ListedDisagreements());
+  CHECK(disagreements == rl::rewards::math::testing::ListedDisagreements("math/suite/math_equiv_disagreements.md", R"((suite|extra):[0-9]+)"));
 }

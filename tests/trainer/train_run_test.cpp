@@ -83,6 +83,15 @@ nlohmann::json WithoutTimes(nlohmann::json m) {
   return out;
 }
 
+// What a run had on disk right after step 2 (checkpoint-2, the SFT policy, the evaluation before
+// GRPO), copied into `resumed` as an interrupted run would have left it.
+void CopyRunAtStep2(const fs::path& whole, const fs::path& resumed) {
+  fs::create_directories(resumed);
+  fs::copy(whole / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
+  fs::copy(whole / "sft", resumed / "sft", fs::copy_options::recursive);
+  fs::copy(whole / "eval_before_grpo.json", resumed / "eval_before_grpo.json");
+}
+
 }  // namespace
 
 TEST_CASE("a policy's tokenizer_config.json and chat_template.jinja travel with it into every save", "[run]") {
@@ -167,10 +176,7 @@ TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exac
   // The "interrupted" run: what the whole run had on disk right after step 2.
   const TempDir resumed_dir;
   const fs::path resumed = resumed_dir.path();
-  fs::create_directories(resumed);
-  fs::copy(whole / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
-  fs::copy(whole / "sft", resumed / "sft", fs::copy_options::recursive);
-  fs::copy(whole / "eval_before_grpo.json", resumed / "eval_before_grpo.json");
+  CopyRunAtStep2(whole, resumed);
   {
     std::vector<nlohmann::json> lines = ReadLines(whole / "metrics.jsonl");
     std::ofstream out(resumed / "metrics.jsonl");
@@ -245,10 +251,7 @@ TEST_CASE("GRPO with LoRA: adapters in PEFT's layout, the base as reference, mer
   // Resumed from checkpoint-2, the run ends where the uninterrupted one did.
   const TempDir resumed_dir;
   const fs::path resumed = resumed_dir.path();
-  fs::create_directories(resumed);
-  fs::copy(whole / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
-  fs::copy(whole / "sft", resumed / "sft", fs::copy_options::recursive);
-  fs::copy(whole / "eval_before_grpo.json", resumed / "eval_before_grpo.json");
+  CopyRunAtStep2(whole, resumed);
   {
     // The checkpoint names its base by absolute path: point it at the copy, as a user moving a
     // run would (the uninterrupted run's directory still exists, so this is what is tested).
