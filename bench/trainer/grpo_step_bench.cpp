@@ -1,5 +1,6 @@
 // Seconds per GRPO step and where they go (generation, scoring, reference and old log-probs,
-// forward+backward, optimizer) for a randomly initialised Qwen2 of a given shape.
+// forward+backward, optimizer) and the peak resident memory, for a randomly initialised decoder
+// of a given shape, trained in full or with a LoRA adapter.
 //
 //   grpo_step_bench                       # the quickstart's tiny shape, 8 prompts x G=8, 128 new tokens
 //   grpo_step_bench --shape qwen2.5-0.5b  # Qwen2.5-0.5B's shape (494M parameters, vocab 151936)
@@ -7,6 +8,8 @@
 //   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16     # sample with a bf16 copy
 //   grpo_step_bench --ranks 2 --threads 1 # 2 processes x 1 thread against the default 1 x all cores
 //   grpo_step_bench --shape qwen2.5-0.5b --layers 4   # its width and vocabulary, 4 of its 24 layers
+//   grpo_step_bench --shape qwen2.5-1.5b --lora 16    # LoRA r=16 on every linear module; the
+//                                                     # KL reference is the base (no second copy)
 //
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
@@ -16,6 +19,8 @@
 // split every step's batch and sum their gradients over c10d/Gloo, and rank 0 prints;
 // time/gradient_sum is the part of the gradient all-reduce that backward did not hide.
 // Not a test: figures depend on the machine and its load.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -43,6 +48,28 @@ using namespace rl::trainer;
 
 namespace {
 
+// Published shapes (their config.json), for random weights of the same size.
+rl::model::DecoderConfig Shape(const std::string& name, const rl::model::DecoderConfig& tiny) {
+  if (name == "tiny") return tiny;
+  if (name == "qwen2.5-0.5b") return rl::model::DecoderConfig::Qwen2_5_0_5B();
+  rl::model::DecoderConfig c = rl::model::DecoderConfig::Qwen2_5_0_5B();  // vocabulary, RoPE, tied head
+  c.num_hidden_layers = 28;
+  c.head_dim = 128;
+  if (name == "qwen2.5-1.5b") {
+    c.hidden_size = 1536, c.intermediate_size = 8960, c.num_attention_heads = 12, c.num_key_value_heads = 2;
+  } else {  // qwen3-1.7b
+    c.model_type = "qwen3";
+    c.hidden_size = 2048, c.intermediate_size = 6144, c.num_attention_heads = 16, c.num_key_value_heads = 8;
+  }
+  return c;
+}
+
+double PeakRssGb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB on Linux
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -54,7 +81,10 @@ int main(int argc, char** argv) {
   CLI::App app{"GRPO step benchmark"};
   std::string shape = "tiny", rollout_dtype = "float32";
   int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1, layers = 0;
-  app.add_option("--shape", shape, "tiny | qwen2.5-0.5b")->check(CLI::IsMember({"tiny", "qwen2.5-0.5b"}));
+  int64_t lora = 0;
+  app.add_option("--shape", shape, "tiny | qwen2.5-0.5b | qwen2.5-1.5b | qwen3-1.7b")
+      ->check(CLI::IsMember({"tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen3-1.7b"}));
+  app.add_option("--lora", lora, "LoRA rank on every linear module, alpha 2r (0: train every weight)");
   app.add_option("--prompts", prompts, "prompts per step");
   app.add_option("--group", group, "completions per prompt (G)");
   app.add_option("--new-tokens", new_tokens, "tokens generated per completion");
@@ -93,14 +123,20 @@ int main(int argc, char** argv) {
   // large model's) decode to nothing, which costs the rules nothing either.
   std::vector<std::string> corpus = {"<think>1 + 2 = 3</think><answer>3</answer>", "Compute 1/2 + 1/4."};
   Policy policy = MakeTinyPolicy(config, corpus);
-  rl::model::DecoderConfig model_config = policy.model->config();
-  if (shape == "qwen2.5-0.5b") model_config = rl::model::DecoderConfig::Qwen2_5_0_5B();
+  rl::model::DecoderConfig model_config = Shape(shape, policy.model->config());
   if (layers > 0) model_config.num_hidden_layers = layers;
   torch::manual_seed(0);
   policy.model = rl::model::Decoder(model_config, torch::TensorOptions().dtype(torch::kFloat32), true);
   policy.generation.eos_token_ids.clear();  // every completion runs to --new-tokens
-  Policy reference = policy;
-  reference.model = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
+  std::optional<Policy> reference;  // with LoRA the reference is the base: no copy
+  if (lora > 0) {
+    config.grpo.lora.r = lora;
+    config.grpo.lora.alpha = 2.0 * static_cast<double>(lora);
+    AttachAdapters(policy, config.grpo.lora, "random-base", 1);
+  } else {
+    reference = policy;
+    reference->model = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
+  }
 
   // Prompts of random tokens of the tokenizer's vocabulary.
   std::vector<rl::data::Example> data;
@@ -110,18 +146,20 @@ int main(int argc, char** argv) {
     for (int64_t t = 0; t < prompt_tokens; ++t) ids.push_back(static_cast<int32_t>((i * 7919 + t * 104729) % (vocab - 2)));
     data.push_back({policy.tokenizer->Decode(ids), "3", ""});
   }
-  int64_t parameters = 0;
+  int64_t parameters = 0, trainable = 0;
   for (const auto& p : policy.model->parameters()) parameters += p.numel();
+  for (const auto& p : TrainableParameters(policy)) trainable += p.numel();
   if (world.is_main()) {
-    std::printf("shape %s, %lld layers (%.1fM parameters), %lld prompts x G=%lld, %lld new tokens, %d rank(s) x %d thread(s), "
-                "rollout %s\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
-                static_cast<double>(parameters) / 1e6, static_cast<long long>(prompts),
+    std::printf("shape %s, %lld layers (%.1fM parameters, %.1fM trained%s), %lld prompts x G=%lld, %lld new tokens, "
+                "%d rank(s) x %d thread(s), rollout %s\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
+                static_cast<double>(parameters) / 1e6, static_cast<double>(trainable) / 1e6,
+                lora > 0 ? (", LoRA r " + std::to_string(lora)).c_str() : "", static_cast<long long>(prompts),
                 static_cast<long long>(group), static_cast<long long>(new_tokens), world.size(),
                 torch::get_num_threads(), rollout_dtype.c_str());
   }
 
   Scorer scorer = MakeScorer(config.rewards);
-  GrpoTrainer trainer(config, policy, &reference, data, scorer.score, world);
+  GrpoTrainer trainer(config, policy, reference ? &*reference : nullptr, data, scorer.score, world);
   const std::vector<std::string> phases = {"step_time",         "time/generation", "time/scoring",
                                            "time/ref_logprobs", "time/old_logprobs", "time/backward",
                                            "time/gradient_sum", "time/optimizer"};
@@ -137,7 +175,7 @@ int main(int argc, char** argv) {
   if (!world.is_main()) return 0;
   std::printf("median of %lld steps (s):", static_cast<long long>(steps));
   for (size_t k = 0; k < phases.size(); ++k) std::printf(" %s %.3f", phases[k].c_str(), Median(seconds[k]));
-  std::printf("\nexposed gradient all-reduce: %.1f%% of the step\n",
-              100 * Median(seconds[6]) / std::max(Median(seconds[0]), 1e-9));
+  std::printf("\nexposed gradient all-reduce: %.1f%% of the step\npeak RSS %.2f GB\n",
+              100 * Median(seconds[6]) / std::max(Median(seconds[0]), 1e-9), PeakRssGb());
   return 0;
 }
