@@ -11,6 +11,8 @@
 #include <torch/serialize.h>
 #include <torch/types.h>
 
+#include "common/json_file.h"
+
 namespace rl::trainer {
 namespace fs = std::filesystem;
 namespace {
@@ -18,9 +20,8 @@ namespace {
 const std::regex kCheckpointName("checkpoint-([0-9]+)");
 
 void WriteJson(const fs::path& path, const nlohmann::json& j) {
-  std::ofstream out(path, std::ios::binary);
-  out << j.dump(2) << "\n";
-  if (!out.flush()) throw std::runtime_error(path.string() + ": cannot write");
+  std::string error;
+  if (!common::WriteJsonFile(path.string(), j, &error)) throw std::runtime_error(error);
 }
 
 // Complete checkpoints of output_dir, sorted by step.

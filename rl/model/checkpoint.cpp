@@ -1,7 +1,6 @@
 // LoadDecoder / SaveDecoder: Hugging Face checkpoint directories.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <set>
 
@@ -9,6 +8,7 @@
 
 #include <torch/types.h>
 
+#include "common/json_file.h"
 #include "rl/model/decoder.h"
 #include "rl/model/safetensors.h"
 #include "rl/model/tensor_io.h"
@@ -109,9 +109,10 @@ void SaveDecoder(Decoder& model, const std::string& dir, torch::ScalarType dtype
       written.insert(name);
     }
     const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    std::ofstream out(fs::path(dir) / "model.safetensors.index.json", std::ios::binary);
-    out << index.dump(2) << "\n";
-    if (!out.flush()) throw ModelError("SaveDecoder: cannot write '" + dir + "/model.safetensors.index.json'");
+    std::string error;
+    if (!common::WriteJsonFile((fs::path(dir) / "model.safetensors.index.json").string(), index, &error)) {
+      throw ModelError("SaveDecoder: " + error);
+    }
     written.insert("model.safetensors.index.json");
   }
   RemoveStaleWeights(dir, written);

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -19,17 +18,8 @@ namespace {
 }
 
 void WriteJson(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw ModelError("writing '" + tmp + "': cannot open");
-    out << j.dump(2) << "\n";
-    out.close();
-    if (!out) throw ModelError("writing '" + tmp + "': I/O error");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw ModelError("writing '" + path + "': rename failed: " + ec.message());
+  std::string error;
+  if (!common::WriteJsonFile(path, j, &error)) throw ModelError(error);
 }
 
 bool Present(const nlohmann::json& j, const char* key) {
