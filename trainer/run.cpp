@@ -66,8 +66,8 @@ std::vector<std::string> TokenizerCorpus(const TrainConfig& config, const std::v
 }
 
 void WriteJsonFile(const fs::path& path, const nlohmann::json& j) {
-  std::ofstream out(path, std::ios::binary);
-  out << j.dump(2) << "\n";
+  std::string error;
+  if (!common::WriteJsonFile(path.string(), j, &error)) throw std::runtime_error(error);
 }
 
 nlohmann::json ReadJsonFile(const fs::path& path) {
@@ -112,6 +112,13 @@ std::string ProgressLine(const nlohmann::ordered_json& m, int64_t steps, double 
                      Duration(per_step * static_cast<double>(steps - step)));
 }
 
+// Elements of all the tensors: a model's or its adapters' parameter count.
+int64_t Numel(const std::vector<torch::Tensor>& tensors) {
+  int64_t n = 0;
+  for (const torch::Tensor& t : tensors) n += t.numel();
+  return n;
+}
+
 // A model trained from scratch has its initial weights saved in output_dir/initial, when they
 // must be on disk (the reference of the KL term, or the base of a LoRA adapter).
 std::string SaveInitialWeights(const TrainConfig& config, Policy& policy, const World& world) {
@@ -134,7 +141,7 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
   if (config.model.path.empty()) {
     const auto& c = policy.model->config();
     spdlog::info("model: tiny Qwen2 from scratch, {} layers, hidden {}, vocab {} ({} parameters)", c.num_hidden_layers,
-                 c.hidden_size, c.vocab_size, [&] { int64_t n = 0; for (auto& p : policy.model->parameters()) n += p.numel(); return n; }());
+                 c.hidden_size, c.vocab_size, Numel(policy.model->parameters()));
   }
   if (config.sft.steps == 0) return policy;
   if (config.sft.lora.enabled()) {
@@ -255,7 +262,7 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
     AttachAdapters(start.policy, config.grpo.lora, reference_dir,
                    common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo lora"));
     spdlog::info("grpo: LoRA r {} on {} ({} trainable parameters)", config.grpo.lora.r, reference_dir,
-                 [&] { int64_t n = 0; for (auto& p : TrainableParameters(start.policy)) n += p.numel(); return n; }());
+                 Numel(TrainableParameters(start.policy)));
   }
   std::optional<Policy> reference = LoadReference(config, start.policy, reference_dir);
   GrpoTrainer trainer(config, start.policy, reference ? &*reference : nullptr, data.train, scorer.score, world);
