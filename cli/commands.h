@@ -11,6 +11,7 @@ namespace rl::cli {
 
 // Subcommands are added here as they are implemented, one line each:
 void AddScoreCommand(CLI::App& app);     // rl score    (cli/score.cpp)
+void AddPlotCommand(CLI::App& app);      // rl plot     (cli/plot.cpp)
 void AddServeCommand(CLI::App& app);     // rl serve    (cli/serve.cpp)
 #ifdef RL_WITH_TORCH
 void AddGenerateCommand(CLI::App& app);  // rl generate (cli/torch/generate.cpp)

@@ -1,6 +1,6 @@
 // `rl`: the launcher. One binary, one subcommand per user: `train` (the GRPO trainer),
 // `serve` (the reward server), `score` (rules over a JSONL file), `generate` (sampling),
-// `merge-lora` (an adapter into full weights).
+// `merge-lora` (an adapter into full weights), `plot` (a picture of a run).
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   // rl::cli::AddScoreCommand(app); ... (one line per implemented subcommand)
   rl::cli::AddScoreCommand(app);
   rl::cli::AddServeCommand(app);
+  rl::cli::AddPlotCommand(app);
 #ifdef RL_WITH_TORCH
   rl::cli::AddGenerateCommand(app);
   rl::cli::AddMergeLoraCommand(app);
