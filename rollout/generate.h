@@ -8,13 +8,29 @@
 //       rl::rollout::Generate(*model, tokenizer, rows, params,
 //                             [](const rl::rollout::Completion& c) { /* finished now */ });
 //
-// How a batch runs: prompts are left-padded to the longest; each row's first real token has
-// position 0 and padding is masked out of every attention (so a row's tokens do not depend
-// on what it is batched with, up to float rounding). One prefill fills the KV cache, then
-// one decode step per new token. A row finishes when it emits an EOS id (finish "stop"),
-// when its decoded text contains a stop string ("stop"), or after max_new_tokens ("length").
-// A finished row is handed to `on_finished` at once and stops being sampled; its cache slot
-// is masked out of the remaining steps.
+// How a batch runs (continuous batching): at most `max_batch` sequences decode together, one
+// KV-cache row ("slot") each; the other requests wait, in order. Each decode step feeds every
+// running slot one token. A row finishes when it emits an EOS id (finish "stop"), when its
+// decoded text contains a stop string ("stop"), or after max_new_tokens ("length"); it is
+// handed to `on_finished` at once and the next waiting request takes its slot, so a finished
+// row costs no decoding. Identical prompts (a GRPO group) are prefilled once, kept until the
+// last request with that prompt has entered, and copied into each slot.
+//
+// The cache layout: keys and values are [slots, kv_heads, capacity, head_dim] with one length
+// L shared by every slot (a decode step writes column L of all of them) and a key mask
+// [slots, capacity] saying which columns hold a slot's own tokens. Positions are per row: a
+// row's first prompt token has position 0 whatever its column (rotary positions are in the
+// keys), so a row's tokens do not depend on what it is batched with, up to float rounding. A
+// request entering at length L has its prompt's P prefilled keys copied into columns
+// [L - P, L), everything before them masked; its tokens then go to columns L, L + 1, ...
+// The cache must hold at least the longest prompt before the copy, and max_new_tokens more
+// columns after it: when L + max_new_tokens would pass the capacity, the columns before the
+// oldest running row's first token are dropped (every row moves left by as many columns,
+// mask alike), and when L is shorter than the prompt every row moves right. A running row
+// spans at most longest prompt + max_new_tokens columns, so a capacity of longest prompt +
+// 2 * max_new_tokens always makes room (longest prompt + max_new_tokens when every request
+// fits at once, as in static batching). Once no request waits and at most half the slots run,
+// the free slots are dropped from the cache.
 //
 // What a Completion holds, precisely:
 //   token_ids  every sampled token, including the EOS id or the token that completed a stop
@@ -27,9 +43,10 @@
 //              token decoded to beyond the stop string are cut, so the text can be shorter
 //              than Decode(token_ids).
 //
-// Randomness: row r draws from stream (prompt_index, sample_index) of params.seed, so
-// the same request samples the same tokens in any batch and with any thread count, up to
-// float rounding of the logits (see sampling.h).
+// Randomness: row r draws from stream (prompt_index, sample_index) of params.seed, its k-th
+// token from counter k, so the same request samples the same tokens in any batch, in any slot,
+// at any step it enters and with any thread count, up to float rounding of the logits (see
+// sampling.h): continuous and static batching give the same completions.
 //
 // Errors: std::invalid_argument for bad params or requests (message names the field or row);
 // rl::model::ModelError / c10::Error from the model pass through; std::runtime_error when the
@@ -76,11 +93,12 @@ struct SequenceRequest {
 
 using CompletionCallback = std::function<void(const Completion&)>;
 
-// Samples one completion per request, all in one batch. Returns them in request order;
-// `on_finished` (optional) sees each one the moment it finishes, on the calling thread.
+// Samples one completion per request with at most `max_batch` decoding at once (0: all of
+// them in one batch). Returns them in request order; `on_finished` (optional) sees each one
+// the moment it finishes, on the calling thread.
 std::vector<Completion> Generate(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                                  std::span<const SequenceRequest> requests,
                                  const SamplingParams& params,
-                                 const CompletionCallback& on_finished = {});
+                                 const CompletionCallback& on_finished = {}, int64_t max_batch = 0);
 
 }  // namespace rl::rollout

@@ -76,7 +76,8 @@ struct RunState {
   std::vector<SequenceRequest> requests;      // prompts × G, prompt-major
   std::vector<Completion> completions;        // completions[k] belongs to requests[k]
   std::vector<double> micro_batch_finished_at;
-  size_t micro_batch_size = 0;
+  size_t chunk_size = 0;        // requests per Generate call
+  int64_t max_batch = 0;         // sequences decoding at once within a call
   std::atomic<size_t> next_micro_batch{0};
   std::atomic<bool> failed{false};
   std::mutex mutex;  // guards error, callback_seconds, first_callback_done_at
@@ -110,13 +111,14 @@ std::vector<SequenceRequest> MakeRequests(std::span<const std::vector<int32_t>> 
   return requests;
 }
 
-// Generates micro-batches taken from the shared counter until none is left or the run fails;
-// each finished completion is stored and queued for the callback.
+// Generates chunks of chunk_size requests (a worker's share, or a static micro-batch) taken
+// from the shared counter until none is left or the run fails; each finished completion is
+// stored and queued for the callback.
 void GenerateMicroBatches(model::DecoderImpl& model, const text::Tokenizer& tokenizer,
                           const SamplingParams& sampling, int64_t group, bool queue_finished,
                           RunState& state, FinishedQueue& queue) {
   const size_t total = state.requests.size();
-  const size_t micro = state.micro_batch_size;
+  const size_t micro = state.chunk_size;
   while (!state.failed) {
     const size_t m = state.next_micro_batch++;
     if (m >= state.micro_batch_finished_at.size()) break;
@@ -128,7 +130,8 @@ void GenerateMicroBatches(model::DecoderImpl& model, const text::Tokenizer& toke
                  size_t k = static_cast<size_t>(c.prompt_index * group + c.sample_index);
                  state.completions[k] = c;  // written once, before the queue publishes it
                  if (queue_finished) queue.Push(k);
-               });
+               },
+               state.max_batch);
     } catch (...) {
       state.Fail(std::current_exception());
     }
@@ -189,9 +192,11 @@ RolloutResult RolloutEngine::Run(std::span<const std::vector<int32_t>> prompts,
   RunState state;
   state.requests = MakeRequests(prompts, group);
   state.completions.resize(state.requests.size());
-  state.micro_batch_size = static_cast<size_t>(options_.micro_batch_size);
-  state.micro_batch_finished_at.resize((state.requests.size() + state.micro_batch_size - 1) /
-                                       state.micro_batch_size);
+  const size_t total = state.requests.size(), shares = static_cast<size_t>(options_.workers);
+  state.chunk_size = options_.continuous_batching ? std::max<size_t>(1, (total + shares - 1) / shares)
+                                                  : static_cast<size_t>(options_.micro_batch_size);
+  state.max_batch = options_.micro_batch_size;
+  state.micro_batch_finished_at.resize((total + state.chunk_size - 1) / state.chunk_size);
   const int threads_per_worker =
       options_.threads_per_worker > 0 ? options_.threads_per_worker
                                       : std::max(1, common::ThreadCount(0) / options_.workers);

@@ -20,15 +20,19 @@
 //       use(c.token_ids, c.logprobs);
 //
 // How it runs: the prompts × G sequences, in order (prompt 0's G samples first), are cut into
-// micro-batches of micro_batch_size. `workers` threads take micro-batches from a shared
-// counter and run Generate on each (rollout/generate.h). The moment a sequence finishes (EOS,
+// one contiguous share per worker, and each of the `workers` threads runs Generate on its share
+// with micro_batch_size sequences decoding at once (continuous batching, rollout/generate.h: a
+// finished sequence's slot takes the next waiting one). With continuous_batching off they are
+// cut into micro-batches of micro_batch_size instead, taken by the workers from a shared
+// counter, each decoding until its longest sequence ends. The moment a sequence finishes (EOS,
 // stop string or length) it is queued; `callback_threads` threads hand it to the callback, so
 // slow work there (scoring) overlaps generation instead of waiting for the whole batch. The
 // engine knows nothing of rewards: what the callback does is the caller's business.
 //
 // Determinism: sequence (prompt i, sample j) draws from its own random stream of
 // sampling.seed (sampling.h), so the result does not depend on which worker ran it, on the
-// worker count or on scheduling. It can depend on micro_batch_size and threads_per_worker only
+// worker count, on continuous or static batching or on scheduling. It can depend on
+// micro_batch_size, continuous_batching, workers (the shares) and threads_per_worker only
 // through float rounding of the logits (different matrix shapes); with those fixed, a run is
 // reproducible bit for bit on CPU.
 //
@@ -62,6 +66,7 @@ struct RolloutOptions {
   int workers = 1;                 // generation threads
   int threads_per_worker = 0;      // LibTorch threads per worker; 0: hardware threads / workers
   int callback_threads = 1;        // threads calling the callback (unused without one)
+  bool continuous_batching = true;  // false: static micro-batches (for comparison)
 
   // Empty when usable; otherwise a message naming the first bad field.
   std::string Check() const;
@@ -84,7 +89,8 @@ struct RolloutStats {
   double callback_seconds = 0;       // summed time spent inside the callback (all threads)
   double callback_tail_seconds = 0;  // wall time callbacks ran on after generation had finished
   std::optional<double> first_callback_done_at;   // when the first callback returned
-  std::vector<double> micro_batch_finished_at;    // per micro-batch, in micro-batch order
+  // per Generate call (a worker's share, or a micro-batch without continuous batching), in order
+  std::vector<double> micro_batch_finished_at;
   int64_t completions = 0;
   int64_t generated_tokens = 0;
 };

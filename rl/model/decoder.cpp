@@ -56,6 +56,37 @@ void KvCache::SelectBatch(const torch::Tensor& indices) {
   batch_ = idx.numel();
 }
 
+void KvCache::CopyRow(int64_t row, int64_t column, const KvCache& source, int64_t source_row,
+                      int64_t source_column, int64_t count) {
+  const bool fits = row >= 0 && row < batch_ && column >= 0 && count >= 0 && column + count <= capacity_ &&
+                    source_row >= 0 && source_row < source.batch_ && source_column >= 0 &&
+                    source_column + count <= source.length_ && source.keys_.size() == keys_.size();
+  if (!fits) {
+    throw ModelError("KvCache::CopyRow: row " + std::to_string(source_row) + " columns [" +
+                     std::to_string(source_column) + ", +" + std::to_string(count) + ") into row " +
+                     std::to_string(row) + " column " + std::to_string(column) + " is outside the caches");
+  }
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l][row].narrow(1, column, count).copy_(source.keys_[l][source_row].narrow(1, source_column, count));
+    values_[l][row].narrow(1, column, count).copy_(source.values_[l][source_row].narrow(1, source_column, count));
+  }
+}
+
+void KvCache::Shift(int64_t offset) {
+  if (length_ + offset < 0 || length_ + offset > capacity_) {
+    throw ModelError("KvCache::Shift: length " + std::to_string(length_) + " shifted by " +
+                     std::to_string(offset) + " is outside [0, " + std::to_string(capacity_) + "]");
+  }
+  const int64_t kept = offset < 0 ? length_ + offset : length_;
+  const int64_t from = offset < 0 ? -offset : 0, to = offset < 0 ? 0 : offset;
+  if (offset != 0 && kept > 0) {
+    for (std::vector<torch::Tensor>* list : {&keys_, &values_}) {
+      for (torch::Tensor& t : *list) t.narrow(2, to, kept).copy_(t.narrow(2, from, kept).clone());  // overlap
+    }
+  }
+  length_ += offset;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Building blocks
 

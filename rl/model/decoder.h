@@ -72,6 +72,16 @@ class KvCache {
   // Keeps batch rows `indices` (int64 [B'], repeats allowed): e.g. prefill a prompt once and
   // repeat it G times for a group, or drop finished rows. Reallocates.
   void SelectBatch(const torch::Tensor& indices);
+  // Continuous batching (rollout/generate.cpp) puts a new sequence into a freed row while the
+  // others go on. CopyRow copies `count` positions of row `source_row` of `source` (a cache of
+  // the same model), from its column `source_column`, into row `row` at [column, column + count);
+  // length is unchanged. Shift moves every row's positions by `offset` columns (negative: the
+  // first -offset are dropped) and length with them; what is moved in at the front is stale.
+  // Keys carry their rotary positions, so a moved token attends and is attended as before,
+  // once the caller's key mask moves alike. Throw ModelError for ranges outside the caches.
+  void CopyRow(int64_t row, int64_t column, const KvCache& source, int64_t source_row,
+               int64_t source_column, int64_t count);
+  void Shift(int64_t offset);
   const torch::Tensor& keys(int64_t layer) const { return keys_.at(layer); }
   const torch::Tensor& values(int64_t layer) const { return values_.at(layer); }
 

@@ -300,3 +300,72 @@ TEST_CASE("bad requests are refused with the row named") {
                     Catch::Contains("temperature"));
   CHECK(rr::Generate(*p.model, *p.tokenizer, {}, rr::SamplingParams{}).empty());
 }
+
+// Continuous batching against static batching on the same requests: 3 samples of 4 prompts
+// (2 to 19 tokens) in 3 slots, lengths scattered by 40 EOS ids and a stop string, so that
+// slots are refilled at many steps and the cache is compacted; then with a fifth, longer prompt
+// (40 tokens) that enters a compacted cache shorter than itself, so every row moves right. In
+// a float64 model the rounding that batch composition changes stays far below float32 logits'.
+TEST_CASE("continuous batching samples what static batching samples, greedy and sampled") {
+  Policy& p = SharedPolicy();
+  rl::model::Decoder model64 = rl::model::CloneDecoder(*p.model, torch::kFloat64, torch::kCPU);
+  model64->eval();
+  std::vector<std::string> prompts = kPrompts;
+  for (bool longer : {false, true}) {
+    if (longer) prompts.push_back(kPrompts[2] + " " + kPrompts[0] + " " + kPrompts[1]);
+    // Sample-major: a greedy group's samples are equal, and neighbours must differ in length.
+    std::vector<rr::SequenceRequest> requests;
+    for (int64_t j = 0; j < 3; ++j)
+      for (size_t i = 0; i < prompts.size(); ++i)
+        requests.push_back({p.tokenizer->Encode(prompts[i]), static_cast<int64_t>(i), j});
+    for (double temperature : {0.0, 1.0}) {
+      INFO("prompts " << prompts.size() << ", temperature " << temperature);
+      rr::SamplingParams params;
+      params.temperature = temperature;
+      params.max_new_tokens = 16;
+      params.seed = 5;
+      params.stop_strings = {"</"};
+      for (int64_t id = 0; id < 40; ++id) params.eos_ids.push_back(id);
+      std::vector<rr::Completion> fixed;  // static micro-batches of 3
+      for (size_t begin = 0; begin < requests.size(); begin += 3) {
+        for (rr::Completion& c : rr::Generate(*model64, *p.tokenizer, std::span(requests).subspan(begin, 3), params))
+          fixed.push_back(std::move(c));
+      }
+      std::vector<size_t> order;  // request indices in the order they finished
+      auto continuous = rr::Generate(
+          *model64, *p.tokenizer, requests, params,
+          [&](const rr::Completion& c) { order.push_back(c.sample_index * prompts.size() + c.prompt_index); },
+          /*max_batch=*/3);
+      REQUIRE(continuous.size() == fixed.size());
+      std::set<size_t> lengths;
+      for (size_t r = 0; r < requests.size(); ++r) {
+        INFO("request " << r);
+        CHECK(continuous[r].prompt_index == requests[r].prompt_index);
+        CHECK(continuous[r].sample_index == requests[r].sample_index);
+        CHECK(continuous[r].token_ids == fixed[r].token_ids);
+        CHECK(continuous[r].text == fixed[r].text);
+        CHECK(continuous[r].finish_reason == fixed[r].finish_reason);
+        REQUIRE(continuous[r].logprobs.size() == fixed[r].logprobs.size());
+        for (size_t t = 0; t < fixed[r].logprobs.size(); ++t)
+          CHECK(continuous[r].logprobs[t] == Approx(fixed[r].logprobs[t]).margin(1e-6));
+        lengths.insert(fixed[r].token_ids.size());
+      }
+      CHECK(lengths.size() >= 3);  // the rows really did stop at different steps
+      CHECK(order.size() == requests.size());
+      CHECK_FALSE(std::is_sorted(order.begin(), order.end()));  // later requests overtook earlier ones
+    }
+  }
+}
+
+TEST_CASE("continuous batching with one slot equals generating each request alone") {
+  Policy& p = SharedPolicy();
+  rr::SamplingParams params;
+  params.max_new_tokens = 12;
+  params.seed = 11;
+  for (int64_t id = 0; id < 30; ++id) params.eos_ids.push_back(id);
+  auto requests = Requests(*p.tokenizer, kPrompts);
+  auto one_slot = rr::Generate(*p.model, *p.tokenizer, requests, params, {}, /*max_batch=*/1);
+  for (size_t r = 0; r < requests.size(); ++r)
+    CHECK(one_slot[r].token_ids == GenerateOne(p, requests[r], params).token_ids);
+  CHECK_THROWS_WITH(rr::Generate(*p.model, *p.tokenizer, requests, params, {}, -1), Catch::Contains("max_batch"));
+}

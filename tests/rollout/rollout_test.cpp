@@ -69,7 +69,7 @@ TEST_CASE("G completions per prompt, grouped in order, each handed to the callba
   }
   CHECK(result.stats.completions == 12);
   CHECK(result.stats.generated_tokens == tokens);
-  CHECK(result.stats.micro_batch_finished_at.size() == 3);
+  CHECK(result.stats.micro_batch_finished_at.size() == 2);  // one continuous call per worker
   CHECK(result.stats.wall_seconds >= result.stats.generation_seconds);
 }
 
@@ -101,18 +101,51 @@ TEST_CASE("results depend on the seed, not on workers, scheduling or repetition"
 TEST_CASE("callbacks overlap generation: the first returns before the last batch ends") {
   Policy& p = SharedPolicy();
   auto prompts = Prompts(*p.tokenizer);
-  // 4 prompts x G=4 in micro-batches of 2: eight batches, generated one after another.
-  rr::RolloutEngine engine(*p.model, *p.tokenizer, EngineOptions(4, 2, 1));
-  std::atomic<int> calls{0};
-  auto count = [&](const rr::Completion&) { ++calls; };
-  rr::RolloutResult result = engine.Run(prompts, ScatteredSampling(3, 24), count);
-  CHECK(calls == 16);
-  const rr::RolloutStats& stats = result.stats;
-  REQUIRE(stats.first_callback_done_at.has_value());
-  REQUIRE(stats.micro_batch_finished_at.size() == 8);
-  CHECK(*stats.first_callback_done_at < stats.micro_batch_finished_at.back());
-  CHECK(*stats.first_callback_done_at < stats.generation_seconds);
-  CHECK(stats.callback_seconds >= 0);
+  // 4 prompts x G=4, two decoding at once: one continuous call, or eight static micro-batches
+  // generated one after another.
+  for (bool continuous : {true, false}) {
+    rr::RolloutOptions options = EngineOptions(4, 2, 1);
+    options.continuous_batching = continuous;
+    rr::RolloutEngine engine(*p.model, *p.tokenizer, options);
+    std::atomic<int> calls{0};
+    auto count = [&](const rr::Completion&) { ++calls; };
+    rr::RolloutResult result = engine.Run(prompts, ScatteredSampling(3, 24), count);
+    CHECK(calls == 16);
+    const rr::RolloutStats& stats = result.stats;
+    REQUIRE(stats.first_callback_done_at.has_value());
+    REQUIRE(stats.micro_batch_finished_at.size() == (continuous ? 1 : 8));
+    CHECK(*stats.first_callback_done_at < stats.micro_batch_finished_at.back());
+    CHECK(*stats.first_callback_done_at < stats.generation_seconds);
+    CHECK(stats.callback_seconds >= 0);
+  }
+}
+
+TEST_CASE("continuous and static batching give the same completions, with any worker count") {
+  Policy& p = SharedPolicy();
+  auto prompts = Prompts(*p.tokenizer);
+  auto completions_of = [&](bool continuous, int64_t micro, int workers) {
+    rr::RolloutOptions options = EngineOptions(4, micro, workers);
+    options.continuous_batching = continuous;
+    std::vector<rr::Completion> out;
+    for (auto& g : rr::RolloutEngine(*p.model, *p.tokenizer, options).Run(prompts, ScatteredSampling(13, 16)).groups)
+      for (auto& c : g.completions) out.push_back(std::move(c));
+    return out;
+  };
+  const std::vector<rr::Completion> reference = completions_of(false, 4, 1);
+  std::set<size_t> lengths;
+  for (const rr::Completion& c : reference) lengths.insert(c.token_ids.size());
+  CHECK(lengths.size() >= 3);
+  for (auto [micro, workers] : {std::pair<int64_t, int>{4, 1}, {3, 1}, {4, 2}}) {
+    const std::vector<rr::Completion> continuous = completions_of(true, micro, workers);
+    REQUIRE(continuous.size() == reference.size());
+    for (size_t k = 0; k < reference.size(); ++k) {
+      INFO("micro-batch " << micro << ", workers " << workers << ", completion " << k);
+      CHECK(continuous[k].token_ids == reference[k].token_ids);
+      CHECK(continuous[k].finish_reason == reference[k].finish_reason);
+      for (size_t t = 0; t < reference[k].logprobs.size(); ++t)
+        CHECK(continuous[k].logprobs[t] == Approx(reference[k].logprobs[t]).margin(1e-4));
+    }
+  }
 }
 
 TEST_CASE("a failing callback aborts the rollout and its error comes back") {
