@@ -11,14 +11,18 @@ namespace rl::trainer {
 namespace {
 
 // The characters of `text` (ill-formed bytes as U+FFFD), each as its UTF-8 bytes, a newline as
-// "⏎" so that one completion stays on one terminal line.
+// "⏎" so that one completion stays on one terminal line, other control characters as U+FFFD
+// (a tab or an escape sequence would move the terminal's cursor).
 std::vector<std::string> DisplayCharacters(const std::string& text) {
   std::string valid;
   common::utf8::AppendLossy(text, &valid, /*hold_incomplete_tail=*/false);
   std::vector<std::string> chars;
   for (size_t pos = 0; pos < valid.size();) {
     const size_t length = std::max<size_t>(common::utf8::ScanAt(valid, pos).length, 1);
-    chars.push_back(valid[pos] == '\n' ? "⏎" : valid.substr(pos, length));
+    const auto byte = static_cast<unsigned char>(valid[pos]);
+    if (byte == '\n') chars.push_back("⏎");
+    else if (byte < 0x20 || byte == 0x7f) chars.push_back("\xef\xbf\xbd");
+    else chars.push_back(valid.substr(pos, length));
     pos += length;
   }
   return chars;

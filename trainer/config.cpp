@@ -61,6 +61,10 @@ void VisitRun(V& v, RunSection& s) {
   v.Field("seed", s.seed, AtLeast(0));
   v.Field("threads", s.threads, AtLeast(0));
   v.Field("collective_timeout_s", s.collective_timeout_s, AtLeast(0.001));
+  v.Field("logging_steps", s.logging_steps, AtLeast(1));
+  v.Field("tensorboard", s.tensorboard);
+  v.Field("log_completions_steps", s.log_completions_steps, AtLeast(0));
+  v.Field("num_completions_to_print", s.num_completions_to_print, AtLeast(0));
 }
 
 template <class V>

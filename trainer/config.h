@@ -51,6 +51,10 @@ struct RunSection {
   int64_t seed = 0;
   int64_t threads = 0;  // LibTorch intra-op threads per rank; 0: the cores / the ranks on this machine
   double collective_timeout_s = 1800;  // how long a rank waits for the others (rendezvous, collectives)
+  int64_t logging_steps = 1;  // the terminal's metrics line every N steps (metrics.jsonl: every step)
+  bool tensorboard = false;   // TensorBoard event files under <output_dir>/tensorboard/
+  int64_t log_completions_steps = 1;  // <output_dir>/completions.jsonl every N GRPO steps; 0: none
+  int64_t num_completions_to_print = 0;  // completions shown on the terminal every logging step
 };
 
 // The architecture of a Qwen2-shaped model trained from scratch (model.path empty).

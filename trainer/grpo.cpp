@@ -205,6 +205,18 @@ std::vector<std::pair<int64_t, int64_t>> SplitRows(std::pair<int64_t, int64_t> r
 
 torch::Tensor RowIndex(std::pair<int64_t, int64_t> rows) { return torch::arange(rows.first, rows.second, torch::kInt64); }
 
+// Gives the records of the batch's local groups (group i's first record at first_record[i])
+// the advantages of their rows ([local groups * G]).
+void SetAdvantages(std::vector<CompletionRecord>& records, const std::vector<size_t>& first_record,
+                   const torch::Tensor& advantages, int64_t group_size) {
+  for (size_t i = 0; i < first_record.size(); ++i) {
+    for (int64_t j = 0; j < group_size; ++j) {
+      records[first_record[i] + static_cast<size_t>(j)].advantage =
+          advantages[static_cast<int64_t>(i) * group_size + j].item<double>();
+    }
+  }
+}
+
 }  // namespace
 
 // The sequences of one step. `groups` are the rewards of every kept group of the global batch
@@ -381,6 +393,8 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   SampleStats stats;
   GroupSelector selector(config_.grpo);
   torch::NoGradGuard no_grad;
+  completions_.clear();
+  std::vector<size_t> kept_records;  // the first record of each of the batch's local groups
   // The copy must sample the current policy: the last update, or a checkpoint restored into it.
   if (sampling_copy_) RefreshSamplingCopy(*sampling_copy_, policy_);
   while (!selector.done()) {
@@ -391,17 +405,23 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
     sampling.first_stream = first;
     const auto mine = std::span<const Prompt>(prompts).subspan(static_cast<size_t>(first), static_cast<size_t>(last - first));
     const ScoredRollout round = RunAndScore(engine_, mine, sampling, score_);
+    const size_t round_records = completions_.size();
+    for (CompletionRecord& r : ToCompletionRecords(step_ + 1, mine, round)) completions_.push_back(std::move(r));
     stats.AddTimes(round);
     std::vector<GroupRewards> rewards =
         stats.Add(GatherRound(round, first, static_cast<int64_t>(prompts.size()), group_size, world_), group_size);
     for (size_t g : selector.Offer(rewards)) {
       batch.Keep(std::move(rewards[g]));
       const int64_t local = static_cast<int64_t>(g) - first;
-      if (local >= 0 && local < last - first) batch.AppendLocal(prompts[g].ids, round.rollout.groups[static_cast<size_t>(local)]);
+      if (local >= 0 && local < last - first) {
+        batch.AppendLocal(prompts[g].ids, round.rollout.groups[static_cast<size_t>(local)]);
+        kept_records.push_back(round_records + static_cast<size_t>(local * group_size));
+      }
     }
   }
   stats.Write(selector, config_.grpo.dynamic_sampling, m);
   if (!batch.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, group_size);
+  SetAdvantages(completions_, kept_records, batch.advantages, group_size);
   return batch;
 }
 

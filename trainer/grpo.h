@@ -57,6 +57,7 @@
 #include "rl/data/dataset.h"
 #include "rl/data/sampler.h"
 #include "rollout/rollout.h"
+#include "trainer/completion_log.h"
 #include "trainer/config.h"
 #include "trainer/distributed.h"
 #include "trainer/optimizer.h"
@@ -80,6 +81,9 @@ class GrpoTrainer {
   // The model completions are sampled with: the policy itself or, with rollout.dtype bfloat16,
   // its bf16 copy (weights copied from the policy at the start of every Step()).
   const model::DecoderImpl& sampling_model() const { return sampling_copy_ ? *sampling_copy_ : *policy_.model; }
+  // What this rank sampled in the last Step() (with several ranks: its share of the groups),
+  // in sampling order, with the advantages of the completions whose group joined the batch.
+  const std::vector<CompletionRecord>& completions() const { return completions_; }
   // What a checkpoint must hold besides the weights and optimizer moments.
   nlohmann::json State() const;
   void Restore(const nlohmann::json& state);
@@ -118,6 +122,7 @@ class GrpoTrainer {
   int64_t step_ = 0;
   int64_t updates_ = 0;
   double num_tokens_ = 0;
+  std::vector<CompletionRecord> completions_;  // the last step's
 };
 
 }  // namespace rl::trainer

@@ -21,6 +21,7 @@
 #include "trainer/distributed.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
+#include "trainer/run_logs.h"
 #include "trainer/scoring.h"
 #include "trainer/sft.h"
 
@@ -75,21 +76,6 @@ nlohmann::json ReadJsonFile(const fs::path& path) {
   std::optional<nlohmann::json> j = common::ReadJsonFile(path.string(), &error);
   if (!j) throw std::runtime_error(error);
   return std::move(*j);
-}
-
-// metrics.jsonl keeps the lines of steps <= `step` (a resumed run rewrites what follows).
-void TruncateMetrics(const fs::path& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path, std::ios::binary);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
-  }
-  in.close();
-  const fs::path temp = path.string() + ".tmp";
-  std::ofstream(temp, std::ios::binary) << kept;
-  fs::rename(temp, path);
 }
 
 std::string Duration(double seconds) {
@@ -250,9 +236,15 @@ std::optional<Policy> LoadReference(const TrainConfig& config, const Policy& pol
   return LoadPolicy(dir, dir == config.model.path ? config.tokenizer.path : "", config);
 }
 
+// An evaluation as metrics.jsonl and TensorBoard name it.
+nlohmann::ordered_json EvalMetrics(const EvalResult& r) {
+  return {{"eval/format_rate", r.format_rate}, {"eval/accuracy", r.accuracy}};
+}
+
 // GRPO steps until grpo.steps: metrics, progress, evaluations and checkpoints as configured.
+// Rank 0 opens `logs` (trainer/run_logs.h) at the step GRPO starts from.
 void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scorer, StartingPoint& start,
-             const World& world, RunSummary& summary) {
+             const World& world, RunSummary& summary, std::optional<RunLogs>& logs) {
   const fs::path out(config.run.output_dir);
   std::string reference_dir;
   if (config.grpo.beta > 0 || config.grpo.lora.enabled()) {
@@ -270,10 +262,9 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
     LoadCheckpointState(*start.checkpoint, trainer.optimizer());
     trainer.Restore(start.state.at("grpo"));
   }
-  std::ofstream metrics;
   if (world.is_main()) {
-    TruncateMetrics(out / "metrics.jsonl", trainer.step());
-    metrics.open(out / "metrics.jsonl", std::ios::binary | std::ios::app);
+    logs.emplace(config.run, trainer.step());
+    if (summary.before && trainer.step() == 0) logs->Evaluation(EvalMetrics(*summary.before), 0);
   }
   const auto grpo_start = Clock::now();
   const int64_t first_step = trainer.step();
@@ -281,15 +272,18 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
     nlohmann::ordered_json m = trainer.Step();
     const int64_t step = trainer.step();
     if (config.eval.every > 0 && step % config.eval.every == 0 && step < config.grpo.steps) {
-      EvalResult r = EvaluateAndLog(start.policy, config, data, world, "during GRPO");
-      m["eval/format_rate"] = r.format_rate;
-      m["eval/accuracy"] = r.accuracy;
+      const nlohmann::ordered_json eval =
+          EvalMetrics(EvaluateAndLog(start.policy, config, data, world, "during GRPO"));
+      for (const auto& [key, value] : eval.items()) m[key] = value;
     }
     if (!world.is_main()) continue;  // rank 0 alone writes, reports and checkpoints
     m["world_size"] = world.size();
-    metrics << m.dump() << "\n" << std::flush;
-    spdlog::info("{}", ProgressLine(m, config.grpo.steps, Since(grpo_start) * static_cast<double>(step) /
-                                                             static_cast<double>(step - first_step)));
+    logs->Step(m, trainer.completions());
+    if (logs->IsLoggingStep(step, config.grpo.steps)) {
+      spdlog::info("{}", ProgressLine(m, config.grpo.steps, Since(grpo_start) * static_cast<double>(step) /
+                                                               static_cast<double>(step - first_step)));
+      logs->PrintCompletions(trainer.completions());
+    }
     if (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
       nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", reference_dir}, {"seed", config.run.seed}};
       if (summary.before) saved["before"] = ToJson(*summary.before);
@@ -328,8 +322,10 @@ RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
                scorer.description);
   RunSummary summary;
   StartingPoint from = FindStart(config, data, options, summary);
-  if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, world, summary);
+  std::optional<RunLogs> logs;  // rank 0's, from GRPO's first step on
+  if (config.grpo.steps > 0) RunGrpo(config, data, scorer, from, world, summary, logs);
   Finish(config, data, from.policy, world, summary);
+  if (logs && summary.after) logs->Evaluation(EvalMetrics(*summary.after), summary.grpo_steps);
   summary.seconds = Since(start);
   if (!world.is_main()) return summary;
   nlohmann::json eval = {{"seconds", summary.seconds}, {"grpo_steps", summary.grpo_steps}};

@@ -23,6 +23,20 @@ ScoreFn ScoreWithReward(const rewards::Reward& reward) {
   };
 }
 
+std::vector<CompletionRecord> ToCompletionRecords(int64_t step, std::span<const Prompt> prompts,
+                                                  const ScoredRollout& round) {
+  std::vector<CompletionRecord> records;
+  for (const rollout::RolloutGroup& g : round.rollout.groups) {
+    const Prompt& prompt = prompts[static_cast<size_t>(g.prompt_index)];
+    for (const rollout::Completion& c : g.completions) {
+      const rewards::RewardResult* result = round.Find(g.prompt_index, c.sample_index);
+      records.push_back({step, prompt.text, c.text, result ? *result : rewards::RewardResult{}, std::nullopt,
+                         std::string(rollout::ToString(c.finish_reason)), static_cast<int64_t>(c.token_ids.size())});
+    }
+  }
+  return records;
+}
+
 ScoredRollout RunAndScore(const rollout::RolloutEngine& engine, std::span<const Prompt> prompts,
                           const rollout::SamplingParams& sampling, const ScoreFn& score) {
   std::vector<std::vector<int32_t>> ids;

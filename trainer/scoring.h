@@ -26,6 +26,7 @@
 
 #include "rewards/reward.h"
 #include "rollout/rollout.h"
+#include "trainer/completion_log.h"
 #include "trainer/config.h"
 
 namespace rl::rewards::server {
@@ -65,6 +66,12 @@ struct ScoredRollout {
 // it finishes. Rethrows what the engine or `score` threw.
 ScoredRollout RunAndScore(const rollout::RolloutEngine& engine, std::span<const Prompt> prompts,
                           const rollout::SamplingParams& sampling, const ScoreFn& score);
+
+// The completions of `round` (sampled from `prompts`, as given to RunAndScore) as records of
+// GRPO step `step` (trainer/completion_log.h): group by group in the rollout's order, each
+// group's completions in its order; the advantages are left empty.
+std::vector<CompletionRecord> ToCompletionRecords(int64_t step, std::span<const Prompt> prompts,
+                                                  const ScoredRollout& round);
 
 struct Scorer {
   ScoreFn score;

@@ -88,4 +88,6 @@ TEST_CASE("the terminal view: reward, verdict, the prompt's tail and the complet
   unscorable.result.answer_check.reset();
   unscorable.completion = "ééé";  // cut at characters, not bytes
   CHECK(CompletionSummary(unscorable, 0, 2) == "[reward unscorable | 17 tok, stop] … ⇒ éé…");
+  unscorable.completion = "a\tb\x1b[2Jc";  // no tab, no escape sequence reaches the terminal
+  CHECK(CompletionSummary(unscorable, 0, 10) == "[reward unscorable | 17 tok, stop] … ⇒ a\uFFFDb\uFFFD[2Jc");
 }
