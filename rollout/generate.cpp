@@ -206,12 +206,15 @@ class Decoding {
   void Sample(const std::vector<int64_t>& slots) {
     if (slots.empty()) return;
     std::vector<double> uniforms;
+    std::vector<TokenHistory> history;  // what repetition_penalty reads (row r is request r)
     for (int64_t s : slots) {
       const RowState& row = rows_[slot_rows_[s]];
       uniforms.push_back(CounterUniform(params_.seed, row.stream, row.completion.token_ids.size()));
+      if (params_.repetition_penalty != 1)
+        history.push_back({requests_[slot_rows_[s]].prompt_ids, row.completion.token_ids});
     }
     at::Tensor picked = logits_.index_select(0, IndexTensor(slots, logits_.device()));
-    SampledTokens next = SampleTokens(picked, params_, uniforms);
+    SampledTokens next = SampleTokens(picked, params_, uniforms, history);
     at::Tensor tokens = next.tokens.to(at::kCPU).to(at::kInt).contiguous();
     at::Tensor logprobs = next.logprobs.to(at::kCPU).to(at::kFloat).contiguous();
     for (size_t i = 0; i < slots.size(); ++i) {

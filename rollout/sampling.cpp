@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -20,6 +21,9 @@ std::string SamplingParams::Check() const {
     return "top_p must lie in (0, 1] (1 disables it), got " + std::to_string(top_p);
   if (!(min_p >= 0 && min_p < 1))
     return "min_p must lie in [0, 1) (0 disables it), got " + std::to_string(min_p);
+  if (!std::isfinite(repetition_penalty) || repetition_penalty <= 0)
+    return "repetition_penalty must be a finite number > 0 (1 disables it), got " +
+           std::to_string(repetition_penalty);
   if (max_new_tokens < 1)
     return "max_new_tokens must be >= 1, got " + std::to_string(max_new_tokens);
   for (int64_t id : eos_ids)
@@ -103,6 +107,35 @@ at::Tensor FilterMinP(const at::Tensor& logits, double min_p) {
   return logits.masked_fill(probs < threshold, kNegInf);
 }
 
+at::Tensor ApplyRepetitionPenalty(const at::Tensor& logits, double penalty,
+                                  std::span<const TokenHistory> history) {
+  if (penalty == 1) return logits;
+  if (static_cast<int64_t>(history.size()) != logits.size(0))
+    throw std::invalid_argument("sampling: repetition_penalty needs one token history per row, got " +
+                                std::to_string(history.size()) + " for " +
+                                std::to_string(logits.size(0)) + " rows");
+  const int64_t vocab = logits.size(1);
+  std::vector<int64_t> rows, columns;
+  for (size_t b = 0; b < history.size(); ++b) {
+    for (std::span<const int32_t> part : {history[b].prompt, history[b].generated}) {
+      for (int32_t id : part) {
+        if (id < 0 || id >= vocab)
+          throw std::invalid_argument("sampling: token id " + std::to_string(id) +
+                                      " in a repetition history is outside [0, " +
+                                      std::to_string(vocab) + ")");
+        rows.push_back(static_cast<int64_t>(b));
+        columns.push_back(id);
+      }
+    }
+  }
+  if (rows.empty()) return logits;
+  // A token seen twice is penalised once: the same value is written to its entry twice.
+  const at::Tensor r = at::tensor(rows).to(logits.device()), c = at::tensor(columns).to(logits.device());
+  const at::Tensor seen = logits.index({r, c});
+  const at::Tensor penalised = at::where(seen < 0, seen * penalty, seen / penalty);
+  return logits.index_put({r, c}, penalised);
+}
+
 namespace {
 
 // Throws unless every row's log-sum-exp is finite: NaN, +inf and all -inf rows all show there.
@@ -145,7 +178,7 @@ at::Tensor DrawFromFiltered(const at::Tensor& filtered, std::span<const double> 
 }  // namespace
 
 SampledTokens SampleTokens(const at::Tensor& logits, const SamplingParams& params,
-                           std::span<const double> uniforms) {
+                           std::span<const double> uniforms, std::span<const TokenHistory> history) {
   if (std::string error = params.Check(); !error.empty())
     throw std::invalid_argument("sampling: " + error);
   if (logits.dim() != 2)
@@ -155,7 +188,8 @@ SampledTokens SampleTokens(const at::Tensor& logits, const SamplingParams& param
     throw std::invalid_argument("sampling: " + std::to_string(uniforms.size()) +
                                 " uniforms for " + std::to_string(logits.size(0)) + " rows");
   const bool greedy = params.temperature == 0;
-  at::Tensor scaled = greedy ? logits.to(at::kFloat) : logits.to(at::kFloat) / params.temperature;
+  const at::Tensor penalised = ApplyRepetitionPenalty(logits.to(at::kFloat), params.repetition_penalty, history);
+  at::Tensor scaled = greedy ? penalised : penalised / params.temperature;
   at::Tensor log_sum_exp = scaled.logsumexp(-1);  // [B]
   CheckLogSumExp(log_sum_exp);
   SampledTokens out;

@@ -9,7 +9,10 @@
 //   rl::rollout::SampledTokens next = rl::rollout::SampleTokens(logits, params, uniforms);
 //   // next.tokens [B] int64, next.logprobs [B] float32
 //
-// The pipeline, in the order Hugging Face transformers applies its logits warpers:
+// The pipeline, in the order Hugging Face transformers applies its logits processors and warpers:
+//   0. repetition_penalty p (CTRL's, transformers' RepetitionPenaltyLogitsProcessor): the logit of
+//      every token the row has seen (its prompt and what it generated so far) is divided by p
+//      when positive and multiplied by p when negative; p > 1 discourages repeats;
 //   1. divide the logits by the temperature (0 means greedy: argmax, no randomness);
 //   2. top_k: keep the k largest logits (ties with the k-th are kept too);
 //   3. top_p: keep the smallest set of most probable tokens whose probability reaches top_p
@@ -22,7 +25,10 @@
 // computed BEFORE the top-k / top-p / min-p filters. That is the quantity a policy-gradient
 // trainer recomputes (TRL divides the logits by the sampling temperature and applies no
 // filter), so the sampler's logprobs and the trainer's agree on the same weights. With
-// temperature 0 (greedy) the logprob is taken at temperature 1.
+// temperature 0 (greedy) the logprob is taken at temperature 1. A repetition penalty is
+// included (the logits it changed are the ones divided by the temperature), as vLLM's
+// processed_logprobs that TRL asks for: the penalty changes the distribution tokens are drawn
+// from, and an importance-sampling correction against the trainer must see that.
 //
 // Randomness: no generator state. Each draw is a pure function of (seed, stream, step), where
 // a caller gives every sequence its own stream (e.g. prompt index and sample index). A
@@ -46,6 +52,7 @@ struct SamplingParams {
   int64_t top_k = 0;          // 0: no top-k filter
   double top_p = 1.0;         // 1: no nucleus filter; in (0, 1]
   double min_p = 0.0;         // 0: no min-p filter; in [0, 1)
+  double repetition_penalty = 1.0;  // > 0; 1: none
   int64_t max_new_tokens = 256;
   std::vector<int64_t> eos_ids;           // generation stops after emitting one of these
   std::vector<std::string> stop_strings;  // generation stops once the text contains one
@@ -78,15 +85,27 @@ at::Tensor FilterTopK(const at::Tensor& logits, int64_t top_k);
 at::Tensor FilterTopP(const at::Tensor& logits, double top_p);
 at::Tensor FilterMinP(const at::Tensor& logits, double min_p);
 
+// The tokens one row has seen: its prompt and what it generated so far (repetition_penalty).
+struct TokenHistory {
+  std::span<const int32_t> prompt, generated;
+};
+
+// Step 0 above on float32 logits [B, V]: a copy with each row's seen tokens penalised (each
+// token once, however often it occurs). Returns the input unchanged when penalty is 1.
+// Throws std::invalid_argument when history.size() != B or a token id is outside [0, V).
+at::Tensor ApplyRepetitionPenalty(const at::Tensor& logits, double penalty, std::span<const TokenHistory> history);
+
 struct SampledTokens {
   at::Tensor tokens;    // [B] int64
   at::Tensor logprobs;  // [B] float32, log_softmax(logits / temperature) at `tokens`
 };
 
-// Samples one token per row of `logits` ([B, V] float32) with uniforms[b] as row b's draw.
-// Throws std::invalid_argument when the params fail Check() or uniforms.size() != B, and
-// std::runtime_error when a row of logits holds NaN or no finite value.
+// Samples one token per row of `logits` ([B, V] float32) with uniforms[b] as row b's draw and
+// history[b] as the tokens row b has seen (read only when repetition_penalty != 1).
+// Throws std::invalid_argument when the params fail Check(), uniforms.size() != B, or a
+// repetition penalty is asked for without one history per row, and std::runtime_error when a
+// row of logits holds NaN or no finite value.
 SampledTokens SampleTokens(const at::Tensor& logits, const SamplingParams& params,
-                           std::span<const double> uniforms);
+                           std::span<const double> uniforms, std::span<const TokenHistory> history = {});
 
 }  // namespace rl::rollout

@@ -58,6 +58,7 @@ struct GenerateFlags {
   std::string system_prompt;
   std::optional<double> temperature, top_p, min_p;
   std::optional<int64_t> top_k;
+  std::optional<double> repetition_penalty;
   int64_t max_new_tokens = 256;
   std::vector<std::string> stop;
   bool keep_special_tokens = false;
@@ -191,6 +192,7 @@ rollout::SamplingParams MakeSampling(const GenerateFlags& flags, const model::De
   params.top_p = flags.top_p.value_or(generation.top_p.value_or(1.0));
   params.top_k = flags.top_k.value_or(generation.top_k.value_or(0));
   params.min_p = flags.min_p.value_or(0.0);
+  params.repetition_penalty = flags.repetition_penalty.value_or(generation.repetition_penalty.value_or(1.0));
   params.max_new_tokens = flags.max_new_tokens;
   params.stop_strings = flags.stop;
   params.skip_special_tokens = !flags.keep_special_tokens;
@@ -393,6 +395,9 @@ void AddGenerateCommand(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", flags->top_p, "Nucleus filter in (0, 1] (default: generation config)");
   cmd->add_option("--min-p", flags->min_p, "Min-p filter in [0, 1) (default 0: none)");
+  cmd->add_option("--repetition-penalty", flags->repetition_penalty,
+                  "Divide positive (multiply negative) logits of the tokens already seen, prompt included, "
+                  "by this (transformers' repetition_penalty; default: generation config, else 1: none)");
   cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens generated at most")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -2,6 +2,7 @@
 // recompute, determinism, batching and padding invariance, stop conditions, callbacks.
 #include <algorithm>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,39 @@ TEST_CASE("logprobs equal log_softmax at the sampling temperature of a full reco
         CHECK(c.logprobs[t] == Approx(expected[t]).margin(1e-4));
     }
   }
+}
+
+TEST_CASE("repetition_penalty reads each row's prompt and the tokens it generated so far") {
+  // Greedy: every token must be the argmax of a full recompute's logits penalised over the
+  // prompt and the completion before it (ApplyRepetitionPenalty is checked by hand in
+  // sampling_test), its logprob that of the penalised logits.
+  Policy& p = SharedPolicy();
+  rr::SamplingParams params;
+  params.temperature = 0;
+  params.repetition_penalty = 1.8;
+  params.max_new_tokens = 10;
+  auto requests = Requests(*p.tokenizer, kPrompts);
+  auto penalised = rr::Generate(*p.model, *p.tokenizer, requests, params);
+  params.repetition_penalty = 1.0;
+  auto plain = rr::Generate(*p.model, *p.tokenizer, requests, params);
+  torch::NoGradGuard no_grad;
+  int differing = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const std::vector<int32_t>& prompt = requests[i].prompt_ids;
+    const std::vector<int32_t>& completion = penalised[i].token_ids;
+    std::vector<int64_t> ids(prompt.begin(), prompt.end());
+    ids.insert(ids.end(), completion.begin(), completion.end());
+    torch::Tensor logits = p.model->forward(torch::tensor(ids, torch::kLong).view({1, -1}), {}, {})[0];
+    for (size_t t = 0; t < completion.size(); ++t) {
+      const std::vector<rr::TokenHistory> history = {{prompt, std::span(completion).first(t)}};
+      torch::Tensor row = rr::ApplyRepetitionPenalty(logits[prompt.size() - 1 + t].unsqueeze(0), 1.8, history)[0];
+      INFO("request " << i << ", token " << t);
+      CHECK(completion[t] == row.argmax().item<int64_t>());
+      CHECK(penalised[i].logprobs[t] == Approx(row.log_softmax(-1)[completion[t]].item<float>()).margin(1e-4));
+    }
+    differing += penalised[i].token_ids != plain[i].token_ids;
+  }
+  CHECK(differing > 0);  // the tiny model repeats itself without the penalty
 }
 
 TEST_CASE("the same seed gives the same completions; another seed, others") {

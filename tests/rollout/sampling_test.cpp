@@ -127,6 +127,34 @@ TEST_CASE("greedy picks the argmax and reports its temperature-1 logprob") {
         Approx(logits.log_softmax(-1)[0][1].item<float>()).margin(1e-6));
 }
 
+TEST_CASE("repetition penalty: seen tokens' logits divided when positive, multiplied when negative") {
+  // Row 0 has seen 0 1 (prompt) and 1 (generated): 2.0 / 2 = 1, −1.0 · 2 = −2 (once, although
+  // 1 occurs twice). Row 1 has seen 3 and 2: 0.0 stays 0 (not negative: divided), 4.0 / 2 = 2.
+  at::Tensor logits = at::cat({Row({2.0f, -1.0f, 0.5f, 3.0f}), Row({-0.5f, 3.0f, 4.0f, 0.0f})});
+  const std::vector<int32_t> prompt0 = {0, 1}, generated0 = {1}, prompt1 = {3}, generated1 = {2};
+  const std::vector<rr::TokenHistory> history = {{prompt0, generated0}, {prompt1, generated1}};
+  at::Tensor penalised = rr::ApplyRepetitionPenalty(logits, 2.0, history);
+  CHECK(penalised.equal(at::cat({Row({1.0f, -2.0f, 0.5f, 3.0f}), Row({-0.5f, 3.0f, 2.0f, 0.0f})})));
+  CHECK(logits[0][0].item<float>() == 2.0f);  // the input is left as it was
+  CHECK(rr::ApplyRepetitionPenalty(logits, 1.0, {}).equal(logits));
+
+  // Sampling applies it before the temperature: greedy now picks token 1 of row 1 (3 > 2), and
+  // the logprob is that of the penalised logits: 3 − log(e^−0.5 + e^3 + e^2 + e^0).
+  rr::SamplingParams params;
+  params.temperature = 0;
+  params.repetition_penalty = 2.0;
+  std::vector<double> u = {0.5, 0.5};
+  rr::SampledTokens s = rr::SampleTokens(logits, params, u, history);
+  CHECK(s.tokens[0].item<int64_t>() == 3);
+  CHECK(s.tokens[1].item<int64_t>() == 1);
+  CHECK(s.logprobs[0].item<float>() == Approx(-0.2022534).margin(1e-6));  // 3 − log(e^1 + e^−2 + e^0.5 + e^3)
+  CHECK(s.logprobs[1].item<float>() == Approx(-0.3700893).margin(1e-6));
+  CHECK_THROWS_WITH(rr::SampleTokens(logits, params, u), Catch::Contains("repetition_penalty"));
+  const std::vector<int32_t> outside = {4};
+  const std::vector<rr::TokenHistory> bad = {{outside, {}}, {prompt1, generated1}};
+  CHECK_THROWS_AS(rr::ApplyRepetitionPenalty(logits, 2.0, bad), std::invalid_argument);
+}
+
 TEST_CASE("the draw inverts the CDF of the filtered distribution") {
   // Probabilities 0.5, 0.25, 0.15, 0.1.
   at::Tensor logits = Row({std::log(0.5f), std::log(0.25f), std::log(0.15f), std::log(0.1f)});
@@ -198,6 +226,7 @@ TEST_CASE("SamplingParams::Check names the bad field") {
   CHECK_THAT(error_of([](auto& p) { p.max_new_tokens = 0; }), Catch::Contains("max_new_tokens"));
   CHECK_THAT(error_of([](auto& p) { p.eos_ids = {-1}; }), Catch::Contains("eos_ids"));
   CHECK_THAT(error_of([](auto& p) { p.stop_strings = {""}; }), Catch::Contains("stop_strings"));
+  CHECK_THAT(error_of([](auto& p) { p.repetition_penalty = 0; }), Catch::Contains("repetition_penalty"));
   std::vector<double> u = {0.5};
   rr::SamplingParams bad;
   bad.top_p = 2;
