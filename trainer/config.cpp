@@ -18,8 +18,17 @@ using common::Choices;
 using common::StringOrList;
 using common::YamlSubtree;
 
-const Choices<LossType> kLossTypes = {
-    {"grpo", LossType::kGrpo}, {"dapo", LossType::kDapo}, {"dr_grpo", LossType::kDrGrpo}};
+const Choices<LossType> kLossTypes = {{"grpo", LossType::kGrpo},
+                                      {"dapo", LossType::kDapo},
+                                      {"dr_grpo", LossType::kDrGrpo},
+                                      {"bnpo", LossType::kBnpo},
+                                      {"cispo", LossType::kCispo}};
+const Choices<ImportanceSamplingLevel> kIsLevels = {{"token", ImportanceSamplingLevel::kToken},
+                                                    {"sequence", ImportanceSamplingLevel::kSequence}};
+const Choices<RolloutIsMode> kRolloutIsModes = {{"token_truncate", RolloutIsMode::kTokenTruncate},
+                                                {"token_mask", RolloutIsMode::kTokenMask},
+                                                {"sequence_truncate", RolloutIsMode::kSequenceTruncate},
+                                                {"sequence_mask", RolloutIsMode::kSequenceMask}};
 const Choices<ScaleRewards> kScaleRewards = {{"group", ScaleRewards::kGroup},
                                              {"batch", ScaleRewards::kBatch},
                                              {"none", ScaleRewards::kNone}};
@@ -29,8 +38,8 @@ const Choices<LrSchedule> kLrSchedules = {{"constant", LrSchedule::kConstant},
 const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},    {"chatml", PromptFormat::kChatMl},
                                               {"qwen3", PromptFormat::kQwen3},    {"llama3", PromptFormat::kLlama3},
                                               {"llama3.2", PromptFormat::kLlama32}};
-const Choices<RolloutDtype> kRolloutDtypes = {{"float32", RolloutDtype::kFloat32},
-                                              {"bfloat16", RolloutDtype::kBFloat16}};
+const Choices<Precision> kPrecisions = {{"float32", Precision::kFloat32},
+                                              {"bfloat16", Precision::kBFloat16}};
 
 template <class V>
 void VisitOptimizer(V& v, OptimizerSection& o) {
@@ -135,9 +144,10 @@ void VisitRollout(V& v, RolloutSection& s) {
   v.Field("top_p", s.top_p, Between(1e-9, 1));
   v.Field("min_p", s.min_p, Between(0, 0.999999));
   v.Field("stop_strings", s.stop_strings);
+  v.Field("repetition_penalty", s.repetition_penalty, AtLeast(1e-9));
   v.Field("batch_size", s.batch_size, AtLeast(1));
   v.Field("workers", s.workers, AtLeast(1));
-  v.Choice("dtype", s.dtype, kRolloutDtypes);
+  v.Choice("dtype", s.dtype, kPrecisions);
 }
 
 template <class V>
@@ -147,6 +157,8 @@ void VisitSft(V& v, SftSection& s) {
   v.Field("max_length", s.max_length, AtLeast(2));
   VisitOptimizer(v, s.optim);
   v.Section("lora", [&] { VisitLora(v, s.lora); });
+  v.Choice("train_dtype", s.train_dtype, kPrecisions);
+  v.Field("gradient_checkpointing", s.gradient_checkpointing);
 }
 
 template <class V>
@@ -160,7 +172,11 @@ void VisitGrpo(V& v, GrpoSection& s) {
   v.Field("beta", s.beta, AtLeast(0));
   v.Field("epsilon", s.epsilon, Between(0, 1));
   v.Field("epsilon_high", s.epsilon_high, AtLeast(0));
+  v.Field("delta", s.delta, AtLeast(1));
   v.Choice("loss_type", s.loss_type, kLossTypes);
+  v.Choice("importance_sampling_level", s.importance_sampling_level, kIsLevels);
+  v.Field("top_entropy_quantile", s.top_entropy_quantile, Between(0, 1));
+  v.Field("entropy_coef", s.entropy_coef, AtLeast(0));
   v.Choice("scale_rewards", s.scale_rewards, kScaleRewards);
   v.Field("rloo", s.rloo);
   v.Field("advantage_eps", s.advantage_eps, AtLeast(0));
@@ -170,7 +186,16 @@ void VisitGrpo(V& v, GrpoSection& s) {
   v.Field("dynamic_sampling", s.dynamic_sampling);
   v.Field("dynamic_sampling_max_rounds", s.dynamic_sampling_max_rounds, AtLeast(1));
   v.Field("max_nonfinite_steps", s.max_nonfinite_steps, AtLeast(1));
+  v.Field("sync_ref_model", s.sync_ref_model);
+  v.Field("ref_model_mixup_alpha", s.ref_model_mixup_alpha, Between(0, 1));
+  v.Field("ref_model_sync_steps", s.ref_model_sync_steps, AtLeast(1));
+  v.Field("rollout_importance_sampling_correction", s.rollout_importance_sampling_correction);
+  v.Choice("rollout_importance_sampling_mode", s.rollout_importance_sampling_mode, kRolloutIsModes);
+  v.Field("rollout_importance_sampling_clip_max", s.rollout_importance_sampling_clip_max, AtLeast(1e-9));
+  v.Field("rollout_importance_sampling_clip_min", s.rollout_importance_sampling_clip_min, AtLeast(0));
   v.Section("lora", [&] { VisitLora(v, s.lora); });
+  v.Choice("train_dtype", s.train_dtype, kPrecisions);
+  v.Field("gradient_checkpointing", s.gradient_checkpointing);
 }
 
 template <class V>
@@ -233,6 +258,14 @@ void CheckConsistency(const TrainConfig& c) {
     } catch (const model::ModelError& e) {
       fail(e.what());
     }
+  }
+  if (c.grpo.sync_ref_model && (c.grpo.beta == 0 || c.grpo.lora.enabled())) {
+    fail("grpo.sync_ref_model needs a reference model: grpo.beta > 0 and no grpo.lora "
+         "(a LoRA run's reference is its frozen base)");
+  }
+  if (c.grpo.rollout_importance_sampling_clip_min &&
+      *c.grpo.rollout_importance_sampling_clip_min >= c.grpo.rollout_importance_sampling_clip_max) {
+    fail("grpo.rollout_importance_sampling_clip_min must be below grpo.rollout_importance_sampling_clip_max");
   }
   if (c.data.train_file.empty() && c.data.task.name != "fractions") {
     fail("data.task.name: unknown task '" + c.data.task.name + "' (built-in tasks: fractions)");

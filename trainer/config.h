@@ -38,12 +38,18 @@ namespace rl::trainer {
 
 using common::ConfigError;
 
-enum class LossType { kGrpo, kDapo, kDrGrpo };          // "grpo", "dapo", "dr_grpo"
+// "grpo", "dapo", "dr_grpo", "bnpo", "cispo" (TRL's GRPOConfig.loss_type)
+enum class LossType { kGrpo, kDapo, kDrGrpo, kBnpo, kCispo };
 enum class ScaleRewards { kGroup, kBatch, kNone };      // "group", "batch", "none"
 enum class LrSchedule { kConstant, kCosine, kLinear };  // "constant", "cosine", "linear"
 // "plain", "chatml" (Qwen2.5's template), "qwen3", "llama3" (Llama 3 / 3.1), "llama3.2"
 enum class PromptFormat { kPlain, kChatMl, kQwen3, kLlama3, kLlama32 };
-enum class RolloutDtype { kFloat32, kBFloat16 };        // "float32", "bfloat16"
+enum class Precision { kFloat32, kBFloat16 };        // "float32", "bfloat16"
+// The ratio π_θ/π_old per token, or GSPO's per sequence (length-normalised): "token", "sequence"
+enum class ImportanceSamplingLevel { kToken, kSequence };
+// How the sampler/trainer mismatch weights are bounded (TRL's vllm_importance_sampling_mode):
+// "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"
+enum class RolloutIsMode { kTokenTruncate, kTokenMask, kSequenceTruncate, kSequenceMask };
 
 struct RunSection {
   std::string name = "run";
@@ -128,11 +134,14 @@ struct RolloutSection {
   double top_p = 1.0;
   double min_p = 0.0;
   std::vector<std::string> stop_strings;
+  double repetition_penalty = 1.0;  // transformers' (CTRL's): 1 is none
   int64_t batch_size = 64;  // sequences decoded together (per rollout worker)
   int64_t workers = 1;      // generation threads, sharing run.threads
   // The weights completions are sampled with. bfloat16: a bf16 copy of the policy, refreshed
-  // every step (faster decoding on CPUs with bf16 kernels); the loss's log-probs stay float32.
-  RolloutDtype dtype = RolloutDtype::kFloat32;
+  // every step (faster decoding on CPUs with bf16 kernels). The loss's log-probs are the
+  // trained policy's (grpo.train_dtype); grpo.rollout_importance_sampling_correction weighs
+  // the mismatch.
+  Precision dtype = Precision::kFloat32;
 };
 
 struct OptimizerSection {
@@ -152,6 +161,10 @@ struct SftSection {
   int64_t max_length = 256;  // prompt + response tokens; longer examples are cut from the right
   OptimizerSection optim;
   model::LoraConfig lora;  // r > 0: train a LoRA adapter (rl/model/lora.h) instead of every weight
+  // bfloat16: mixed precision (matrix products and activations in bf16; float32 master weights,
+  // optimizer moments, norms, softmax and loss)
+  Precision train_dtype = Precision::kFloat32;
+  bool gradient_checkpointing = false;  // recompute each layer's activations in the backward pass
 };
 
 struct GrpoSection {
@@ -163,8 +176,12 @@ struct GrpoSection {
   OptimizerSection optim;
   double beta = 0.0;  // KL coefficient; 0 loads no reference model
   double epsilon = 0.2;
-  std::optional<double> epsilon_high;  // unset: epsilon
+  std::optional<double> epsilon_high;  // unset: epsilon. cispo: the weight's cap ε_max (TRL: 5.0)
+  std::optional<double> delta;  // INTELLECT-2's two-sided clip: the ratio capped at delta (> 1)
   LossType loss_type = LossType::kDapo;
+  ImportanceSamplingLevel importance_sampling_level = ImportanceSamplingLevel::kToken;
+  double top_entropy_quantile = 1.0;  // train only on the tokens of the top quantile of entropy
+  double entropy_coef = 0.0;          // entropy bonus: loss −= coef · mean token entropy
   ScaleRewards scale_rewards = ScaleRewards::kGroup;
   bool rloo = false;  // leave-one-out baseline instead of the group mean
   double advantage_eps = 1e-4;
@@ -174,6 +191,18 @@ struct GrpoSection {
   bool dynamic_sampling = false;    // DAPO: drop zero-variance groups, draw more prompts
   int64_t dynamic_sampling_max_rounds = 4;
   int64_t max_nonfinite_steps = 3;  // stop after this many skipped non-finite updates
+  // TR-DPO: every ref_model_sync_steps steps the reference becomes α·π_θ + (1−α)·π_ref.
+  bool sync_ref_model = false;
+  double ref_model_mixup_alpha = 0.6;
+  int64_t ref_model_sync_steps = 512;
+  // The sampler's log-probs against the trained policy's (TRL's vllm_importance_sampling_*):
+  // each token's loss is weighted by π_θ/π_sampler (detached), bounded as `mode` says.
+  bool rollout_importance_sampling_correction = false;
+  RolloutIsMode rollout_importance_sampling_mode = RolloutIsMode::kTokenTruncate;
+  double rollout_importance_sampling_clip_max = 3.0;
+  std::optional<double> rollout_importance_sampling_clip_min;  // unset: no lower bound
+  Precision train_dtype = Precision::kFloat32;  // as sft.train_dtype
+  bool gradient_checkpointing = false;
   // r > 0: train a LoRA adapter on the frozen starting policy; the KL reference is that base
   // (adapters disabled), so no second model is loaded.
   model::LoraConfig lora;

@@ -46,7 +46,7 @@ void RefreshSamplingCopy(model::DecoderImpl& copy, Policy& policy) {
 
 // The bf16 copy that rollout.dtype bfloat16 samples from; null for float32 (sample the policy).
 model::Decoder MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
-  if (config.rollout.dtype == RolloutDtype::kFloat32) return model::Decoder(nullptr);
+  if (config.rollout.dtype == Precision::kFloat32) return model::Decoder(nullptr);
   model::Decoder copy(policy.model->config(), torch::TensorOptions().dtype(torch::kBFloat16).device(policy.model->device()),
                       /*random_init=*/false);
   RefreshSamplingCopy(*copy, policy);
@@ -364,6 +364,10 @@ nlohmann::ordered_json GrpoTrainer::Step() {
   if (batch.empty()) {
     SkipUpdate(m);  // dynamic sampling found no group with signal: nothing to learn
   } else {
+    const bool bf16 = config_.grpo.train_dtype == Precision::kBFloat16;
+    TrainingPasses passes(*policy_.model, bf16, config_.grpo.gradient_checkpointing);
+    std::optional<TrainingPasses> reference_passes;  // the KL's log-probs computed as the policy's
+    if (reference_ != nullptr) reference_passes.emplace(*reference_->model, bf16, false);
     ComputeFrozenLogprobs(batch, m);  // 4
     Optimize(batch, m);               // 5
   }

@@ -117,7 +117,7 @@ class GrpoTrainer {
   data::EpochSampler sampler_;
   std::vector<torch::Tensor> parameters_;
   GradientSum gradient_sum_;  // over the ranks, overlapped with the last backward of an update
-  torch::optim::AdamW optimizer_;
+  InPlaceAdamW optimizer_;
   NonFiniteGuard guard_;
   int64_t step_ = 0;
   int64_t updates_ = 0;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include <torch/autograd.h>
+
 #include "rl/model/decoder.h"
 
 namespace rl::trainer {
@@ -74,28 +76,97 @@ TokenBatch SelectRows(const TokenBatch& batch, const torch::Tensor& rows) {
   return out;
 }
 
+namespace {
+
+// The [B,L,V] float32 logits of hidden chunk h [B,L,H] at temperature t, in the model's
+// compute dtype as DecoderImpl::Logits makes them.
+torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& weight, torch::ScalarType dtype, double t) {
+  torch::Tensor logits = torch::matmul(h.to(dtype), weight.to(dtype).t()).to(torch::kFloat32);
+  return t != 1.0 ? logits / t : logits;
+}
+
+// Log-probabilities and entropies of the target tokens from the hidden states, `chunk`
+// positions at a time, with a hand-written backward pass that recomputes each chunk's logits:
+// autograd would keep every chunk's [B,L,V] logits, log-softmax and probabilities until the
+// backward pass (0.6 GB per tensor for 8 × 128 tokens of a 151,936-word vocabulary), this keeps
+// only the hidden states. With z = logits/t, p = softmax(z), lp = z_target − logsumexp(z) and
+// H = −Σ p log p: ∂lp/∂z = onehot − p and ∂H/∂z = −p (log p + H).
+struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogprobs> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
+                                                const torch::Tensor& weight, const torch::Tensor& targets,
+                                                double t, int64_t chunk, torch::ScalarType dtype) {
+    ctx->save_for_backward({hidden, weight, targets});
+    ctx->saved_data["t"] = t;
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["dtype"] = static_cast<int64_t>(dtype);
+    const int64_t width = targets.size(1);
+    std::vector<torch::Tensor> logprobs, entropies;
+    for (int64_t start = 0; start < width; start += chunk) {
+      const int64_t len = std::min(chunk, width - start);
+      const torch::Tensor lsm = torch::log_softmax(ChunkLogits(hidden.narrow(1, start, len), weight, dtype, t), -1);
+      logprobs.push_back(lsm.gather(-1, targets.narrow(1, start, len).unsqueeze(-1)).squeeze(-1));
+      entropies.push_back(-(lsm.exp() * lsm).sum(-1));
+    }
+    return {torch::cat(logprobs, 1), torch::cat(entropies, 1)};  // [B,C] float32 each
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2];
+    const double t = ctx->saved_data["t"].toDouble();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt(), width = targets.size(1);
+    const auto dtype = static_cast<torch::ScalarType>(ctx->saved_data["dtype"].toInt());
+    const torch::Tensor w = weight.to(dtype);
+    const bool weight_grad = ctx->needs_input_grad(1);
+    torch::Tensor d_hidden = torch::zeros_like(hidden);
+    torch::Tensor d_weight = weight_grad ? torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32)) : torch::Tensor();
+    for (int64_t start = 0; start < width; start += chunk) {
+      const int64_t len = std::min(chunk, width - start);
+      const torch::Tensor h = hidden.narrow(1, start, len);
+      const torch::Tensor lsm = torch::log_softmax(ChunkLogits(h, weight, dtype, t), -1);  // [B,L,V]
+      const torch::Tensor p = lsm.exp();
+      torch::Tensor dz = torch::zeros_like(p);  // ∂loss/∂z
+      if (grad[0].defined()) {
+        const torch::Tensor g = grad[0].narrow(1, start, len).unsqueeze(-1);  // [B,L,1]
+        dz -= p * g;
+        dz.scatter_add_(-1, targets.narrow(1, start, len).unsqueeze(-1), g);
+      }
+      if (grad[1].defined()) {
+        const torch::Tensor entropy = -(p * lsm).sum(-1, /*keepdim=*/true);
+        dz -= p * (lsm + entropy) * grad[1].narrow(1, start, len).unsqueeze(-1);
+      }
+      const torch::Tensor d_logits = (t != 1.0 ? dz / t : dz).to(dtype);  // [B,L,V]
+      d_hidden.narrow(1, start, len).copy_(torch::matmul(d_logits, w));
+      if (weight_grad) d_weight += torch::matmul(d_logits.flatten(0, 1).t(), h.to(dtype).flatten(0, 1)).to(torch::kFloat32);
+    }
+    return {d_hidden, weight_grad ? d_weight.to(weight.scalar_type()) : torch::Tensor(), {}, {}, {}, {}};
+  }
+};
+
+}  // namespace
+
+TrainingPasses::TrainingPasses(model::DecoderImpl& model, bool bf16, bool gradient_checkpointing) : model_(model) {
+  model_.SetComputeDtype(bf16 ? torch::kBFloat16 : model_.dtype());
+  model_.SetGradientCheckpointing(gradient_checkpointing);
+}
+
+TrainingPasses::~TrainingPasses() {
+  model_.SetComputeDtype(model_.dtype());
+  model_.SetGradientCheckpointing(false);
+}
+
 CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const TokenBatch& batch,
                                              double temperature, int64_t chunk, bool with_entropy) {
   const double t = temperature > 0 ? temperature : 1.0;
   torch::Tensor hidden = model.Hidden(batch.input_ids, batch.positions, batch.key_mask);  // [B,P+C,H]
   const int64_t width_c = batch.completion_ids.size(1);
   torch::Tensor predicting = hidden.narrow(1, batch.prompt_width - 1, width_c);  // [B,C,H]
-  std::vector<torch::Tensor> logprobs, entropies;
-  for (int64_t start = 0; start < width_c; start += chunk) {
-    const int64_t len = std::min(chunk, width_c - start);
-    torch::Tensor logits = model.Logits(predicting.narrow(1, start, len));  // [B,len,V] float32
-    if (t != 1.0) logits = logits / t;
-    torch::Tensor log_softmax = torch::log_softmax(logits, -1);
-    torch::Tensor targets = batch.completion_ids.narrow(1, start, len).unsqueeze(-1);
-    logprobs.push_back(log_softmax.gather(-1, targets).squeeze(-1));
-    if (with_entropy) {
-      torch::NoGradGuard no_grad;
-      entropies.push_back(-(log_softmax.exp() * log_softmax).sum(-1));
-    }
-  }
+  const auto outputs = ChunkedTokenLogprobs::apply(predicting, model.OutputWeight(), batch.completion_ids, t,
+                                                   chunk, model.compute_dtype());
   CompletionLogprobs out;
-  out.logprobs = torch::cat(logprobs, 1) * batch.completion_mask;
-  if (with_entropy) out.entropy = torch::cat(entropies, 1).detach();
+  out.logprobs = outputs[0] * batch.completion_mask;
+  if (with_entropy) out.entropy = outputs[1] * batch.completion_mask;
   return out;
 }
 

@@ -11,8 +11,11 @@
 // predict completion token j come from hidden position P − 1 + j.
 //
 // Memory: the model runs once over [B, P+C] for the hidden states; the [.., V] logits are
-// then made `chunk` completion positions at a time, so a pass without gradient never holds
-// more than B × chunk × V logits (the vocabulary of real models is ~150k).
+// then made `chunk` completion positions at a time and never kept: the backward pass recomputes
+// them chunk by chunk (a hand-written gradient of log-softmax and entropy), so neither a pass
+// without gradient nor one with it holds more than B × chunk × V logits at once (the vocabulary
+// of real models is ~150k). The products run in the model's compute dtype (mixed precision:
+// DecoderImpl::SetComputeDtype), the softmax in float32.
 //
 // Thread safety: pure functions; the model is only read.
 #pragma once
@@ -48,7 +51,25 @@ TokenBatch SelectRows(const TokenBatch& batch, const torch::Tensor& rows);
 
 struct CompletionLogprobs {
   torch::Tensor logprobs;  // [B, C] float32, 0 on padding
-  torch::Tensor entropy;   // [B, C] float32 (detached), or undefined
+  torch::Tensor entropy;   // [B, C] float32, 0 on padding (differentiable like logprobs), or undefined
+};
+
+// Mixed precision (bf16 products, rl/model/decoder.h's SetComputeDtype) and activation
+// checkpointing for a training stage's log-prob passes and backward passes, on `model` for
+// this object's lifetime (grpo./sft.train_dtype and gradient_checkpointing):
+//
+//   { TrainingPasses passes(*policy.model, /*bf16=*/true, /*gradient_checkpointing=*/true);
+//     ... ComputeCompletionLogprobs(...), loss.backward() ... }   // sampling and evaluation
+//                                                                 // run outside it
+class TrainingPasses {
+ public:
+  TrainingPasses(model::DecoderImpl& model, bool bf16, bool gradient_checkpointing);
+  ~TrainingPasses();  // the model computes in its own dtype again, without checkpointing
+  TrainingPasses(const TrainingPasses&) = delete;
+  TrainingPasses& operator=(const TrainingPasses&) = delete;
+
+ private:
+  model::DecoderImpl& model_;
 };
 
 // temperature <= 0 is read as 1 (greedy sampling reports log-probs at temperature 1).

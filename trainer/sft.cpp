@@ -93,10 +93,11 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
   data::EpochSampler sampler(static_cast<int64_t>(data.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "sft order"),
                              config.data.shuffle);
   std::vector<torch::Tensor> parameters = TrainableParameters(policy);  // the adapters with LoRA
-  torch::optim::AdamW adamw = MakeAdamW(parameters, sft.optim);
+  InPlaceAdamW adamw = MakeAdamW(parameters, sft.optim);
   GradientSum gradient_sum(world, parameters);
   NonFiniteGuard guard(config.grpo.max_nonfinite_steps);
   policy.model->train();
+  TrainingPasses passes(*policy.model, sft.train_dtype == Precision::kBFloat16, sft.gradient_checkpointing);
 
   SftSummary summary;
   double tail_sum = 0;

@@ -10,10 +10,12 @@
 //   grpo_step_bench --shape qwen2.5-0.5b --layers 4   # its width and vocabulary, 4 of its 24 layers
 //   grpo_step_bench --shape qwen2.5-1.5b --lora 16    # LoRA r=16 on every linear module; the
 //                                                     # KL reference is the base (no second copy)
+//   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16 --train-dtype bfloat16 \
+//                   --gradient-checkpointing --micro-batch 8     # bf16 mixed precision
 //
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
-// beta > 0, so both the old and the reference log-prob passes run. Prints one line per step
+// beta > 0 (--mini-batches, --beta), so both the old and the reference log-prob passes run. Prints one line per step
 // and the median of each phase. With --ranks N the bench starts N local processes as
 // `rl train --nproc N` does (each with --threads threads, default the cores divided by N), they
 // split every step's batch and sum their gradients over c10d/Gloo, and rank 0 prints;
@@ -79,7 +81,10 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   CLI::App app{"GRPO step benchmark"};
-  std::string shape = "tiny", rollout_dtype = "float32";
+  std::string shape = "tiny", rollout_dtype = "float32", train_dtype = "float32";
+  bool checkpointing = false;
+  int64_t mini_batches = 2;
+  double beta = 0.04;
   int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1, layers = 0;
   int64_t lora = 0;
   app.add_option("--shape", shape, "tiny | qwen2.5-0.5b | qwen2.5-1.5b | qwen3-1.7b")
@@ -96,6 +101,12 @@ int main(int argc, char** argv) {
   app.add_option("--micro-batch", micro, "sequences per forward/backward and per generation batch");
   app.add_option("--rollout-dtype", rollout_dtype, "rollout.dtype: weights the completions are sampled with")
       ->check(CLI::IsMember({"float32", "bfloat16"}));
+  app.add_option("--train-dtype", train_dtype, "grpo.train_dtype: bfloat16 is mixed precision")
+      ->check(CLI::IsMember({"float32", "bfloat16"}));
+  app.add_flag("--gradient-checkpointing", checkpointing, "grpo.gradient_checkpointing: recompute each layer");
+  app.add_option("--mini-batches", mini_batches, "grpo.num_mini_batches (1 with one iteration: no old log-prob pass)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--beta", beta, "grpo.beta (0: no reference log-prob pass)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
 
   // The launcher re-runs this program with the torchrun variables set; each run is a rank.
@@ -105,18 +116,20 @@ int main(int argc, char** argv) {
   const std::optional<WorldSpec> spec = WorldFromEnvironment();
   const World world = spec ? World::Join(*spec, std::chrono::minutes(30)) : World();
   rl::model::ConfigureThreads(static_cast<int>(ThreadsPerRank(threads, world)));
-  // rollout.dtype goes through the config parser, so the bench reads it as `rl train` does.
-  TrainConfig config = ParseTrainConfig(
-      "rewards: {spec_file: configs/rewards/r1.yaml}\nrollout: {dtype: " + rollout_dtype + "}\n", "bench");
+  // The dtypes go through the config parser, so the bench reads them as `rl train` does.
+  TrainConfig config = ParseTrainConfig("rewards: {spec_file: configs/rewards/r1.yaml}\nrollout: {dtype: " + rollout_dtype +
+                                            "}\ngrpo: {train_dtype: " + train_dtype + "}\n",
+                                        "bench");
+  config.grpo.gradient_checkpointing = checkpointing;
   config.run.threads = threads;
   config.rollout.num_generations = group;
   config.rollout.max_new_tokens = new_tokens;
   config.rollout.batch_size = micro;
   config.grpo.steps = steps;
   config.grpo.prompts_per_step = prompts;
-  config.grpo.num_mini_batches = 2;
-  config.grpo.gradient_accumulation_steps = std::max<int64_t>(prompts * group / 2 / micro, 1);
-  config.grpo.beta = 0.04;
+  config.grpo.num_mini_batches = mini_batches;
+  config.grpo.gradient_accumulation_steps = std::max<int64_t>(prompts * group / mini_batches / micro, 1);
+  config.grpo.beta = beta;
   config.grpo.optim.learning_rate = 1e-6;
 
   // A small trained tokenizer decodes the text the rules see; ids beyond its vocabulary (the
@@ -133,7 +146,7 @@ int main(int argc, char** argv) {
     config.grpo.lora.r = lora;
     config.grpo.lora.alpha = 2.0 * static_cast<double>(lora);
     AttachAdapters(policy, config.grpo.lora, "random-base", 1);
-  } else {
+  } else if (beta > 0) {
     reference = policy;
     reference->model = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
   }
@@ -151,11 +164,12 @@ int main(int argc, char** argv) {
   for (const auto& p : TrainableParameters(policy)) trainable += p.numel();
   if (world.is_main()) {
     std::printf("shape %s, %lld layers (%.1fM parameters, %.1fM trained%s), %lld prompts x G=%lld, %lld new tokens, "
-                "%d rank(s) x %d thread(s), rollout %s\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
+                "%d rank(s) x %d thread(s), rollout %s, training %s%s, micro-batch %lld, %lld mini-batch(es), beta %g\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
                 static_cast<double>(parameters) / 1e6, static_cast<double>(trainable) / 1e6,
                 lora > 0 ? (", LoRA r " + std::to_string(lora)).c_str() : "", static_cast<long long>(prompts),
                 static_cast<long long>(group), static_cast<long long>(new_tokens), world.size(),
-                torch::get_num_threads(), rollout_dtype.c_str());
+                torch::get_num_threads(), rollout_dtype.c_str(), train_dtype.c_str(),
+                checkpointing ? " checkpointed" : "", static_cast<long long>(micro), static_cast<long long>(mini_batches), beta);
   }
 
   Scorer scorer = MakeScorer(config.rewards);

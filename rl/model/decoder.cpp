@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -129,8 +130,12 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
   return y.view(sizes);
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = LinearForward(x, weight, bias, bf16_kernel);  // [..., in] -> [..., out]
+torch::Tensor LinearImpl::forward(const torch::Tensor& x_in) {
+  const bool cast = compute_dtype != torch::ScalarType::Undefined;
+  const torch::Tensor x = cast ? x_in.to(compute_dtype) : x_in;
+  const torch::Tensor w = cast ? weight.to(compute_dtype) : weight;
+  const torch::Tensor b = cast && bias.defined() ? bias.to(compute_dtype) : bias;
+  torch::Tensor y = LinearForward(x, w, b, bf16_kernel);  // [..., in] -> [..., out]
   if (lora && lora->enabled) y = y + lora->Update(x, is_training());
   return y;
 }
@@ -155,7 +160,8 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
   // x [..., C]: statistics in float32 at least.
   const torch::Tensor xf = x.to(StatisticsDtype(x.scalar_type()));
   const torch::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return weight * (xf * torch::rsqrt(variance + eps)).to(x.scalar_type());
+  // In x's dtype: under mixed precision a bf16 input (Qwen3's q/k norms) stays bf16.
+  return weight.to(x.scalar_type()) * (xf * torch::rsqrt(variance + eps)).to(x.scalar_type());
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
@@ -326,6 +332,42 @@ void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
   }
 }
 
+// Activation checkpointing of one layer, as torch.utils.checkpoint's reentrant variant: the
+// forward pass runs without recording and keeps only the layer's input; the backward pass
+// recomputes the layer with recording on and backpropagates through it, which accumulates the
+// parameters' gradients directly and returns the input's. The CPU generator's state is put back
+// for the recomputation so that dropout (LoRA's) draws the mask it drew the first time.
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, DecoderImpl* model,
+                               int64_t layer, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& allowed) {
+    ctx->save_for_backward({x, cos, sin, allowed});
+    // saved_data holds IValues; the model outlives the graph (the trainer owns both).
+    ctx->saved_data["model"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(model));
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["generator"] = at::detail::getDefaultCPUGenerator().get_state();
+    return model->Layer(layer, x, cos, sin, allowed, nullptr);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    auto* model = reinterpret_cast<DecoderImpl*>(static_cast<intptr_t>(ctx->saved_data["model"].toInt()));
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    const torch::Tensor now = generator.get_state();
+    generator.set_state(ctx->saved_data["generator"].toTensor());
+    torch::Tensor x = saved[0].detach().requires_grad_(true);
+    torch::Tensor y;
+    {
+      torch::AutoGradMode recording(true);
+      y = model->Layer(ctx->saved_data["layer"].toInt(), x, saved[1], saved[2], saved[3], nullptr);
+    }
+    generator.set_state(now);
+    torch::autograd::backward({y}, {grad[0]});
+    return {x.grad(), {}, {}, {}, {}, {}};
+  }
+};
+
 }  // namespace
 
 torch::Tensor DecoderImpl::Hidden(const torch::Tensor& input_ids, const torch::Tensor& positions_in,
@@ -341,16 +383,28 @@ torch::Tensor DecoderImpl::Hidden(const torch::Tensor& input_ids, const torch::T
                                      ? key_mask_in
                                      : torch::ones({B, past + T}, long_options.dtype(torch::kBool));
 
-  torch::Tensor x = model->embed_tokens(input_ids);  // [B,T,C]
-  const auto [cos, sin] = RopeTables(positions, config_, x.scalar_type());
+  if (cache != nullptr && compute_dtype() != dtype()) {
+    throw ModelError("Decoder::Hidden: mixed precision is for passes without a KV cache");
+  }
+  torch::Tensor x = model->embed_tokens(input_ids);  // [B,T,C], the residual stream in the model's dtype
+  const auto [cos, sin] = RopeTables(positions, config_, compute_dtype());
   const torch::Tensor allowed = AttentionAllowed(key_mask, past, T);  // [B,1,T,S]
+  const bool checkpoint = checkpoint_layers_ && cache == nullptr && torch::GradMode::is_enabled();
+  // A checkpointed layer is differentiable only through its input: with frozen embeddings
+  // (LoRA) that input must itself ask for a gradient, or no layer's backward would run.
+  if (checkpoint && !x.requires_grad()) x = x.detach().requires_grad_(true);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    DecoderLayerImpl& layer = *model->layers[l];
-    x = x + Attention(*layer.self_attn, layer.input_layernorm(x), cos, sin, allowed, cache, l);
-    x = x + layer.mlp(layer.post_attention_layernorm(x));
+    x = checkpoint ? CheckpointedLayer::apply(x, this, l, cos, sin, allowed) : Layer(l, x, cos, sin, allowed, cache);
   }
   if (cache != nullptr) cache->length_ = past + T;
   return model->norm(x);  // [B,T,C]
+}
+
+torch::Tensor DecoderImpl::Layer(int64_t l, const torch::Tensor& x_in, const torch::Tensor& cos,
+                                 const torch::Tensor& sin, const torch::Tensor& allowed, KvCache* cache) {
+  DecoderLayerImpl& layer = *model->layers[l];
+  torch::Tensor x = x_in + Attention(*layer.self_attn, layer.input_layernorm(x_in), cos, sin, allowed, cache, l);
+  return x + layer.mlp(layer.post_attention_layernorm(x));
 }
 
 torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tensor& x,
@@ -393,7 +447,7 @@ torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tenso
       scores.to(StatisticsDtype(scores.scalar_type()))
           .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
           .softmax(-1)
-          .to(x.scalar_type());                                             // [B,H,T,S]
+          .to(v.scalar_type());                                             // [B,H,T,S]
   const torch::Tensor out = torch::matmul(probs.view({B, K, R * T, S}), v)  // [B,K,R*T,D]
                                 .view({B, H, T, D})
                                 .transpose(1, 2)
@@ -403,9 +457,28 @@ torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tenso
 
 torch::Tensor DecoderImpl::Logits(const torch::Tensor& hidden) {
   // [..., C] -> [..., V], computed in the model's dtype as transformers does, returned in float32.
-  const torch::Tensor& w =
-      config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
-  return LinearForward(hidden, w, {}, bf16_kernel_).to(torch::kFloat32);
+  const torch::ScalarType dtype = compute_dtype();
+  return LinearForward(hidden.to(dtype), OutputWeight().to(dtype), {}, bf16_kernel_).to(torch::kFloat32);
+}
+
+torch::Tensor& DecoderImpl::OutputWeight() {
+  return config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
+}
+
+void DecoderImpl::SetComputeDtype(torch::ScalarType dtype) {
+  if (dtype == this->dtype()) dtype = torch::ScalarType::Undefined;
+  if (dtype != torch::ScalarType::Undefined && dtype != torch::kBFloat16) {
+    throw ModelError(std::string("SetComputeDtype: mixed precision computes in bfloat16, not ") +
+                     c10::toString(dtype));
+  }
+  compute_dtype_ = dtype;
+  for (const auto& module : modules()) {
+    if (auto* linear = module->as<LinearImpl>()) linear->compute_dtype = dtype;
+  }
+}
+
+torch::ScalarType DecoderImpl::compute_dtype() const {
+  return compute_dtype_ == torch::ScalarType::Undefined ? dtype() : compute_dtype_;
 }
 
 void DecoderImpl::UseBf16Kernel(Bf16Kernel kernel) {

@@ -101,6 +101,8 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
 // y = x W^T (+ b), with HF names "weight" and "bias", through LinearForward, plus a LoRA
 // adapter's update when one is attached and enabled (rl/model/lora.h; not a registered
 // parameter, so the model's named_parameters() stay the Hugging Face checkpoint's).
+// With compute_dtype set (mixed precision, DecoderImpl::SetComputeDtype), x, W and b are cast
+// to it first and y is in it; the casts are differentiable, so W's gradient arrives in W's dtype.
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
@@ -108,6 +110,7 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor weight, bias;
   Bf16Kernel bf16_kernel = BestBf16Kernel();
   std::shared_ptr<LoraAdapter> lora;  // null: none
+  torch::ScalarType compute_dtype = torch::ScalarType::Undefined;  // Undefined: the input's
 };
 TORCH_MODULE(Linear);
 
@@ -191,6 +194,26 @@ class DecoderImpl : public torch::nn::Module {
   // Copies every parameter of `other` (same shapes) into this model, converting dtype/device:
   // e.g. a frozen reference model for the KL term. Does not change requires_grad.
   void CopyWeightsFrom(DecoderImpl& other);
+  // Mixed precision, as autocast does it: with dtype kBFloat16, a float32 model computes every
+  // matrix product (projections, attention, lm_head) and the activations between them in bf16
+  // from bf16 casts of its weights, while the residual stream, RMSNorm statistics, softmax and
+  // the returned logits stay float32 and gradients reach the float32 weights. The model's own
+  // dtype (kUndefined) turns it off. Only for the log-prob and training passes: decoding would
+  // cast every weight per token (sample with a bf16 copy instead). Not while another thread
+  // runs this model.
+  void SetComputeDtype(torch::ScalarType dtype);
+  torch::ScalarType compute_dtype() const;  // the model's dtype when mixed precision is off
+  // Activation checkpointing: in a forward pass that records gradients (no KV cache), each layer
+  // keeps only its input and recomputes its activations during the backward pass (with the
+  // random state of the forward pass, so LoRA dropout draws the same mask). Memory per layer
+  // falls from the activations of attention and MLP to one [B,T,C] tensor, for ~1/3 more compute.
+  void SetGradientCheckpointing(bool on) { checkpoint_layers_ = on; }
+  // The [V,C] matrix of Logits(): lm_head's weight, or the embeddings when tied.
+  torch::Tensor& OutputWeight();
+  // Decoder layer `layer` on the residual stream x [B,T,C] (Hidden's loop body; public for the
+  // checkpointed recomputation). cos, sin [B,1,T,D] and allowed [B,1,T,S] as Hidden makes them.
+  torch::Tensor Layer(int64_t layer, const torch::Tensor& x, const torch::Tensor& cos,
+                      const torch::Tensor& sin, const torch::Tensor& allowed, KvCache* cache);
   // Chooses the CPU kernel of every bf16 product at inference (default: the fastest this CPU
   // runs; kNone: LibTorch's). Kernels round differently, so logits differ in the last bf16 bit.
   // Throws ModelError when this CPU cannot run `kernel`.
@@ -205,6 +228,8 @@ class DecoderImpl : public torch::nn::Module {
                           const torch::Tensor& allowed, KvCache* cache, int64_t layer);
   DecoderConfig config_;
   Bf16Kernel bf16_kernel_ = BestBf16Kernel();
+  torch::ScalarType compute_dtype_ = torch::ScalarType::Undefined;
+  bool checkpoint_layers_ = false;
 };
 TORCH_MODULE(Decoder);
 

@@ -92,14 +92,14 @@ TEST_CASE("an error carries its file, line and key path as data", "[config]") {
 
 TEST_CASE("rollout.dtype: float32 by default, bfloat16 on request, printed either way", "[config]") {
   TrainConfig defaults = ParseTrainConfig("rollout: {num_generations: 4}\n", "d.yaml");
-  CHECK(defaults.rollout.dtype == RolloutDtype::kFloat32);
+  CHECK(defaults.rollout.dtype == Precision::kFloat32);
   CHECK_THAT(ToYaml(defaults), Catch::Contains("dtype: float32"));
 
   TrainConfig bf16 = ParseTrainConfig("rollout:\n  dtype: bfloat16\n", "b.yaml");
-  CHECK(bf16.rollout.dtype == RolloutDtype::kBFloat16);
+  CHECK(bf16.rollout.dtype == Precision::kBFloat16);
   const std::string printed = ToYaml(bf16);
   CHECK_THAT(printed, Catch::Contains("dtype: bfloat16"));
-  CHECK(ParseTrainConfig(printed, "printed").rollout.dtype == RolloutDtype::kBFloat16);
+  CHECK(ParseTrainConfig(printed, "printed").rollout.dtype == Precision::kBFloat16);
 
   CHECK_THROWS_WITH(ParseTrainConfig("run: {seed: 1}\nrollout:\n  top_k: 5\n  dtype: fp16\n", "c.yaml"),
                     Catch::StartsWith("c.yaml:4: rollout.dtype: expected one of 'float32', 'bfloat16', got 'fp16'"));

@@ -85,7 +85,7 @@ bool Unchanged(Policy& policy, const std::vector<torch::Tensor>& before) {
 }
 
 // Two prompts per step, three completions each, every group with signal.
-TrainConfig SamplingConfig(RolloutDtype dtype) {
+TrainConfig SamplingConfig(Precision dtype) {
   TrainConfig c = DynamicConfig(/*max_rounds=*/1, /*mini_batches=*/1);
   c.grpo.dynamic_sampling = false;
   c.grpo.steps = 2;
@@ -128,12 +128,12 @@ void CheckFinite(const nlohmann::ordered_json& metrics) {
 TEST_CASE("rollout.dtype bfloat16 samples with a bf16 copy of the policy", "[grpo][rollout_dtype]") {
   const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied"});
   // The sampler's log-probs of the first step's completions, same seed, same initial policy.
-  auto first_step = [&](RolloutDtype dtype) {
+  auto first_step = [&](Precision dtype) {
     const TrainConfig config = SamplingConfig(dtype);
     Policy policy = TinyPolicy(config);
     SamplerLogprobs recorded;
     GrpoTrainer trainer(config, policy, nullptr, prompts, recorded.Scorer(), kOneProcess);
-    if (dtype == RolloutDtype::kFloat32) {
+    if (dtype == Precision::kFloat32) {
       CHECK(&trainer.sampling_model() == policy.model.get());  // no copy: today's sampling
     } else {
       CHECK(trainer.sampling_model().dtype() == torch::kBFloat16);
@@ -141,16 +141,16 @@ TEST_CASE("rollout.dtype bfloat16 samples with a bf16 copy of the policy", "[grp
     trainer.Step();
     return recorded.by_sequence;
   };
-  const auto float32 = first_step(RolloutDtype::kFloat32);
-  const auto bfloat16 = first_step(RolloutDtype::kBFloat16);
+  const auto float32 = first_step(Precision::kFloat32);
+  const auto bfloat16 = first_step(Precision::kBFloat16);
   CHECK(float32.size() == 6);
   CHECK(bfloat16.size() == 6);
-  CHECK(first_step(RolloutDtype::kFloat32) == float32);  // deterministic: a difference is the dtype's
+  CHECK(first_step(Precision::kFloat32) == float32);  // deterministic: a difference is the dtype's
   CHECK(bfloat16 != float32);
 }
 
 TEST_CASE("the bf16 sampling copy is refreshed from the updated policy at every step", "[grpo][rollout_dtype]") {
-  const TrainConfig config = SamplingConfig(RolloutDtype::kBFloat16);
+  const TrainConfig config = SamplingConfig(Precision::kBFloat16);
   Policy policy = TinyPolicy(config);
   const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied", "varied", "varied"});
   GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);

@@ -1,8 +1,11 @@
 // The gradient of the GRPO loss through a tiny Qwen2, checked against central finite
-// differences with double-precision weights: the analytic gradient LibTorch computes must be
-// the derivative of the loss the trainer reports. The model keeps RMSNorm, the attention
-// softmax and the logits in float32 (as transformers does), so values carry float32 rounding
-// (~1e-7 relative); the step h = 1e-3 and the tolerance are chosen for that.
+// differences with double-precision weights: the analytic gradient LibTorch computes (and the
+// hand-written gradient of the chunked log-softmax, trainer/logprobs.cpp) must be the
+// derivative of the loss the trainer reports, with and without activation checkpointing and an
+// entropy term. The model keeps RMSNorm, the attention softmax and the logits in float32 (as
+// transformers does), so values carry float32 rounding (~1e-7 relative); the step h = 1e-3 and
+// the tolerance are chosen for that. Mixed precision (bf16 products) is then compared with
+// float32 on the same model, within bounds stated below.
 #include <cmath>
 
 #include <torch/types.h>
@@ -15,8 +18,9 @@
 
 using namespace rl::trainer;
 
-TEST_CASE("GRPO loss gradient through a tiny model matches finite differences", "[loss][gradient]") {
-  torch::manual_seed(11);
+namespace {
+
+rl::model::DecoderConfig TinyShape() {
   rl::model::DecoderConfig shape = rl::model::DecoderConfig::Tiny(/*vocab_size=*/40);
   shape.hidden_size = 16;
   shape.intermediate_size = 24;
@@ -24,39 +28,52 @@ TEST_CASE("GRPO loss gradient through a tiny model matches finite differences", 
   shape.num_key_value_heads = 1;
   shape.head_dim = 8;
   shape.initializer_range = 0.3;  // large weights: non-trivial log-probs
-  rl::model::Decoder model(shape, torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
+  return shape;
+}
 
+TokenBatch TinyBatch() {
   std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4, 5}};
   std::vector<std::vector<int32_t>> completions = {{6, 7, 8, 9}, {10, 11}};
-  TokenBatch batch = MakeTokenBatch(prompts, completions);
+  return MakeTokenBatch(prompts, completions);
+}
 
-  torch::Tensor reference_shift = torch::tensor({0.3, -0.2, 0.1, 0.05, -0.1, 0.2, 0.0, 0.0}, torch::kDouble).view({2, 4});
-  // Old and reference log-probs fixed near the current ones (ratios inside the clip range, so
-  // the objective is smooth where the differences are taken), held constant while the
-  // weights move.
-  torch::Tensor base_logprobs;
-  {
-    torch::NoGradGuard no_grad;
-    base_logprobs = ComputeCompletionLogprobs(*model, batch, 0.7, 3, false).logprobs.to(torch::kDouble);
-  }
-  auto loss_with_fixed = [&](bool grad) {
-    torch::AutoGradMode mode(grad);
-    CompletionLogprobs lp = ComputeCompletionLogprobs(*model, batch, 0.7, 3, false);
-    PolicyLossInputs in;
-    in.logprobs = lp.logprobs.to(torch::kDouble);
-    in.old_logprobs = base_logprobs - 0.05;
-    in.ref_logprobs = base_logprobs + reference_shift;
-    in.advantages = torch::tensor({1.3, -0.7}, torch::kDouble);
-    in.mask = batch.completion_mask.to(torch::kDouble);
-    PolicyLossOptions options;
-    options.loss_type = LossType::kGrpo;
-    options.beta = 0.5;
-    return ComputePolicyLoss(in, options).loss;
-  };
-  model->zero_grad();
-  loss_with_fixed(true).backward();
+// The GRPO loss (grpo normalisation, beta 0.5) minus entropy_weight × the masked mean entropy,
+// with old and reference log-probs fixed near `base` (ratios inside the clip range, so the
+// objective is smooth where differences are taken).
+torch::Tensor Loss(rl::model::DecoderImpl& model, const TokenBatch& batch, const torch::Tensor& base,
+                   double entropy_weight, bool grad) {
+  torch::AutoGradMode mode(grad);
+  const torch::Tensor reference_shift =
+      torch::tensor({0.3, -0.2, 0.1, 0.05, -0.1, 0.2, 0.0, 0.0}, torch::kDouble).view({2, 4});
+  CompletionLogprobs lp = ComputeCompletionLogprobs(model, batch, 0.7, 3, entropy_weight != 0);
+  PolicyLossInputs in;
+  in.logprobs = lp.logprobs.to(torch::kDouble);
+  in.old_logprobs = base - 0.05;
+  in.ref_logprobs = base + reference_shift;
+  in.advantages = torch::tensor({1.3, -0.7}, torch::kDouble);
+  in.mask = batch.completion_mask.to(torch::kDouble);
+  PolicyLossOptions options;
+  options.loss_type = LossType::kGrpo;
+  options.beta = 0.5;
+  torch::Tensor loss = ComputePolicyLoss(in, options).loss;
+  if (entropy_weight != 0) loss = loss - entropy_weight * lp.entropy.to(torch::kDouble).sum() / in.mask.sum();
+  return loss;
+}
+
+torch::Tensor BaseLogprobs(rl::model::DecoderImpl& model, const TokenBatch& batch) {
+  torch::NoGradGuard no_grad;
+  return ComputeCompletionLogprobs(model, batch, 0.7, 3, false).logprobs.to(torch::kDouble);
+}
+
+// Checks the largest-gradient entry of every parameter tensor against central differences;
+// returns how many were checked.
+int CheckAgainstFiniteDifferences(rl::model::DecoderImpl& model, double entropy_weight) {
+  const TokenBatch batch = TinyBatch();
+  const torch::Tensor base = BaseLogprobs(model, batch);
+  model.zero_grad();
+  Loss(model, batch, base, entropy_weight, true).backward();
   int checked = 0;
-  for (auto& named : model->named_parameters()) {
+  for (auto& named : model.named_parameters()) {
     torch::Tensor p = named.value();
     torch::Tensor g = p.grad().reshape({-1});
     // The entry with the largest gradient of each tensor (a well-conditioned difference).
@@ -67,14 +84,100 @@ TEST_CASE("GRPO loss gradient through a tiny model matches finite differences", 
     torch::Tensor flat = p.detach().view({-1});
     const double original = flat[i].item<double>();
     flat[i] = original + h;
-    const double up = loss_with_fixed(false).item<double>();
+    const double up = Loss(model, batch, base, entropy_weight, false).item<double>();
     flat[i] = original - h;
-    const double down = loss_with_fixed(false).item<double>();
+    const double down = Loss(model, batch, base, entropy_weight, false).item<double>();
     flat[i] = original;
     const double numeric = (up - down) / (2 * h);
     INFO(named.key() << "[" << i << "]: analytic " << analytic << ", numeric " << numeric);
     CHECK(numeric == Approx(analytic).epsilon(2e-2).margin(2e-4));
     ++checked;
   }
-  CHECK(checked >= 10);
+  return checked;
+}
+
+}  // namespace
+
+TEST_CASE("GRPO loss gradient through a tiny model matches finite differences", "[loss][gradient]") {
+  torch::manual_seed(11);
+  rl::model::Decoder model(TinyShape(), torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
+  CHECK(CheckAgainstFiniteDifferences(*model, 0.0) >= 10);
+}
+
+TEST_CASE("With activation checkpointing and an entropy bonus the gradient still matches", "[loss][gradient]") {
+  torch::manual_seed(11);
+  rl::model::Decoder model(TinyShape(), torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
+  TrainingPasses passes(*model, /*bf16=*/false, /*gradient_checkpointing=*/true);
+  CHECK(CheckAgainstFiniteDifferences(*model, 0.3) >= 10);
+}
+
+TEST_CASE("Checkpointed layers give the gradients of the plain pass, LoRA dropout included", "[loss][gradient]") {
+  torch::manual_seed(5);
+  rl::model::Decoder model(TinyShape(), torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
+  rl::model::LoraConfig lora;
+  lora.r = 4;
+  lora.dropout = 0.3;
+  lora.target_modules = {"q_proj", "v_proj", "down_proj"};
+  rl::model::AttachLora(*model, lora, 3);
+  {
+    torch::NoGradGuard init;
+    for (torch::Tensor& p : rl::model::LoraParameters(*model)) p.normal_(0, 0.2);  // B is zero at first
+  }
+  model->train();
+  const TokenBatch batch = TinyBatch();
+  const torch::Tensor base = BaseLogprobs(*model, batch);
+  auto gradients = [&](bool checkpoint) {
+    TrainingPasses passes(*model, false, checkpoint);
+    // Adapters are not registered parameters: Module::zero_grad does not reach them.
+    for (torch::Tensor& p : rl::model::LoraParameters(*model)) p.mutable_grad() = torch::Tensor();
+    torch::manual_seed(9);  // the same dropout masks in both runs
+    Loss(*model, batch, base, 0.1, true).backward();
+    std::vector<torch::Tensor> out;
+    for (const torch::Tensor& p : rl::model::LoraParameters(*model)) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto plain = gradients(false), checkpointed = gradients(true);
+  REQUIRE(plain.size() == checkpointed.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    INFO("adapter tensor " << i);
+    CHECK(plain[i].abs().sum().item<double>() > 0);
+    CHECK(torch::allclose(plain[i], checkpointed[i], /*rtol=*/1e-5, /*atol=*/1e-7));
+  }
+}
+
+// bf16 has 8 significant bits (relative rounding 2^-9 ≈ 0.2%): products of 16-64 terms carry a
+// few tenths of a percent, so the loss is compared within 2% and the gradient by direction
+// (cosine similarity above 0.99) and size (norm within 5%).
+TEST_CASE("Mixed precision gives float32's loss and gradient within bf16's rounding", "[loss][gradient][bf16]") {
+  torch::manual_seed(7);
+  rl::model::DecoderConfig shape = TinyShape();
+  shape.hidden_size = 64;
+  shape.intermediate_size = 128;
+  shape.num_attention_heads = 4;
+  shape.num_key_value_heads = 2;
+  shape.head_dim = 16;
+  shape.initializer_range = 0.1;
+  rl::model::Decoder model(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
+  const TokenBatch batch = TinyBatch();
+  const torch::Tensor base = BaseLogprobs(*model, batch);
+  auto run = [&](bool bf16) {
+    TrainingPasses passes(*model, bf16, false);
+    model->zero_grad();
+    Loss(*model, batch, base, 0.0, true).backward();
+    std::vector<torch::Tensor> grads;
+    for (const torch::Tensor& p : model->parameters()) grads.push_back(p.grad().reshape({-1}));
+    return torch::cat(grads);
+  };
+  const torch::Tensor f32 = run(false), bf16 = run(true);
+  CHECK(bf16.scalar_type() == torch::kFloat32);  // gradients reach the float32 master weights
+  const double cosine = (f32 * bf16).sum().item<double>() / (f32.norm() * bf16.norm()).item<double>();
+  CHECK(cosine > 0.99);
+  CHECK(bf16.norm().item<double>() == Approx(f32.norm().item<double>()).epsilon(0.05));
+  auto loss = [&](bool bf16) {
+    TrainingPasses passes(*model, bf16, false);
+    return Loss(*model, batch, base, 0.0, false).item<double>();
+  };
+  const double loss_bf16 = loss(true), loss_f32 = loss(false);
+  CHECK(loss_bf16 == Approx(loss_f32).epsilon(0.02));
+  CHECK(loss_bf16 != loss_f32);  // the products did run in bf16
 }
