@@ -2,10 +2,11 @@
 //
 //   rl plot runs/quickstart              # runs/quickstart/run.png (and run.gp beside it)
 //
-// Panels against the GRPO step, from RUN_DIR/metrics.jsonl: reward and each rule's mean,
-// accuracy (the accuracy rule in training, the held-out evaluations during GRPO), KL, entropy,
-// clip ratios, completion length, the shares of clipped completions and of groups without
-// signal, the gradient norm; and the held-out evaluation before and after GRPO from
+// Panels against the GRPO step, from RUN_DIR/metrics.jsonl: reward and each rule's mean;
+// accuracy (the accuracy rule in training; held out: before GRPO at step 0, during GRPO every
+// eval.every steps, after GRPO at the last step); KL; entropy; clip ratios; completion length;
+// the shares of clipped completions and of groups without signal; the gradient norm; and the
+// held-out format rate and accuracy before and after GRPO as bars. The evaluations come from
 // RUN_DIR/eval.json (or eval_before_grpo.json while a run is going). A panel whose metric the
 // run did not log (kl with beta 0) says so.
 //
@@ -55,13 +56,16 @@ struct PlotFlags {
 struct Series {
   std::string key;    // a metrics.jsonl key
   std::string title;  // the legend's
-  bool points = false;  // sparse series (evaluations) as points, the others as lines
+  bool sparse = false;  // logged at some steps only (evaluations): points joined across the gaps
 };
 
 struct Panel {
   std::string title;
   std::vector<Series> series;
-  bool ratios = false;  // shares in [0, 1]: the axis starts at 0 (and all zeros still draw)
+  // The y range: empty for gnuplot's autoscale; "[0:0.01<*]" (from 0 to the maximum, at least
+  // 0.01) draws shares that are all zero; "[0:1.05]" shows points at 1 above the frame.
+  std::string yrange = "";
+  std::string key = "top left";
 };
 
 // The held-out evaluation before and after GRPO (either may be missing).
@@ -122,7 +126,9 @@ std::vector<Panel> Panels(const std::vector<Json>& rows) {
     }
   }
   Panel accuracy{"accuracy",
-                 {{"eval/accuracy", "held-out accuracy", true}, {"eval/format_rate", "held-out format rate", true}}};
+                 {{"eval/accuracy", "held-out accuracy", true}, {"eval/format_rate", "held-out format rate", true}},
+                 "[0:1.05]",
+                 "bottom right"};
   if (!accuracy_rule.empty()) {
     const std::string rule = accuracy_rule.substr(8, accuracy_rule.size() - 13);
     accuracy.series.insert(accuracy.series.begin(), {accuracy_rule, "training (" + rule + ")"});
@@ -133,12 +139,12 @@ std::vector<Panel> Panels(const std::vector<Json>& rows) {
           {"entropy (nats/token)", {{"entropy", "entropy"}}},
           {"clip ratios",
            {{"clip_ratio/low_mean", "low"}, {"clip_ratio/high_mean", "high"}, {"clip_ratio/region_mean", "region"}},
-           true},
+           "[0:0.01<*]"},
           {"completion length (tokens)",
            {{"completions/mean_length", "mean"}, {"completions/min_length", "min"}, {"completions/max_length", "max"}}},
           {"shares",
            {{"completions/clipped_ratio", "clipped at max length"}, {"frac_reward_zero_std", "groups with zero std"}},
-           true},
+           "[0:0.01<*]"},
           {"gradient norm", {{"grad_norm", "grad norm"}}}};
 }
 
@@ -179,20 +185,34 @@ std::string EmptyPanel(const std::string& title, const std::string& why) {
                      Quote(title), Quote(why));
 }
 
+// $sparse<column>: the steps at which a sparse series was logged, so that its points are joined.
+std::string SparseBlock(const std::vector<Json>& rows, const std::string& key, size_t column) {
+  std::string block = fmt::format("$sparse{} << EOD\n", column);
+  for (const Json& row : rows) {
+    if (HasValues({row}, key)) block += fmt::format("{} {}\n", Number(row, "step"), Number(row, key));
+  }
+  return block + "EOD\n";
+}
+
 std::string PlotPanel(const Panel& panel, const std::vector<Json>& rows, const std::vector<std::string>& keys) {
+  std::string blocks;
   std::vector<std::string> parts;
   for (const Series& s : panel.series) {
     if (!HasValues(rows, s.key)) continue;
     const size_t column = static_cast<size_t>(std::find(keys.begin(), keys.end(), s.key) - keys.begin()) + 2;
-    parts.push_back(fmt::format("$metrics using 1:{} with {} title {}", column,
-                                s.points ? "linespoints pointtype 7" : "lines linewidth 1.5", Quote(s.title)));
+    if (s.sparse) {
+      blocks += SparseBlock(rows, s.key, column);
+      parts.push_back(fmt::format("$sparse{} using 1:2 with linespoints pointtype 7 title {}", column, Quote(s.title)));
+    } else {
+      parts.push_back(fmt::format("$metrics using 1:{} with lines linewidth 1.5 title {}", column, Quote(s.title)));
+    }
   }
   if (parts.empty()) return EmptyPanel(panel.title, "not logged by this run");
-  // [0:0.01<*]: from 0 to the data's maximum, at least 0.01.
-  std::string plot =
-      fmt::format("set title {}\n{}plot ", Quote(panel.title), panel.ratios ? "set yrange [0:0.01<*]\n" : "");
+  std::string plot = blocks + fmt::format("set title {}\nset key {}\n", Quote(panel.title), panel.key);
+  if (!panel.yrange.empty()) plot += fmt::format("set yrange {}\n", panel.yrange);
+  plot += "plot ";
   for (size_t i = 0; i < parts.size(); ++i) plot += (i ? ", " : "") + parts[i];
-  return plot + (panel.ratios ? "\nset autoscale y\n" : "\n");
+  return plot + "\nset autoscale y\n";
 }
 
 // Format rate and accuracy, before and after GRPO, as clustered bars.
@@ -215,8 +235,22 @@ std::string EvaluationPanel(const BeforeAfter& e) {
   return s;
 }
 
-std::string GnuplotScript(const std::vector<Json>& rows, const BeforeAfter& evals, const std::string& png,
+// The metrics with the held-out evaluation before GRPO as a row at step 0 and the one after it
+// on the last step, so that the held-out accuracy is one series from start to end.
+std::vector<Json> WithEvaluations(std::vector<Json> rows, const BeforeAfter& e) {
+  auto row = [](const Json& step, const Json& eval) {
+    return Json{{"step", step}, {"eval/format_rate", eval.value("format_rate", Json())},
+                {"eval/accuracy", eval.value("accuracy", Json())}};
+  };
+  const Json last = rows.back()["step"];
+  if (e.before && e.before->is_object()) rows.insert(rows.begin(), row(0, *e.before));
+  if (e.after && e.after->is_object()) rows.push_back(row(last, *e.after));
+  return rows;
+}
+
+std::string GnuplotScript(const std::vector<Json>& metrics, const BeforeAfter& evals, const std::string& png,
                           const std::string& run_name) {
+  const std::vector<Json> rows = WithEvaluations(metrics, evals);
   const std::vector<Panel> panels = Panels(rows);
   std::vector<std::string> keys;
   for (const Panel& p : panels) {
@@ -226,7 +260,7 @@ std::string GnuplotScript(const std::vector<Json>& rows, const BeforeAfter& eval
                                    fs::path(png).replace_extension(".gp").filename().string());
   script += fmt::format("set terminal pngcairo size 1600,1200 font ',10' noenhanced\nset output {}\n", Quote(png));
   script += MetricsBlock(rows, keys);
-  const std::string title = fmt::format("{}: {} GRPO steps", run_name, rows.size());
+  const std::string title = fmt::format("{}: {} GRPO steps", run_name, metrics.size());
   script += fmt::format("set multiplot layout 3,3 title {}\n", Quote(title));
   script += "set grid\nset key top left font ',8'\nset xlabel 'GRPO step'\nset style data lines\n";
   for (const Panel& p : panels) script += PlotPanel(p, rows, keys);

@@ -47,9 +47,12 @@ TEST_CASE("rl plot draws a run's metrics and evaluation into a PNG", "[cli][plot
   CheckPng(png);
   // The script beside it holds the data: one line per step, the evaluation's bars.
   const std::string script = ReadFile(tmp / "picture.gp");
-  CHECK_THAT(script, Contains("$metrics << EOD\n1 1.40625 "));
+  CHECK_THAT(script, Contains("$metrics << EOD\n0 NaN "));  // the evaluation before GRPO
+  CHECK_THAT(script, Contains("\n1 1.40625 "));
+  // Held-out accuracy: before GRPO, at step 3, after GRPO (step 6), joined as one series.
+  CHECK_THAT(script, Contains("EOD\n0 0.695\n3 0.5\n6 1\nEOD\n"));
   CHECK_THAT(script, Contains("\"format rate\" 1.000 1.000\naccuracy 0.695 1.000\n"));
-  CHECK_THAT(script, Contains("'KL to the reference'\nplot $metrics"));
+  CHECK_THAT(script, Contains("'KL to the reference'\nset key top left\nplot $metrics"));
   CHECK_THAT(script, Contains("set title 'held-out accuracy 0.695 -> 1.000'"));
 }
 
