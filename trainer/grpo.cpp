@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 
@@ -65,6 +66,7 @@ rollout::SamplingParams MakeSamplingParams(const TrainConfig& config, const Poli
   sampling.top_k = config.rollout.top_k;
   sampling.top_p = config.rollout.top_p;
   sampling.min_p = config.rollout.min_p;
+  sampling.repetition_penalty = config.rollout.repetition_penalty;
   sampling.max_new_tokens = config.rollout.max_new_tokens;
   sampling.eos_ids = policy.generation.eos_token_ids;
   sampling.stop_strings = config.rollout.stop_strings;
@@ -79,7 +81,32 @@ PolicyLossOptions MakeLossOptions(const TrainConfig& config) {
   options.beta = config.grpo.beta;
   options.kl_log_ratio_clamp = config.grpo.kl_log_ratio_clamp;
   options.max_completion_length = config.rollout.max_new_tokens;
+  options.importance_sampling_level = config.grpo.importance_sampling_level;
+  options.delta = config.grpo.delta;
+  options.top_entropy_quantile = config.grpo.top_entropy_quantile;
+  options.entropy_coef = config.grpo.entropy_coef;
   return options;
+}
+
+RolloutImportanceOptions MakeRolloutImportanceOptions(const GrpoSection& grpo) {
+  RolloutImportanceOptions options;
+  options.mode = grpo.rollout_importance_sampling_mode;
+  options.clip_max = grpo.rollout_importance_sampling_clip_max;
+  options.clip_min = grpo.rollout_importance_sampling_clip_min;
+  return options;
+}
+
+// TR-DPO's reference update (TRL: trl/trainer/callbacks.py, SyncRefModelCallback):
+// reference ← α·policy + (1 − α)·reference, parameter by parameter.
+void MixIntoReference(model::DecoderImpl& reference, model::DecoderImpl& policy, double alpha) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> target = reference.parameters(), source = policy.parameters();
+  if (target.size() != source.size()) {
+    throw std::invalid_argument("grpo.sync_ref_model: the reference and the policy have different parameters");
+  }
+  for (size_t i = 0; i < target.size(); ++i) {
+    target[i].mul_(1.0 - alpha).add_(source[i].to(target[i].scalar_type()), alpha);
+  }
 }
 
 // One sampling round as every rank sees it: what the rules said of each completion of the
@@ -171,7 +198,8 @@ struct SampleStats {
 
   void Write(const GroupSelector& selector, bool dynamic_sampling, nlohmann::ordered_json& m) const {
     m["reward"] = Mean(rewards);
-    m["reward_std"] = Mean(group_stds);
+    m["reward_std"] = RewardStd(rewards);  // TRL: of all the step's rewards (since Aug 2025)
+    m["reward_std_within_group"] = Mean(group_stds);  // TRL's reward_std before then
     for (const auto& [rule, values] : per_rule) {
       m["rewards/" + rule + "/mean"] = Mean(values);
       m["rewards/" + rule + "/std"] = RewardStd(values);
@@ -182,7 +210,12 @@ struct SampleStats {
     m["completions/min_length"] = *std::min_element(lengths.begin(), lengths.end());
     m["completions/max_length"] = *std::max_element(lengths.begin(), lengths.end());
     m["completions/clipped_ratio"] = static_cast<double>(clipped) / static_cast<double>(lengths.size());
+    // TRL reports 0 for all three when every completion was clipped.
     m["completions/mean_terminated_length"] = Mean(terminated_lengths);
+    m["completions/min_terminated_length"] =
+        terminated_lengths.empty() ? 0.0 : *std::min_element(terminated_lengths.begin(), terminated_lengths.end());
+    m["completions/max_terminated_length"] =
+        terminated_lengths.empty() ? 0.0 : *std::max_element(terminated_lengths.begin(), terminated_lengths.end());
     if (dynamic_sampling) {
       m["dynamic_sampling/rounds"] = selector.rounds();
       m["dynamic_sampling/kept_groups"] = selector.kept();
@@ -217,6 +250,43 @@ void SetAdvantages(std::vector<CompletionRecord>& records, const std::vector<siz
   }
 }
 
+// Rows `index` of a [rows, C] tensor, its first `width` columns.
+torch::Tensor Slice(const torch::Tensor& t, const torch::Tensor& index, int64_t width) {
+  return t.index_select(0, index).narrow(1, 0, width);
+}
+
+// Each rank's `values`, stacked: [ranks, values' shape] on every rank.
+torch::Tensor GatherRanks(const World& world, const torch::Tensor& values) {
+  std::vector<int64_t> shape = values.sizes().vec();
+  shape.insert(shape.begin(), world.size());
+  torch::Tensor all = torch::zeros(shape, values.options());
+  all[world.rank()].copy_(values);
+  world.SumTensor(all);  // every other rank's row is 0 here: the sum is the stack
+  return all;
+}
+
+// `rows` right-padded with 0 to `width` columns: [rows, width] float32.
+torch::Tensor PadRows(const std::vector<std::vector<float>>& rows, int64_t width) {
+  torch::Tensor out = torch::zeros({static_cast<int64_t>(rows.size()), width}, torch::kFloat32);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r].empty()) continue;
+    out[static_cast<int64_t>(r)].narrow(0, 0, static_cast<int64_t>(rows[r].size()))
+        .copy_(torch::tensor(rows[r], torch::kFloat32));
+  }
+  return out;
+}
+
+// The sampler/trainer importance weights of a micro-batch whose loss inputs are `in`. As TRL,
+// against the old log-probs: the step's frozen ones, or (one update per step) the loss's own.
+RolloutImportance MicroBatchRolloutImportance(const PolicyLossInputs& in, const torch::Tensor& sampler_logprobs,
+                                              const GrpoSection& grpo) {
+  return RolloutImportanceWeights(in.old_logprobs.defined() ? in.old_logprobs : in.logprobs.detach(),
+                                  sampler_logprobs, in.mask, MakeRolloutImportanceOptions(grpo));
+}
+
+// Whether the loss needs each token's entropy (with its gradient, for the bonus).
+bool LossNeedsEntropy(const GrpoSection& grpo) { return grpo.top_entropy_quantile < 1 || grpo.entropy_coef > 0; }
+
 }  // namespace
 
 // The sequences of one step. `groups` are the rewards of every kept group of the global batch
@@ -227,9 +297,11 @@ struct GrpoTrainer::Batch {
   std::vector<size_t> local;  // indices into groups, in order
   std::vector<std::vector<int32_t>> prompt_ids, completion_ids;
   std::vector<bool> truncated;
+  std::vector<std::vector<float>> sampler_logprob_rows;  // the rollout engine's, per token
   TokenBatch tokens;
   torch::Tensor advantages;  // [rows]
   torch::Tensor loss_mask;   // [rows, C]
+  torch::Tensor sampler_logprobs;  // [rows, C], for grpo.rollout_importance_sampling_correction
   torch::Tensor old_logprobs, ref_logprobs;  // [rows, C] or undefined
 
   bool empty() const { return groups.empty(); }  // on every rank alike
@@ -242,6 +314,7 @@ struct GrpoTrainer::Batch {
       prompt_ids.push_back(prompt);
       completion_ids.push_back(c.token_ids);
       truncated.push_back(c.finish_reason == rollout::FinishReason::kLength);
+      sampler_logprob_rows.push_back(c.logprobs);
     }
     local.push_back(groups.size() - 1);
   }
@@ -272,41 +345,109 @@ struct GrpoTrainer::Batch {
     advantages = all.index_select(0, torch::tensor(rows_of_local, torch::kInt64));
     tokens = MakeTokenBatch(prompt_ids, completion_ids);
     loss_mask = tokens.completion_mask * torch::tensor(keep).unsqueeze(1);
+    sampler_logprobs = PadRows(sampler_logprob_rows, tokens.completion_ids.size(1));
+  }
+
+  // The loss's inputs of rows `index` but the policy's log-probs, `width` completion columns.
+  PolicyLossInputs LossInputs(const torch::Tensor& index, int64_t width) const {
+    PolicyLossInputs in;
+    in.mask = Slice(loss_mask, index, width);
+    in.advantages = advantages.index_select(0, index);
+    if (old_logprobs.defined()) in.old_logprobs = Slice(old_logprobs, index, width);
+    if (ref_logprobs.defined()) in.ref_logprobs = Slice(ref_logprobs, index, width);
+    return in;
   }
 };
 
 // The running sums of one step's updates, token-weighted where TRL weights by tokens.
 struct GrpoTrainer::UpdateTallies {
-  double loss = 0, grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, clip_region = 0, tokens = 0;
+  double loss = 0, grad_norm = 0, kl = 0, tokens = 0;
+  // Clip ratios weighted by what each micro-batch's are a mean over (tokens, or sequences).
+  double clip_low = 0, clip_high = 0, clip_region = 0, cispo_clip = 0, ratio_count = 0;
   double entropy = 0, entropy_tokens = 0, learning_rate = 0, backward_s = 0, gradient_sum_s = 0, optimizer_s = 0;
+  // One row per micro-batch slot of the step (update u's micro-batch k: u·accumulation + k, the
+  // same slots on every rank): [has a sequence, low-clipped share min, high-clipped share max].
+  int64_t first_update = 0;
+  torch::Tensor clip_extremes;
+  ValueRange rollout_weight, rollout_logp_diff;  // each token once (the first pass)
 
-  void AddMicroBatch(const PolicyLoss& l, const CompletionLogprobs& lp, const torch::Tensor& mask) {
+  UpdateTallies(int64_t first_update, int64_t slots)
+      : first_update(first_update), clip_extremes(torch::zeros({slots, 3}, torch::kFloat64)) {}
+
+  void AddMicroBatch(const PolicyLoss& l, const CompletionLogprobs& lp, const torch::Tensor& mask, bool first_pass,
+                     int64_t slot) {
     kl += l.kl * l.tokens;
-    clip_low += l.clip_ratio_low * l.tokens;
-    clip_high += l.clip_ratio_high * l.tokens;
-    clip_region += l.clip_ratio_region * l.tokens;
+    clip_low += l.clip_ratio_low * l.ratio_count;
+    clip_high += l.clip_ratio_high * l.ratio_count;
+    clip_region += l.clip_ratio_region * l.ratio_count;
+    cispo_clip += l.cispo_clip_ratio * l.ratio_count;
+    ratio_count += l.ratio_count;
     tokens += l.tokens;
-    if (lp.entropy.defined()) {
-      entropy += (lp.entropy * mask).sum().item<double>();
+    if (l.clip_ratio_low_min && l.clip_ratio_high_max) {
+      clip_extremes[slot].copy_(torch::tensor({1.0, *l.clip_ratio_low_min, *l.clip_ratio_high_max}, torch::kFloat64));
+    }
+    if (first_pass && lp.entropy.defined()) {
+      entropy += (lp.entropy.detach() * mask).sum().item<double>();
       entropy_tokens += mask.sum().item<double>();
     }
   }
 
-  // The sums of every rank's share; grad_norm and learning_rate are the same on every rank,
-  // the timings stay this rank's.
-  void SumOverRanks(const World& world) {
-    for (double* sum : {&loss, &kl, &clip_low, &clip_high, &clip_region, &tokens, &entropy, &entropy_tokens}) {
-      *sum = world.Sum(*sum);
-    }
+  void AddRolloutImportance(const RolloutImportance& is) {
+    rollout_weight.Merge(is.weight);
+    rollout_logp_diff.Merge(is.logp_diff);
   }
 
-  void Write(nlohmann::ordered_json& m, double updates, bool with_kl) const {
+  // The sums of every rank's share; grad_norm and learning_rate are the same on every rank,
+  // the timings stay this rank's. Minima and maxima over the ranks, as TRL's gathers.
+  void SumOverRanks(const World& world) {
+    for (double* sum : {&loss, &kl, &clip_low, &clip_high, &clip_region, &cispo_clip, &ratio_count, &tokens, &entropy,
+                        &entropy_tokens}) {
+      *sum = world.Sum(*sum);
+    }
+    for (ValueRange* range : {&rollout_weight, &rollout_logp_diff}) {
+      const torch::Tensor all = GatherRanks(world, torch::tensor({range->min, range->max}, torch::kFloat64));
+      range->min = all.select(1, 0).min().item<double>();
+      range->max = all.select(1, 1).max().item<double>();
+      range->sum = world.Sum(range->sum);
+      range->count = world.Sum(range->count);
+    }
+    if (world.size() > 1) clip_extremes = MergeClipExtremes(GatherRanks(world, clip_extremes));
+  }
+
+  // [ranks, slots, 3] -> [slots, 3]: per slot, the min and max over the ranks that had a sequence.
+  static torch::Tensor MergeClipExtremes(const torch::Tensor& all) {
+    const torch::Tensor present = all.select(2, 0) > 0;  // [ranks, slots]
+    const double inf = std::numeric_limits<double>::infinity();
+    const torch::Tensor low = all.select(2, 1).masked_fill(~present, inf).amin(0);
+    const torch::Tensor high = all.select(2, 2).masked_fill(~present, -inf).amax(0);
+    return torch::stack({present.any(0).to(torch::kFloat64), low, high}, 1);
+  }
+
+  void Write(nlohmann::ordered_json& m, double updates, const GrpoSection& grpo) const {
     const double token_count = std::max(tokens, 1.0);
-    if (with_kl) m["kl"] = kl / token_count;
+    const double ratio_n = std::max(ratio_count, 1.0);
+    if (grpo.beta > 0) m["kl"] = kl / token_count;
     m["entropy"] = entropy_tokens > 0 ? entropy / entropy_tokens : 0.0;
-    m["clip_ratio/low_mean"] = clip_low / token_count;
-    m["clip_ratio/high_mean"] = clip_high / token_count;
-    m["clip_ratio/region_mean"] = clip_region / token_count;
+    if (grpo.loss_type == LossType::kCispo) {  // TRL reports cispo's capped share instead
+      m["cispo_clip_ratio"] = cispo_clip / ratio_n;
+    } else {
+      m["clip_ratio/low_mean"] = clip_low / ratio_n;
+      m["clip_ratio/high_mean"] = clip_high / ratio_n;
+      m["clip_ratio/region_mean"] = clip_region / ratio_n;
+      // TRL logs each micro-batch's extreme and averages them over the logging step.
+      const torch::Tensor present = clip_extremes.select(1, 0) > 0;
+      const bool any = present.any().item<bool>();
+      m["clip_ratio/low_min"] = any ? clip_extremes.select(1, 1).masked_select(present).mean().item<double>() : 0.0;
+      m["clip_ratio/high_max"] = any ? clip_extremes.select(1, 2).masked_select(present).mean().item<double>() : 0.0;
+    }
+    if (grpo.rollout_importance_sampling_correction) {
+      const bool weights = rollout_weight.count > 0, diffs = rollout_logp_diff.count > 0;
+      m["sampling/sampling_logp_difference/mean"] = rollout_logp_diff.mean();
+      m["sampling/sampling_logp_difference/max"] = diffs ? rollout_logp_diff.max : 0.0;
+      m["sampling/importance_sampling_ratio/min"] = weights ? rollout_weight.min : 0.0;
+      m["sampling/importance_sampling_ratio/mean"] = rollout_weight.mean();
+      m["sampling/importance_sampling_ratio/max"] = weights ? rollout_weight.max : 0.0;
+    }
     m["loss"] = loss / updates;
     m["grad_norm"] = grad_norm / updates;
     m["learning_rate"] = learning_rate;
@@ -335,6 +476,9 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
     throw std::invalid_argument("grpo.prompts_per_step (" + std::to_string(config.grpo.prompts_per_step) +
                                 ") is smaller than the number of ranks (" + std::to_string(world.size()) +
                                 "): every rank samples at least one group per round");
+  }
+  if (config.grpo.sync_ref_model && reference == nullptr) {
+    throw std::invalid_argument("grpo.sync_ref_model needs a reference model");
   }
   if (reference_ != nullptr) {
     for (torch::Tensor& p : reference_->model->parameters()) p.set_requires_grad(false);
@@ -424,6 +568,9 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
     }
   }
   stats.Write(selector, config_.grpo.dynamic_sampling, m);
+  // TRL's epoch: passes over the training prompts so far, fractional.
+  const data::EpochSampler::Position at = sampler_.position();
+  m["epoch"] = static_cast<double>(at.epoch) + static_cast<double>(at.offset) / static_cast<double>(prompts_.size());
   if (!batch.empty()) batch.ComputeAdvantagesAndMask(config_.grpo, group_size);
   SetAdvantages(completions_, kept_records, batch.advantages, group_size);
   return batch;
@@ -486,7 +633,7 @@ void GrpoTrainer::ComputeFrozenLogprobs(Batch& batch, nlohmann::ordered_json& m)
 
 // 5: μ passes over the batch, one optimizer step per mini-batch.
 void GrpoTrainer::Optimize(const Batch& batch, nlohmann::ordered_json& m) {
-  UpdateTallies tallies;
+  UpdateTallies tallies(updates_, UpdatesPerStep() * config_.grpo.gradient_accumulation_steps);
   policy_.model->train();
   for (int64_t iteration = 0; iteration < config_.grpo.num_iterations; ++iteration) {
     for (Rows mini : MiniBatches(batch)) {
@@ -503,7 +650,7 @@ void GrpoTrainer::Optimize(const Batch& batch, nlohmann::ordered_json& m) {
   // Prompt and completion tokens.
   num_tokens_ += world_.Sum(batch.rows() > 0 ? batch.tokens.key_mask.sum().item<double>() : 0.0);
   tallies.SumOverRanks(world_);
-  tallies.Write(m, static_cast<double>(UpdatesPerStep()), config_.grpo.beta > 0);
+  tallies.Write(m, static_cast<double>(UpdatesPerStep()), config_.grpo);
   m["num_tokens"] = num_tokens_;
   m["skipped_updates"] = guard_.skipped();
   m["time/backward"] = tallies.backward_s;
@@ -531,6 +678,9 @@ void GrpoTrainer::UpdateMiniBatch(const Batch& batch, Rows mini, bool first_pass
   if (guard_.Admit(check.finite)) optimizer_.step();
   optimizer_.zero_grad();
   ++updates_;
+  if (config_.grpo.sync_ref_model && updates_ % config_.grpo.ref_model_sync_steps == 0) {
+    MixIntoReference(*reference_->model, *policy_.model, config_.grpo.ref_model_mixup_alpha);
+  }
   tallies.optimizer_s += Since(t0);
   tallies.loss += loss;
   tallies.grad_norm += check.norm;
@@ -546,8 +696,10 @@ double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool firs
   options.total_sequences = static_cast<int64_t>(world_.Sum(static_cast<double>(mini.second - mini.first)));
   options.total_tokens = world_.Sum(mini.first == mini.second ? 0.0
                                                               : batch.loss_mask.slice(0, mini.first, mini.second).sum().item<double>());
-  double loss_sum = 0;
   const std::vector<Rows> micros = MicroBatches(mini);
+  options.micro_batches = static_cast<int64_t>(world_.Sum(static_cast<double>(
+      std::count_if(micros.begin(), micros.end(), [](Rows r) { return r.first < r.second; }))));
+  double loss_sum = 0;
   size_t last = 0;  // the last micro-batch with rows (empty ones may lie between others)
   for (size_t k = 0; k < micros.size(); ++k) last = micros[k].first < micros[k].second ? k : last;
   for (size_t k = 0; k < micros.size(); ++k) {
@@ -556,14 +708,17 @@ double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool firs
     const torch::Tensor index = RowIndex(micro);
     const TokenBatch sub = SelectRows(batch.tokens, index);
     const int64_t width = sub.completion_ids.size(1);
-    const CompletionLogprobs lp = ComputeCompletionLogprobs(*policy_.model, sub, config_.rollout.temperature,
-                                                            config_.grpo.logprob_chunk_size, first_pass);
-    PolicyLossInputs in;
+    const CompletionLogprobs lp =
+        ComputeCompletionLogprobs(*policy_.model, sub, config_.rollout.temperature, config_.grpo.logprob_chunk_size,
+                                  first_pass || LossNeedsEntropy(config_.grpo));
+    PolicyLossInputs in = batch.LossInputs(index, width);
     in.logprobs = lp.logprobs;
-    in.mask = batch.loss_mask.index_select(0, index).narrow(1, 0, width);
-    in.advantages = batch.advantages.index_select(0, index);
-    if (batch.old_logprobs.defined()) in.old_logprobs = batch.old_logprobs.index_select(0, index).narrow(1, 0, width);
-    if (batch.ref_logprobs.defined()) in.ref_logprobs = batch.ref_logprobs.index_select(0, index).narrow(1, 0, width);
+    in.entropy = lp.entropy;
+    if (config_.grpo.rollout_importance_sampling_correction) {
+      const RolloutImportance is = MicroBatchRolloutImportance(in, Slice(batch.sampler_logprobs, index, width), config_.grpo);
+      in.rollout_weights = is.weights;
+      if (first_pass) tallies.AddRolloutImportance(is);
+    }
     const PolicyLoss loss = ComputePolicyLoss(in, options);
     const double value = loss.loss.item<double>();
     if (!std::isfinite(value)) {
@@ -574,7 +729,8 @@ double GrpoTrainer::AccumulateGradients(const Batch& batch, Rows mini, bool firs
     // The last micro-batch's backward completes the gradients: sum them over the ranks as it goes.
     if (k == last) gradient_sum_.Arm();
     if (loss.loss.requires_grad()) loss.loss.backward();
-    tallies.AddMicroBatch(loss, lp, in.mask);
+    const int64_t slot = (updates_ - tallies.first_update) * config_.grpo.gradient_accumulation_steps + static_cast<int64_t>(k);
+    tallies.AddMicroBatch(loss, lp, in.mask, first_pass, slot);
   }
   return loss_sum;
 }

@@ -26,9 +26,14 @@
 // itself (the policy with adapters disabled).
 //
 // With rollout.dtype bfloat16 the completions are sampled by a bf16 copy of the policy (adapters
-// merged into it); the loss never uses the sampler's log-probs (old log-probs are the float32
-// policy's, recomputed or detached), so the copy changes which completions are drawn, not the
-// ratio.
+// merged into it). The loss's old log-probs are the trained policy's (recomputed or detached),
+// so the copy changes which completions are drawn, not the ratio; with
+// grpo.rollout_importance_sampling_correction each token's policy term is also weighted by
+// exp(old log-prob − the sampler's log-prob), bounded as grpo.rollout_importance_sampling_mode
+// says (TRL's vllm_importance_sampling_correction; sampling/* metrics).
+//
+// With grpo.sync_ref_model the reference becomes α·policy + (1 − α)·reference after every
+// grpo.ref_model_sync_steps-th optimizer update (TR-DPO, as TRL's SyncRefModelCallback).
 //
 // Data parallelism (trainer/distributed.h): every rank draws the same prompts and samples and
 // scores its share of the groups (a group never spans ranks; each sequence draws from the

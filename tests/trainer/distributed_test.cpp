@@ -434,9 +434,10 @@ TEST_CASE("GRPO over two ranks samples, scores and updates as one process does",
     for (const auto& rank : ranks) {
       const auto& r = rank.metrics[step];
       // Sampling and selection figures come from the same table: equal exactly.
-      for (const char* key : {"reward", "reward_std", "frac_reward_zero_std", "completions/mean_length",
-                              "completions/clipped_ratio", "dynamic_sampling/rounds", "dynamic_sampling/kept_groups",
-                              "num_tokens"}) {
+      for (const char* key : {"reward", "reward_std", "reward_std_within_group", "frac_reward_zero_std",
+                              "completions/mean_length", "completions/clipped_ratio",
+                              "completions/min_terminated_length", "completions/max_terminated_length",
+                              "dynamic_sampling/rounds", "dynamic_sampling/kept_groups", "num_tokens", "epoch"}) {
         INFO("step " << step << ", " << key);
         CHECK(r[key] == m[key]);
       }

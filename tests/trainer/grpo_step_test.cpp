@@ -243,3 +243,82 @@ TEST_CASE("without dynamic sampling one round is sampled and every group kept", 
   CHECK_FALSE(off.contains("dynamic_sampling/rounds"));
   CHECK(off["num_tokens"].get<double>() > on["num_tokens"].get<double>());
 }
+
+TEST_CASE("step metrics under TRL's names: reward_std of all rewards, the within-group one, epoch",
+          "[grpo][metrics]") {
+  const TrainConfig config = SamplingConfig(Precision::kFloat32);  // 2 prompts of 4 per step
+  Policy policy = TinyPolicy(config);
+  const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied", "varied", "varied"});
+  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
+  nlohmann::ordered_json m = trainer.Step();
+  // Rewards 0 1 2 | 0 1 2: unbiased std of all six sqrt(4/5); each group's std is 1.
+  CHECK(m["reward_std"].get<double>() == Approx(std::sqrt(0.8)));
+  CHECK(m["reward_std_within_group"].get<double>() == Approx(1.0));
+  CHECK(m["epoch"].get<double>() == 0.5);
+  // One update on the sampled batch: every ratio is 1, nothing is clipped in any sequence.
+  CHECK(m["clip_ratio/low_min"].get<double>() == 0.0);
+  CHECK(m["clip_ratio/high_max"].get<double>() == 0.0);
+  const double min_terminated = m["completions/min_terminated_length"].get<double>();
+  const double max_terminated = m["completions/max_terminated_length"].get<double>();
+  if (m["completions/clipped_ratio"].get<double>() == 1.0) {
+    CHECK(max_terminated == 0.0);  // TRL's value when no completion ended
+  } else {
+    CHECK(min_terminated <= m["completions/mean_terminated_length"].get<double>());
+    CHECK(m["completions/mean_terminated_length"].get<double>() <= max_terminated);
+  }
+  CHECK(trainer.Step()["epoch"].get<double>() == 1.0);
+}
+
+TEST_CASE("sync_ref_model mixes the policy into the reference every ref_model_sync_steps updates",
+          "[grpo][sync_ref]") {
+  TrainConfig config = SamplingConfig(Precision::kFloat32);  // one update per step
+  config.grpo.beta = 0.1;
+  config.grpo.sync_ref_model = true;
+  config.grpo.ref_model_mixup_alpha = 0.6;
+  config.grpo.ref_model_sync_steps = 2;
+  Policy policy = TinyPolicy(config);
+  Policy reference = TinyPolicy(config);
+  {
+    torch::NoGradGuard no_grad;  // a reference unlike the policy, so that the mix shows
+    for (torch::Tensor& p : reference.model->parameters()) p.mul_(0.5);
+  }
+  const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied", "varied", "varied"});
+  GrpoTrainer trainer(config, policy, &reference, prompts, ScriptedReward, kOneProcess);
+  const std::vector<torch::Tensor> before = Snapshot(reference);
+  trainer.Step();
+  CHECK(Unchanged(reference, before));  // update 1: not a multiple of 2
+  trainer.Step();
+  const std::vector<torch::Tensor> policy_now = Snapshot(policy);
+  const std::vector<torch::Tensor> now = reference.model->parameters();
+  for (size_t i = 0; i < now.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(now[i], 0.6 * policy_now[i] + 0.4 * before[i], 1e-6, 1e-7));
+  }
+}
+
+TEST_CASE("rollout importance sampling: the sampler's log-probs are the loss's, at the sampling temperature",
+          "[grpo][rollout_is]") {
+  auto first_step = [](Precision dtype) {
+    TrainConfig config = SamplingConfig(dtype);
+    config.rollout.temperature = 0.7;
+    config.grpo.rollout_importance_sampling_correction = true;
+    config.grpo.rollout_importance_sampling_clip_max = 3.0;
+    Policy policy = TinyPolicy(config);
+    const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied"});  // the trainer keeps a view
+    GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
+    nlohmann::ordered_json m = trainer.Step();
+    CheckFinite(m);
+    return m;
+  };
+  // Float32 sampling: the same weights, only the decode's rounding against the full forward's;
+  // a temperature applied on one side only would differ by far more.
+  nlohmann::ordered_json same = first_step(Precision::kFloat32);
+  CHECK(same["sampling/sampling_logp_difference/max"].get<double>() < 1e-4);
+  CHECK(same["sampling/importance_sampling_ratio/mean"].get<double>() == Approx(1.0).epsilon(1e-4));
+  // The bf16 copy samples another distribution; the weights stay within [0, clip_max].
+  nlohmann::ordered_json bf16 = first_step(Precision::kBFloat16);
+  CHECK(bf16["sampling/sampling_logp_difference/max"].get<double>() > 1e-4);
+  CHECK(bf16["sampling/sampling_logp_difference/mean"].get<double>() > 0.0);
+  CHECK(bf16["sampling/importance_sampling_ratio/min"].get<double>() > 0.0);
+  CHECK(bf16["sampling/importance_sampling_ratio/max"].get<double>() <= 3.0);
+}

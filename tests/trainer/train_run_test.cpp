@@ -125,9 +125,11 @@ TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and 
 
   std::vector<nlohmann::json> metrics = ReadLines(dir / "metrics.jsonl");
   REQUIRE(metrics.size() == 4);
-  for (const char* key : {"step", "reward", "reward_std", "rewards/format.tags/mean", "rewards/accuracy.math/mean",
-                          "frac_reward_zero_std", "kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean",
-                          "completions/mean_length", "completions/clipped_ratio", "loss", "grad_norm", "learning_rate",
+  for (const char* key : {"step", "epoch", "reward", "reward_std", "reward_std_within_group", "rewards/format.tags/mean",
+                          "rewards/accuracy.math/mean", "frac_reward_zero_std", "kl", "entropy", "clip_ratio/low_mean",
+                          "clip_ratio/high_mean", "clip_ratio/low_min", "clip_ratio/high_max", "completions/mean_length",
+                          "completions/clipped_ratio", "completions/min_terminated_length",
+                          "completions/max_terminated_length", "loss", "grad_norm", "learning_rate",
                           "step_time", "time/generation", "time/scoring", "time/old_logprobs", "time/ref_logprobs",
                           "time/backward", "time/optimizer"}) {
     INFO(key);
