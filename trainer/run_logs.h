@@ -3,7 +3,8 @@
 //
 //   output_dir/metrics.jsonl      every step: the step's metrics, one JSON object a line
 //   output_dir/completions.jsonl  every run.log_completions_steps steps (0: never): one line per
-//                                 completion (trainer/completion_log.h)
+//                                 completion (trainer/completion_log.h); with several ranks, rank
+//                                 0's share of the groups (GrpoTrainer::completions)
 //   output_dir/tensorboard/       with run.tensorboard: an event file with every numeric metric
 //                                 of every step and the evaluations (trainer/tensorboard.h)
 //   the terminal                  every run.logging_steps steps and the last: the caller's
