@@ -107,8 +107,58 @@ YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin) {
   return root;
 }
 
-YamlReader::YamlReader(YAML::Node root, std::string origin) : origin_(std::move(origin)) {
+YamlOverride ParseYamlOverride(const std::string& text) {
+  YamlOverride out;
+  out.text = text;
+  const size_t equals = text.find('=');
+  const std::string key = text.substr(0, equals);
+  for (size_t start = 0; equals != std::string::npos && start <= key.size();) {
+    const size_t dot = std::min(key.find('.', start), key.size());
+    out.path.push_back(key.substr(start, dot - start));
+    start = dot + 1;
+  }
+  const bool empty_key = std::any_of(out.path.begin(), out.path.end(), [](const auto& k) { return k.empty(); });
+  if (equals == std::string::npos || empty_key) {
+    throw ConfigError(out.Origin(), 0, "", "expected KEY=VALUE with a dotted key, e.g. grpo.steps=3");
+  }
+  const std::string value = text.substr(equals + 1);
+  try {
+    out.value = value.empty() ? YAML::Node(YAML::NodeType::Null) : ParseYamlDocument(value, out.Origin());
+  } catch (const ConfigError& e) {
+    throw ConfigError(out.Origin(), 0, key, e.detail());  // the value's own line 1 would mislead
+  }
+  return out;
+}
+
+YamlReader::YamlReader(YAML::Node root, std::string origin, std::vector<YamlOverride> overrides)
+    : origin_(std::move(origin)) {
+  for (const YamlOverride& override : overrides) ApplyOverride(root, override);
   stack_.push_back({std::move(root), "", {}});
+}
+
+// Walks the override's sections with handles rebound by reset(): assigning one Node to another
+// would write into the document (yaml-cpp's assignment shares and replaces the referred value).
+void YamlReader::ApplyOverride(YAML::Node& root, const YamlOverride& override) {
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  YAML::Node node = root;
+  std::string path, owned;  // owned: down from the first key the override added
+  for (size_t i = 0; i < override.path.size(); ++i) {
+    const std::string& key = override.path[i];
+    path += (i == 0 ? "" : ".") + key;
+    const YAML::Node existing = static_cast<const YAML::Node&>(node)[key];  // const: no insertion
+    if (i + 1 == override.path.size()) {
+      node[key] = override.value;
+      break;
+    }
+    if (!existing || existing.IsNull()) {
+      if (owned.empty()) owned = path;
+      node[key] = YAML::Node(YAML::NodeType::Map);
+    } else if (!existing.IsMap()) {
+      throw ConfigError(override.Origin(), 0, path, "holds a value in " + origin_ + ", not a section with keys");
+    }
+    node.reset(node[key]);
+  }
+  overridden_.push_back({owned.empty() ? path : owned, override.Origin()});
 }
 
 void YamlReader::Field(const char* key, std::optional<double>& value, Range range, const char*) {
@@ -196,6 +246,9 @@ YAML::Node YamlReader::Lookup(const char* key) {
 }
 
 void YamlReader::Fail(const YAML::Node& node, const std::string& path, const std::string& detail) const {
+  for (auto it = overridden_.rbegin(); it != overridden_.rend(); ++it) {
+    if (path == it->path || path.starts_with(it->path + ".")) throw ConfigError(it->origin, 0, path, detail);
+  }
   throw ConfigError(origin_, node.Mark().line + 1, path, detail);
 }
 

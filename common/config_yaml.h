@@ -39,9 +39,30 @@ YAML::Node ParseYamlDocument(const std::string& text, const std::string& origin)
 // ParseYamlDocument, for YamlReader: a document that is not a mapping (nor empty) is an error.
 YAML::Node ParseYamlConfig(const std::string& text, const std::string& origin);
 
+// A command-line override of one key, as Hydra/OmegaConf and TRL's parser take them:
+// "grpo.steps=3", "rollout.stop_strings=[a, b]", "grpo.lora={r: 16, alpha: 32}". The value is
+// YAML (a scalar, or a flow list or mapping) and replaces what the document holds at that
+// path, sections created as needed; "key=" or "key=null" sets null, which leaves the field at
+// its default. Keys cannot contain dots. Errors name the override as written:
+// "command-line override grpo.lerning_rate=1e-3: grpo.lerning_rate: unknown key; did you mean
+// 'learning_rate'? ...".
+struct YamlOverride {
+  std::vector<std::string> path;  // {"grpo", "steps"}
+  YAML::Node value;
+  std::string text;  // as written: "grpo.steps=3"
+  // The origin of every error this override causes: "command-line override grpo.steps=3".
+  std::string Origin() const { return "command-line override " + text; }
+};
+// Parses "a.b.c=VALUE"; throws ConfigError for a missing '=', an empty key or malformed YAML.
+YamlOverride ParseYamlOverride(const std::string& text);
+
 class YamlReader {
  public:
-  YamlReader(YAML::Node root, std::string origin);
+  // Reads `root` (from `origin`) with `overrides` applied in order (a later one of the same key
+  // wins): the schema checks an overridden value exactly as a value in the file, and an error
+  // at or below an override's key names the override instead of a line of `origin`. Throws
+  // ConfigError when an override goes through a key that holds a value, not a section.
+  YamlReader(YAML::Node root, std::string origin, std::vector<YamlOverride> overrides = {});
 
   template <class Body>
   void Section(const char* key, Body&& body) {
@@ -94,6 +115,13 @@ class YamlReader {
     std::vector<std::string> known;  // the keys visited so far
   };
 
+  // What an override has put in the document, from the first key it added (or replaced) down.
+  struct Overridden {
+    std::string path;  // "grpo.lerning_rate", or "grpo" when the document had no grpo section
+    std::string origin;
+  };
+
+  void ApplyOverride(YAML::Node& root, const YamlOverride& override);
   YAML::Node Lookup(const char* key);
   std::string Path(const char* key) const { return stack_.back().path + key; }
   [[noreturn]] void Fail(const YAML::Node& node, const std::string& path, const std::string& detail) const;
@@ -119,6 +147,7 @@ class YamlReader {
 
   std::string origin_;
   std::vector<Frame> stack_;
+  std::vector<Overridden> overridden_;  // in the order applied: the last match wins
 };
 
 class YamlWriter {

@@ -88,6 +88,24 @@ std::optional<std::string> FindLatestCheckpoint(const std::string& output_dir) {
   return all.back().second.string();
 }
 
+void RequireCompleteCheckpoint(const std::string& dir) {
+  const fs::path path(dir);
+  if (!fs::is_directory(path)) throw std::runtime_error(dir + ": no such checkpoint directory");
+  const bool adapter = fs::exists(path / "adapter_config.json");
+  std::vector<std::string> required = {"tokenizer.json", "optimizer.pt", "rng_state.pt", "trainer_state.json"};
+  required.insert(required.begin(), adapter ? "adapter_model.safetensors" : "config.json");
+  std::string missing;
+  for (const std::string& name : required) {
+    if (!fs::exists(path / name)) missing += (missing.empty() ? "" : ", ") + name;
+  }
+  if (!adapter && !fs::exists(path / "model.safetensors") && !fs::exists(path / "model.safetensors.index.json")) {
+    missing += std::string(missing.empty() ? "" : ", ") + "model.safetensors (or its index)";
+  }
+  if (missing.empty()) return;
+  throw std::runtime_error(dir + " is not a complete checkpoint: it lacks " + missing +
+                           " (rl train writes them into output_dir/checkpoint-<step>)");
+}
+
 nlohmann::json LoadCheckpointState(const std::string& checkpoint_dir, torch::optim::AdamW& optimizer) {
   const fs::path dir(checkpoint_dir);
   std::ifstream in(dir / "trainer_state.json", std::ios::binary);

@@ -35,6 +35,12 @@ int64_t RemoveCheckpoints(const std::string& output_dir);
 // The complete checkpoint with the highest step, if any.
 std::optional<std::string> FindLatestCheckpoint(const std::string& output_dir);
 
+// Throws std::runtime_error unless `dir` holds every file a run resumes from, naming the ones
+// it lacks: the weights (config.json and model.safetensors or its sharded index; with LoRA
+// adapter_config.json and adapter_model.safetensors), tokenizer.json, optimizer.pt,
+// rng_state.pt and trainer_state.json (written last: a crash leaves a .tmp without it).
+void RequireCompleteCheckpoint(const std::string& dir);
+
 // Reads trainer_state.json of a checkpoint; loads optimizer.pt into `optimizer` and restores
 // the CPU generator from rng_state.pt. Throws std::runtime_error naming the file.
 nlohmann::json LoadCheckpointState(const std::string& checkpoint_dir, torch::optim::AdamW& optimizer);

@@ -274,22 +274,26 @@ void CheckConsistency(const TrainConfig& c) {
 
 }  // namespace
 
-TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin) {
+TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin,
+                             const std::vector<std::string>& overrides) {
   TrainConfig config;
   config.origin = std::string(origin);
-  common::YamlReader reader(common::ParseYamlConfig(std::string(yaml), config.origin), config.origin);
+  std::vector<common::YamlOverride> parsed;
+  for (const std::string& text : overrides) parsed.push_back(common::ParseYamlOverride(text));
+  common::YamlReader reader(common::ParseYamlConfig(std::string(yaml), config.origin), config.origin,
+                            std::move(parsed));
   VisitConfig(reader, config);
   reader.CheckUnknownKeys();
   CheckConsistency(config);
   return config;
 }
 
-TrainConfig LoadTrainConfig(const std::string& path) {
+TrainConfig LoadTrainConfig(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, 0, "", "cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
-  return ParseTrainConfig(text.str(), path);
+  return ParseTrainConfig(text.str(), path, overrides);
 }
 
 std::string ToYaml(const TrainConfig& config) {

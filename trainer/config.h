@@ -236,10 +236,13 @@ struct TrainConfig {
 };
 
 // Reads and validates a YAML file. Relative paths inside stay as written (relative to the
-// working directory, like every launcher of this kind).
-TrainConfig LoadTrainConfig(const std::string& path);
+// working directory, like every launcher of this kind). `overrides` are the command line's
+// "grpo.steps=3" (common/config_yaml.h: YamlOverride), applied to the document before it is
+// read, so they are checked as the file's keys are and their errors name them.
+TrainConfig LoadTrainConfig(const std::string& path, const std::vector<std::string>& overrides = {});
 // Parses YAML text; `origin` prefixes error messages.
-TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin);
+TrainConfig ParseTrainConfig(std::string_view yaml, std::string_view origin,
+                             const std::vector<std::string>& overrides = {});
 // The effective configuration as YAML, every field present; ParseTrainConfig(ToYaml(c))
 // gives back c.
 std::string ToYaml(const TrainConfig& config);

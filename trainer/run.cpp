@@ -195,6 +195,10 @@ StartingPoint FindStart(const TrainConfig& config, const Datasets& data, const R
   const fs::path out(config.run.output_dir);
   StartingPoint start;
   start.checkpoint = options.resume ? FindLatestCheckpoint(out.string()) : std::nullopt;
+  if (options.resume && !options.resume_from.empty()) {
+    RequireCompleteCheckpoint(options.resume_from);
+    start.checkpoint = options.resume_from;
+  }
   if (start.checkpoint) {
     spdlog::info("resume: from {}", *start.checkpoint);
     start.policy = IsAdapterDir(*start.checkpoint) ? LoadAdapterPolicy(*start.checkpoint, config)

@@ -7,7 +7,8 @@
 // The story of a run, in order:
 //   1. data: JSONL (data.train_file) or the built-in task, and the held-out problems;
 //   2. policy: a Hugging Face directory (model.path), or a tokenizer and a tiny Qwen2 trained
-//      from scratch; with --resume, the newest complete checkpoint (or the finished SFT stage);
+//      from scratch; with --resume, the newest complete checkpoint or the one named (or the
+//      finished SFT stage);
 //   3. SFT (sft.steps > 0): written to output_dir/sft, then evaluated on held-out problems;
 //   4. GRPO (grpo.steps > 0): one line of metrics per step in output_dir/metrics.jsonl, a
 //      progress line on the terminal, checkpoints every checkpoint.every steps;
@@ -33,6 +34,7 @@ namespace rl::trainer {
 
 struct RunOptions {
   bool resume = false;  // continue from the newest complete checkpoint in run.output_dir
+  std::string resume_from;  // with resume: this checkpoint directory instead (checked complete)
   World world;          // the ranks training together (trainer/distributed.h); default: one process
 };
 

@@ -2,7 +2,8 @@
 // MASTER_PORT), two processes on loopback as two machines would be: data-parallel SFT and GRPO
 // with rank 0 alone writing, and a rank that never comes ending the other in an error within
 // run.collective_timeout_s; and `--nproc 2`, which starts the ranks itself (a run resumed by
-// one process, a failing rank, a killed rank).
+// one process, a failing rank, a killed rank). Then the command line: KEY=VALUE overrides and
+// --resume CHECKPOINT_DIR.
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "tests/support/ports.h"
 #include "tests/support/files.h"
@@ -170,4 +172,65 @@ TEST_CASE("rl train --nproc 2: a rank killed mid-run stops the other, nothing ha
   // stopped before it does).
   CHECK_THAT(log, Catch::Contains("failed (status 137); stopping the other ranks"));
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(120));
+}
+
+TEST_CASE("rl train KEY=VALUE overrides: applied before the schema reads, shown by --print-config", "[cli][config]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/2);
+  const std::string rl = "'" RL_BINARY "' train '" + config.string() + "' ";
+  const rl::testing::ProcessResult shown =
+      RunProcess(rl + "grpo.steps=3 'rollout.stop_strings=[a, b]' run.output_dir=/tmp/x --print-config");
+  INFO(shown.out << shown.err);
+  REQUIRE(shown.exit_code == 0);
+  const YAML::Node printed = YAML::Load(shown.out);
+  CHECK(printed["grpo"]["steps"].as<int>() == 3);
+  CHECK(printed["grpo"]["prompts_per_step"].as<int>() == 2);  // the file's, untouched
+  CHECK(printed["rollout"]["stop_strings"].as<std::vector<std::string>>() == std::vector<std::string>{"a", "b"});
+  CHECK(printed["run"]["output_dir"].as<std::string>() == "/tmp/x");
+  const rl::testing::ProcessResult typo = RunProcess(rl + "grpo.lerning_rate=1e-3 --print-config");
+  CHECK(typo.exit_code == 2);
+  CHECK_THAT(typo.out + typo.err, Catch::Contains("command-line override grpo.lerning_rate=1e-3: grpo.lerning_rate: "
+                                                  "unknown key; did you mean 'learning_rate'?"));
+  const rl::testing::ProcessResult range = RunProcess(rl + "grpo.steps=-1");
+  CHECK(range.exit_code == 2);
+  CHECK_THAT(range.out + range.err, Catch::Contains("command-line override grpo.steps=-1: grpo.steps: value -1 out of "
+                                                    "range"));
+}
+
+TEST_CASE("rl train --resume CHECKPOINT_DIR: from that checkpoint; an incomplete one is named", "[cli][resume]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/2);
+  const std::string rl = "'" RL_BINARY "' train '" + config.string() + "' ";
+  const rl::testing::ProcessResult first = RunProcess(rl);
+  INFO(first.out << first.err);
+  REQUIRE(first.exit_code == 0);
+  // Step 2 again from checkpoint-1, into another output directory.
+  const fs::path checkpoint = dir.path() / "out" / "checkpoint-1", other = dir.path() / "other";
+  const rl::testing::ProcessResult again =
+      RunProcess(rl + "run.output_dir='" + other.string() + "' --resume '" + checkpoint.string() + "'");
+  INFO(again.out << again.err);
+  REQUIRE(again.exit_code == 0);
+  CHECK_THAT(again.out, Catch::Contains("resume: from " + checkpoint.string()));
+  const std::vector<nlohmann::json> metrics = MetricsLines(other / "metrics.jsonl");
+  REQUIRE(metrics.size() == 1);
+  CHECK(metrics[0]["step"] == 2);
+  CHECK(metrics[0]["loss"] == MetricsLines(dir.path() / "out" / "metrics.jsonl")[1]["loss"]);  // the same step
+  // Without a value: the newest checkpoint of run.output_dir; an override after --resume is one.
+  const rl::testing::ProcessResult newest = RunProcess(rl + "--resume grpo.steps=3");
+  INFO(newest.out << newest.err);
+  REQUIRE(newest.exit_code == 0);
+  CHECK_THAT(newest.out, Catch::Contains("checkpoint-2"));
+  CHECK(MetricsLines(dir.path() / "out" / "metrics.jsonl").size() == 3);
+  // A checkpoint missing files is refused before anything is trained, naming what it lacks.
+  const fs::path broken = dir.path() / "broken";
+  fs::copy(checkpoint, broken, fs::copy_options::recursive);
+  fs::remove(broken / "optimizer.pt");
+  fs::remove(broken / "rng_state.pt");
+  const rl::testing::ProcessResult refused = RunProcess(rl + "--resume '" + broken.string() + "'");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.out + refused.err,
+             Catch::Contains(broken.string() + " is not a complete checkpoint: it lacks optimizer.pt, rng_state.pt"));
+  const rl::testing::ProcessResult missing = RunProcess(rl + "--resume '" + (dir.path() / "nowhere").string() + "'");
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.out + missing.err, Catch::Contains("nowhere: no such checkpoint directory"));
 }

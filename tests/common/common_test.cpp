@@ -123,3 +123,80 @@ TEST_CASE("FreeLoopbackPort: below the ephemeral range, and free", "[ports]") {
     CHECK(port < ephemeral_start);
   }
 }
+
+namespace {
+
+// A small schema for the command-line overrides of a configuration.
+struct OverrideSample {
+  int64_t steps = 1;
+  double learning_rate = 0.1;
+  int64_t lora_r = 0;
+  StringList stop_strings;
+};
+
+template <class V>
+void VisitOverrideSample(V& v, OverrideSample& s) {
+  v.Section("grpo", [&] {
+    v.Field("steps", s.steps, AtLeast(1));
+    v.Field("learning_rate", s.learning_rate);
+    v.Section("lora", [&] { v.Field("r", s.lora_r); });
+  });
+  v.Section("rollout", [&] { v.Field("stop_strings", s.stop_strings); });
+}
+
+OverrideSample ReadWithOverrides(const std::string& text, const std::vector<std::string>& overrides) {
+  std::vector<YamlOverride> parsed;
+  for (const std::string& o : overrides) parsed.push_back(ParseYamlOverride(o));
+  YamlReader reader(ParseYamlConfig(text, "run.yaml"), "run.yaml", parsed);
+  OverrideSample sample;
+  VisitOverrideSample(reader, sample);
+  reader.CheckUnknownKeys();
+  return sample;
+}
+
+}  // namespace
+
+TEST_CASE("command-line overrides: values over the file's, read by the same schema", "[common][config]") {
+  const std::string file = "grpo: {steps: 5, learning_rate: 0.5}\n";
+  OverrideSample s = ReadWithOverrides(file, {"grpo.steps=3", "rollout.stop_strings=[a, 'b c']", "grpo.lora.r=16"});
+  CHECK(s.steps == 3);
+  CHECK(s.learning_rate == 0.5);  // untouched keys keep the file's value
+  CHECK(s.stop_strings == StringList{"a", "b c"});
+  CHECK(s.lora_r == 16);  // sections the file lacks are created
+  s = ReadWithOverrides(file, {"grpo.steps=3", "grpo.steps=4", "grpo.learning_rate="});
+  CHECK(s.steps == 4);                // the later override of a key wins
+  CHECK(s.learning_rate == 0.1);      // null: the field's default
+  CHECK(ReadWithOverrides("", {"grpo={steps: 7}"}).steps == 7);  // no file content; a flow mapping
+}
+
+TEST_CASE("command-line overrides: errors name the override, not a line of the file", "[common][config]") {
+  const std::string file = "grpo:\n  steps: 2\n";
+  CHECK_THROWS_WITH(ReadWithOverrides(file, {"grpo.lerning_rate=1e-3"}),
+                    "command-line override grpo.lerning_rate=1e-3: grpo.lerning_rate: unknown key; did you mean "
+                    "'learning_rate'? (valid keys: steps, learning_rate, lora)");
+  CHECK_THROWS_WITH(ReadWithOverrides(file, {"grpo.steps=0"}),
+                    "command-line override grpo.steps=0: grpo.steps: value 0 out of range: expected at least 1");
+  CHECK_THROWS_WITH(ReadWithOverrides(file, {"grpo.steps=many"}),
+                    "command-line override grpo.steps=many: grpo.steps: expected an integer, got 'many'");
+  CHECK_THROWS_WITH(ReadWithOverrides(file, {"grpoo.steps=3"}),
+                    Catch::StartsWith("command-line override grpoo.steps=3: grpoo: unknown key; did you mean 'grpo'?"));
+  CHECK_THROWS_WITH(ReadWithOverrides(file, {"grpo.steps.x=1"}),
+                    "command-line override grpo.steps.x=1: grpo.steps: holds a value in run.yaml, "
+                    "not a section with keys");
+  // An error in the file itself still names its line.
+  CHECK_THROWS_WITH(ReadWithOverrides("grpo:\n  steps: 0\n", {"grpo.learning_rate=0.2"}),
+                    "run.yaml:2: grpo.steps: value 0 out of range: expected at least 1");
+}
+
+TEST_CASE("command-line overrides: malformed ones are refused as written", "[common][config]") {
+  CHECK_THROWS_WITH(ParseYamlOverride("grpo.steps"),
+                    "command-line override grpo.steps: expected KEY=VALUE with a dotted key, e.g. grpo.steps=3");
+  CHECK_THROWS_WITH(ParseYamlOverride("grpo..steps=1"), Catch::Contains("expected KEY=VALUE"));
+  CHECK_THROWS_WITH(ParseYamlOverride("=1"), Catch::Contains("expected KEY=VALUE"));
+  CHECK_THROWS_WITH(ParseYamlOverride("rollout.stop_strings=[a"),
+                    Catch::StartsWith("command-line override rollout.stop_strings=[a: rollout.stop_strings: "
+                                      "not valid YAML"));
+  const YamlOverride o = ParseYamlOverride("run.output_dir=/tmp/x=y");  // the first '=' splits
+  CHECK(o.path == std::vector<std::string>{"run", "output_dir"});
+  CHECK(o.value.Scalar() == "/tmp/x=y");
+}
