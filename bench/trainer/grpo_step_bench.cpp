@@ -10,8 +10,8 @@
 //   grpo_step_bench --shape qwen2.5-0.5b --layers 4   # its width and vocabulary, 4 of its 24 layers
 //   grpo_step_bench --shape qwen2.5-1.5b --lora 16    # LoRA r=16 on every linear module; the
 //                                                     # KL reference is the base (no second copy)
-//   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16 --train-dtype bfloat16 \
-//                   --gradient-checkpointing --micro-batch 8     # bf16 mixed precision
+//   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16 --train-dtype bfloat16
+//                   --gradient-checkpointing --micro-batch 8     # (one line) bf16 mixed precision
 //
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and

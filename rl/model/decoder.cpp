@@ -5,6 +5,7 @@
 
 #include "common/threads.h"
 #include "rl/model/bf16_gemm.h"
+#include "rl/model/cpu_memory.h"
 
 #include <cmath>
 #include <limits>
@@ -16,7 +17,10 @@
 
 namespace rl::model {
 
-void ConfigureThreads(int num_threads) { at::set_num_threads(common::ThreadCount(num_threads)); }
+void ConfigureThreads(int num_threads) {
+  at::set_num_threads(common::ThreadCount(num_threads));
+  UseHugePagesForLargeTensors();
+}
 
 // ---------------------------------------------------------------------------------------------
 // KvCache
@@ -336,7 +340,8 @@ void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
 // forward pass runs without recording and keeps only the layer's input; the backward pass
 // recomputes the layer with recording on and backpropagates through it, which accumulates the
 // parameters' gradients directly and returns the input's. The CPU generator's state is put back
-// for the recomputation so that dropout (LoRA's) draws the mask it drew the first time.
+// for the recomputation so that dropout (LoRA's) draws the mask it drew the first time. The
+// first pass records too (then drops the graph), so that it draws dropout masks at all.
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, DecoderImpl* model,
                                int64_t layer, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -346,7 +351,10 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["model"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(model));
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["generator"] = at::detail::getDefaultCPUGenerator().get_state();
-    return model->Layer(layer, x, cos, sin, allowed, nullptr);
+    // Recording on, as in the recomputation: LoRA dropout acts only while a gradient is recorded,
+    // and both passes must draw the same mask. The graph is dropped with the detached result.
+    torch::AutoGradMode recording(true);
+    return model->Layer(layer, x, cos, sin, allowed, nullptr).detach();
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,

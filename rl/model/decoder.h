@@ -49,6 +49,8 @@ namespace rl::model {
 // this with its configured value. On a machine shared with other work, start the process with
 // OMP_WAIT_POLICY=PASSIVE (OpenMP reads it only at start-up): spinning OpenMP threads that
 // wait for a descheduled sibling made decoding 5-7x slower in bench/model under load.
+// It also puts LibTorch's large CPU tensors on huge pages (rl/model/cpu_memory.h): page faults
+// are the cost of a training step's allocations on VMs like our CI's.
 void ConfigureThreads(int num_threads);
 
 // Preallocated keys and values of every layer, [B, kv_heads, capacity, head_dim] each. Hidden()

@@ -62,7 +62,7 @@ at::Tensor Delta(const LoraAdapter& a) {
 
 at::Tensor LoraAdapter::Update(const at::Tensor& x, bool training) const {
   at::Tensor h = x.to(A.scalar_type());
-  if (training && dropout > 0) h = torch::dropout(h, dropout, /*train=*/true);
+  if (training && dropout > 0 && torch::GradMode::is_enabled()) h = torch::dropout(h, dropout, /*train=*/true);
   // [..., in] -> [..., r] -> [..., out]: two thin products instead of materialising B A.
   return torch::linear(torch::linear(h, A), B).mul(scale).to(x.scalar_type());
 }

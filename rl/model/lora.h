@@ -11,9 +11,8 @@
 //
 // A target Linear computes y = W x (+ b) + scale · B (A dropout(x)) with A [r, in] drawn as PEFT
 // draws it (uniform ±1/sqrt(in), its kaiming_uniform with a = sqrt(5)) and B [out, r] zero,
-// so a fresh adapter leaves the model's outputs unchanged. Dropout applies in training mode only
-// (the trainer computes its no-gradient log-probs in eval mode; a checkpointed layer's first,
-// unrecorded pass must draw the mask that its recomputation draws). The adapter runs in float32 under a float32 or bf16 base (x is
+// so a fresh adapter leaves the model's outputs unchanged. Dropout applies only while a gradient
+// is recorded in training mode. The adapter runs in float32 under a float32 or bf16 base (x is
 // cast to it, the update cast back), in float64 under a float64 one. The file's tensor names are PEFT's:
 // "base_model.model.<module>.lora_A.weight" and "...lora_B.weight", <module> the Hugging Face
 // name ("model.layers.0.self_attn.q_proj").
@@ -43,7 +42,7 @@ struct LoraAdapter {
   double scale = 1;
   double dropout = 0;
   bool enabled = true;
-  // scale · B A dropout(x), in x's dtype; dropout when `training`.
+  // scale · B A dropout(x), in x's dtype; dropout when `training` and a gradient is recorded.
   at::Tensor Update(const at::Tensor& x, bool training) const;
 };
 
