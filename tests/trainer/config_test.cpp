@@ -60,7 +60,7 @@ TEST_CASE("wrong types and ranges name the key and its line", "[config]") {
   CHECK_THROWS_WITH(ParseTrainConfig("rollout:\n  stop_strings: '</answer>'\n", "c.yaml"),
                     Catch::StartsWith("c.yaml:2: rollout.stop_strings: expected a list of strings"));
   CHECK_THROWS_WITH(ParseTrainConfig("grpo:\n  loss_type: ppo\n", "c.yaml"),
-                    Catch::Contains("grpo.loss_type: expected one of 'grpo', 'dapo', 'dr_grpo', got 'ppo'"));
+                    Catch::Contains("grpo.loss_type: expected one of 'grpo', 'dapo', 'dr_grpo', 'bnpo', 'cispo', got 'ppo'"));
   CHECK_THROWS_WITH(ParseTrainConfig("rollout:\n  temperature: -1\n", "c.yaml"),
                     Catch::StartsWith("c.yaml:2: rollout.temperature: value -1 out of range"));
   CHECK_THROWS_WITH(ParseTrainConfig("grpo: 3\n", "c.yaml"),
@@ -103,6 +103,44 @@ TEST_CASE("rollout.dtype: float32 by default, bfloat16 on request, printed eithe
 
   CHECK_THROWS_WITH(ParseTrainConfig("run: {seed: 1}\nrollout:\n  top_k: 5\n  dtype: fp16\n", "c.yaml"),
                     Catch::StartsWith("c.yaml:4: rollout.dtype: expected one of 'float32', 'bfloat16', got 'fp16'"));
+}
+
+TEST_CASE("this round's training keys read, print back, and their cross-field rules hold", "[config]") {
+  const TrainConfig c = ParseTrainConfig(R"(
+sft: {train_dtype: bfloat16, gradient_checkpointing: true}
+grpo:
+  train_dtype: bfloat16
+  gradient_checkpointing: true
+  loss_type: cispo
+  epsilon_high: 5.0
+  importance_sampling_level: sequence
+  delta: 1.5
+  top_entropy_quantile: 0.2
+  entropy_coef: 0.01
+  beta: 0.04
+  sync_ref_model: true
+  ref_model_sync_steps: 64
+  rollout_importance_sampling_correction: true
+  rollout_importance_sampling_mode: sequence_mask
+  rollout_importance_sampling_clip_min: 0.5
+rollout: {repetition_penalty: 1.1}
+)", "new.yaml");
+  CHECK(c.sft.train_dtype == Precision::kBFloat16);
+  CHECK(c.grpo.gradient_checkpointing);
+  CHECK(c.grpo.loss_type == LossType::kCispo);
+  CHECK(c.grpo.importance_sampling_level == ImportanceSamplingLevel::kSequence);
+  CHECK(c.grpo.delta == 1.5);
+  CHECK(c.grpo.rollout_importance_sampling_mode == RolloutIsMode::kSequenceMask);
+  CHECK(c.grpo.rollout_importance_sampling_clip_max == 3.0);
+  CHECK(c.rollout.repetition_penalty == 1.1);
+  const TrainConfig again = ParseTrainConfig(ToYaml(c), "printed");
+  CHECK(ToYaml(again) == ToYaml(c));
+
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {sync_ref_model: true}\n", "s.yaml"),
+                    Catch::Contains("grpo.sync_ref_model needs a reference model"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {rollout_importance_sampling_clip_min: 4}\n", "m.yaml"),
+                    Catch::Contains("clip_min must be below"));
+  CHECK_THROWS_WITH(ParseTrainConfig("grpo: {delta: 0.5}\n", "d.yaml"), Catch::Contains("grpo.delta"));
 }
 
 TEST_CASE("rewards.server: one URL or a list of them, printed as given", "[config]") {

@@ -19,11 +19,13 @@
 #include "tests/support/catch_torch.h"
 
 #include "tests/support/event_file_reader.h"
+#include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
 #include "trainer/config.h"
 #include "trainer/run.h"
 
 namespace fs = std::filesystem;
+using rl::testing::ReadJsonLines;
 using namespace rl::trainer;
 using rl::testing::ReadEventFile;
 using rl::testing::TbEvent;
@@ -54,14 +56,6 @@ checkpoint: {every: 2, keep_last: 5}
                                    "logged-run");
   c.run.output_dir = output_dir.string();
   return c;
-}
-
-std::vector<nlohmann::json> ReadLines(const fs::path& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
 }
 
 std::vector<fs::path> EventFiles(const fs::path& run) {
@@ -135,7 +129,7 @@ TEST_CASE("a run's TensorBoard events equal its metrics.jsonl; completions.jsonl
     RunTraining(LoggedRun(run), {});
     terminal = log.text();
   }
-  const std::vector<nlohmann::json> metrics = ReadLines(run / "metrics.jsonl");
+  const std::vector<nlohmann::json> metrics = ReadJsonLines(run / "metrics.jsonl");
   REQUIRE(metrics.size() == 4);  // every step, whatever logging_steps says
   const std::vector<fs::path> files = EventFiles(run);
   REQUIRE(files.size() == 1);
@@ -169,7 +163,7 @@ TEST_CASE("a run's TensorBoard events equal its metrics.jsonl; completions.jsonl
   CHECK(scalars == evaluations);
 
   // completions.jsonl: steps 2 and 4, one line per completion (2 prompts x 4).
-  const std::vector<nlohmann::json> completions = ReadLines(run / "completions.jsonl");
+  const std::vector<nlohmann::json> completions = ReadJsonLines(run / "completions.jsonl");
   REQUIRE(completions.size() == 16);
   for (size_t i = 0; i < completions.size(); ++i) CHECK(completions[i]["step"] == (i < 8 ? 2 : 4));
   CheckCompletionLines(completions);
@@ -188,8 +182,8 @@ TEST_CASE("a run's TensorBoard events equal its metrics.jsonl; completions.jsonl
   RunOptions resume;
   resume.resume = true;  // from checkpoint-2
   RunTraining(LoggedRun(run), resume);
-  CHECK(ReadLines(run / "metrics.jsonl").size() == 4);
-  const std::vector<nlohmann::json> again = ReadLines(run / "completions.jsonl");
+  CHECK(ReadJsonLines(run / "metrics.jsonl").size() == 4);
+  const std::vector<nlohmann::json> again = ReadJsonLines(run / "completions.jsonl");
   REQUIRE(again.size() == 16);
   for (size_t i = 0; i < again.size(); ++i) CHECK(again[i]["step"] == (i < 8 ? 2 : 4));
   // Resumed exactly: step 4's completions are those of the uninterrupted run.

@@ -26,6 +26,7 @@
 #include "trainer/run.h"
 
 namespace fs = std::filesystem;
+using rl::testing::ReadJsonLines;
 using namespace rl::trainer;
 using rl::testing::ReadFile;
 using rl::testing::TempDir;
@@ -64,14 +65,6 @@ checkpoint: {every: 2, keep_last: 5}
                                    "tiny-run");
   c.run.output_dir = output_dir.string();
   return c;
-}
-
-std::vector<nlohmann::json> ReadLines(const fs::path& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
 }
 
 // The metrics without wall-clock timings (which differ between any two runs).
@@ -123,7 +116,7 @@ TEST_CASE("smoke run: metrics, checkpoints and the final model are complete and 
   REQUIRE(summary.after);
   CHECK(summary.after->completions == 4);
 
-  std::vector<nlohmann::json> metrics = ReadLines(dir / "metrics.jsonl");
+  std::vector<nlohmann::json> metrics = ReadJsonLines(dir / "metrics.jsonl");
   REQUIRE(metrics.size() == 4);
   for (const char* key : {"step", "epoch", "reward", "reward_std", "reward_std_within_group", "rewards/format.tags/mean",
                           "rewards/accuracy.math/mean", "frac_reward_zero_std", "kl", "entropy", "clip_ratio/low_mean",
@@ -180,15 +173,15 @@ TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exac
   const fs::path resumed = resumed_dir.path();
   CopyRunAtStep2(whole, resumed);
   {
-    std::vector<nlohmann::json> lines = ReadLines(whole / "metrics.jsonl");
+    std::vector<nlohmann::json> lines = ReadJsonLines(whole / "metrics.jsonl");
     std::ofstream out(resumed / "metrics.jsonl");
     out << lines[0].dump() << "\n" << lines[1].dump() << "\n" << "{\"step\": 3, \"partial\": true}\n";
   }
-  RunSummary summary = RunTraining(TinyRun(resumed), {.resume = true, .world = {}});
+  RunSummary summary = RunTraining(TinyRun(resumed), {.resume = true, .resume_from = {}, .world = {}});
   CHECK(summary.grpo_steps == 4);
 
-  std::vector<nlohmann::json> a = ReadLines(whole / "metrics.jsonl");
-  std::vector<nlohmann::json> b = ReadLines(resumed / "metrics.jsonl");
+  std::vector<nlohmann::json> a = ReadJsonLines(whole / "metrics.jsonl");
+  std::vector<nlohmann::json> b = ReadJsonLines(resumed / "metrics.jsonl");
   REQUIRE(a.size() == 4);
   REQUIRE(b.size() == 4);  // the partial line of step 3 was replaced
   for (size_t i = 0; i < a.size(); ++i) {
@@ -223,7 +216,7 @@ TEST_CASE("GRPO with LoRA: adapters in PEFT's layout, the base as reference, mer
   const TrainConfig config = TinyLoraRun(whole);
   RunSummary summary = RunTraining(config, {});
   CHECK(summary.grpo_steps == 4);
-  std::vector<nlohmann::json> metrics = ReadLines(whole / "metrics.jsonl");
+  std::vector<nlohmann::json> metrics = ReadJsonLines(whole / "metrics.jsonl");
   REQUIRE(metrics.size() == 4);
   double max_kl = 0;
   for (const nlohmann::json& m : metrics) max_kl = std::max(max_kl, m["kl"].get<double>());
@@ -263,12 +256,12 @@ TEST_CASE("GRPO with LoRA: adapters in PEFT's layout, the base as reference, mer
     nlohmann::json state = nlohmann::json::parse(ReadFile(resumed / "checkpoint-2" / "trainer_state.json"));
     state["reference_dir"] = (resumed / "sft").string();
     std::ofstream(resumed / "checkpoint-2" / "trainer_state.json") << state.dump(2);
-    std::vector<nlohmann::json> lines = ReadLines(whole / "metrics.jsonl");
+    std::vector<nlohmann::json> lines = ReadJsonLines(whole / "metrics.jsonl");
     std::ofstream out(resumed / "metrics.jsonl");
     out << lines[0].dump() << "\n" << lines[1].dump() << "\n";
   }
-  RunTraining(TinyLoraRun(resumed), {.resume = true, .world = {}});
-  std::vector<nlohmann::json> b = ReadLines(resumed / "metrics.jsonl");
+  RunTraining(TinyLoraRun(resumed), {.resume = true, .resume_from = {}, .world = {}});
+  std::vector<nlohmann::json> b = ReadJsonLines(resumed / "metrics.jsonl");
   REQUIRE(b.size() == 4);
   for (size_t i = 0; i < metrics.size(); ++i) {
     INFO("step " << i + 1);
@@ -325,8 +318,8 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   remote_config.rewards.server = {url};
   RunTraining(local_config, {});
   RunTraining(remote_config, {});
-  std::vector<nlohmann::json> a = ReadLines(local / "metrics.jsonl");
-  std::vector<nlohmann::json> b = ReadLines(remote / "metrics.jsonl");
+  std::vector<nlohmann::json> a = ReadJsonLines(local / "metrics.jsonl");
+  std::vector<nlohmann::json> b = ReadJsonLines(remote / "metrics.jsonl");
   REQUIRE(a.size() == 2);
   REQUIRE(b.size() == 2);
   for (size_t i = 0; i < a.size(); ++i) CHECK(WithoutTimes(a[i]).dump() == WithoutTimes(b[i]).dump());
@@ -339,9 +332,9 @@ TEST_CASE("rewards from a live reward server on loopback", "[run][server]") {
   remote_config.grpo.steps = 4;
   remote_config.rewards.max_retries = 1;
   remote_config.rewards.retry_backoff_s = 0.01;
-  CHECK_THROWS_WITH(RunTraining(remote_config, {.resume = true, .world = {}}), Catch::Contains("127.0.0.1"));
+  CHECK_THROWS_WITH(RunTraining(remote_config, {.resume = true, .resume_from = {}, .world = {}}), Catch::Contains("127.0.0.1"));
   CHECK(FindLatestCheckpoint(remote.string()) == (remote / "checkpoint-2").string());
-  CHECK(ReadLines(remote / "metrics.jsonl").size() == 2);
+  CHECK(ReadJsonLines(remote / "metrics.jsonl").size() == 2);
 }
 
 TEST_CASE("dynamic sampling keeps only groups with reward variance", "[run][dynamic]") {
@@ -354,7 +347,7 @@ TEST_CASE("dynamic sampling keeps only groups with reward variance", "[run][dyna
   config.grpo.dynamic_sampling = true;
   config.grpo.dynamic_sampling_max_rounds = 3;
   RunTraining(config, {});
-  std::vector<nlohmann::json> metrics = ReadLines(dir / "metrics.jsonl");
+  std::vector<nlohmann::json> metrics = ReadJsonLines(dir / "metrics.jsonl");
   REQUIRE(metrics.size() == 2);
   for (const nlohmann::json& m : metrics) {
     const int64_t rounds = m["dynamic_sampling/rounds"].get<int64_t>();
