@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "tests/support/event_file_reader.h"
 #include "tests/support/ports.h"
 #include "tests/support/files.h"
 #include "tests/support/process.h"
@@ -195,6 +196,36 @@ TEST_CASE("rl train KEY=VALUE overrides: applied before the schema reads, shown 
   CHECK(range.exit_code == 2);
   CHECK_THAT(range.out + range.err, Catch::Contains("command-line override grpo.steps=-1: grpo.steps: value -1 out of "
                                                     "range"));
+}
+
+// Issue 17's evidence: a short run whose settings come from the command line, TensorBoard on; its
+// event file, read by the spec-written reader, holds metrics.jsonl's values step by step.
+TEST_CASE("rl train configured by overrides writes TensorBoard events equal to its metrics", "[cli][config]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/1, 120, /*sft_steps=*/1);
+  const fs::path out = dir.path() / "overridden";
+  const rl::testing::ProcessResult run = RunProcess("'" RL_BINARY "' train '" + config.string() + "' grpo.steps=2 sft.steps=2 "
+                                                    "run.tensorboard=true run.logging_steps=2 run.output_dir='" + out.string() + "'");
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  const std::vector<nlohmann::json> metrics = rl::testing::ReadJsonLines(out / "metrics.jsonl");
+  REQUIRE(metrics.size() == 2);
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(out / "tensorboard")) files.push_back(entry.path());
+  REQUIRE(files.size() == 1);
+  const std::vector<rl::testing::TbEvent> events = rl::testing::ReadEventFile(files[0].string());
+  int matched = 0;
+  for (const rl::testing::TbEvent& event : events) {
+    for (const auto& [tag, value] : event.values) {
+      if (tag != "train/reward" && tag != "train/loss") continue;
+      REQUIRE(event.step >= 1);
+      REQUIRE(event.step <= 2);
+      const nlohmann::json& m = metrics[static_cast<size_t>(event.step - 1)];
+      CHECK(value == Approx(m[tag.substr(6)].get<double>()).epsilon(1e-6));
+      ++matched;
+    }
+  }
+  CHECK(matched == 4);  // two tags, two steps
 }
 
 TEST_CASE("rl train --resume CHECKPOINT_DIR: from that checkpoint; an incomplete one is named", "[cli][resume]") {
