@@ -53,11 +53,12 @@ void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann
 
 void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
                     torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
-                    int64_t keep_last) {
+                    int64_t keep_last, Policy* reference) {
   const fs::path final_path = fs::path(output_dir) / ("checkpoint-" + std::to_string(step));
   const fs::path temp_path = final_path.string() + ".tmp";
   fs::remove_all(temp_path);
   SavePolicy(policy, temp_path.string());
+  if (reference != nullptr) SavePolicy(*reference, (temp_path / "reference").string());
   torch::save(optimizer, (temp_path / "optimizer.pt").string());
   torch::Tensor rng = torch::globalContext().defaultGenerator(torch::kCPU).get_state();
   torch::save(rng, (temp_path / "rng_state.pt").string());

@@ -24,9 +24,11 @@
 
 namespace rl::trainer {
 
+// `reference`, when given (a reference that moves: grpo.sync_ref_model), is saved in the
+// checkpoint's reference/ subdirectory in the same layout, for the resumed run to load.
 void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
                     torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
-                    int64_t keep_last);
+                    int64_t keep_last, Policy* reference = nullptr);
 
 // Removes every checkpoint (complete or not) of output_dir: a fresh run must not mix its
 // checkpoints with an earlier run's. Returns how many were removed.

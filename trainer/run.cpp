@@ -289,9 +289,13 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
       logs->PrintCompletions(trainer.completions());
     }
     if (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
-      nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", reference_dir}, {"seed", config.run.seed}};
+      // A reference that moves (sync_ref_model) is saved with the checkpoint and resumed from there.
+      Policy* moving = config.grpo.sync_ref_model && reference ? &*reference : nullptr;
+      const std::string saved_reference =
+          moving ? (out / ("checkpoint-" + std::to_string(step)) / "reference").string() : reference_dir;
+      nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", saved_reference}, {"seed", config.run.seed}};
       if (summary.before) saved["before"] = ToJson(*summary.before);
-      SaveCheckpoint(out.string(), step, start.policy, trainer.optimizer(), saved, config.checkpoint.keep_last);
+      SaveCheckpoint(out.string(), step, start.policy, trainer.optimizer(), saved, config.checkpoint.keep_last, moving);
     }
   }
   summary.grpo_steps = trainer.step();

@@ -191,6 +191,35 @@ TEST_CASE("a run resumed from a checkpoint reproduces the uninterrupted run exac
   CHECK(ReadFile(whole / "final" / "model.safetensors") == ReadFile(resumed / "final" / "model.safetensors"));
 }
 
+TEST_CASE("with sync_ref_model the moving reference resumes from the checkpoint", "[run][resume]") {
+  auto config = [](const fs::path& dir) {
+    TrainConfig c = TinyRun(dir);
+    c.grpo.sync_ref_model = true;  // every update mixes the policy into the reference
+    c.grpo.ref_model_sync_steps = 1;
+    c.grpo.ref_model_mixup_alpha = 0.5;
+    return c;
+  };
+  const TempDir whole_dir;
+  const fs::path whole = whole_dir.path();
+  RunTraining(config(whole), {});
+  CHECK(fs::exists(whole / "checkpoint-2" / "reference" / "model.safetensors"));
+  const TempDir resumed_dir;
+  const fs::path resumed = resumed_dir.path();
+  CopyRunAtStep2(whole, resumed);
+  {
+    std::vector<nlohmann::json> lines = ReadJsonLines(whole / "metrics.jsonl");
+    std::ofstream(resumed / "metrics.jsonl") << lines[0].dump() << "\n" << lines[1].dump() << "\n";
+  }
+  RunTraining(config(resumed), {.resume = true, .resume_from = {}, .world = {}});
+  const std::vector<nlohmann::json> a = ReadJsonLines(whole / "metrics.jsonl"), b = ReadJsonLines(resumed / "metrics.jsonl");
+  REQUIRE(a.size() == 4);
+  REQUIRE(b.size() == 4);
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("step " << i + 1);
+    CHECK(WithoutTimes(a[i]).dump() == WithoutTimes(b[i]).dump());  // kl included
+  }
+}
+
 // The tiny run with a LoRA adapter on the SFT policy (dropout included: resume must restore its
 // random stream too) and the KL term against the base.
 TrainConfig TinyLoraRun(const fs::path& output_dir) {
