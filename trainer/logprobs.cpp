@@ -85,8 +85,8 @@ torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& weight, t
   return t != 1.0 ? logits / t : logits;
 }
 
-// Log-probabilities and entropies of the target tokens from the hidden states, `chunk`
-// positions at a time, with a hand-written backward pass that recomputes each chunk's logits:
+// Log-probabilities (and with_entropy their entropies) of the target tokens from the hidden
+// states, `chunk` positions at a time, with a hand-written backward pass that recomputes each chunk's logits:
 // autograd would keep every chunk's [B,L,V] logits, log-softmax and probabilities until the
 // backward pass (0.6 GB per tensor for 8 × 128 tokens of a 151,936-word vocabulary), this keeps
 // only the hidden states. With z = logits/t, p = softmax(z), lp = z_target − logsumexp(z) and
@@ -94,7 +94,7 @@ torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& weight, t
 struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogprobs> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
                                                 const torch::Tensor& weight, const torch::Tensor& targets,
-                                                double t, int64_t chunk, torch::ScalarType dtype) {
+                                                double t, int64_t chunk, torch::ScalarType dtype, bool with_entropy) {
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["t"] = t;
     ctx->saved_data["chunk"] = chunk;
@@ -105,8 +105,9 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
       const int64_t len = std::min(chunk, width - start);
       const torch::Tensor lsm = torch::log_softmax(ChunkLogits(hidden.narrow(1, start, len), weight, dtype, t), -1);
       logprobs.push_back(lsm.gather(-1, targets.narrow(1, start, len).unsqueeze(-1)).squeeze(-1));
-      entropies.push_back(-(lsm.exp() * lsm).sum(-1));
+      if (with_entropy) entropies.push_back(-(lsm.exp() * lsm).sum(-1));
     }
+    if (!with_entropy) return {torch::cat(logprobs, 1)};      // [B,C] float32
     return {torch::cat(logprobs, 1), torch::cat(entropies, 1)};  // [B,C] float32 each
   }
 
@@ -132,7 +133,7 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
         dz -= p * g;
         dz.scatter_add_(-1, targets.narrow(1, start, len).unsqueeze(-1), g);
       }
-      if (grad[1].defined()) {
+      if (grad.size() > 1 && grad[1].defined()) {
         const torch::Tensor entropy = -(p * lsm).sum(-1, /*keepdim=*/true);
         dz -= p * (lsm + entropy) * grad[1].narrow(1, start, len).unsqueeze(-1);
       }
@@ -140,7 +141,7 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
       d_hidden.narrow(1, start, len).copy_(torch::matmul(d_logits, w));
       if (weight_grad) d_weight += torch::matmul(d_logits.flatten(0, 1).t(), h.to(dtype).flatten(0, 1)).to(torch::kFloat32);
     }
-    return {d_hidden, weight_grad ? d_weight.to(weight.scalar_type()) : torch::Tensor(), {}, {}, {}, {}};
+    return {d_hidden, weight_grad ? d_weight.to(weight.scalar_type()) : torch::Tensor(), {}, {}, {}, {}, {}};
   }
 };
 
@@ -163,7 +164,7 @@ CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const To
   const int64_t width_c = batch.completion_ids.size(1);
   torch::Tensor predicting = hidden.narrow(1, batch.prompt_width - 1, width_c);  // [B,C,H]
   const auto outputs = ChunkedTokenLogprobs::apply(predicting, model.OutputWeight(), batch.completion_ids, t,
-                                                   chunk, model.compute_dtype());
+                                                   chunk, model.compute_dtype(), with_entropy);
   CompletionLogprobs out;
   out.logprobs = outputs[0] * batch.completion_mask;
   if (with_entropy) out.entropy = outputs[1] * batch.completion_mask;
