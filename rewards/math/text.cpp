@@ -3,6 +3,7 @@
 // Every scan here is linear in the input and charged to the budget by its length first.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 #include "rewards/math/internal.h"
@@ -10,6 +11,51 @@
 
 namespace rl::rewards::math::internal {
 namespace {
+
+// Scans that look for a few rare bytes test 8 bytes at once (SWAR) and skip blocks that hold
+// none of them: a byte-by-byte loop costs a few cycles a byte, and every completion is scanned
+// several times. The tests are exact per byte (no carry crosses a byte), so byte order does
+// not matter.
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHigh = kOnes * 0x80;
+constexpr uint64_t kLow7 = kOnes * 0x7F;
+
+uint64_t Block(std::string_view s, size_t at) {
+  uint64_t block;
+  std::memcpy(&block, s.data() + at, sizeof block);
+  return block;
+}
+
+// 0x80 in each byte of `block` that is `c`, 0 in the others.
+uint64_t BytesEqual(uint64_t block, char c) {
+  uint64_t t = block ^ (kOnes * static_cast<unsigned char>(c));
+  return ~(((t & kLow7) + kLow7) | t | kLow7);
+}
+
+// 0x80 in each byte of `block` from `lo` to `hi` (ASCII, inclusive), 0 in the others.
+uint64_t BytesInRange(uint64_t block, char lo, char hi) {
+  uint64_t low = block & kLow7;
+  uint64_t at_least_lo = low + kOnes * static_cast<uint64_t>(0x80 - lo);
+  uint64_t above_hi = low + kOnes * static_cast<uint64_t>(0x7F - hi);
+  return at_least_lo & ~above_hi & ~block & kHigh;
+}
+
+// The first position from `from` on whose 8-byte block `may_hold` does not rule out; the
+// bytes skipped are none of the bytes looked for. Fewer than 8 bytes from the end, `from`.
+template <typename MayHold>
+size_t SkipBlocks(std::string_view s, size_t from, MayHold may_hold) {
+  while (from + 8 <= s.size() && !may_hold(Block(s, from))) from += 8;
+  return from;
+}
+
+// Whether s[at..] starts with `word` (lower case), ignoring case.
+bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
+  if (at + word.size() > s.size()) return false;
+  for (size_t k = 0; k < word.size(); ++k) {
+    if (LowerChar(s[at + k]) != word[k]) return false;
+  }
+  return true;
+}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
@@ -36,6 +82,8 @@ std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = f
   // many: a search per name would pass over each of them once per name).
   auto next_box = [&](size_t from, size_t* name_end) {
     for (size_t k = s.find('\\', from); k != std::string_view::npos; k = s.find('\\', k + 1)) {
+      // Most commands are not boxes: their first letter settles it without a comparison.
+      if (k + 1 >= s.size() || (s[k + 1] != 'b' && s[k + 1] != 'f')) continue;
       size_t name = s.compare(k + 1, 5, "boxed") == 0  ? 5
                     : s.compare(k + 1, 4, "fbox") == 0 ? 4
                                                        : 0;
@@ -78,6 +126,9 @@ std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = f
 std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
   budget.SpendBytes(s.size());
   std::vector<Span> envs;
+  auto may_open = [](uint64_t block) {
+    return (BytesEqual(block, '\\') | BytesEqual(block, '$')) != 0;
+  };
   size_t i = 0;
   while (i < s.size()) {
     char c = s[i];
@@ -118,7 +169,7 @@ std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
       envs.push_back({i, end + close_len, open, end});
       i = end + close_len;
     } else {
-      ++i;
+      i = SkipBlocks(s, i + 1, may_open);
     }
   }
   return envs;
@@ -205,19 +256,25 @@ bool AfterOpeningBracket(std::string_view s, size_t at) {
   return k > 0 && (s[k - 1] == '(' || s[k - 1] == '[');
 }
 
-// The digits of a plain number starting at s[at] into `number`; returns where it ends.
+// Where the digits of a plain number starting at s[at] end, and whether they are an integer
+// (no decimal part); `number`, when not null, receives them normalised.
 // `commas`: ",ddd" groups are thousands and ",dd" (not a group) a decimal comma.
-size_t ReadNumberBody(std::string_view s, size_t at, bool commas, std::string* number) {
+struct NumberBody {
+  size_t end;
+  bool integer;
+};
+NumberBody ReadNumberBody(std::string_view s, size_t at, bool commas, std::string* number) {
   size_t j = at;
-  size_t head = 0;
-  while (j < s.size() && IsDigit(s[j])) *number += s[j++], ++head;
+  while (j < s.size() && IsDigit(s[j])) ++j;
+  size_t head = j - at;
+  if (number != nullptr) number->append(s.substr(at, head));
   // Thousands groups: ",ddd" or " ddd" after a head of 1-3 digits.
   if (head >= 1 && head <= 3) {
     for (char sep : {',', ' '}) {
       if (sep == ',' && !commas) continue;
       while (IsThousandsGroup(s, j, sep)) {
         if (sep == ' ' && j + 4 < s.size() && s[j + 4] == '/') break;  // "1 000/3"? keep apart
-        number->append(s.substr(j + 1, 3));
+        if (number != nullptr) number->append(s.substr(j + 1, 3));
         j += 4;
       }
     }
@@ -229,87 +286,109 @@ size_t ReadNumberBody(std::string_view s, size_t at, bool commas, std::string* n
     size_t k = j + 1;
     while (k < s.size() && IsDigit(s[k])) ++k;
     size_t decimals = k - j - 1;
-    if (s[j] == '.' || decimals == 2 || decimals > 3 || *number == "0") {
-      *number += '.';
-      number->append(s.substr(j + 1, k - j - 1));
-      j = k;
+    bool zero_head = j == at + 1 && s[at] == '0';  // "0" alone, no thousands group
+    if (s[j] == '.' || decimals == 2 || decimals > 3 || zero_head) {
+      if (number != nullptr) {
+        *number += '.';
+        number->append(s.substr(j + 1, decimals));
+      }
+      return {k, false};
+    }
+  }
+  return {j, true};
+}
+
+// Whether a plain number of its own starts at s[i]: a digit or ".d" that is not part of a name
+// (x2, a_1, \frac12) or an exponent (m/s^2).
+bool StartsNumber(std::string_view s, size_t i) {
+  bool starts = IsDigit(s[i]) || (s[i] == '.' && i + 1 < s.size() && IsDigit(s[i + 1]));
+  return starts && (i == 0 || !(IsAlpha(s[i - 1]) || IsDigit(s[i - 1]) || s[i - 1] == '_' ||
+                                s[i - 1] == '.' || s[i - 1] == '\\' || s[i - 1] == '^'));
+}
+
+// Whether s[from..] starts with an integer; `end` receives where it ends.
+bool ReadInteger(std::string_view s, size_t from, size_t* end) {
+  size_t k = from;
+  while (k < s.size() && IsDigit(s[k])) ++k;
+  *end = k;
+  return k > from;
+}
+
+// Where the plain number that starts at s[i] ends, with its fraction or percent; `text`, when
+// not null, receives it normalised ("1,000.99" -> "1000.99", "4 4/9" -> "(4+4/9)", "5 %" ->
+// "5\%"). Only the last number of a text is worth its string: the others are only skipped.
+size_t ReadNumber(std::string_view s, size_t i, std::string* text) {
+  NumberBody body = ReadNumberBody(s, i, /*commas=*/true, text);
+  // A comma inside brackets separates a pair: "(-1,6)" is never -1.6, "[1,000]" never 1000.
+  size_t j = body.end;
+  if (j < s.size() && (s[j] == ')' || s[j] == ']' || s[j] == ',') && AfterOpeningBracket(s, i)) {
+    std::string plain;
+    NumberBody plain_body = ReadNumberBody(s, i, /*commas=*/false, text ? &plain : nullptr);
+    if (plain_body.end != j) {
+      body = plain_body;
+      if (text != nullptr) *text = std::move(plain);
+    }
+  }
+  j = body.end;
+  if (text != nullptr && text->front() == '.') text->insert(text->begin(), '0');
+  // A fraction "/d", or a mixed number " d/d" after an integer.
+  size_t e1 = 0, e2 = 0;
+  if (j < s.size() && s[j] == '/' && ReadInteger(s, j + 1, &e1)) {
+    std::string_view den = s.substr(j + 1, e1 - j - 1);
+    if (text != nullptr) *text = "(" + *text + "/" + std::string(den) + ")";
+    j = e1;
+  } else if (body.integer && j + 1 < s.size() && s[j] == ' ' && ReadInteger(s, j + 1, &e1) &&
+             e1 < s.size() && s[e1] == '/' && ReadInteger(s, e1 + 1, &e2) &&
+             (e2 >= s.size() || s[e2] != '/')) {
+    std::string_view num = s.substr(j + 1, e1 - j - 1), den = s.substr(e1 + 1, e2 - e1 - 1);
+    bool proper = num.size() < den.size() || (num.size() == den.size() && num < den);
+    if (proper) {
+      if (text != nullptr) {
+        *text = "(" + *text + "+" + std::string(num) + "/" + std::string(den) + ")";
+      }
+      j = e2;
+    }
+  }
+  size_t k = j;
+  while (k < s.size() && s[k] == ' ') ++k;
+  for (std::string_view percent : {"%", "percent", "pct"}) {
+    if (StartsWithNoCase(s, k, percent)) {
+      if (text != nullptr) *text += "\\%";
+      return k + percent.size();
     }
   }
   return j;
 }
 
-// The last number in plain text, normalised ("1,000.99" -> "1000.99", "4 4/9" -> "(4+4/9)").
-// `count` receives how many numbers the text holds, `last_begin` where the last one starts.
+// The last number in plain text, normalised as ReadNumber does. `count` receives how many
+// numbers the text holds, `last_begin` where the last one starts.
 std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
                                       size_t* last_end = nullptr, size_t* count = nullptr,
                                       size_t* last_begin = nullptr) {
   budget.SpendBytes(s.size());
-  std::optional<std::string> last;
-  if (count != nullptr) *count = 0;
+  size_t last = std::string_view::npos, end = 0, numbers = 0;
+  // A number starts with a digit or '.' (BytesInRange takes '/' too, harmlessly).
+  auto may_start_number = [](uint64_t block) { return BytesInRange(block, '.', '9') != 0; };
   size_t i = 0;
   while (i < s.size()) {
-    bool starts = IsDigit(s[i]) || (s[i] == '.' && i + 1 < s.size() && IsDigit(s[i + 1]));
-    // Not a number of its own: part of a name (x2, a_1, \frac12) or an exponent (m/s^2).
-    if (!starts || (i > 0 && (IsAlpha(s[i - 1]) || IsDigit(s[i - 1]) || s[i - 1] == '_' ||
-                              s[i - 1] == '.' || s[i - 1] == '\\' || s[i - 1] == '^'))) {
-      ++i;
-      continue;
-    }
-    std::string number;
-    bool negative = i > 0 && s[i - 1] == '-' && (i < 2 || !IsDigit(s[i - 2]));
-    size_t j = ReadNumberBody(s, i, /*commas=*/true, &number);
-    // A comma inside brackets separates a pair: "(-1,6)" is never -1.6, "[1,000]" never 1000.
-    if (j < s.size() && (s[j] == ')' || s[j] == ']' || s[j] == ',') && AfterOpeningBracket(s, i)) {
-      std::string plain;
-      size_t plain_end = ReadNumberBody(s, i, /*commas=*/false, &plain);
-      if (plain_end != j) number = std::move(plain), j = plain_end;
-    }
-    if (number.front() == '.') number.insert(number.begin(), '0');
-    // A fraction "/d", or a mixed number " d/d" after an integer.
-    auto read_int = [&](size_t at, size_t* end) {
-      size_t k = at;
-      while (k < s.size() && IsDigit(s[k])) ++k;
-      *end = k;
-      return k > at;
-    };
-    size_t e1 = 0, e2 = 0;
-    bool is_integer = number.find('.') == std::string::npos;
-    if (j < s.size() && s[j] == '/' && read_int(j + 1, &e1)) {
-      number = "(" + number + "/" + std::string(s.substr(j + 1, e1 - j - 1)) + ")";
-      j = e1;
-    } else if (is_integer && j + 1 < s.size() && s[j] == ' ' && read_int(j + 1, &e1) &&
-               e1 < s.size() && s[e1] == '/' && read_int(e1 + 1, &e2) &&
-               (e2 >= s.size() || s[e2] != '/')) {
-      std::string num(s.substr(j + 1, e1 - j - 1)), den(s.substr(e1 + 1, e2 - e1 - 1));
-      bool proper = num.size() < den.size() || (num.size() == den.size() && num < den);
-      if (proper) {
-        number = "(" + number + "+" + num + "/" + den + ")";
-        j = e2;
-      }
-    }
-    size_t k = j;
-    while (k < s.size() && s[k] == ' ') ++k;
-    if (k < s.size() && s[k] == '%') {
-      number += "\\%";
-      j = k + 1;
-    } else {
-      std::string rest = Lower(s.substr(k, 10));
-      for (const char* word : {"percent", "pct"}) {
-        if (rest.rfind(word, 0) == 0) {
-          number += "\\%";
-          j = k + std::strlen(word);
-          break;
-        }
-      }
-    }
-    budget.Spend(4);  // the strings built for each number: about 100 ns
-    last = (negative ? "-" : "") + number;
-    if (last_end != nullptr) *last_end = j;
-    if (last_begin != nullptr) *last_begin = negative ? i - 1 : i;
-    if (count != nullptr) ++*count;
-    i = std::max(j, i + 1);
+    i = SkipBlocks(s, i, may_start_number);
+    size_t stop = std::min(i + 8, s.size());
+    while (i < stop && !StartsNumber(s, i)) ++i;
+    if (i == stop) continue;
+    budget.Spend(4);  // the number's reading: about 100 ns
+    last = i;
+    end = ReadNumber(s, i, nullptr);
+    ++numbers;
+    i = std::max(end, i + 1);
   }
-  return last;
+  if (count != nullptr) *count = numbers;
+  if (last == std::string_view::npos) return std::nullopt;
+  bool negative = last > 0 && s[last - 1] == '-' && (last < 2 || !IsDigit(s[last - 2]));
+  std::string text;
+  ReadNumber(s, last, &text);
+  if (last_end != nullptr) *last_end = end;
+  if (last_begin != nullptr) *last_begin = negative ? last - 1 : last;
+  return negative ? "-" + text : text;
 }
 
 // The bracketed group of plain numbers that the number s[begin..end) closes ("[0, 3, 5]",
@@ -348,15 +427,6 @@ std::optional<std::string> LastNumberOrGroup(std::string_view s, Budget& budget,
     return std::string(*group);
   }
   return number;
-}
-
-// Whether s[at..] starts with `word` (lower case), ignoring case.
-bool StartsWithNoCase(std::string_view s, size_t at, std::string_view word) {
-  if (at + word.size() > s.size()) return false;
-  for (size_t k = 0; k < word.size(); ++k) {
-    if (LowerChar(s[at + k]) != word[k]) return false;
-  }
-  return true;
 }
 
 // The line that starts at s[at] (without its newline).
@@ -438,16 +508,25 @@ std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget
   constexpr size_t kTail = 8192;
   size_t floor = std::max(from, s.size() > kTail ? s.size() - kTail : 0);
   budget.SpendBytes(2 * (s.size() - std::min(floor, s.size())));  // the tail, and its lines
-  for (size_t at = s.size(); at-- > floor;) {
-    size_t after = std::string_view::npos;
-    if (s[at] == '#') {
-      after = AfterHashes(s, at);
-    } else if (LowerChar(s[at]) == 'a' && StartsWithNoCase(s, at, "answer")) {
-      after = AfterAnswerWord(s, at);
+  // Markers start with '#', 'a' or 'A' (0x20 folds 'A' into 'a' and no other byte into it).
+  auto may_start_marker = [](uint64_t block) {
+    return (BytesEqual(block, '#') | BytesEqual(block | kOnes * 0x20, 'a')) != 0;
+  };
+  size_t at = s.size();
+  while (at > floor) {
+    while (at - floor >= 8 && !may_start_marker(Block(s, at - 8))) at -= 8;
+    for (size_t stop = at - std::min<size_t>(8, at - floor); at > stop;) {
+      --at;
+      size_t after = std::string_view::npos;
+      if (s[at] == '#') {
+        after = AfterHashes(s, at);
+      } else if (LowerChar(s[at]) == 'a' && StartsWithNoCase(s, at, "answer")) {
+        after = AfterAnswerWord(s, at);
+      }
+      if (after == std::string_view::npos) continue;
+      std::string_view segment = LineAt(s, after);
+      if (!Trim(segment).empty()) return segment;
     }
-    if (after == std::string_view::npos) continue;
-    std::string_view segment = LineAt(s, after);
-    if (!Trim(segment).empty()) return segment;
   }
   return std::nullopt;
 }
@@ -644,10 +723,12 @@ bool IsFinalStatement(std::string_view s, size_t from) {
 
 std::optional<Extracted> FromAnswerBlock(std::string_view s, Budget& budget) {
   budget.SpendBytes(s.size());
-  // The last "<answer>", found by its '<' (a search for the whole tag compares at every byte).
-  size_t open = s.rfind('<');
-  while (open != std::string_view::npos && s.compare(open, 8, "<answer>") != 0) {
-    open = open == 0 ? std::string_view::npos : s.rfind('<', open - 1);
+  // The last "<answer>", by forward searches: a forward search for a string skips to its
+  // first byte with memchr, where a backward one (rfind) compares at every byte.
+  constexpr std::string_view kOpen = "<answer>";
+  size_t open = std::string_view::npos;
+  for (size_t at = s.find(kOpen); at != std::string_view::npos; at = s.find(kOpen, at + 1)) {
+    open = at;
   }
   if (open == std::string_view::npos) return std::nullopt;
   size_t close = s.find("</answer>", open);
