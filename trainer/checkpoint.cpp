@@ -41,11 +41,12 @@ std::vector<std::pair<int64_t, fs::path>> ListCheckpoints(const std::string& out
 
 }  // namespace
 
-void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files) {
+void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files,
+                          int64_t max_shard_bytes) {
   const fs::path final_path(dir);
   const fs::path temp_path = final_path.string() + ".tmp";
   fs::remove_all(temp_path);
-  SavePolicy(policy, temp_path.string());
+  SavePolicy(policy, temp_path.string(), max_shard_bytes);
   for (const auto& [name, content] : extra_files.items()) WriteJson(temp_path / name, content);
   fs::remove_all(final_path);
   fs::rename(temp_path, final_path);
@@ -53,12 +54,12 @@ void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann
 
 void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
                     torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
-                    int64_t keep_last, Policy* reference) {
+                    int64_t keep_last, Policy* reference, int64_t max_shard_bytes) {
   const fs::path final_path = fs::path(output_dir) / ("checkpoint-" + std::to_string(step));
   const fs::path temp_path = final_path.string() + ".tmp";
   fs::remove_all(temp_path);
-  SavePolicy(policy, temp_path.string());
-  if (reference != nullptr) SavePolicy(*reference, (temp_path / "reference").string());
+  SavePolicy(policy, temp_path.string(), max_shard_bytes);
+  if (reference != nullptr) SavePolicy(*reference, (temp_path / "reference").string(), max_shard_bytes);
   torch::save(optimizer, (temp_path / "optimizer.pt").string());
   torch::Tensor rng = torch::globalContext().defaultGenerator(torch::kCPU).get_state();
   torch::save(rng, (temp_path / "rng_state.pt").string());

@@ -28,7 +28,8 @@ namespace rl::trainer {
 // checkpoint's reference/ subdirectory in the same layout, for the resumed run to load.
 void SaveCheckpoint(const std::string& output_dir, int64_t step, Policy& policy,
                     torch::optim::AdamW& optimizer, const nlohmann::json& trainer_state,
-                    int64_t keep_last, Policy* reference = nullptr);
+                    int64_t keep_last, Policy* reference = nullptr,
+                    int64_t max_shard_bytes = model::kDefaultMaxShardBytes);
 
 // Removes every checkpoint (complete or not) of output_dir: a fresh run must not mix its
 // checkpoints with an earlier run's. Returns how many were removed.
@@ -48,6 +49,7 @@ void RequireCompleteCheckpoint(const std::string& dir);
 nlohmann::json LoadCheckpointState(const std::string& checkpoint_dir, torch::optim::AdamW& optimizer);
 
 // Writes `dir` through "<dir>.tmp" and a rename (replacing an older `dir`).
-void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files);
+void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files,
+                          int64_t max_shard_bytes = model::kDefaultMaxShardBytes);
 
 }  // namespace rl::trainer

@@ -35,7 +35,8 @@ const Choices<ScaleRewards> kScaleRewards = {{"group", ScaleRewards::kGroup},
 const Choices<LrSchedule> kLrSchedules = {{"constant", LrSchedule::kConstant},
                                           {"cosine", LrSchedule::kCosine},
                                           {"linear", LrSchedule::kLinear}};
-const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},    {"chatml", PromptFormat::kChatMl},
+const Choices<PromptFormat> kPromptFormats = {{"plain", PromptFormat::kPlain},    {"auto", PromptFormat::kAuto},
+                                              {"chatml", PromptFormat::kChatMl},
                                               {"qwen3", PromptFormat::kQwen3},    {"llama3", PromptFormat::kLlama3},
                                               {"llama3.2", PromptFormat::kLlama32}};
 const Choices<Precision> kPrecisions = {{"float32", Precision::kFloat32},
@@ -211,6 +212,7 @@ template <class V>
 void VisitCheckpoint(V& v, CheckpointSection& s) {
   v.Field("every", s.every, AtLeast(0));
   v.Field("keep_last", s.keep_last, AtLeast(1));
+  v.Field("max_shard_size_mb", s.max_shard_size_mb, AtLeast(1));
 }
 
 // The whole schema, section by section; adding a field means adding one line to its section.

@@ -43,7 +43,7 @@ enum class LossType { kGrpo, kDapo, kDrGrpo, kBnpo, kCispo };
 enum class ScaleRewards { kGroup, kBatch, kNone };      // "group", "batch", "none"
 enum class LrSchedule { kConstant, kCosine, kLinear };  // "constant", "cosine", "linear"
 // "plain", "chatml" (Qwen2.5's template), "qwen3", "llama3" (Llama 3 / 3.1), "llama3.2"
-enum class PromptFormat { kPlain, kChatMl, kQwen3, kLlama3, kLlama32 };
+enum class PromptFormat { kPlain, kAuto, kChatMl, kQwen3, kLlama3, kLlama32 };
 enum class Precision { kFloat32, kBFloat16 };        // "float32", "bfloat16"
 // The ratio π_θ/π_old per token, or GSPO's per sequence (length-normalised): "token", "sequence"
 enum class ImportanceSamplingLevel { kToken, kSequence };
@@ -86,10 +86,14 @@ struct TokenizerSection {
   std::string path;  // tokenizer.json; empty: <model.path>/tokenizer.json, or trained when
                      // the model is trained from scratch
   int64_t train_vocab_size = 384;  // byte-level BPE trained on the SFT corpus (from scratch)
-  std::string eos_token = "<|endoftext|>";
-  PromptFormat prompt_format = PromptFormat::kPlain;  // of text prompts; a template's name: that
-                                                      // chat template (chat-message prompts always
-                                                      // use one: Qwen2.5's when plain)
+  // Ends every SFT response and stops sampling (with generation_config.json's ids). Empty: the
+  // chat template's end of turn when prompts use one, else the checkpoint's
+  // tokenizer_config.json eos_token, else "<|endoftext|>" (ResolveTokenizer, trainer/policy.h).
+  std::string eos_token;
+  // Of text prompts: plain, or a template's name: that chat template (chat-message prompts
+  // always use one: Qwen2.5's when plain); auto: the checkpoint's template (plain when it has
+  // none, an error when it is one rl does not render).
+  PromptFormat prompt_format = PromptFormat::kPlain;
   bool enable_thinking = true;  // qwen3 only: false closes an empty think block in the prompt
   std::string system_prompt;  // chat template only, when the prompt has no system message;
                               // empty: the template's default
@@ -219,6 +223,9 @@ struct EvalSection {
 struct CheckpointSection {
   int64_t every = 0;  // GRPO steps between checkpoints; 0: only the final model
   int64_t keep_last = 2;
+  // Weights above this many MB are written as model-0000i-of-0000N.safetensors shards plus
+  // model.safetensors.index.json, as transformers' save_pretrained does (its default "5GB").
+  int64_t max_shard_size_mb = 5000;
 };
 
 struct TrainConfig {

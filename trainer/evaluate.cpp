@@ -17,8 +17,9 @@ namespace rl::trainer {
 namespace {
 
 std::unique_ptr<rewards::Reward> EvalReward(const TrainConfig& config) {
-  std::vector<std::string> special = {config.tokenizer.eos_token};
-  for (const char* token : {"<|im_end|>", "<|endoftext|>"}) {
+  std::vector<std::string> special;
+  if (!config.tokenizer.eos_token.empty()) special.push_back(config.tokenizer.eos_token);
+  for (const char* token : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"}) {
     if (token != config.tokenizer.eos_token) special.push_back(token);
   }
   nlohmann::json spec = {

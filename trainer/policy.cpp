@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -55,10 +56,35 @@ text::ChatTemplate TemplateOf(PromptFormat format) {
     case PromptFormat::kQwen3: return text::ChatTemplate::kQwen3;
     case PromptFormat::kLlama3: return text::ChatTemplate::kLlama3;
     case PromptFormat::kLlama32: return text::ChatTemplate::kLlama32;
+    case PromptFormat::kAuto:
+      throw std::logic_error("tokenizer.prompt_format auto is resolved against the checkpoint first (ResolveTokenizer)");
     case PromptFormat::kPlain:
     case PromptFormat::kChatMl: break;
   }
   return text::ChatTemplate::kQwen25;
+}
+
+PromptFormat FormatOf(text::ChatTemplate kind) {
+  switch (kind) {
+    case text::ChatTemplate::kQwen25: return PromptFormat::kChatMl;
+    case text::ChatTemplate::kQwen3: return PromptFormat::kQwen3;
+    case text::ChatTemplate::kLlama3: return PromptFormat::kLlama3;
+    case text::ChatTemplate::kLlama32: return PromptFormat::kLlama32;
+  }
+  return PromptFormat::kPlain;
+}
+
+// tokenizer_config.json's eos_token (a string, or an AddedToken object's content); empty if none.
+std::string CheckpointEosToken(const std::string& dir) {
+  const std::filesystem::path path = std::filesystem::path(dir) / "tokenizer_config.json";
+  if (dir.empty() || !std::filesystem::exists(path)) return "";
+  const nlohmann::json config = nlohmann::json::parse(ReadFile(path.string()), nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object()) throw std::runtime_error(path.string() + ": not a JSON object");
+  if (!config.contains("eos_token")) return "";
+  const nlohmann::json& eos = config["eos_token"];
+  if (eos.is_string()) return eos.get<std::string>();
+  if (eos.is_object() && eos.contains("content") && eos["content"].is_string()) return eos["content"].get<std::string>();
+  return "";
 }
 
 std::vector<std::string> SpecialTokens(const TokenizerSection& t) {
@@ -73,6 +99,33 @@ std::vector<std::string> SpecialTokens(const TokenizerSection& t) {
 
 }  // namespace
 
+TokenizerSection ResolveTokenizer(TokenizerSection tokenizer, const std::string& checkpoint_dir) {
+  if (tokenizer.prompt_format == PromptFormat::kAuto) {
+    tokenizer.prompt_format = PromptFormat::kPlain;
+    if (!checkpoint_dir.empty() && text::CheckpointHasChatTemplate(checkpoint_dir)) {
+      std::string error;
+      const std::optional<text::ChatTemplate> kind = text::ChatTemplateOfCheckpoint(checkpoint_dir, &error);
+      if (!kind) throw std::runtime_error("tokenizer.prompt_format auto: " + error);
+      tokenizer.prompt_format = FormatOf(*kind);
+    }
+  }
+  if (tokenizer.eos_token.empty()) {
+    if (tokenizer.prompt_format != PromptFormat::kPlain) {
+      tokenizer.eos_token = text::ChatTemplateEndOfTurn(TemplateOf(tokenizer.prompt_format));
+    } else {
+      tokenizer.eos_token = CheckpointEosToken(checkpoint_dir);
+      if (tokenizer.eos_token.empty()) tokenizer.eos_token = "<|endoftext|>";
+    }
+  }
+  return tokenizer;
+}
+
+std::string TokenizerDir(const TrainConfig& config) {
+  if (config.tokenizer.path.empty()) return config.model.path;
+  const std::filesystem::path dir = std::filesystem::path(config.tokenizer.path).parent_path();
+  return dir.empty() ? "." : dir.string();
+}
+
 std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example& example) {
   if (example.messages.empty() && tokenizer.prompt_format == PromptFormat::kPlain) return example.prompt + "\n";
   std::vector<text::ChatMessage> messages;
@@ -86,7 +139,8 @@ std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example&
 }
 
 Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus) {
-  const std::vector<std::string> special = SpecialTokens(config.tokenizer);
+  const TokenizerSection tokenizer = ResolveTokenizer(config.tokenizer, "");
+  const std::vector<std::string> special = SpecialTokens(tokenizer);
   nlohmann::json tokenizer_json = text::TrainByteLevelBpe(
       corpus, static_cast<int32_t>(config.tokenizer.train_vocab_size), special);
   Policy policy;
@@ -110,7 +164,7 @@ Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> co
   shape.Validate(config.origin + ": model.tiny");
   torch::manual_seed(common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "init"));
   policy.model = model::Decoder(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
-  policy.generation = WithEos({}, *policy.tokenizer, config.tokenizer.eos_token);
+  policy.generation = WithEos({}, *policy.tokenizer, tokenizer.eos_token);
   return policy;
 }
 
@@ -129,17 +183,19 @@ Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, con
   model::GenerationConfig generation;
   const fs::path generation_path = fs::path(dir) / "generation_config.json";
   if (fs::exists(generation_path)) generation = model::GenerationConfig::FromJsonFile(generation_path.string());
-  policy.generation = WithEos(generation, *policy.tokenizer, config.tokenizer.eos_token);
+  const fs::path tokenizer_dir = fs::path(tokenizer_path).parent_path();
+  const std::string eos = ResolveTokenizer(config.tokenizer, tokenizer_dir.empty() ? "." : tokenizer_dir.string()).eos_token;
+  policy.generation = WithEos(generation, *policy.tokenizer, eos);
   return policy;
 }
 
-void SavePolicy(Policy& policy, const std::string& dir) {
+void SavePolicy(Policy& policy, const std::string& dir, int64_t max_shard_bytes) {
   std::filesystem::create_directories(dir);
   if (policy.lora.enabled()) {
     model::SaveLoraAdapter(*policy.model, policy.lora, dir);
     policy.generation.WriteJsonFile((std::filesystem::path(dir) / "generation_config.json").string());
   } else {
-    model::SaveDecoder(policy.model, dir, torch::kFloat32, &policy.generation);
+    model::SaveDecoder(policy.model, dir, torch::kFloat32, &policy.generation, max_shard_bytes);
   }
   std::map<std::string, std::string> files = policy.tokenizer_files;
   files["tokenizer.json"] = policy.tokenizer_json;

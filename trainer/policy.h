@@ -41,12 +41,24 @@ struct Policy {
   model::LoraConfig lora;
 };
 
+// `tokenizer` with its checkpoint-dependent defaults made concrete: prompt_format auto becomes
+// the template of `checkpoint_dir` (the tokenizer's directory; empty for a model trained from
+// scratch): the one it carries, plain when it carries none; and an empty eos_token becomes the
+// template's end of turn ("<|im_end|>", "<|eot_id|>") when prompts use one, else the
+// checkpoint's tokenizer_config.json eos_token, else "<|endoftext|>". Concrete values are kept.
+// Throws std::runtime_error naming the file for a template rl does not render.
+TokenizerSection ResolveTokenizer(TokenizerSection tokenizer, const std::string& checkpoint_dir);
+
+// The directory whose tokenizer files a run starts from: tokenizer.path's, else model.path.
+std::string TokenizerDir(const TrainConfig& config);
+
 // The text the policy is conditioned on, with the generation prompt where there is a template.
 // A text prompt: plain: the prompt and a newline; a template (chatml: Qwen2.5's, qwen3 with
 // tokenizer.enable_thinking, llama3, llama3.2; rl/text/chat_template.h) around one user message.
 // A conversation (example.messages): that template, Qwen2.5's when prompt_format is plain, as
 // TRL renders conversational data. Either way the system prompt is the
-// conversation's own, else tokenizer.system_prompt, else the template's default.
+// conversation's own, else tokenizer.system_prompt, else the template's default. prompt_format
+// auto must have been resolved (ResolveTokenizer).
 std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example& example);
 
 // Trains a byte-level BPE tokenizer on `corpus` (tokenizer.train_vocab_size, the EOS token
@@ -55,14 +67,16 @@ std::string RenderPrompt(const TokenizerSection& tokenizer, const data::Example&
 Policy MakeTinyPolicy(const TrainConfig& config, std::span<const std::string> corpus);
 
 // Loads a Hugging Face directory: the model in float32 on the CPU, `tokenizer_file` (empty:
-// dir/tokenizer.json) and the tokenizer files beside it, generation_config.json when present; config.tokenizer.eos_token must be
-// a token. Throws std::runtime_error (or rl::model::ModelError) naming the file.
+// dir/tokenizer.json) and the tokenizer files beside it, generation_config.json when present;
+// the (resolved) config.tokenizer.eos_token must be a token. Throws std::runtime_error (or
+// rl::model::ModelError) naming the file.
 Policy LoadPolicy(const std::string& dir, const std::string& tokenizer_file, const TrainConfig& config);
 
 // Writes the weights — config.json and model.safetensors, or with adapters the adapter alone in
 // PEFT's layout (adapter_config.json, adapter_model.safetensors) — and generation_config.json,
-// tokenizer.json and the tokenizer files into `dir` (created when missing).
-void SavePolicy(Policy& policy, const std::string& dir);
+// tokenizer.json and the tokenizer files into `dir` (created when missing). Weights above
+// max_shard_bytes are sharded (rl/model/decoder.h: SaveDecoder).
+void SavePolicy(Policy& policy, const std::string& dir, int64_t max_shard_bytes = model::kDefaultMaxShardBytes);
 
 // Attaches fresh LoRA adapters (rl/model/lora.h; A drawn from `seed`) to the policy, whose
 // current weights are those saved in `base_dir`: the adapter's files name it as their base.

@@ -105,11 +105,13 @@ int64_t Numel(const std::vector<torch::Tensor>& tensors) {
   return n;
 }
 
+int64_t ShardBytes(const TrainConfig& config) { return config.checkpoint.max_shard_size_mb * 1'000'000; }
+
 // A model trained from scratch has its initial weights saved in output_dir/initial, when they
 // must be on disk (the reference of the KL term, or the base of a LoRA adapter).
 std::string SaveInitialWeights(const TrainConfig& config, Policy& policy, const World& world) {
   const std::string dir = (fs::path(config.run.output_dir) / "initial").string();
-  if (world.is_main()) SavePolicyAtomically(policy, dir, nlohmann::json::object());
+  if (world.is_main()) SavePolicyAtomically(policy, dir, nlohmann::json::object(), ShardBytes(config));
   world.Barrier();  // saved before any rank loads it
   return dir;
 }
@@ -150,10 +152,10 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
   if (policy.lora.enabled()) {
     // sft/ holds full weights (what GRPO, a resumed run and transformers load), sft_adapter/
     // the adapter trained on the base.
-    if (world.is_main()) SavePolicyAtomically(policy, (out / "sft_adapter").string(), nlohmann::json::object());
+    if (world.is_main()) SavePolicyAtomically(policy, (out / "sft_adapter").string(), nlohmann::json::object(), ShardBytes(config));
     MergeAdapters(policy);
   }
-  if (world.is_main()) SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object());
+  if (world.is_main()) SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object(), ShardBytes(config));
   world.Barrier();  // the SFT policy is on disk before any rank loads it as the reference
   spdlog::info("sft: loss {:.4f} -> {:.4f} in {}; saved {}", summary.first_loss, summary.last_loss,
                Duration(summary.seconds), sft_dir.string());
@@ -295,7 +297,8 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
           moving ? (out / ("checkpoint-" + std::to_string(step)) / "reference").string() : reference_dir;
       nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", saved_reference}, {"seed", config.run.seed}};
       if (summary.before) saved["before"] = ToJson(*summary.before);
-      SaveCheckpoint(out.string(), step, start.policy, trainer.optimizer(), saved, config.checkpoint.keep_last, moving);
+      SaveCheckpoint(out.string(), step, start.policy, trainer.optimizer(), saved, config.checkpoint.keep_last, moving,
+                     ShardBytes(config));
     }
   }
   summary.grpo_steps = trainer.step();
@@ -306,21 +309,23 @@ void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, con
             RunSummary& summary) {
   const fs::path out(config.run.output_dir);
   summary.final_dir = (out / "final").string();
-  if (world.is_main()) SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object());
+  if (world.is_main()) SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object(), ShardBytes(config));
   if (!data.eval.empty() && config.eval.num_problems > 0 && config.grpo.steps > 0) {
     summary.after = EvaluateAndLog(policy, config, data, world, "after GRPO");
   }
   // final/ holds the adapter; final/merged/ the full weights transformers and vLLM load alone.
   if (policy.lora.enabled() && world.is_main()) {
     MergeAdapters(policy);
-    SavePolicyAtomically(policy, (fs::path(summary.final_dir) / "merged").string(), nlohmann::json::object());
+    SavePolicyAtomically(policy, (fs::path(summary.final_dir) / "merged").string(), nlohmann::json::object(), ShardBytes(config));
   }
 }
 
 }  // namespace
 
-RunSummary RunTraining(const TrainConfig& config, const RunOptions& options) {
+RunSummary RunTraining(const TrainConfig& input, const RunOptions& options) {
   const auto start = Clock::now();
+  TrainConfig config = input;  // what config.yaml records: the tokenizer's defaults made concrete
+  config.tokenizer = ResolveTokenizer(input.tokenizer, TokenizerDir(input));
   const World& world = options.world;
   model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config.run.threads, world)));
   if (world.is_main()) PrepareOutputDir(config, options);

@@ -35,7 +35,8 @@ std::vector<TokenizedExample> Tokenize(const Policy& policy, const TrainConfig& 
     }
     TokenizedExample t;
     t.prompt = policy.tokenizer->Encode(RenderPrompt(config.tokenizer, examples[i]));
-    t.response = policy.tokenizer->Encode(examples[i].response + config.tokenizer.eos_token);
+    t.response = policy.tokenizer->Encode(examples[i].response);
+    t.response.push_back(static_cast<int32_t>(policy.generation.eos_token_ids.front()));  // the configured eos
     const size_t room = static_cast<size_t>(std::max<int64_t>(config.sft.max_length - 1, 1));
     if (t.prompt.size() > room) t.prompt.resize(room);
     t.response.resize(std::min(t.response.size(), static_cast<size_t>(config.sft.max_length) - t.prompt.size()));

@@ -389,6 +389,16 @@ std::optional<ChatTemplate> ChatTemplateOf(const nlohmann::json& tokenizer_confi
   return kind;
 }
 
+bool CheckpointHasChatTemplate(const std::string& dir) {
+  const std::filesystem::path path(dir);
+  if (std::filesystem::exists(path / "chat_template.jinja")) return true;
+  const std::optional<std::string> config_text = ReadText(path / "tokenizer_config.json");
+  if (!config_text) return false;
+  const nlohmann::json config = nlohmann::json::parse(*config_text, nullptr, /*allow_exceptions=*/false);
+  // An unreadable file is reported by ChatTemplateOfCheckpoint.
+  return !config.is_object() || config.contains("chat_template");
+}
+
 std::optional<ChatTemplate> ChatTemplateOfCheckpoint(const std::string& dir, std::string* error) {
   std::string local_error;
   std::string& err = error != nullptr ? *error : local_error;

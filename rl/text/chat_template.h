@@ -123,6 +123,11 @@ std::optional<ChatTemplate> ChatTemplateOfText(std::string_view jinja);
 std::optional<ChatTemplate> ChatTemplateOf(const nlohmann::json& tokenizer_config,
                                            const std::string& origin, std::string* error);
 
+// Whether a checkpoint directory carries a chat template at all, known to rl or not:
+// chat_template.jinja, or a chat_template field in tokenizer_config.json (a base model's may
+// have none).
+bool CheckpointHasChatTemplate(const std::string& dir);
+
 // The template of a Hugging Face checkpoint directory: chat_template.jinja when present (newer
 // transformers save it there), else tokenizer_config.json's chat_template.
 std::optional<ChatTemplate> ChatTemplateOfCheckpoint(const std::string& dir, std::string* error);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -226,6 +227,33 @@ TEST_CASE("rl train configured by overrides writes TensorBoard events equal to i
     }
   }
   CHECK(matched == 4);  // two tags, two steps
+}
+
+// checkpoint.max_shard_size_mb reaches every save (issue 13: transformers' sharded layout above a
+// size), and config.yaml records the tokenizer's defaults made concrete.
+TEST_CASE("rl train shards the weights it writes above checkpoint.max_shard_size_mb", "[cli][checkpoint]") {
+  TempDir dir;
+  const fs::path config = WriteConfig(dir, /*grpo_steps=*/1, 120, /*sft_steps=*/1);
+  // About 2.5 MB of float32 weights: three shards of at most 1 MB.
+  const rl::testing::ProcessResult run = RunProcess("'" RL_BINARY "' train '" + config.string() + "' "
+                                                    "model.tiny.hidden_size=256 model.tiny.intermediate_size=512 "
+                                                    "checkpoint.max_shard_size_mb=1");
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  for (const char* saved : {"sft", "checkpoint-1", "final"}) {
+    const fs::path index = dir.path() / "out" / saved / "model.safetensors.index.json";
+    INFO(saved);
+    REQUIRE(fs::exists(index));
+    CHECK_FALSE(fs::exists(dir.path() / "out" / saved / "model.safetensors"));
+    const nlohmann::json map = nlohmann::json::parse(ReadFile(index.string()))["weight_map"];
+    std::set<std::string> shards;
+    for (const auto& [name, file] : map.items()) shards.insert(file.get<std::string>());
+    CHECK(shards.size() >= 3);
+    for (const std::string& shard : shards) CHECK(fs::file_size(dir.path() / "out" / saved / shard) <= 1'000'000);
+  }
+  const YAML::Node recorded = YAML::LoadFile((dir.path() / "out" / "config.yaml").string());
+  CHECK(recorded["tokenizer"]["eos_token"].as<std::string>() == "<|endoftext|>");
+  CHECK(recorded["tokenizer"]["prompt_format"].as<std::string>() == "plain");
 }
 
 TEST_CASE("rl train --resume CHECKPOINT_DIR: from that checkpoint; an incomplete one is named", "[cli][resume]") {
