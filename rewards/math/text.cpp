@@ -360,29 +360,66 @@ size_t ReadNumber(std::string_view s, size_t i, std::string* text) {
   return j;
 }
 
-// The last number in plain text, normalised as ReadNumber does. `count` receives how many
-// numbers the text holds, `last_begin` where the last one starts.
-std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
-                                      size_t* last_end = nullptr, size_t* count = nullptr,
-                                      size_t* last_begin = nullptr) {
-  budget.SpendBytes(s.size());
-  size_t last = std::string_view::npos, end = 0, numbers = 0;
+// Whether `c` may be part of a number's text as ReadNumber reads it: digits, separators, a
+// fraction's '/', the spaces before a percent and the letters of "%", "percent" and "pct".
+bool MayBeInNumber(char c) {
+  switch (LowerChar(c)) {
+    case ',': case '.': case '/': case ' ': case '%':
+    case 'p': case 'e': case 'r': case 'c': case 'n': case 't':
+      return true;
+    default:
+      return IsDigit(c);
+  }
+}
+
+// The position of the last digit of s[0..end), or npos.
+size_t LastDigitBefore(std::string_view s, size_t end) {
+  while (end > 0) {
+    if (end >= 8 && BytesInRange(Block(s, end - 8), '0', '9') == 0) {
+      end -= 8;
+    } else if (IsDigit(s[--end])) {
+      return end;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// The last number that starts in s[from..to), read forwards; its start, and its end in `end`.
+size_t LastNumberIn(std::string_view s, size_t from, size_t to, Budget& budget, size_t* end) {
+  size_t last = std::string_view::npos;
   // A number starts with a digit or '.' (BytesInRange takes '/' too, harmlessly).
   auto may_start_number = [](uint64_t block) { return BytesInRange(block, '.', '9') != 0; };
-  size_t i = 0;
-  while (i < s.size()) {
-    i = SkipBlocks(s, i, may_start_number);
-    size_t stop = std::min(i + 8, s.size());
+  std::string_view head = s.substr(0, to);
+  for (size_t i = from; i < to;) {
+    i = SkipBlocks(head, i, may_start_number);
+    size_t stop = std::min(i + 8, to);
     while (i < stop && !StartsNumber(s, i)) ++i;
     if (i == stop) continue;
     budget.Spend(4);  // the number's reading: about 100 ns
     last = i;
-    end = ReadNumber(s, i, nullptr);
-    ++numbers;
-    i = std::max(end, i + 1);
+    *end = ReadNumber(s, i, nullptr);
+    i = std::max(*end, i + 1);
   }
-  if (count != nullptr) *count = numbers;
-  if (last == std::string_view::npos) return std::nullopt;
+  return last;
+}
+
+// The last number in plain text, normalised as ReadNumber does; `last_begin` receives where it
+// starts (its sign included), `last_end` where it ends. Where a number ends decides where the
+// next may start, so numbers are read forwards, but only from the last byte before the last
+// digit that no number's text holds: no number crosses that byte, so the numbers after it are
+// read as a scan from the text's start would read them. When none of them is a number of its
+// own (x2, m/s^2), the same is done before that byte.
+std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
+                                      size_t* last_end = nullptr, size_t* last_begin = nullptr) {
+  budget.SpendBytes(s.size());
+  size_t last = std::string_view::npos, end = 0;
+  for (size_t to = s.size(); last == std::string_view::npos;) {
+    size_t from = LastDigitBefore(s, to);
+    if (from == std::string_view::npos) return std::nullopt;
+    while (from > 0 && MayBeInNumber(s[from - 1])) --from;
+    last = LastNumberIn(s, from, to, budget, &end);
+    to = from;
+  }
   bool negative = last > 0 && s[last - 1] == '-' && (last < 2 || !IsDigit(s[last - 2]));
   std::string text;
   ReadNumber(s, last, &text);
@@ -419,7 +456,7 @@ std::optional<std::string_view> GroupEndingAt(std::string_view s, size_t begin, 
 std::optional<std::string> LastNumberOrGroup(std::string_view s, Budget& budget,
                                              size_t* last_end = nullptr) {
   size_t begin = 0, end = 0;
-  std::optional<std::string> number = LastNumber(s, budget, &end, nullptr, &begin);
+  std::optional<std::string> number = LastNumber(s, budget, &end, &begin);
   if (last_end != nullptr) *last_end = end;
   if (!number) return number;
   if (std::optional<std::string_view> group = GroupEndingAt(s, begin, end, budget)) {
@@ -508,20 +545,24 @@ std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget
   constexpr size_t kTail = 8192;
   size_t floor = std::max(from, s.size() > kTail ? s.size() - kTail : 0);
   budget.SpendBytes(2 * (s.size() - std::min(floor, s.size())));  // the tail, and its lines
-  // Markers start with '#', 'a' or 'A' (0x20 folds 'A' into 'a' and no other byte into it).
-  auto may_start_marker = [](uint64_t block) {
-    return (BytesEqual(block, '#') | BytesEqual(block | kOnes * 0x20, 'a')) != 0;
+  // Markers are found by their '#' or by the 'w' of "answer", rarer in text than its 'a'
+  // (0x20 folds 'W' into 'w' and no other byte into it). No '#' lies inside an "answer", so
+  // markers are still met from the last one back.
+  auto may_hold_marker = [](uint64_t block) {
+    return (BytesEqual(block, '#') | BytesEqual(block | kOnes * 0x20, 'w')) != 0;
   };
+  constexpr size_t kW = 3;  // "answer"[kW] == 'w'
   size_t at = s.size();
   while (at > floor) {
-    while (at - floor >= 8 && !may_start_marker(Block(s, at - 8))) at -= 8;
+    while (at - floor >= 8 && !may_hold_marker(Block(s, at - 8))) at -= 8;
     for (size_t stop = at - std::min<size_t>(8, at - floor); at > stop;) {
       --at;
       size_t after = std::string_view::npos;
       if (s[at] == '#') {
         after = AfterHashes(s, at);
-      } else if (LowerChar(s[at]) == 'a' && StartsWithNoCase(s, at, "answer")) {
-        after = AfterAnswerWord(s, at);
+      } else if (LowerChar(s[at]) == 'w' && at >= floor + kW &&
+                 StartsWithNoCase(s, at - kW, "answer")) {
+        after = AfterAnswerWord(s, at - kW);
       }
       if (after == std::string_view::npos) continue;
       std::string_view segment = LineAt(s, after);
@@ -632,9 +673,10 @@ std::optional<std::string_view> FirstMathRun(std::string_view s, Budget& budget)
 // A run that is one plain number, perhaps followed by a unit word ("1,000.99", "4 4/9",
 // "5 percent", "12 cm"), normalised as LastNumber does; else the run as written.
 std::string RunText(std::string_view run, Budget& budget) {
-  size_t end = 0, count = 0, begin = 0;
-  std::optional<std::string> number = LastNumber(run, budget, &end, &count, &begin);
-  if (!number || count != 1 || begin != 0 || (end < run.size() && run[end] != ' ')) {
+  // A last number that starts the run is its only one.
+  size_t end = 0, begin = 0;
+  std::optional<std::string> number = LastNumber(run, budget, &end, &begin);
+  if (!number || begin != 0 || (end < run.size() && run[end] != ' ')) {
     return std::string(run);
   }
   std::string_view rest = run.substr(end);
