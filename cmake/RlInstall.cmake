@@ -5,7 +5,10 @@
 #
 # or, without CMake, `pkg-config --cflags --libs rl-rewards`. Installed: the public headers of
 # common/ and rewards/ (rewards/math's verify.h, rewards/server's headers), the static
-# libraries rl::common, rl::math, rl::rewards and rl::server, and the `rl` program.
+# libraries rl::common, rl::math, rl::rewards and rl::server, and the `rl` program. A build
+# with LibTorch (RL_WITH_TORCH) adds the LibTorch side, rl::model, rl::rollout and rl::trainer
+# with the libraries they stand on (rl::text, rl::data, rl::model_format, rl::model_kernels,
+# rl::trainer_config, rl::trainer_logs), and the headers of rl/, rollout/ and trainer/.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -32,6 +35,16 @@ if(TARGET rl_server)
   rl_export_library(rl_server server)
   set(RL_PACKAGE_HAS_SERVER ON)
 endif()
+# The LibTorch side only as a whole: rl_trainer links every other library of it (and rl_server),
+# and a static library's exported link interface names its dependencies, so exporting part of
+# it would leave rlTargets.cmake pointing at targets it does not define.
+set(RL_PACKAGE_HAS_TORCH OFF)
+if(TARGET rl_trainer)
+  foreach(name text model_format model_kernels model data rollout trainer_config trainer_logs trainer)
+    rl_export_library(rl_${name} ${name})
+  endforeach()
+  set(RL_PACKAGE_HAS_TORCH ON)
+endif()
 if(TARGET rl)
   install(TARGETS rl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
@@ -46,6 +59,12 @@ install(FILES ${RL_SOURCE_ROOT}/rewards/math/verify.h
 if(RL_PACKAGE_HAS_SERVER)
   install(DIRECTORY ${RL_SOURCE_ROOT}/rewards/server/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/rewards/server
           FILES_MATCHING PATTERN "*.h")
+endif()
+if(RL_PACKAGE_HAS_TORCH)
+  foreach(dir rl rollout trainer)
+    install(DIRECTORY ${RL_SOURCE_ROOT}/${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${dir}
+            FILES_MATCHING PATTERN "*.h")
+  endforeach()
 endif()
 
 install(EXPORT rlTargets NAMESPACE rl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/rl)
