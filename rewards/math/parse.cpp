@@ -307,8 +307,12 @@ class Parser {
            t.text == "&" || t.text == "\\\\" || (t.text == "|" && abs_depth_ > 0);
   }
 
+  // The lists below are vectors only from their second item on: most expressions are one term
+  // of one factor, and an allocation per grammar level was a parse's largest cost.
   int32_t ParseSemicolonList() {
-    std::vector<int32_t> items{ParseCommaList()};
+    int32_t first = ParseCommaList();
+    if (!IsChar(";")) return first;
+    std::vector<int32_t> items{first};
     while (IsChar(";")) {
       ++pos_;
       if (Peek().type == Tok::kEnd) break;
@@ -321,7 +325,8 @@ class Parser {
   // `semicolons`: inside brackets, (0;-2;6) separates like commas.
   int32_t ParseCommaList(bool semicolons = false) {
     DepthGuard guard(&depth_);
-    std::vector<int32_t> items;
+    int32_t first = -1;
+    std::vector<int32_t> rest;
     bool separated = true;
     while (!AtListEnd() || (semicolons && IsChar(";"))) {
       if (IsChar(",") || Peek().type == Tok::kAnd || Peek().type == Tok::kOr ||
@@ -330,13 +335,19 @@ class Parser {
         separated = true;
         continue;
       }
-      if (!separated && !items.empty()) break;
-      items.push_back(ParseRelation());
+      if (!separated && first >= 0) break;
+      int32_t item = ParseRelation();
+      if (first < 0) {
+        first = item;
+      } else {
+        rest.push_back(item);
+      }
       separated = false;
     }
-    if (items.empty()) throw ParseError{"empty expression"};
-    if (items.size() == 1) return items[0];
-    return Make(Kind::kList, std::move(items));
+    if (first < 0) throw ParseError{"empty expression"};
+    if (rest.empty()) return first;
+    rest.insert(rest.begin(), first);
+    return Make(Kind::kList, std::move(rest));
   }
 
   bool PeekRelOp(RelOp* op, size_t* width) const {
@@ -367,16 +378,17 @@ class Parser {
   }
 
   int32_t ParseRelation() {
-    std::vector<int32_t> operands{ParseRatio()};
-    std::vector<RelOp> ops;
+    int32_t first = ParseRatio();
     RelOp op;
     size_t width;
-    while (PeekRelOp(&op, &width)) {
+    if (!PeekRelOp(&op, &width)) return first;
+    std::vector<int32_t> operands{first};
+    std::vector<RelOp> ops;
+    do {
       pos_ += width;
       ops.push_back(op);
       operands.push_back(ParseRatio());
-    }
-    if (ops.empty()) return operands[0];
+    } while (PeekRelOp(&op, &width));
     int32_t node = Make(Kind::kRelation, std::move(operands));
     tree_.nodes[node].ops = std::move(ops);
     return node;
@@ -402,7 +414,9 @@ class Parser {
 
   int32_t ParseAdditive() {
     DepthGuard guard(&depth_);
-    std::vector<int32_t> terms{ParseUnary()};
+    int32_t first = ParseUnary();
+    if (!IsChar("+") && !IsChar("-") && !IsCmd("pm") && !IsCmd("mp")) return first;
+    std::vector<int32_t> terms{first};
     while (true) {
       if (IsChar("+")) {
         ++pos_;
@@ -471,8 +485,16 @@ class Parser {
     }
   }
 
+  // Whether a product goes on: an explicit operator, or a factor written next to the last.
+  bool ContinuesTerm() const {
+    return IsChar("*") || IsCmd("cdot") || IsCmd("times") || IsChar("/") || IsCmd("div") ||
+           StartsFactor();
+  }
+
   int32_t ParseTerm() {
-    std::vector<int32_t> factors{ParsePower()};
+    int32_t first = ParsePower();
+    if (!ContinuesTerm()) return first;
+    std::vector<int32_t> factors{first};
     while (true) {
       if (IsChar("*") || IsCmd("cdot") || IsCmd("times")) {
         ++pos_;
@@ -1085,12 +1107,20 @@ Integer Parser::ReadDigits(std::string_view digits) {
   size_t nonzero = digits.find_first_not_of('0');
   if (nonzero == std::string_view::npos) return 0;
   budget_.Spend(ReadDigitsCost(digits.size() - nonzero));
-  return Integer(std::string(digits.substr(nonzero)));
+  std::string_view significant = digits.substr(nonzero);
+  // Up to 19 digits fit in 64 bits: no string copy and no base conversion of Boost's.
+  if (significant.size() <= 19 && std::all_of(significant.begin(), significant.end(), IsDigit)) {
+    uint64_t value = 0;
+    for (char c : significant) value = value * 10 + static_cast<uint64_t>(c - '0');
+    return Integer(value);
+  }
+  return Integer(std::string(significant));
 }
 
 // 10^power, paid for.
 Integer Parser::PowerOfTen(int64_t power) {
   budget_.Spend(PowerCost(TenBits(power)));
+  if (power == 0) return 1;  // every integer's scale
   return boost::multiprecision::pow(Integer(10), static_cast<unsigned>(power));
 }
 
@@ -1101,7 +1131,7 @@ Rational Parser::Decimal(Integer value, int64_t exponent) {
   if (exponent >= 0 || value == 0) {
     Integer scale = PowerOfTen(std::max<int64_t>(exponent, 0));
     budget_.Spend(PowerCost(Bits(value) + Bits(scale)));  // the product, priced like a power
-    return Rational(Integer(value * scale));
+    return Rational(exponent > 0 ? Integer(value * scale) : std::move(value));
   }
   int64_t k = -exponent;
   int64_t twos = std::min<int64_t>(static_cast<int64_t>(lsb(value)), k);

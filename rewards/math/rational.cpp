@@ -11,6 +11,7 @@
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <cmath>
 #include <numeric>
+#include <string>
 
 #include "rewards/math/internal.h"
 
@@ -86,9 +87,19 @@ template long double Rational::To<long double>() const;
 template boost::multiprecision::cpp_bin_float_50
 Rational::To<boost::multiprecision::cpp_bin_float_50>() const;
 
+namespace {
+
+// Most numbers a check writes are small: std::to_string skips Boost's general conversion.
+std::string Digits(const Integer& v) {
+  if (Bits(v) < 63) return std::to_string(v.convert_to<long long>());
+  return v.str();
+}
+
+}  // namespace
+
 std::string Rational::str() const {
-  if (den_ == 1) return num_.str();
-  return num_.str() + "/" + den_.str();
+  if (den_ == 1) return Digits(num_);
+  return Digits(num_) + "/" + Digits(den_);
 }
 
 Rational operator-(const Rational& a) { return Rational::Coprime(-a.num_, a.den_); }
