@@ -3,6 +3,7 @@
 // Every scan here is linear in the input and charged to the budget by its length first.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -12,18 +13,35 @@
 namespace rl::rewards::math::internal {
 namespace {
 
-// Scans that look for a few rare bytes test 8 bytes at once (SWAR) and skip blocks that hold
-// none of them: a byte-by-byte loop costs a few cycles a byte, and every completion is scanned
-// several times. The tests are exact per byte (no carry crosses a byte), so byte order does
-// not matter.
+// Scans that look for a few rare bytes test 8 bytes at once (SWAR) and jump from one byte
+// they look for to the next: a byte-by-byte loop costs a few cycles a byte, and every
+// completion is scanned several times. A mask marks each byte looked for with 0x80 in that
+// byte, exactly (no carry crosses a byte).
 constexpr uint64_t kOnes = 0x0101010101010101ULL;
 constexpr uint64_t kHigh = kOnes * 0x80;
 constexpr uint64_t kLow7 = kOnes * 0x7F;
 
+// The 8 bytes of `s` from s[at] on, in memory order; past its end, NUL bytes, which no mask
+// here marks.
 uint64_t Block(std::string_view s, size_t at) {
-  uint64_t block;
-  std::memcpy(&block, s.data() + at, sizeof block);
+  uint64_t block = 0;
+  // A copy of a fixed size is one load; one of a variable size calls memcpy.
+  if (at + sizeof block <= s.size()) {
+    std::memcpy(&block, s.data() + at, sizeof block);
+  } else {
+    std::memcpy(&block, s.data() + at, s.size() - at);
+  }
   return block;
+}
+
+// Where, in text order (0-7), a block's first and last marked bytes are; `mask` is not 0.
+size_t FirstMarked(uint64_t mask) {
+  if constexpr (std::endian::native == std::endian::little) return std::countr_zero(mask) / 8;
+  return std::countl_zero(mask) / 8;
+}
+size_t LastMarked(uint64_t mask) {
+  if constexpr (std::endian::native == std::endian::little) return 7 - std::countl_zero(mask) / 8;
+  return 7 - std::countr_zero(mask) / 8;
 }
 
 // 0x80 in each byte of `block` that is `c`, 0 in the others.
@@ -40,12 +58,25 @@ uint64_t BytesInRange(uint64_t block, char lo, char hi) {
   return at_least_lo & ~above_hi & ~block & kHigh;
 }
 
-// The first position from `from` on whose 8-byte block `may_hold` does not rule out; the
-// bytes skipped are none of the bytes looked for. Fewer than 8 bytes from the end, `from`.
-template <typename MayHold>
-size_t SkipBlocks(std::string_view s, size_t from, MayHold may_hold) {
-  while (from + 8 <= s.size() && !may_hold(Block(s, from))) from += 8;
-  return from;
+// The first position from s[from] on that `mask_of` marks, or s.size().
+template <typename MaskOf>
+size_t FindMarked(std::string_view s, size_t from, MaskOf mask_of) {
+  for (; from < s.size(); from += 8) {
+    if (uint64_t mask = mask_of(Block(s, from))) return from + FirstMarked(mask);
+  }
+  return s.size();
+}
+
+// The last position in s[from..to) that `mask_of` marks, or npos.
+template <typename MaskOf>
+size_t FindLastMarked(std::string_view s, size_t from, size_t to, MaskOf mask_of) {
+  std::string_view head = s.substr(0, to);
+  while (to > from) {
+    size_t begin = to - std::min<size_t>(8, to - from);
+    if (uint64_t mask = mask_of(Block(head, begin))) return begin + LastMarked(mask);
+    to = begin;
+  }
+  return std::string_view::npos;
 }
 
 // Whether s[at..] starts with `word` (lower case), ignoring case.
@@ -126,9 +157,7 @@ std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = f
 std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
   budget.SpendBytes(s.size());
   std::vector<Span> envs;
-  auto may_open = [](uint64_t block) {
-    return (BytesEqual(block, '\\') | BytesEqual(block, '$')) != 0;
-  };
+  auto math_opens = [](uint64_t block) { return BytesEqual(block, '\\') | BytesEqual(block, '$'); };
   size_t i = 0;
   while (i < s.size()) {
     char c = s[i];
@@ -169,7 +198,7 @@ std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
       envs.push_back({i, end + close_len, open, end});
       i = end + close_len;
     } else {
-      i = SkipBlocks(s, i + 1, may_open);
+      i = FindMarked(s, i + 1, math_opens);
     }
   }
   return envs;
@@ -374,27 +403,21 @@ bool MayBeInNumber(char c) {
 
 // The position of the last digit of s[0..end), or npos.
 size_t LastDigitBefore(std::string_view s, size_t end) {
-  while (end > 0) {
-    if (end >= 8 && BytesInRange(Block(s, end - 8), '0', '9') == 0) {
-      end -= 8;
-    } else if (IsDigit(s[--end])) {
-      return end;
-    }
-  }
-  return std::string_view::npos;
+  return FindLastMarked(s, 0, end, [](uint64_t block) { return BytesInRange(block, '0', '9'); });
 }
 
 // The last number that starts in s[from..to), read forwards; its start, and its end in `end`.
 size_t LastNumberIn(std::string_view s, size_t from, size_t to, Budget& budget, size_t* end) {
   size_t last = std::string_view::npos;
   // A number starts with a digit or '.' (BytesInRange takes '/' too, harmlessly).
-  auto may_start_number = [](uint64_t block) { return BytesInRange(block, '.', '9') != 0; };
+  auto may_start_number = [](uint64_t block) { return BytesInRange(block, '.', '9'); };
   std::string_view head = s.substr(0, to);
-  for (size_t i = from; i < to;) {
-    i = SkipBlocks(head, i, may_start_number);
-    size_t stop = std::min(i + 8, to);
-    while (i < stop && !StartsNumber(s, i)) ++i;
-    if (i == stop) continue;
+  size_t i = from;
+  while ((i = FindMarked(head, i, may_start_number)) < to) {
+    if (!StartsNumber(s, i)) {
+      ++i;
+      continue;
+    }
     budget.Spend(4);  // the number's reading: about 100 ns
     last = i;
     *end = ReadNumber(s, i, nullptr);
@@ -548,26 +571,21 @@ std::optional<std::string_view> AnchorSegment(std::string_view s, Budget& budget
   // Markers are found by their '#' or by the 'w' of "answer", rarer in text than its 'a'
   // (0x20 folds 'W' into 'w' and no other byte into it). No '#' lies inside an "answer", so
   // markers are still met from the last one back.
-  auto may_hold_marker = [](uint64_t block) {
-    return (BytesEqual(block, '#') | BytesEqual(block | kOnes * 0x20, 'w')) != 0;
+  auto marker_bytes = [](uint64_t block) {
+    return BytesEqual(block, '#') | BytesEqual(block | kOnes * 0x20, 'w');
   };
   constexpr size_t kW = 3;  // "answer"[kW] == 'w'
   size_t at = s.size();
-  while (at > floor) {
-    while (at - floor >= 8 && !may_hold_marker(Block(s, at - 8))) at -= 8;
-    for (size_t stop = at - std::min<size_t>(8, at - floor); at > stop;) {
-      --at;
-      size_t after = std::string_view::npos;
-      if (s[at] == '#') {
-        after = AfterHashes(s, at);
-      } else if (LowerChar(s[at]) == 'w' && at >= floor + kW &&
-                 StartsWithNoCase(s, at - kW, "answer")) {
-        after = AfterAnswerWord(s, at - kW);
-      }
-      if (after == std::string_view::npos) continue;
-      std::string_view segment = LineAt(s, after);
-      if (!Trim(segment).empty()) return segment;
+  while ((at = FindLastMarked(s, floor, at, marker_bytes)) != std::string_view::npos) {
+    size_t after = std::string_view::npos;
+    if (s[at] == '#') {
+      after = AfterHashes(s, at);
+    } else if (at >= floor + kW && StartsWithNoCase(s, at - kW, "answer")) {
+      after = AfterAnswerWord(s, at - kW);
     }
+    if (after == std::string_view::npos) continue;
+    std::string_view segment = LineAt(s, after);
+    if (!Trim(segment).empty()) return segment;
   }
   return std::nullopt;
 }
