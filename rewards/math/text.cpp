@@ -61,7 +61,10 @@ uint64_t BytesInRange(uint64_t block, char lo, char hi) {
 // The first position from s[from] on that `mask_of` marks, or s.size().
 template <typename MaskOf>
 size_t FindMarked(std::string_view s, size_t from, MaskOf mask_of) {
-  for (; from < s.size(); from += 8) {
+  for (; from + 8 <= s.size(); from += 8) {
+    if (uint64_t mask = mask_of(Block(s, from))) return from + FirstMarked(mask);
+  }
+  if (from < s.size()) {
     if (uint64_t mask = mask_of(Block(s, from))) return from + FirstMarked(mask);
   }
   return s.size();
@@ -70,11 +73,11 @@ size_t FindMarked(std::string_view s, size_t from, MaskOf mask_of) {
 // The last position in s[from..to) that `mask_of` marks, or npos.
 template <typename MaskOf>
 size_t FindLastMarked(std::string_view s, size_t from, size_t to, MaskOf mask_of) {
-  std::string_view head = s.substr(0, to);
-  while (to > from) {
-    size_t begin = to - std::min<size_t>(8, to - from);
-    if (uint64_t mask = mask_of(Block(head, begin))) return begin + LastMarked(mask);
-    to = begin;
+  for (; to >= from + 8; to -= 8) {
+    if (uint64_t mask = mask_of(Block(s, to - 8))) return to - 8 + LastMarked(mask);
+  }
+  if (to > from) {
+    if (uint64_t mask = mask_of(Block(s.substr(0, to), from))) return from + LastMarked(mask);
   }
   return std::string_view::npos;
 }
@@ -113,8 +116,9 @@ std::vector<Span> FindBoxes(std::string_view s, Budget& budget, bool lenient = f
   // many: a search per name would pass over each of them once per name).
   auto next_box = [&](size_t from, size_t* name_end) {
     for (size_t k = s.find('\\', from); k != std::string_view::npos; k = s.find('\\', k + 1)) {
-      // Most commands are not boxes: their first letter settles it without a comparison.
-      if (k + 1 >= s.size() || (s[k + 1] != 'b' && s[k + 1] != 'f')) continue;
+      // Most commands are not boxes: their first letters settle it without a comparison.
+      std::string_view head = s.substr(k + 1, 2);
+      if (head != "bo" && head != "fb") continue;
       size_t name = s.compare(k + 1, 5, "boxed") == 0  ? 5
                     : s.compare(k + 1, 4, "fbox") == 0 ? 4
                                                        : 0;
@@ -178,8 +182,11 @@ std::vector<Span> FindMathEnvs(std::string_view s, Budget& budget) {
     } else if (c == '$') {
       bool display = i + 1 < s.size() && s[i + 1] == '$';
       size_t open = i + (display ? 2 : 1);
+      auto closes = [](uint64_t block) {
+        return BytesEqual(block, '\\') | BytesEqual(block, '$') | BytesEqual(block, '\n');
+      };
       size_t end = open;
-      while (end < s.size()) {
+      while ((end = FindMarked(s, end, closes)) < s.size()) {
         if (s[end] == '\\') {
           end += 2;
           continue;
@@ -380,7 +387,8 @@ size_t ReadNumber(std::string_view s, size_t i, std::string* text) {
   }
   size_t k = j;
   while (k < s.size() && s[k] == ' ') ++k;
-  for (std::string_view percent : {"%", "percent", "pct"}) {
+  static constexpr std::string_view kPercent[] = {"%", "percent", "pct"};
+  for (std::string_view percent : kPercent) {
     if (StartsWithNoCase(s, k, percent)) {
       if (text != nullptr) *text += "\\%";
       return k + percent.size();
@@ -389,15 +397,18 @@ size_t ReadNumber(std::string_view s, size_t i, std::string* text) {
   return j;
 }
 
-// Whether `c` may be part of a number's text as ReadNumber reads it: digits, separators, a
-// fraction's '/', the spaces before a percent and the letters of "%", "percent" and "pct".
-bool MayBeInNumber(char c) {
-  switch (LowerChar(c)) {
-    case ',': case '.': case '/': case ' ': case '%':
-    case 'p': case 'e': case 'r': case 'c': case 'n': case 't':
+// Whether s[at] may be part of a number's text as ReadNumber reads it: a digit, a ',' '.' or
+// '/' before a digit (a separator, a decimal point, a fraction bar), a space, or a letter of
+// "%", "percent" and "pct". In a list "1, 2, 3" each comma is outside every number.
+bool MayBeInNumber(std::string_view s, size_t at) {
+  bool digit_next = at + 1 < s.size() && IsDigit(s[at + 1]);
+  switch (LowerChar(s[at])) {
+    case ',': case '.': case '/':
+      return digit_next;
+    case ' ': case '%': case 'p': case 'e': case 'r': case 'c': case 'n': case 't':
       return true;
     default:
-      return IsDigit(c);
+      return IsDigit(s[at]);
   }
 }
 
@@ -439,7 +450,7 @@ std::optional<std::string> LastNumber(std::string_view s, Budget& budget,
   for (size_t to = s.size(); last == std::string_view::npos;) {
     size_t from = LastDigitBefore(s, to);
     if (from == std::string_view::npos) return std::nullopt;
-    while (from > 0 && MayBeInNumber(s[from - 1])) --from;
+    while (from > 0 && MayBeInNumber(s, from - 1)) --from;
     last = LastNumberIn(s, from, to, budget, &end);
     to = from;
   }
