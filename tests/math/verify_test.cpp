@@ -772,3 +772,28 @@ TEST_CASE("an ordering is answered by the names in its order", "[math]") {
       {"b, a", "b > a > c", false},
   });
 }
+
+TEST_CASE("a plain integer reads as the grammar reads it", "[math]") {
+  // Parse reads a text of at most 18 digits without the lexer and the grammar; "{42}" goes
+  // through them. Both must give the same number, canonical form and verdicts.
+  Verifier verifier;
+  for (const char* digits :
+       {"42", "007", "0", "000", "123456789012345678", "1234567890123456789"}) {
+    INFO(digits);
+    CheckResult plain = verifier.Check(std::string("so \\boxed{") + digits + "}", "7");
+    CheckResult grouped = verifier.Check(std::string("so \\boxed{{") + digits + "}}", "7");
+    CHECK(plain.pred_canonical == grouped.pred_canonical);
+    CHECK(plain.verdict == grouped.verdict);
+  }
+  CheckCases({
+      {"42", "42", true},
+      {"042", "42", true},
+      {"43", "42", false},  // near miss
+      {"420", "42", false},
+      {"0", "0.0", true},
+      {"1", "0.999", false},
+      {"123456789012345678", "123456789012345678", true},
+      {"123456789012345679", "123456789012345678", false},
+      {"1234567890123456789", "1234567890123456789", true},  // 19 digits: the grammar's path
+  });
+}
