@@ -462,6 +462,8 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       reference_(reference),
       prompts_(prompts),
       score_(std::move(score)),
+      // Sampling from the policy itself (rollout float32) would widen the base at every token.
+      base_in_bf16_(policy, config.grpo.train_dtype == Precision::kBFloat16 && config.rollout.dtype == Precision::kBFloat16),
       sampling_copy_(MakeSamplingCopy(config, policy)),
       engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config, world)),
       sampler_(static_cast<int64_t>(prompts.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo order"), config.data.shuffle),
@@ -483,6 +485,9 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
   if (reference_ != nullptr) {
     for (torch::Tensor& p : reference_->model->parameters()) p.set_requires_grad(false);
     reference_->model->eval();
+    // Its passes compute as the policy's: under bf16 training they read bf16 casts of its matrices,
+    // so keeping them in bf16 gives the same log-probs in half the memory.
+    if (config.grpo.train_dtype == Precision::kBFloat16) reference_->model->StoreLinearsIn(torch::kBFloat16);
   }
 }
 

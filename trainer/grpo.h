@@ -117,6 +117,7 @@ class GrpoTrainer {
   Policy* reference_;
   std::span<const data::Example> prompts_;
   ScoreFn score_;
+  BaseKeptInBf16 base_in_bf16_;   // LoRA with bf16 training and sampling
   model::Decoder sampling_copy_;  // null unless rollout.dtype is bfloat16; before engine_, which uses it
   rollout::RolloutEngine engine_;
   data::EpochSampler sampler_;

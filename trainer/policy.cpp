@@ -227,6 +227,16 @@ Policy LoadAdapterPolicy(const std::string& dir, const TrainConfig& config) {
   return policy;
 }
 
+BaseKeptInBf16::BaseKeptInBf16(Policy& policy, bool on) {
+  if (!on || !policy.lora.enabled()) return;
+  model_ = policy.model.get();
+  model_->StoreLinearsIn(torch::kBFloat16);
+}
+
+BaseKeptInBf16::~BaseKeptInBf16() {
+  if (model_ != nullptr) model_->StoreLinearsIn(model_->dtype());
+}
+
 std::vector<torch::Tensor> TrainableParameters(Policy& policy) {
   return policy.lora.enabled() ? model::LoraParameters(*policy.model) : policy.model->parameters();
 }

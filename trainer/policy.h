@@ -89,6 +89,22 @@ Policy LoadAdapterPolicy(const std::string& dir, const TrainConfig& config);
 // True when `dir` holds an adapter (adapter_config.json) rather than full weights.
 bool IsAdapterDir(const std::string& dir);
 
+// For its lifetime, when `on`, a LoRA policy's frozen base matrices are stored in bf16
+// (DecoderImpl::StoreLinearsIn): bf16 training reads bf16 casts of them anyway, so its products
+// are unchanged and the base takes half the memory. The end widens them back (holding the
+// rounded values) for what runs at float32 afterwards (evaluation, merging). Nothing without
+// adapters: a policy trained in full keeps its float32 master weights.
+class BaseKeptInBf16 {
+ public:
+  BaseKeptInBf16(Policy& policy, bool on);
+  ~BaseKeptInBf16();
+  BaseKeptInBf16(const BaseKeptInBf16&) = delete;
+  BaseKeptInBf16& operator=(const BaseKeptInBf16&) = delete;
+
+ private:
+  model::DecoderImpl* model_ = nullptr;  // null: nothing was changed
+};
+
 // What the optimizer updates: the adapters when there are, else every parameter.
 std::vector<torch::Tensor> TrainableParameters(Policy& policy);
 

@@ -99,6 +99,7 @@ SftSummary RunSft(Policy& policy, const TrainConfig& config, std::span<const dat
   NonFiniteGuard guard(config.grpo.max_nonfinite_steps);
   policy.model->train();
   TrainingPasses passes(*policy.model, sft.train_dtype == Precision::kBFloat16, sft.gradient_checkpointing);
+  BaseKeptInBf16 base_in_bf16(policy, sft.train_dtype == Precision::kBFloat16);  // with LoRA
 
   SftSummary summary;
   double tail_sum = 0;

@@ -13,6 +13,8 @@
 //   grpo_step_bench --shape qwen2.5-0.5b --rollout-dtype bfloat16 --train-dtype bfloat16
 //                   --gradient-checkpointing --micro-batch 8     # (one line) bf16 mixed precision
 //
+// Completions are decoded --decode-batch at a time (rollout.batch_size, default 64) with
+// continuous batching; forward and backward passes take --micro-batch sequences.
 // The policy samples with no EOS, so every completion has exactly --new-tokens tokens. The
 // reward is the R1 spec (format + accuracy) in process. Two mini-batches per step and
 // beta > 0 (--mini-batches, --beta), so both the old and the reference log-prob passes run. Prints one line per step
@@ -86,7 +88,7 @@ int main(int argc, char** argv) {
   int64_t mini_batches = 2;
   double beta = 0.04;
   int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1, layers = 0;
-  int64_t lora = 0;
+  int64_t lora = 0, decode_batch = TrainConfig().rollout.batch_size;
   app.add_option("--shape", shape, "tiny | qwen2.5-0.5b | qwen2.5-1.5b | qwen3-1.7b")
       ->check(CLI::IsMember({"tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen3-1.7b"}));
   app.add_option("--lora", lora, "LoRA rank on every linear module, alpha 2r (0: train every weight)");
@@ -98,7 +100,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "LibTorch threads per rank (0: the cores divided by --ranks)");
   app.add_option("--layers", layers, "decoder layers (0: the shape's)");
   app.add_option("--ranks", ranks, "processes training together over c10d/Gloo")->check(CLI::Range(1, 64));
-  app.add_option("--micro-batch", micro, "sequences per forward/backward and per generation batch");
+  app.add_option("--micro-batch", micro, "sequences per forward/backward");
+  app.add_option("--decode-batch", decode_batch, "rollout.batch_size: sequences decoded together")
+      ->check(CLI::PositiveNumber);
   app.add_option("--rollout-dtype", rollout_dtype, "rollout.dtype: weights the completions are sampled with")
       ->check(CLI::IsMember({"float32", "bfloat16"}));
   app.add_option("--train-dtype", train_dtype, "grpo.train_dtype: bfloat16 is mixed precision")
@@ -124,7 +128,7 @@ int main(int argc, char** argv) {
   config.run.threads = threads;
   config.rollout.num_generations = group;
   config.rollout.max_new_tokens = new_tokens;
-  config.rollout.batch_size = micro;
+  config.rollout.batch_size = decode_batch;
   config.grpo.steps = steps;
   config.grpo.prompts_per_step = prompts;
   config.grpo.num_mini_batches = mini_batches;
@@ -164,12 +168,12 @@ int main(int argc, char** argv) {
   for (const auto& p : TrainableParameters(policy)) trainable += p.numel();
   if (world.is_main()) {
     std::printf("shape %s, %lld layers (%.1fM parameters, %.1fM trained%s), %lld prompts x G=%lld, %lld new tokens, "
-                "%d rank(s) x %d thread(s), rollout %s, training %s%s, micro-batch %lld, %lld mini-batch(es), beta %g\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
+                "%d rank(s) x %d thread(s), rollout %s, training %s%s, decode batch %lld, micro-batch %lld, %lld mini-batch(es), beta %g\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
                 static_cast<double>(parameters) / 1e6, static_cast<double>(trainable) / 1e6,
                 lora > 0 ? (", LoRA r " + std::to_string(lora)).c_str() : "", static_cast<long long>(prompts),
                 static_cast<long long>(group), static_cast<long long>(new_tokens), world.size(),
                 torch::get_num_threads(), rollout_dtype.c_str(), train_dtype.c_str(),
-                checkpointing ? " checkpointed" : "", static_cast<long long>(micro), static_cast<long long>(mini_batches), beta);
+                checkpointing ? " checkpointed" : "", static_cast<long long>(decode_batch), static_cast<long long>(micro), static_cast<long long>(mini_batches), beta);
   }
 
   Scorer scorer = MakeScorer(config.rewards);

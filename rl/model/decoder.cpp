@@ -135,10 +135,10 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x_in) {
-  const bool cast = compute_dtype != torch::ScalarType::Undefined;
-  const torch::Tensor x = cast ? x_in.to(compute_dtype) : x_in;
-  const torch::Tensor w = cast ? weight.to(compute_dtype) : weight;
-  const torch::Tensor b = cast && bias.defined() ? bias.to(compute_dtype) : bias;
+  const torch::ScalarType dtype = compute_dtype != torch::ScalarType::Undefined ? compute_dtype : x_in.scalar_type();
+  const torch::Tensor x = x_in.to(dtype);  // to() returns the tensor itself when it has the dtype
+  const torch::Tensor w = weight.to(dtype);
+  const torch::Tensor b = bias.defined() ? bias.to(dtype) : bias;
   torch::Tensor y = LinearForward(x, w, b, bf16_kernel);  // [..., in] -> [..., out]
   if (lora && lora->enabled) y = y + lora->Update(x, is_training());
   return y;
@@ -482,6 +482,22 @@ void DecoderImpl::SetComputeDtype(torch::ScalarType dtype) {
   compute_dtype_ = dtype;
   for (const auto& module : modules()) {
     if (auto* linear = module->as<LinearImpl>()) linear->compute_dtype = dtype;
+  }
+}
+
+void DecoderImpl::StoreLinearsIn(torch::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    auto* linear = item.value()->as<LinearImpl>();
+    if (linear == nullptr) continue;
+    for (torch::Tensor* t : {&linear->weight, &linear->bias}) {
+      if (!t->defined() || t->scalar_type() == dtype) continue;
+      if (t->requires_grad() && c10::elementSize(dtype) < t->element_size()) {
+        throw ModelError("StoreLinearsIn: '" + item.key() + "' is trained (requires a gradient); only frozen "
+                         "weights are stored in " + c10::toString(dtype));
+      }
+      t->set_data(t->to(dtype));
+    }
   }
 }
 

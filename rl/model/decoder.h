@@ -105,6 +105,7 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
 // parameter, so the model's named_parameters() stay the Hugging Face checkpoint's).
 // With compute_dtype set (mixed precision, DecoderImpl::SetComputeDtype), x, W and b are cast
 // to it first and y is in it; the casts are differentiable, so W's gradient arrives in W's dtype.
+// Without, W and b stored narrower than x (DecoderImpl::StoreLinearsIn) are widened to x's dtype.
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
@@ -205,6 +206,14 @@ class DecoderImpl : public torch::nn::Module {
   // runs this model.
   void SetComputeDtype(torch::ScalarType dtype);
   torch::ScalarType compute_dtype() const;  // the model's dtype when mixed precision is off
+  // Stores the weight and bias of every Linear (projections, MLP, an untied lm_head; not the
+  // embeddings and norms, which set the model's dtype and the residual stream's) in `dtype`.
+  // For frozen weights (a KL reference, a LoRA base): under bf16 mixed precision the products
+  // read bf16 casts of them anyway, so storing them in bf16 gives the same products in half the
+  // memory. Passes without mixed precision widen them per product (they are then the rounded
+  // values). StoreLinearsIn(dtype()) widens them back. Throws ModelError when a weight that
+  // would be narrowed requires a gradient (the optimizer's master copy must stay as it is).
+  void StoreLinearsIn(torch::ScalarType dtype);
   // Activation checkpointing: in a forward pass that records gradients (no KV cache), each layer
   // keeps only its input and recomputes its activations during the backward pass (with the
   // random state of the forward pass, so LoRA dropout draws the same mask). Memory per layer

@@ -170,6 +170,7 @@ void CopyMergedWeights(DecoderImpl& target, DecoderImpl& source) {
 }
 
 void MergeLora(DecoderImpl& model) {
+  model.StoreLinearsIn(model.dtype());  // a base kept in bf16 is widened first: the merge is not rounded
   CopyMergedWeights(model, model);
   for (auto& adapted : AdaptedLinears(model)) adapted.second->lora.reset();
   for (torch::Tensor& p : model.parameters()) p.set_requires_grad(true);

@@ -153,6 +153,60 @@ TEST_CASE("a bf16 copy given the merged weights holds them rounded once", "[lora
   CHECK(MaxAbsDiff(Logits(copy), base_logits) > 1e-2);
 }
 
+// Issue 13: with bf16 training the frozen base is kept in bf16 (trainer/policy.h: BaseKeptInBf16).
+TEST_CASE("a base stored in bf16 computes as the float32 one under bf16 mixed precision", "[lora]") {
+  struct Pass {
+    torch::Tensor logits;
+    std::vector<torch::Tensor> grads;
+  };
+  auto mixed_pass = [](Decoder& m) {  // as a bf16 training pass computes: logits and adapter gradients
+    m->SetComputeDtype(torch::kBFloat16);
+    Pass pass;
+    pass.logits = m->forward(Ids(), {}, {});
+    pass.logits.square().mean().backward();
+    for (torch::Tensor& p : rl::model::LoraParameters(*m)) {
+      pass.grads.push_back(p.grad().clone());
+      p.mutable_grad().zero_();
+    }
+    m->SetComputeDtype(m->dtype());
+    return pass;
+  };
+  for (const std::string type : {"qwen2", "qwen3"}) {  // q/k/v biases, and none
+    INFO(type);
+    Decoder model = TinyModel(type);
+    rl::model::AttachLora(*model, Lora(), 5);
+    RandomizeB(model, 7);
+    const Pass f32_base = mixed_pass(model);
+    model->StoreLinearsIn(torch::kBFloat16);
+    const auto& q = model->model->layers[0]->self_attn->q_proj;
+    CHECK(q->weight.scalar_type() == torch::kBFloat16);
+    CHECK(model->model->embed_tokens->weight.scalar_type() == torch::kFloat32);  // the residual's dtype
+    const Pass bf16_base = mixed_pass(model);
+    CHECK(torch::equal(bf16_base.logits, f32_base.logits));
+    for (size_t i = 0; i < f32_base.grads.size(); ++i) CHECK(torch::equal(bf16_base.grads[i], f32_base.grads[i]));
+
+    // At float32 the products read the rounded weights: as a float32 model that holds them.
+    Decoder rounded = TinyModel(type);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : rounded->named_parameters()) {
+        if (p.key().find("proj.") != std::string::npos) p.value().copy_(p.value().to(torch::kBFloat16));
+      }
+    }
+    rl::model::AttachLora(*rounded, Lora(), 5);
+    RandomizeB(rounded, 7);
+    CHECK(MaxAbsDiff(Logits(model), Logits(rounded)) == 0);
+    // Merging widens the base first: rounded base + scale·B·A, not rounded again.
+    rl::model::MergeLora(*model);
+    rl::model::MergeLora(*rounded);
+    CHECK(q->weight.scalar_type() == torch::kFloat32);
+    auto theirs = rounded->named_parameters();
+    for (const auto& p : model->named_parameters()) CHECK(MaxAbsDiff(p.value(), theirs[p.key()]) == 0);
+    // Trained weights (after the merge every weight is) are never narrowed.
+    CHECK_THROWS_WITH(model->StoreLinearsIn(torch::kBFloat16), Catch::Contains("requires a gradient"));
+  }
+}
+
 TEST_CASE("adapter gradients match finite differences", "[lora]") {
   Decoder model = TinyModel("qwen3", torch::kFloat64);
   LoraConfig lora = Lora(3);

@@ -322,3 +322,51 @@ TEST_CASE("rollout importance sampling: the sampler's log-probs are the loss's, 
   CHECK(bf16["sampling/importance_sampling_ratio/min"].get<double>() > 0.0);
   CHECK(bf16["sampling/importance_sampling_ratio/max"].get<double>() <= 3.0);
 }
+
+// Issues 13 and 14: under bf16 training the products read bf16 casts of frozen matrices, so the
+// reference and a LoRA policy's base are kept in bf16 (rl/model's StoreLinearsIn proves the
+// products unchanged); the base is widened back, rounded, when the trainer ends.
+TEST_CASE("bf16 training keeps the frozen matrices in bf16: the reference's and a LoRA base's",
+          "[grpo][train_dtype]") {
+  TrainConfig config = SamplingConfig(Precision::kBFloat16);
+  config.grpo.train_dtype = Precision::kBFloat16;
+  config.grpo.beta = 0.04;
+  const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied"});
+  auto q_proj = [](Policy& p) -> torch::Tensor& { return p.model->model->layers[0]->self_attn->q_proj->weight; };
+  SECTION("the reference") {
+    Policy policy = TinyPolicy(config);
+    Policy reference = policy;
+    reference.model = rl::model::CloneDecoder(*policy.model, torch::kFloat32, torch::kCPU);
+    GrpoTrainer trainer(config, policy, &reference, prompts, ScriptedReward, kOneProcess);
+    CHECK(q_proj(reference).scalar_type() == torch::kBFloat16);
+    CHECK(reference.model->model->embed_tokens->weight.scalar_type() == torch::kFloat32);
+    CHECK(q_proj(policy).scalar_type() == torch::kFloat32);  // trained in full: the master weights
+    const nlohmann::ordered_json m = trainer.Step();
+    CheckFinite(m);
+    CHECK(std::abs(m.at("kl").get<double>()) < 1e-6);  // the first update's reference is the policy itself
+    CHECK(trainer.Step().at("kl").get<double>() > 0);
+  }
+  SECTION("a LoRA base, while the trainer lives") {
+    config.grpo.lora.r = 4;
+    config.grpo.lora.alpha = 8;
+    Policy policy = TinyPolicy(config);
+    AttachAdapters(policy, config.grpo.lora, "base", 3);
+    const torch::Tensor rounded = q_proj(policy).to(torch::kBFloat16).to(torch::kFloat32);
+    const std::vector<torch::Tensor> adapters = [&] {
+      std::vector<torch::Tensor> copies;
+      for (const torch::Tensor& t : TrainableParameters(policy)) copies.push_back(t.detach().clone());
+      return copies;
+    }();
+    {
+      GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
+      CHECK(q_proj(policy).scalar_type() == torch::kBFloat16);
+      for (int i = 0; i < 2; ++i) CheckFinite(trainer.Step());
+    }
+    CHECK(q_proj(policy).scalar_type() == torch::kFloat32);
+    CHECK(torch::equal(q_proj(policy), rounded));
+    bool trained = false;
+    const std::vector<torch::Tensor> now = TrainableParameters(policy);
+    for (size_t i = 0; i < now.size(); ++i) trained = trained || !torch::equal(now[i], adapters[i]);
+    CHECK(trained);
+  }
+}
