@@ -12,6 +12,7 @@
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <boost/multiprecision/cpp_complex.hpp>
 #include <limits>
+#include <type_traits>
 
 #include "rewards/math/internal.h"
 
@@ -251,6 +252,22 @@ long double Unit(uint64_t bits) { return static_cast<long double>(bits >> 11) / 
 using Precise = boost::multiprecision::cpp_complex_50;
 using PreciseReal = boost::multiprecision::cpp_bin_float_50;
 
+// Boost converts a long double after classifying it with boost::math::fpclassify, and under an
+// x87 emulation that gets that wrong (valgrind reports zero and infinity as normal) a zero
+// becomes a float with a zero mantissa and a normal exponent. Dividing by such a value (the
+// hypot in abs does) throws from Boost's noexcept integer division: std::terminate, which no
+// handler of ours can stop. Zeros and non-finite values are built here from plain comparisons,
+// which every FPU and emulator gets right, so the precise evaluator only sees well-formed values.
+PreciseReal ToPrecise(long double x) {
+  if (x == 0) return std::signbit(x) ? -PreciseReal(0) : PreciseReal(0);
+  if (x != x) return std::numeric_limits<PreciseReal>::quiet_NaN();
+  if (std::fabs(x) > std::numeric_limits<long double>::max()) {
+    return x > 0 ? std::numeric_limits<PreciseReal>::infinity()
+                 : -std::numeric_limits<PreciseReal>::infinity();
+  }
+  return PreciseReal(x);
+}
+
 // Budget nodes per tree node (and per complex value, whose magnitude is a hypot), per square
 // root or rounding, and per transcendental function or non-integer power, by precision: in
 // long double a node is a few ns and a function up to 1 us (a power that overflows); at 50
@@ -292,6 +309,10 @@ class NumericEvaluator {
  private:
   static C NaN() { return C(std::numeric_limits<R>::quiet_NaN(), R(0)); }
   static C Real(const R& r) { return C(r, R(0)); }
+  static R FromLongDouble(long double x) {
+    if constexpr (std::is_same_v<R, long double>) return x;
+    else return ToPrecise(x);
+  }
 
   C EvalNode(const Node& n, int depth) {
     switch (n.kind) {
@@ -302,7 +323,7 @@ class NumericEvaluator {
       case Kind::kSymbol: {
         if (const C* bound = Bound(n.name)) return *bound;
         Complex v = SymbolValue(Renamed(n.name), point_);
-        return C(R(v.real()), R(v.imag()));  // exactly representable in both types
+        return C(FromLongDouble(v.real()), FromLongDouble(v.imag()));  // exact in both types
       }
       case Kind::kConst:
         if (const C* bound = Bound(n.name)) return *bound;  // a summation index named i or e
@@ -405,12 +426,13 @@ class NumericEvaluator {
     if (f == "ceil") return is_real ? Real(ceil(real(x))) : NaN();
     // Factorials and binomials of non-integers are rare: long double is enough for them.
     long double xr = static_cast<long double>(real(x));
-    if (f == "fact" && is_real && xr > -1) return Real(R(std::tgamma(xr + 1)));
+    if (f == "fact" && is_real && xr > -1) return Real(FromLongDouble(std::tgamma(xr + 1)));
     if (f == "binom" && n.kids.size() == 2) {
       C k = Eval(n.kids[1], depth + 1);
       if (!is_real || imag(k) != 0) return NaN();
       long double kr = static_cast<long double>(real(k));
-      return Real(R(std::exp(std::lgamma(xr + 1) - std::lgamma(kr + 1) - std::lgamma(xr - kr + 1))));
+      return Real(FromLongDouble(
+          std::exp(std::lgamma(xr + 1) - std::lgamma(kr + 1) - std::lgamma(xr - kr + 1))));
     }
     return NaN();
   }
