@@ -492,7 +492,7 @@ void DecoderImpl::StoreLinearsIn(torch::ScalarType dtype) {
     if (linear == nullptr) continue;
     for (torch::Tensor* t : {&linear->weight, &linear->bias}) {
       if (!t->defined() || t->scalar_type() == dtype) continue;
-      if (t->requires_grad() && c10::elementSize(dtype) < t->element_size()) {
+      if (t->requires_grad() && static_cast<int64_t>(c10::elementSize(dtype)) < t->element_size()) {
         throw ModelError("StoreLinearsIn: '" + item.key() + "' is trained (requires a gradient); only frozen "
                          "weights are stored in " + c10::toString(dtype));
       }
