@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Agreement with the source labels of tests/math/realworld/realworld.jsonl, side by side:
 our verifier (through `rl score`, accuracy.math with default options, as a training run scores)
-and Hugging Face Math-Verify called the way TRL and open-r1 call it,
-verify(parse(gold), parse(completion)) with the default extraction configs. Not run by CI.
+and Hugging Face Math-Verify, verify(parse(gold), parse(completion)) with the default
+extraction configs (Math-Verify's documented call), or with --call trl the completion parsed as
+TRL's accuracy_reward parses it (LaTeX only, boxed first, an anchor required). Not run by CI.
 
-    python3 bench/math/realworld_compare.py --rl build/cli/rl [--list] [--rows-out rows.jsonl]
+    python3 bench/math/realworld_compare.py --rl build/cli/rl [--call trl] [--list] [--rows-out rows.jsonl]
 
 Math-Verify must be importable (its package, or its source and latex2sympy2_extended's on
 PYTHONPATH with an ANTLR runtime that one of latex2sympy2_extended's generated parsers matches).
@@ -35,11 +36,20 @@ def ours(rl, data):
             return {r["id"]: r["verdict"] == "correct" for r in map(json.loads, f)}
 
 
-def _init_worker(gold_as_latex):
-    global parse, verify, wrap_gold
+def _init_worker(gold_as_latex, call):
+    global parse, verify, wrap_gold, parse_completion
     sys.setrecursionlimit(10000)  # sympy recurses deeply on long expressions
-    from math_verify import parse, verify
+    from latex2sympy2_extended import NormalizationConfig
+    from math_verify import LatexExtractionConfig, parse, verify
     wrap_gold = gold_as_latex
+    parse_completion = parse
+    if call == "trl":
+        # trl/rewards/accuracy_rewards.py (accuracy_reward, TRL v1.x): the completion read as
+        # LaTeX only, \boxed first, no reading without an anchor, the first match.
+        config = [LatexExtractionConfig(normalization_config=NormalizationConfig(units=True),
+                                        boxed_match_priority=0, try_extract_without_anchor=False)]
+        parse_completion = lambda text: parse(text, extraction_config=config,
+                                              extraction_mode="first_match")
 
 
 def _math_verify_row(row):
@@ -47,15 +57,15 @@ def _math_verify_row(row):
     if wrap_gold and "$" not in gold and "\\boxed" not in gold:
         gold = f"${gold}$"
     try:
-        return row["id"], bool(verify(parse(gold), parse(row["completion"]))), ""
+        return row["id"], bool(verify(parse(gold), parse_completion(row["completion"]))), ""
     except Exception as e:  # a reward function scores these 0
         return row["id"], False, type(e).__name__
 
 
-def math_verify(rows, jobs, gold_as_latex):
+def math_verify(rows, jobs, gold_as_latex, call):
     """Math-Verify's verdict per row id. Each worker is a process: Math-Verify's timeouts
     use signals, which only a main thread receives."""
-    with multiprocessing.Pool(jobs, initializer=_init_worker, initargs=(gold_as_latex,)) as pool:
+    with multiprocessing.Pool(jobs, initializer=_init_worker, initargs=(gold_as_latex, call)) as pool:
         results = pool.map(_math_verify_row, rows, chunksize=16)
     errors = collections.Counter(e for _, _, e in results if e)
     if errors:
@@ -74,6 +84,9 @@ def main():
                     help="give Math-Verify each plain gold as $gold$ (its LaTeX reading: "
                          "'A', '[1, 0, 1]' and 'f(n)=n' are then parsed; the default call "
                          "reads a plain gold as an expression and often fails on these)")
+    ap.add_argument("--call", choices=["default", "trl"], default="default",
+                    help="default: parse() with its default configs, as Math-Verify's README "
+                         "calls it; trl: the completion parsed as TRL's accuracy_reward does")
     ap.add_argument("--list", action="store_true", help="print the rows each verifier disagrees on")
     ap.add_argument("--rows-out", help="write every row's label and both verdicts here (JSONL)")
     args = ap.parse_args()
@@ -81,7 +94,7 @@ def main():
     with open(args.data) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     our = ours(args.rl, args.data)
-    theirs = math_verify(rows, args.jobs, args.gold_as_latex)
+    theirs = math_verify(rows, args.jobs, args.gold_as_latex, args.call)
 
     groups = collections.defaultdict(lambda: [0, 0, 0, 0])  # rows, correct labels, ours, theirs
     for r in rows:
