@@ -41,13 +41,11 @@ std::vector<std::pair<int64_t, fs::path>> ListCheckpoints(const std::string& out
 
 }  // namespace
 
-void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files,
-                          int64_t max_shard_bytes) {
+void SavePolicyAtomically(Policy& policy, const std::string& dir, int64_t max_shard_bytes) {
   const fs::path final_path(dir);
   const fs::path temp_path = final_path.string() + ".tmp";
   fs::remove_all(temp_path);
   SavePolicy(policy, temp_path.string(), max_shard_bytes);
-  for (const auto& [name, content] : extra_files.items()) WriteJson(temp_path / name, content);
   fs::remove_all(final_path);
   fs::rename(temp_path, final_path);
 }

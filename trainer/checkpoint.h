@@ -49,7 +49,6 @@ void RequireCompleteCheckpoint(const std::string& dir);
 nlohmann::json LoadCheckpointState(const std::string& checkpoint_dir, torch::optim::AdamW& optimizer);
 
 // Writes `dir` through "<dir>.tmp" and a rename (replacing an older `dir`).
-void SavePolicyAtomically(Policy& policy, const std::string& dir, const nlohmann::json& extra_files,
-                          int64_t max_shard_bytes = model::kDefaultMaxShardBytes);
+void SavePolicyAtomically(Policy& policy, const std::string& dir, int64_t max_shard_bytes = model::kDefaultMaxShardBytes);
 
 }  // namespace rl::trainer

@@ -107,11 +107,16 @@ int64_t Numel(const std::vector<torch::Tensor>& tensors) {
 
 int64_t ShardBytes(const TrainConfig& config) { return config.checkpoint.max_shard_size_mb * 1'000'000; }
 
+// A stage's weights (initial/, sft/, final/, ...), written atomically, sharded as configured.
+void SaveStage(const TrainConfig& config, Policy& policy, const fs::path& dir) {
+  SavePolicyAtomically(policy, dir.string(), ShardBytes(config));
+}
+
 // A model trained from scratch has its initial weights saved in output_dir/initial, when they
 // must be on disk (the reference of the KL term, or the base of a LoRA adapter).
 std::string SaveInitialWeights(const TrainConfig& config, Policy& policy, const World& world) {
   const std::string dir = (fs::path(config.run.output_dir) / "initial").string();
-  if (world.is_main()) SavePolicyAtomically(policy, dir, nlohmann::json::object(), ShardBytes(config));
+  if (world.is_main()) SaveStage(config, policy, dir);
   world.Barrier();  // saved before any rank loads it
   return dir;
 }
@@ -152,10 +157,10 @@ Policy PolicyAfterSft(const TrainConfig& config, const Datasets& data, bool resu
   if (policy.lora.enabled()) {
     // sft/ holds full weights (what GRPO, a resumed run and transformers load), sft_adapter/
     // the adapter trained on the base.
-    if (world.is_main()) SavePolicyAtomically(policy, (out / "sft_adapter").string(), nlohmann::json::object(), ShardBytes(config));
+    if (world.is_main()) SaveStage(config, policy, out / "sft_adapter");
     MergeAdapters(policy);
   }
-  if (world.is_main()) SavePolicyAtomically(policy, sft_dir.string(), nlohmann::json::object(), ShardBytes(config));
+  if (world.is_main()) SaveStage(config, policy, sft_dir);
   world.Barrier();  // the SFT policy is on disk before any rank loads it as the reference
   spdlog::info("sft: loss {:.4f} -> {:.4f} in {}; saved {}", summary.first_loss, summary.last_loss,
                Duration(summary.seconds), sft_dir.string());
@@ -309,14 +314,14 @@ void Finish(const TrainConfig& config, const Datasets& data, Policy& policy, con
             RunSummary& summary) {
   const fs::path out(config.run.output_dir);
   summary.final_dir = (out / "final").string();
-  if (world.is_main()) SavePolicyAtomically(policy, summary.final_dir, nlohmann::json::object(), ShardBytes(config));
+  if (world.is_main()) SaveStage(config, policy, summary.final_dir);
   if (!data.eval.empty() && config.eval.num_problems > 0 && config.grpo.steps > 0) {
     summary.after = EvaluateAndLog(policy, config, data, world, "after GRPO");
   }
   // final/ holds the adapter; final/merged/ the full weights transformers and vLLM load alone.
   if (policy.lora.enabled() && world.is_main()) {
     MergeAdapters(policy);
-    SavePolicyAtomically(policy, (fs::path(summary.final_dir) / "merged").string(), nlohmann::json::object(), ShardBytes(config));
+    SaveStage(config, policy, fs::path(summary.final_dir) / "merged");
   }
 }
 
