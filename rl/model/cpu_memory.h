@@ -11,21 +11,38 @@
 // glibc.malloc.hugetlb=1, the allocation path this module gives LibTorch). PyTorch 2.x offers the
 // same behind THP_MEM_ALLOC_ENABLE=1; LibTorch 1.13 has no such switch.
 //
-// Blocks of 2 MiB and more are 2 MiB-aligned and advised MADV_HUGEPAGE (a no-op where the
+// Blocks of 2 MiB and more are mapped 2 MiB-aligned and advised MADV_HUGEPAGE (a no-op where the
 // kernel's THP mode is "never", and the kernel's default where it is "always"); smaller ones
 // come from LibTorch's own allocation function. Tensors made earlier keep their allocator.
 //
-// Freed large blocks are kept and handed out again for the same size (in 2 MiB pages), up to
-// 4 GiB cached (the largest go back first), as PyTorch's GPU caching allocator does: glibc
-// returns blocks above 32 MiB to the system at once, so every step faulted its activations,
-// casts and gradients in afresh, and the page clearing behind those faults (clear_page in the
-// kernel) took 60-96% of a bf16 GRPO step's samples under perf on this VM. A training step
-// allocates the same sizes step after step, so the cache holds what the next step asks for.
-// Thread safety: call it before other threads make tensors; the allocator takes a mutex.
+// Freed large blocks are kept and handed out again (the best fit, split and merged in 2 MiB
+// pages), as PyTorch's GPU caching allocator does: glibc returns blocks above 32 MiB to the
+// system at once, so every step faulted its activations, casts and gradients in afresh, and the
+// page clearing behind those faults (clear_page in the kernel) took 60-96% of a bf16 GRPO step's
+// samples under perf on this VM. The cache never raises the peak: what is mapped, live and
+// cached, stays within the most that has been live at once since the last ReleaseCachedBlocks(),
+// so a block is kept only where the peak has room for it, and the peak RSS is what the tensors
+// alone would need. ReleaseCachedBlocks() hands the cache back, as torch.cuda.empty_cache() does.
+// Thread safety: call UseHugePagesForLargeTensors before other threads make tensors; the
+// allocator takes a mutex.
 #pragma once
+
+#include <cstddef>
 
 namespace rl::model {
 
 void UseHugePagesForLargeTensors();
+
+// Returns every cached block to the system (blocks in use are untouched) and starts a new peak.
+void ReleaseCachedBlocks();
+
+// Bytes of the large blocks (2 MiB pages each): in use, cached, and the most in use at once
+// since the last ReleaseCachedBlocks().
+struct LargeBlockStats {
+  size_t live_bytes = 0;
+  size_t cached_bytes = 0;
+  size_t peak_live_bytes = 0;
+};
+LargeBlockStats LargeBlocks();
 
 }  // namespace rl::model
