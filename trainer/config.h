@@ -191,7 +191,7 @@ struct GrpoSection {
   double advantage_eps = 1e-4;
   bool mask_truncated_completions = false;
   double kl_log_ratio_clamp = 10.0;
-  int64_t logprob_chunk_size = 64;  // positions per Logits() call in log-prob passes
+  int64_t logprob_chunk_size = 32;  // positions per [B, chunk, V] logits tensor in log-prob passes
   bool dynamic_sampling = false;    // DAPO: drop zero-variance groups, draw more prompts
   int64_t dynamic_sampling_max_rounds = 4;
   int64_t max_nonfinite_steps = 3;  // stop after this many skipped non-finite updates

@@ -78,11 +78,22 @@ TokenBatch SelectRows(const TokenBatch& batch, const torch::Tensor& rows) {
 
 namespace {
 
-// The [B,L,V] float32 logits of hidden chunk h [B,L,H] at temperature t, in the model's
-// compute dtype as DecoderImpl::Logits makes them.
-torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& weight, torch::ScalarType dtype, double t) {
-  torch::Tensor logits = torch::matmul(h.to(dtype), weight.to(dtype).t()).to(torch::kFloat32);
-  return t != 1.0 ? logits / t : logits;
+// The [B,L,V] float32 logits of hidden chunk h [B,L,H] at temperature t, in the compute dtype
+// of w (the output weight cast once per pass) as DecoderImpl::Logits makes them.
+torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w, double t) {
+  torch::Tensor logits = torch::matmul(h.to(w.scalar_type()), w.t()).to(torch::kFloat32);
+  return t != 1.0 ? logits.div_(t) : logits;
+}
+
+// d_weight [V,H] float32 += d_logits [N,V]ᵀ · h [N,H], both in the compute dtype, a block of
+// vocabulary rows at a time: the whole product would be a second [V,H] tensor (0.27 GB in bf16
+// at Qwen2.5-0.5B's shape). bf16 adds into float32 in place by exact widening.
+void AddWeightGradient(torch::Tensor& d_weight, const torch::Tensor& d_logits, const torch::Tensor& h) {
+  constexpr int64_t kRows = 16384;
+  for (int64_t v = 0; v < d_weight.size(0); v += kRows) {
+    const int64_t n = std::min(kRows, d_weight.size(0) - v);
+    d_weight.narrow(0, v, n).add_(torch::matmul(d_logits.narrow(1, v, n).t(), h));
+  }
 }
 
 // Log-probabilities (and with_entropy their entropies) of the target tokens from the hidden
@@ -96,16 +107,20 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
                                                 const torch::Tensor& weight, const torch::Tensor& targets,
                                                 double t, int64_t chunk, torch::ScalarType dtype, bool with_entropy) {
     ctx->save_for_backward({hidden, weight, targets});
+    // An output the loss does not use (the entropy, kept for metrics) gets no gradient rather
+    // than zeros: its term would cost three passes over every chunk's [B,L,V] for nothing.
+    ctx->set_materialize_grads(false);
     ctx->saved_data["t"] = t;
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["dtype"] = static_cast<int64_t>(dtype);
     const int64_t width = targets.size(1);
+    const torch::Tensor w = weight.to(dtype);
     std::vector<torch::Tensor> logprobs, entropies;
     for (int64_t start = 0; start < width; start += chunk) {
       const int64_t len = std::min(chunk, width - start);
-      const torch::Tensor lsm = torch::log_softmax(ChunkLogits(hidden.narrow(1, start, len), weight, dtype, t), -1);
+      const torch::Tensor lsm = torch::log_softmax(ChunkLogits(hidden.narrow(1, start, len), w, t), -1);
       logprobs.push_back(lsm.gather(-1, targets.narrow(1, start, len).unsqueeze(-1)).squeeze(-1));
-      if (with_entropy) entropies.push_back(-(lsm.exp() * lsm).sum(-1));
+      if (with_entropy) entropies.push_back(-lsm.exp().mul_(lsm).sum(-1));  // −Σ p log p
     }
     if (!with_entropy) return {torch::cat(logprobs, 1)};      // [B,C] float32
     return {torch::cat(logprobs, 1), torch::cat(entropies, 1)};  // [B,C] float32 each
@@ -125,21 +140,26 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
     for (int64_t start = 0; start < width; start += chunk) {
       const int64_t len = std::min(chunk, width - start);
       const torch::Tensor h = hidden.narrow(1, start, len);
-      const torch::Tensor lsm = torch::log_softmax(ChunkLogits(h, weight, dtype, t), -1);  // [B,L,V]
-      const torch::Tensor p = lsm.exp();
-      torch::Tensor dz = torch::zeros_like(p);  // ∂loss/∂z
+      // ∂loss/∂z is built in place in p's storage, and the entropy's term in lsm's: [B,L,V]
+      // float32 tensors are 0.3 GB each at 8 × 64 positions of a 151,936-word vocabulary.
+      torch::Tensor lsm = torch::log_softmax(ChunkLogits(h, w, t), -1);
+      const bool entropy_grad = grad.size() > 1 && grad[1].defined();
+      torch::Tensor dz = entropy_grad ? lsm.exp() : lsm.exp_();  // p, in lsm's storage when lsm is done
+      torch::Tensor entropy_term;                                // p (log p + H) ∂loss/∂H
+      if (entropy_grad) {
+        const torch::Tensor entropy = -(dz * lsm).sum(-1, /*keepdim=*/true);
+        entropy_term = lsm.add_(entropy).mul_(dz).mul_(grad[1].narrow(1, start, len).unsqueeze(-1));
+      }
       if (grad[0].defined()) {
         const torch::Tensor g = grad[0].narrow(1, start, len).unsqueeze(-1);  // [B,L,1]
-        dz -= p * g;
-        dz.scatter_add_(-1, targets.narrow(1, start, len).unsqueeze(-1), g);
+        dz.mul_(-g).scatter_add_(-1, targets.narrow(1, start, len).unsqueeze(-1), g);
+      } else {
+        dz.zero_();
       }
-      if (grad.size() > 1 && grad[1].defined()) {
-        const torch::Tensor entropy = -(p * lsm).sum(-1, /*keepdim=*/true);
-        dz -= p * (lsm + entropy) * grad[1].narrow(1, start, len).unsqueeze(-1);
-      }
-      const torch::Tensor d_logits = (t != 1.0 ? dz / t : dz).to(dtype);  // [B,L,V]
+      if (entropy_term.defined()) dz.sub_(entropy_term);
+      const torch::Tensor d_logits = (t != 1.0 ? dz.div_(t) : dz).to(dtype);  // [B,L,V]
       d_hidden.narrow(1, start, len).copy_(torch::matmul(d_logits, w));
-      if (weight_grad) d_weight += torch::matmul(d_logits.flatten(0, 1).t(), h.to(dtype).flatten(0, 1)).to(torch::kFloat32);
+      if (weight_grad) AddWeightGradient(d_weight, d_logits.flatten(0, 1), h.to(dtype).flatten(0, 1));
     }
     return {d_hidden, weight_grad ? d_weight.to(weight.scalar_type()) : torch::Tensor(), {}, {}, {}, {}, {}};
   }
