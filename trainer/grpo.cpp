@@ -38,19 +38,14 @@ rollout::RolloutOptions MakeRolloutOptions(const TrainConfig& config, const Worl
   return options;
 }
 
-// Copies the policy's weights into the sampling copy, adapters merged: sampling runs without
-// the adapters' extra products.
-void RefreshSamplingCopy(model::DecoderImpl& copy, Policy& policy) {
-  copy.CopyWeightsFrom(*policy.model);
-  if (policy.lora.enabled()) model::CopyMergedWeights(copy, *policy.model);
-}
-
-// The bf16 copy that rollout.dtype bfloat16 samples from; null for float32 (sample the policy).
+// The bf16 copy that rollout.dtype bfloat16 samples from, adapters merged (sampling runs
+// without their extra products); null for float32 (sample the policy).
 model::Decoder MakeSamplingCopy(const TrainConfig& config, Policy& policy) {
   if (config.rollout.dtype == Precision::kFloat32) return model::Decoder(nullptr);
   model::Decoder copy(policy.model->config(), torch::TensorOptions().dtype(torch::kBFloat16).device(policy.model->device()),
                       /*random_init=*/false);
-  RefreshSamplingCopy(*copy, policy);
+  copy->CopyWeightsFrom(*policy.model);
+  if (policy.lora.enabled()) model::CopyMergedWeights(*copy, *policy.model);
   return copy;
 }
 
@@ -464,8 +459,7 @@ GrpoTrainer::GrpoTrainer(const TrainConfig& config, Policy& policy, Policy* refe
       score_(std::move(score)),
       // Sampling from the policy itself (rollout float32) would widen the base at every token.
       base_in_bf16_(policy, config.grpo.train_dtype == Precision::kBFloat16 && config.rollout.dtype == Precision::kBFloat16),
-      sampling_copy_(MakeSamplingCopy(config, policy)),
-      engine_(sampling_copy_ ? *sampling_copy_ : *policy.model, *policy.tokenizer, MakeRolloutOptions(config, world)),
+      rollout_options_(MakeRolloutOptions(config, world)),
       sampler_(static_cast<int64_t>(prompts.size()), common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo order"), config.data.shuffle),
       parameters_(TrainableParameters(policy)),
       gradient_sum_(world, parameters_),
@@ -548,8 +542,10 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
   torch::NoGradGuard no_grad;
   completions_.clear();
   std::vector<size_t> kept_records;  // the first record of each of the batch's local groups
-  // The copy must sample the current policy: the last update, or a checkpoint restored into it.
-  if (sampling_copy_) RefreshSamplingCopy(*sampling_copy_, policy_);
+  // A copy of the current policy (the last update, or a checkpoint restored into it), made for
+  // this sampling only: the update has no use for its memory (1 GB at 0.5B).
+  sampling_copy_ = MakeSamplingCopy(config_, policy_);
+  const rollout::RolloutEngine engine(sampling_copy_ ? *sampling_copy_ : *policy_.model, *policy_.tokenizer, rollout_options_);
   while (!selector.done()) {
     const std::vector<Prompt> prompts = DrawPrompts();
     const auto [first, last] = world_.Shard(static_cast<int64_t>(prompts.size()));
@@ -557,7 +553,7 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
                                        {static_cast<uint64_t>(step_), static_cast<uint64_t>(selector.rounds())});
     sampling.first_stream = first;
     const auto mine = std::span<const Prompt>(prompts).subspan(static_cast<size_t>(first), static_cast<size_t>(last - first));
-    const ScoredRollout round = RunAndScore(engine_, mine, sampling, score_);
+    const ScoredRollout round = RunAndScore(engine, mine, sampling, score_);
     const size_t round_records = completions_.size();
     for (CompletionRecord& r : ToCompletionRecords(step_ + 1, mine, round)) completions_.push_back(std::move(r));
     stats.AddTimes(round);
@@ -572,6 +568,7 @@ GrpoTrainer::Batch GrpoTrainer::SampleBatch(nlohmann::ordered_json& m) {
       }
     }
   }
+  sampling_copy_ = model::Decoder(nullptr);
   stats.Write(selector, config_.grpo.dynamic_sampling, m);
   // TRL's epoch: passes over the training prompts so far, fractional.
   const data::EpochSampler::Position at = sampler_.position();

@@ -84,8 +84,12 @@ class GrpoTrainer {
   int64_t step() const { return step_; }
   torch::optim::AdamW& optimizer() { return optimizer_; }
   // The model completions are sampled with: the policy itself or, with rollout.dtype bfloat16,
-  // its bf16 copy (weights copied from the policy at the start of every Step()).
-  const model::DecoderImpl& sampling_model() const { return sampling_copy_ ? *sampling_copy_ : *policy_.model; }
+  // a bf16 copy of it that exists only while a Step() samples (its score function runs then);
+  // null between steps.
+  const model::DecoderImpl* sampling_model() const {
+    if (config_.rollout.dtype == Precision::kFloat32) return policy_.model.get();
+    return sampling_copy_ ? sampling_copy_.get() : nullptr;
+  }
   // What this rank sampled in the last Step() (with several ranks: its share of the groups),
   // in sampling order, with the advantages of the completions whose group joined the batch.
   const std::vector<CompletionRecord>& completions() const { return completions_; }
@@ -118,8 +122,8 @@ class GrpoTrainer {
   std::span<const data::Example> prompts_;
   ScoreFn score_;
   BaseKeptInBf16 base_in_bf16_;   // LoRA with bf16 training and sampling
-  model::Decoder sampling_copy_;  // null unless rollout.dtype is bfloat16; before engine_, which uses it
-  rollout::RolloutEngine engine_;
+  rollout::RolloutOptions rollout_options_;
+  model::Decoder sampling_copy_{nullptr};  // null unless rollout.dtype is bfloat16 and a step samples
   data::EpochSampler sampler_;
   std::vector<torch::Tensor> parameters_;
   GradientSum gradient_sum_;  // over the ranks, overlapped with the last backward of an update

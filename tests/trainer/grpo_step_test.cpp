@@ -107,14 +107,31 @@ struct SamplerLogprobs {
   }
 };
 
-// Whether the trainer samples with exactly `weights` (the policy's, in order) rounded to bf16.
-bool SamplesWith(const GrpoTrainer& trainer, const std::vector<torch::Tensor>& weights) {
-  std::vector<torch::Tensor> sampling = trainer.sampling_model().parameters();
-  for (size_t i = 0; i < sampling.size(); ++i) {
-    if (!torch::equal(sampling[i], weights[i].to(torch::kBFloat16))) return false;
+// Scores as ScriptedReward and keeps the weights the trainer sampled with, as they were at the
+// last score: the bf16 copy exists only while a step samples.
+struct SampledWeights {
+  const GrpoTrainer* trainer = nullptr;
+  std::mutex mutex;
+  std::vector<torch::Tensor> last;
+
+  ScoreFn Scorer() {
+    return [this](const Prompt& prompt, const rl::rollout::Completion& completion) {
+      std::vector<torch::Tensor> now;
+      for (const torch::Tensor& w : trainer->sampling_model()->parameters()) now.push_back(w.detach().clone());
+      std::lock_guard<std::mutex> lock(mutex);  // the scorer runs on several threads
+      last = std::move(now);
+      return ScriptedReward(prompt, completion);
+    };
   }
-  return true;
-}
+
+  // Whether they were exactly `weights` (the policy's, in order) rounded to bf16.
+  bool Were(const std::vector<torch::Tensor>& weights) {
+    for (size_t i = 0; i < last.size(); ++i) {
+      if (!torch::equal(last[i], weights[i].to(torch::kBFloat16))) return false;
+    }
+    return !last.empty();
+  }
+};
 
 void CheckFinite(const nlohmann::ordered_json& metrics) {
   for (const auto& [key, value] : metrics.items()) {
@@ -134,11 +151,12 @@ TEST_CASE("rollout.dtype bfloat16 samples with a bf16 copy of the policy", "[grp
     SamplerLogprobs recorded;
     GrpoTrainer trainer(config, policy, nullptr, prompts, recorded.Scorer(), kOneProcess);
     if (dtype == Precision::kFloat32) {
-      CHECK(&trainer.sampling_model() == policy.model.get());  // no copy: today's sampling
+      CHECK(trainer.sampling_model() == policy.model.get());  // no copy: today's sampling
     } else {
-      CHECK(trainer.sampling_model().dtype() == torch::kBFloat16);
+      CHECK(trainer.sampling_model() == nullptr);  // the copy is made when a step samples
     }
     trainer.Step();
+    if (dtype == Precision::kBFloat16) CHECK(trainer.sampling_model() == nullptr);  // and dropped before the update
     return recorded.by_sequence;
   };
   const auto float32 = first_step(Precision::kFloat32);
@@ -149,24 +167,26 @@ TEST_CASE("rollout.dtype bfloat16 samples with a bf16 copy of the policy", "[grp
   CHECK(bfloat16 != float32);
 }
 
-TEST_CASE("the bf16 sampling copy is refreshed from the updated policy at every step", "[grpo][rollout_dtype]") {
+TEST_CASE("the bf16 sampling copy is made from the updated policy at every step", "[grpo][rollout_dtype]") {
   const TrainConfig config = SamplingConfig(Precision::kBFloat16);
   Policy policy = TinyPolicy(config);
   const std::vector<rl::data::Example> prompts = Prompts({"varied", "varied", "varied", "varied"});
-  GrpoTrainer trainer(config, policy, nullptr, prompts, ScriptedReward, kOneProcess);
+  SampledWeights sampled;
+  GrpoTrainer trainer(config, policy, nullptr, prompts, sampled.Scorer(), kOneProcess);
+  sampled.trainer = &trainer;
   const std::vector<torch::Tensor> initial = Snapshot(policy);
 
   nlohmann::ordered_json first = trainer.Step();
   CheckFinite(first);
   CHECK(first["grad_norm"].get<double>() > 0.0);
   CHECK_FALSE(Unchanged(policy, initial));
-  CHECK(SamplesWith(trainer, initial));  // step 1 sampled the initial policy
+  CHECK(sampled.Were(initial));  // step 1 sampled the initial policy
   const std::vector<torch::Tensor> updated = Snapshot(policy);
 
   nlohmann::ordered_json second = trainer.Step();
   CheckFinite(second);
-  CHECK(SamplesWith(trainer, updated));  // step 2 sampled the policy step 1 left
-  CHECK_FALSE(SamplesWith(trainer, initial));
+  CHECK(sampled.Were(updated));  // step 2 sampled the policy step 1 left
+  CHECK_FALSE(sampled.Were(initial));
 }
 
 TEST_CASE("dynamic sampling drops groups without signal and samples rounds until the batch is full",
