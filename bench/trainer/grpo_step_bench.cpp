@@ -68,10 +68,10 @@ rl::model::DecoderConfig Shape(const std::string& name, const rl::model::Decoder
   return c;
 }
 
-double PeakRssGb() {
+double PeakRssGib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB on Linux
+  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB on Linux: GiB
 }
 
 double Median(std::vector<double> v) {
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
   if (!world.is_main()) return 0;
   std::printf("median of %lld steps (s):", static_cast<long long>(steps));
   for (size_t k = 0; k < phases.size(); ++k) std::printf(" %s %.3f", phases[k].c_str(), Median(seconds[k]));
-  std::printf("\nexposed gradient all-reduce: %.1f%% of the step\npeak RSS %.2f GB\n",
-              100 * Median(seconds[6]) / std::max(Median(seconds[0]), 1e-9), PeakRssGb());
+  std::printf("\nexposed gradient all-reduce: %.1f%% of the step\npeak RSS %.2f GiB\n",
+              100 * Median(seconds[6]) / std::max(Median(seconds[0]), 1e-9), PeakRssGib());
   return 0;
 }
