@@ -51,7 +51,7 @@ class BlockCache {
       live_[p] = rounded;
       return p;
     }
-    UnmapCached(live_bytes_ + cached_bytes_ - std::min(live_bytes_ + cached_bytes_, peak_live_bytes_));
+    if (live_bytes_ + cached_bytes_ > peak_live_bytes_) UnmapCached(live_bytes_ + cached_bytes_ - peak_live_bytes_);
     lock.unlock();
     void* p = nullptr;
     try {
@@ -116,9 +116,9 @@ class BlockCache {
   }
 
   void Uncache(std::map<char*, size_t>::iterator it) {
-    auto [first, last] = by_size_.equal_range(it->second);
-    while (first->second != it->first) ++first;
-    by_size_.erase(first);
+    auto entry = by_size_.lower_bound(it->second);  // the first of its size; the block is among them
+    while (entry->second != it->first) ++entry;
+    by_size_.erase(entry);
     cached_bytes_ -= it->second;
     by_address_.erase(it);
   }
