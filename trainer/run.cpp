@@ -333,7 +333,11 @@ RunSummary RunTraining(const TrainConfig& input, const RunOptions& options) {
   config.tokenizer = ResolveTokenizer(input.tokenizer, TokenizerDir(input));
   const World& world = options.world;
   model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config.run.threads, world)));
-  if (world.is_main()) PrepareOutputDir(config, options);
+  if (world.is_main()) {
+    PrepareOutputDir(config, options);
+    spdlog::info("cpu: {} LibTorch threads per rank, {} vector kernels", torch::get_num_threads(),
+                 model::TorchVectorKernels());
+  }
   const Datasets data = LoadData(config);
   const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training
   spdlog::info("data: {} training examples, {} held-out; rewards {}", data.train.size(), data.eval.size(),

@@ -164,8 +164,8 @@ int main(int argc, char** argv) {
 
   rl::model::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
-  std::printf("threads %d, prompt %lld tokens, %lld decode steps (%lld recompute), median of %d\n",
-              at::get_num_threads(), static_cast<long long>(o.prompt_len),
+  std::printf("threads %d (%s vector kernels), prompt %lld tokens, %lld decode steps (%lld recompute), median of %d\n",
+              at::get_num_threads(), rl::model::TorchVectorKernels().c_str(), static_cast<long long>(o.prompt_len),
               static_cast<long long>(o.new_tokens), static_cast<long long>(o.recompute_tokens),
               o.repeats);
   std::printf("%-9s %-5s %-10s %5s %11s %10s %10s %8s %10s %8s %9s\n", "shape", "dtype",

@@ -287,6 +287,7 @@ std::string BaseOfAdapter(const std::string& adapter_dir) {
 
 int RunGenerate(const GenerateFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
+  model::ConfigureThreads(flags.threads);  // before any tensor operation (LibTorch's kernel choice)
   const text::ChatTemplate chat = flags.chat ? ResolveChatTemplate(flags) : text::ChatTemplate::kQwen25;
   std::vector<PromptRow> prompts = ReadPrompts(flags, chat);
   std::string error;

@@ -8,18 +8,53 @@
 #include "rl/model/cpu_memory.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <torch/autograd.h>
 #include <torch/nn/modules/container/modulelist.h>
 
 namespace rl::model {
 
+namespace {
+
+// LibTorch 1.12 and 1.13 run their own vector kernels (elementwise operations, softmax,
+// reductions; not oneDNN's matrix products) with AVX2 on AVX-512 CPUs unless the environment
+// variable ATEN_CPU_CAPABILITY says avx512: pytorch/pytorch#80253 made AVX-512 opt-in, as it ran
+// slower on some older CPUs. On a Sapphire Rapids VM opting in ran SiLU's gradient twice as fast
+// and a bf16 GRPO step 4-6% faster (README, "Fast steps"). LibTorch reads the variable once, at
+// the first kernel it dispatches, and does not check it against the CPU, so it is set only where
+// the CPU has the instructions LibTorch's AVX-512 kernels need, and never over the user's choice.
+void PreferAvx512Kernels() {
+  if (std::getenv("ATEN_CPU_CAPABILITY") != nullptr) return;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("fma")) {
+    setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0);
+  }
+}
+
+}  // namespace
+
 void ConfigureThreads(int num_threads) {
+  PreferAvx512Kernels();
   at::set_num_threads(common::ThreadCount(num_threads));
   UseHugePagesForLargeTensors();
+}
+
+std::string TorchVectorKernels() {
+  // at::show_config() is the one public report of the capability LibTorch chose; its line reads
+  // "  - CPU capability usage: AVX512".
+  const std::string config = at::show_config();
+  const std::string key = "CPU capability usage: ";
+  const size_t found = config.find(key);
+  if (found == std::string::npos) return "unknown";
+  const size_t begin = found + key.size();
+  return config.substr(begin, config.find('\n', begin) - begin);
 }
 
 // ---------------------------------------------------------------------------------------------

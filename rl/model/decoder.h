@@ -50,8 +50,15 @@ namespace rl::model {
 // OMP_WAIT_POLICY=PASSIVE (OpenMP reads it only at start-up): spinning OpenMP threads that
 // wait for a descheduled sibling made decoding 5-7x slower in bench/model under load.
 // It also puts LibTorch's large CPU tensors on huge pages (rl/model/cpu_memory.h): page faults
-// are the cost of a training step's allocations on VMs like our CI's.
+// are the cost of a training step's allocations on VMs like our CI's. And on AVX-512 CPUs it
+// sets ATEN_CPU_CAPABILITY=avx512 unless already set, since LibTorch 1.13 otherwise runs its
+// elementwise and softmax kernels in AVX2: call it before any tensor operation, as LibTorch
+// chooses its kernels at the first one.
 void ConfigureThreads(int num_threads);
+
+// The vector kernels LibTorch chose for its own CPU operations, as at::show_config() names them:
+// "AVX512", "AVX2", "DEFAULT" ("unknown" if it does not say).
+std::string TorchVectorKernels();
 
 // Preallocated keys and values of every layer, [B, kv_heads, capacity, head_dim] each. Hidden()
 // writes the new positions in place at [length, length + T) and advances length.
