@@ -90,9 +90,10 @@ torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w, double
 // at Qwen2.5-0.5B's shape). bf16 adds into float32 in place by exact widening.
 void AddWeightGradient(torch::Tensor& d_weight, const torch::Tensor& d_logits, const torch::Tensor& h) {
   constexpr int64_t kRows = 16384;
+  const torch::Tensor d_logits_t = d_logits.t().contiguous();
   for (int64_t v = 0; v < d_weight.size(0); v += kRows) {
     const int64_t n = std::min(kRows, d_weight.size(0) - v);
-    d_weight.narrow(0, v, n).add_(torch::matmul(d_logits.narrow(1, v, n).t(), h));
+    d_weight.narrow(0, v, n).add_(torch::matmul(d_logits_t.narrow(0, v, n), h));
   }
 }
 
@@ -102,10 +103,19 @@ void AddWeightGradient(torch::Tensor& d_weight, const torch::Tensor& d_logits, c
 // backward pass (0.6 GB per tensor for 8 × 128 tokens of a 151,936-word vocabulary), this keeps
 // only the hidden states. With z = logits/t, p = softmax(z), lp = z_target − logsumexp(z) and
 // H = −Σ p log p: ∂lp/∂z = onehot − p and ∂H/∂z = −p (log p + H).
+//
+// With `tied` (the weight is also the input embedding's), the weight's gradient is added
+// straight into weight.grad(), as Megatron-LM's gradient accumulation fusion does. Returned, it
+// would meet the embedding's gradient in the autograd engine, which sums the two into a fresh
+// [V,H] float32 tensor (0.54 GB at Qwen2.5-0.5B's shape) before adding that into .grad: two
+// passes and two such tensors more per micro-batch. The embedding's contribution still goes
+// through autograd, so hooks on the weight (GradientSum's) still fire once, with .grad already
+// holding this part. An untied weight's gradient is returned: its hook would not fire otherwise.
 struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogprobs> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
                                                 const torch::Tensor& weight, const torch::Tensor& targets,
-                                                double t, int64_t chunk, torch::ScalarType dtype, bool with_entropy) {
+                                                double t, int64_t chunk, torch::ScalarType dtype, bool with_entropy,
+                                                bool tied) {
     ctx->save_for_backward({hidden, weight, targets});
     // An output the loss does not use (the entropy, kept for metrics) gets no gradient rather
     // than zeros: its term would cost three passes over every chunk's [B,L,V] for nothing.
@@ -113,6 +123,9 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
     ctx->saved_data["t"] = t;
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["dtype"] = static_cast<int64_t>(dtype);
+    // Into .grad only where it holds the sum at the weight's precision: a float32 or float64
+    // parameter (a bf16 .grad would round every chunk's addition).
+    ctx->saved_data["into_grad"] = tied && weight.is_leaf() && weight.scalar_type() != torch::kBFloat16;
     const int64_t width = targets.size(1);
     const torch::Tensor w = weight.to(dtype);
     std::vector<torch::Tensor> logprobs, entropies;
@@ -135,8 +148,18 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
     const auto dtype = static_cast<torch::ScalarType>(ctx->saved_data["dtype"].toInt());
     const torch::Tensor w = weight.to(dtype);
     const bool weight_grad = ctx->needs_input_grad(1);
+    const bool into_grad = weight_grad && ctx->saved_data["into_grad"].toBool();
     torch::Tensor d_hidden = torch::zeros_like(hidden);
-    torch::Tensor d_weight = weight_grad ? torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32)) : torch::Tensor();
+    torch::Tensor d_weight;
+    if (into_grad) {
+      // The saved weight is the parameter itself (a saved input keeps its variable), so this is
+      // the parameter's .grad.
+      torch::Tensor& grad = weight.mutable_grad();
+      if (!grad.defined()) grad = torch::zeros_like(weight);
+      d_weight = grad;
+    } else if (weight_grad) {
+      d_weight = torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32));
+    }
     for (int64_t start = 0; start < width; start += chunk) {
       const int64_t len = std::min(chunk, width - start);
       const torch::Tensor h = hidden.narrow(1, start, len);
@@ -161,7 +184,8 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
       d_hidden.narrow(1, start, len).copy_(torch::matmul(d_logits, w));
       if (weight_grad) AddWeightGradient(d_weight, d_logits.flatten(0, 1), h.to(dtype).flatten(0, 1));
     }
-    return {d_hidden, weight_grad ? d_weight.to(weight.scalar_type()) : torch::Tensor(), {}, {}, {}, {}, {}};
+    const bool returned = weight_grad && !into_grad;
+    return {d_hidden, returned ? d_weight.to(weight.scalar_type()) : torch::Tensor(), {}, {}, {}, {}, {}, {}};
   }
 };
 
@@ -184,7 +208,8 @@ CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const To
   const int64_t width_c = batch.completion_ids.size(1);
   torch::Tensor predicting = hidden.narrow(1, batch.prompt_width - 1, width_c);  // [B,C,H]
   const auto outputs = ChunkedTokenLogprobs::apply(predicting, model.OutputWeight(), batch.completion_ids, t,
-                                                   chunk, model.compute_dtype(), with_entropy);
+                                                   chunk, model.compute_dtype(), with_entropy,
+                                                   model.config().tie_word_embeddings);
   CompletionLogprobs out;
   out.logprobs = outputs[0] * batch.completion_mask;
   if (with_entropy) out.entropy = outputs[1] * batch.completion_mask;

@@ -104,6 +104,24 @@ TEST_CASE("GRPO loss gradient through a tiny model matches finite differences", 
   CHECK(CheckAgainstFiniteDifferences(*model, 0.0) >= 10);
 }
 
+// The tied output weight's gradient goes straight into .grad (trainer/logprobs.cpp); an untied
+// lm_head's is returned through autograd. Both must be the derivative, and a second backward
+// must add to the first.
+TEST_CASE("The output weight's gradient is right tied and untied, and accumulates", "[loss][gradient]") {
+  for (const bool tied : {true, false}) {
+    INFO("tie_word_embeddings " << tied);
+    rl::model::DecoderConfig shape = TinyShape();
+    shape.tie_word_embeddings = tied;
+    torch::manual_seed(11);
+    rl::model::Decoder model(shape, torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
+    CHECK(CheckAgainstFiniteDifferences(*model, 0.0) >= 10);
+    const torch::Tensor once = model->OutputWeight().grad().clone();
+    const TokenBatch batch = TinyBatch();
+    Loss(*model, batch, BaseLogprobs(*model, batch), 0.0, true).backward();
+    CHECK(torch::allclose(model->OutputWeight().grad(), 2 * once, 1e-12, 1e-12));
+  }
+}
+
 TEST_CASE("With activation checkpointing and an entropy bonus the gradient still matches", "[loss][gradient]") {
   torch::manual_seed(11);
   rl::model::Decoder model(TinyShape(), torch::TensorOptions().dtype(torch::kDouble), /*random_init=*/true);
