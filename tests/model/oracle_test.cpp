@@ -30,6 +30,11 @@ constexpr int kSkip = 77;
 constexpr double kTolerance = 1e-4;
 // A few bfloat16 ulps at |logit| ~ 1 (2^-8 each): room for another BLAS kernel's summation order.
 constexpr double kBf16Tolerance = 2e-2;
+// With an adapter, more: we merge W + scale·B·A in float32 and the oracle in float64, so a merged
+// weight can round to the neighbouring bf16 value. qwen3+lora differed by 0.024 on a Sapphire
+// Rapids VM (LibTorch's kernels or ours alike) and by under 0.02 on an AMD EPYC. A wrong scale or
+// orientation of A and B moves the logits by far more.
+constexpr double kBf16MergedTolerance = 5e-2;
 
 std::string Python() {
   const char* env = std::getenv("RL_ORACLE_PYTHON");
@@ -180,9 +185,10 @@ int main() {
         std::tuple{"qwen3", qwen3, 3, rl::model::LoraConfig{}}, std::tuple{"qwen3-bias", qwen3_bias, 4, rl::model::LoraConfig{}},
         std::tuple{"llama3", llama, 5, rl::model::LoraConfig{}}, std::tuple{"llama3-bias", llama_bias, 6, rl::model::LoraConfig{}},
         std::tuple{"qwen3+lora", qwen3, 7, all_linear}, std::tuple{"gqa-tied+lora-qv", gqa, 8, qv}}) {
+    const double bf16_tolerance = lora.enabled() ? kBf16MergedTolerance : kBf16Tolerance;
     for (const auto& [oracle_dtype, tolerance] :
          {std::pair{"float32", kTolerance}, std::pair{"float64", kTolerance},
-          std::pair{"bfloat16", kBf16Tolerance}}) {
+          std::pair{"bfloat16", bf16_tolerance}}) {
       const double diff = Compare(name, config, seed, oracle_dtype, lora);
       if (!(diff >= 0 && diff <= tolerance)) {  // NaN fails too
         std::cerr << "FAIL " << name << " vs " << oracle_dtype << ": difference above " << tolerance
