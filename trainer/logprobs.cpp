@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
+#include "rl/model/bf16_gemm.h"
+#include "rl/model/bf16_logsoftmax.h"
 #include "rl/model/decoder.h"
 
 namespace rl::trainer {
@@ -78,11 +81,84 @@ TokenBatch SelectRows(const TokenBatch& batch, const torch::Tensor& rows) {
 
 namespace {
 
-// The [B,L,V] float32 logits of hidden chunk h [B,L,H] at temperature t, in the compute dtype
-// of w (the output weight cast once per pass) as DecoderImpl::Logits makes them.
-torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w, double t) {
-  torch::Tensor logits = torch::matmul(h.to(w.scalar_type()), w.t()).to(torch::kFloat32);
-  return t != 1.0 ? logits.div_(t) : logits;
+// The [B,L,V] logits of hidden chunk h [B,L,H] in the compute dtype of w (the output weight
+// cast once per pass), as DecoderImpl::Logits makes them.
+torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w) { return torch::matmul(h.to(w.scalar_type()), w.t()); }
+
+// Whether the log-softmax over the vocabulary runs on the fused kernels of
+// rl/model/bf16_logsoftmax.h (bf16 logits on a CPU with AVX-512) rather than on LibTorch's
+// float32 operations.
+bool FusedHead(const torch::Tensor& w) {
+#if RL_HAVE_BF16_LOGSOFTMAX
+  return w.scalar_type() == torch::kBFloat16 && w.is_cpu() && model::Bf16KernelSupported(model::Bf16Kernel::kAvx512);
+#else
+  return false;
+#endif
+}
+
+#if RL_HAVE_BF16_LOGSOFTMAX
+uint16_t* Bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
+const float* FloatsOrNull(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+#endif
+
+// Log-probabilities [B,L] of chunk targets [B,L] and, with_entropy, the entropies, float32,
+// at temperature t.
+std::pair<torch::Tensor, torch::Tensor> ChunkLogprobs(const torch::Tensor& h, const torch::Tensor& w,
+                                                      const torch::Tensor& targets, double t, bool with_entropy) {
+#if RL_HAVE_BF16_LOGSOFTMAX
+  if (FusedHead(w)) {
+    const torch::Tensor logits = ChunkLogits(h, w).contiguous(), ids = targets.contiguous();
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    torch::Tensor logprob = torch::empty(targets.sizes(), f32);
+    torch::Tensor entropy = with_entropy ? torch::empty(targets.sizes(), f32) : torch::Tensor();
+    at::parallel_for(0, ids.numel(), 1, [&](int64_t begin, int64_t end) {
+      model::Bf16LogSoftmaxRows(Bits(logits), logits.size(-1), ids.data_ptr<int64_t>(), static_cast<float>(1 / t),
+                                begin, end, logprob.data_ptr<float>(), with_entropy ? entropy.data_ptr<float>() : nullptr);
+    });
+    return {logprob, entropy};
+  }
+#endif
+  torch::Tensor z = ChunkLogits(h, w).to(torch::kFloat32);
+  const torch::Tensor lsm = torch::log_softmax(t != 1.0 ? z.div_(t) : z, -1);
+  torch::Tensor logprob = lsm.gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+  if (!with_entropy) return {logprob, torch::Tensor()};
+  return {logprob, -lsm.exp().mul_(lsm).sum(-1)};  // −Σ p log p
+}
+
+// ∂loss/∂logits [B,L,V] of a chunk in the compute dtype of w, for g = ∂loss/∂logprob and
+// ge = ∂loss/∂entropy [B,L] (either undefined: zero). With z = logits/t, p = softmax(z),
+// lp = z_target − logsumexp(z) and H = −Σ p log p: ∂lp/∂z = onehot − p and ∂H/∂z = −p (log p + H).
+torch::Tensor ChunkLogitGradient(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& targets,
+                                 double t, const torch::Tensor& g, const torch::Tensor& ge) {
+#if RL_HAVE_BF16_LOGSOFTMAX
+  if (FusedHead(w)) {
+    const torch::Tensor d_logits = ChunkLogits(h, w).contiguous(), ids = targets.contiguous();  // in place
+    const torch::Tensor gc = g.defined() ? g.to(torch::kFloat32).contiguous() : g;
+    const torch::Tensor gec = ge.defined() ? ge.to(torch::kFloat32).contiguous() : ge;
+    at::parallel_for(0, ids.numel(), 1, [&](int64_t begin, int64_t end) {
+      model::Bf16LogSoftmaxGradRows(Bits(d_logits), d_logits.size(-1), ids.data_ptr<int64_t>(),
+                                    static_cast<float>(1 / t), FloatsOrNull(gc), FloatsOrNull(gec), begin, end);
+    });
+    return d_logits;
+  }
+#endif
+  // Built in place in p's storage, and the entropy's term in lsm's: [B,L,V] float32 tensors
+  // are 0.16 GB each at 8 × 32 positions of a 151,936-word vocabulary.
+  torch::Tensor z = ChunkLogits(h, w).to(torch::kFloat32);
+  torch::Tensor lsm = torch::log_softmax(t != 1.0 ? z.div_(t) : z, -1);
+  torch::Tensor dz = ge.defined() ? lsm.exp() : lsm.exp_();  // p, in lsm's storage when lsm is done
+  torch::Tensor entropy_term;                                // p (log p + H) ∂loss/∂H
+  if (ge.defined()) {
+    const torch::Tensor entropy = -(dz * lsm).sum(-1, /*keepdim=*/true);
+    entropy_term = lsm.add_(entropy).mul_(dz).mul_(ge.unsqueeze(-1));
+  }
+  if (g.defined()) {
+    dz.mul_(-g.unsqueeze(-1)).scatter_add_(-1, targets.unsqueeze(-1), g.unsqueeze(-1));
+  } else {
+    dz.zero_();
+  }
+  if (entropy_term.defined()) dz.sub_(entropy_term);
+  return (t != 1.0 ? dz.div_(t) : dz).to(w.scalar_type());
 }
 
 // d_weight [V,H] float32 += d_logits [N,V]ᵀ · h [N,H], both in the compute dtype, a block of
@@ -101,11 +177,11 @@ void AddWeightGradient(torch::Tensor& d_weight, const torch::Tensor& d_logits, c
 }
 
 // Log-probabilities (and with_entropy their entropies) of the target tokens from the hidden
-// states, `chunk` positions at a time, with a hand-written backward pass that recomputes each chunk's logits:
+// states, `chunk` positions at a time, with a hand-written backward pass that recomputes each
+// chunk's logits:
 // autograd would keep every chunk's [B,L,V] logits, log-softmax and probabilities until the
 // backward pass (0.6 GB per tensor for 8 × 128 tokens of a 151,936-word vocabulary), this keeps
-// only the hidden states. With z = logits/t, p = softmax(z), lp = z_target − logsumexp(z) and
-// H = −Σ p log p: ∂lp/∂z = onehot − p and ∂H/∂z = −p (log p + H).
+// only the hidden states.
 //
 // With `tied` (the weight is also the input embedding's), the weight's gradient is added
 // straight into weight.grad(), as Megatron-LM's gradient accumulation fusion does. Returned, it
@@ -134,9 +210,10 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
     std::vector<torch::Tensor> logprobs, entropies;
     for (int64_t start = 0; start < width; start += chunk) {
       const int64_t len = std::min(chunk, width - start);
-      const torch::Tensor lsm = torch::log_softmax(ChunkLogits(hidden.narrow(1, start, len), w, t), -1);
-      logprobs.push_back(lsm.gather(-1, targets.narrow(1, start, len).unsqueeze(-1)).squeeze(-1));
-      if (with_entropy) entropies.push_back(-lsm.exp().mul_(lsm).sum(-1));  // −Σ p log p
+      auto [logprob, entropy] =
+          ChunkLogprobs(hidden.narrow(1, start, len), w, targets.narrow(1, start, len), t, with_entropy);
+      logprobs.push_back(logprob);
+      if (with_entropy) entropies.push_back(entropy);
     }
     if (!with_entropy) return {torch::cat(logprobs, 1)};      // [B,C] float32
     return {torch::cat(logprobs, 1), torch::cat(entropies, 1)};  // [B,C] float32 each
@@ -166,24 +243,8 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
     for (int64_t start = 0; start < width; start += chunk) {
       const int64_t len = std::min(chunk, width - start);
       const torch::Tensor h = hidden.narrow(1, start, len);
-      // ∂loss/∂z is built in place in p's storage, and the entropy's term in lsm's: [B,L,V]
-      // float32 tensors are 0.16 GB each at 8 × 32 positions of a 151,936-word vocabulary.
-      torch::Tensor lsm = torch::log_softmax(ChunkLogits(h, w, t), -1);
-      const bool entropy_grad = grad.size() > 1 && grad[1].defined();
-      torch::Tensor dz = entropy_grad ? lsm.exp() : lsm.exp_();  // p, in lsm's storage when lsm is done
-      torch::Tensor entropy_term;                                // p (log p + H) ∂loss/∂H
-      if (entropy_grad) {
-        const torch::Tensor entropy = -(dz * lsm).sum(-1, /*keepdim=*/true);
-        entropy_term = lsm.add_(entropy).mul_(dz).mul_(grad[1].narrow(1, start, len).unsqueeze(-1));
-      }
-      if (grad[0].defined()) {
-        const torch::Tensor g = grad[0].narrow(1, start, len).unsqueeze(-1);  // [B,L,1]
-        dz.mul_(-g).scatter_add_(-1, targets.narrow(1, start, len).unsqueeze(-1), g);
-      } else {
-        dz.zero_();
-      }
-      if (entropy_term.defined()) dz.sub_(entropy_term);
-      const torch::Tensor d_logits = (t != 1.0 ? dz.div_(t) : dz).to(dtype);  // [B,L,V]
+      const auto chunk_grad = [&](size_t i) { return grad.size() > i && grad[i].defined() ? grad[i].narrow(1, start, len) : torch::Tensor(); };
+      const torch::Tensor d_logits = ChunkLogitGradient(h, w, targets.narrow(1, start, len), t, chunk_grad(0), chunk_grad(1));  // [B,L,V]
       d_hidden.narrow(1, start, len).copy_(torch::matmul(d_logits, w));
       if (weight_grad) AddWeightGradient(d_weight, d_logits.flatten(0, 1), h.to(dtype).flatten(0, 1));
     }
@@ -207,6 +268,11 @@ TrainingPasses::~TrainingPasses() {
 CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const TokenBatch& batch,
                                              double temperature, int64_t chunk, bool with_entropy) {
   const double t = temperature > 0 ? temperature : 1.0;
+  const int64_t vocabulary = model.OutputWeight().size(0);
+  if (batch.completion_ids.min().item<int64_t>() < 0 || batch.completion_ids.max().item<int64_t>() >= vocabulary) {
+    throw std::invalid_argument("ComputeCompletionLogprobs: a completion token id is outside the vocabulary [0, " +
+                                std::to_string(vocabulary) + ")");
+  }
   torch::Tensor hidden = model.Hidden(batch.input_ids, batch.positions, batch.key_mask);  // [B,P+C,H]
   const int64_t width_c = batch.completion_ids.size(1);
   torch::Tensor predicting = hidden.narrow(1, batch.prompt_width - 1, width_c);  // [B,C,H]

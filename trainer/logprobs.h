@@ -15,7 +15,9 @@
 // them chunk by chunk (a hand-written gradient of log-softmax and entropy), so neither a pass
 // without gradient nor one with it holds more than B × chunk × V logits at once (the vocabulary
 // of real models is ~150k). The products run in the model's compute dtype (mixed precision:
-// DecoderImpl::SetComputeDtype), the softmax in float32.
+// DecoderImpl::SetComputeDtype), the log-softmax in float32: bf16 logits on an AVX-512 CPU go
+// through the fused kernels of rl/model/bf16_logsoftmax.h, which never write them out in
+// float32, other logits through LibTorch's operations.
 //
 // Thread safety: pure functions; the model is only read.
 #pragma once
@@ -73,7 +75,8 @@ class TrainingPasses {
 };
 
 // temperature <= 0 is read as 1 (greedy sampling reports log-probs at temperature 1).
-// Differentiable when called with grad mode on.
+// Differentiable when called with grad mode on. Throws std::invalid_argument when a completion
+// token id is outside the model's vocabulary.
 CompletionLogprobs ComputeCompletionLogprobs(model::DecoderImpl& model, const TokenBatch& batch,
                                              double temperature, int64_t chunk, bool with_entropy);
 

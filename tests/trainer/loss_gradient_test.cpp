@@ -199,3 +199,47 @@ TEST_CASE("Mixed precision gives float32's loss and gradient within bf16's round
   CHECK(loss_bf16 == Approx(loss_f32).epsilon(0.02));
   CHECK(loss_bf16 != loss_f32);  // the products did run in bf16
 }
+
+// The bf16 log-prob head against LibTorch's log-softmax of the same bf16 logits, through
+// autograd: on an AVX-512 CPU the head runs the fused kernels (rl/model/bf16_logsoftmax.h), so
+// this checks their wiring (chunks, temperature, the entropy's term, the gradient built in the
+// logits' storage). Both round ∂loss/∂logits to bf16 once, at different points of float32's
+// rounding, hence the bounds.
+TEST_CASE("The bf16 log-prob head gives LibTorch's log-softmax of the same logits", "[loss][gradient][bf16]") {
+  torch::manual_seed(11);
+  rl::model::DecoderConfig shape = TinyShape();
+  shape.vocab_size = 1000;  // rows end inside an unrolled block of the fused kernels
+  rl::model::Decoder model(shape, torch::TensorOptions().dtype(torch::kFloat32), /*random_init=*/true);
+  TrainingPasses passes(*model, /*bf16=*/true, false);
+  const TokenBatch batch = TinyBatch();
+  const double t = 0.7;
+  const torch::Tensor a = torch::randn({2, 4}), b = torch::randn({2, 4});  // d loss / d (log-prob, entropy)
+  auto gradients = [&]() {
+    std::vector<torch::Tensor> grads;
+    for (const torch::Tensor& p : model->parameters()) grads.push_back(p.grad().reshape({-1}).clone());
+    model->zero_grad();
+    return torch::cat(grads);
+  };
+
+  model->zero_grad();
+  const CompletionLogprobs head = ComputeCompletionLogprobs(*model, batch, t, /*chunk=*/3, true);
+  ((head.logprobs * a).sum() + (head.entropy * b).sum()).backward();
+  const torch::Tensor head_grad = gradients();
+
+  const torch::Tensor hidden = model->Hidden(batch.input_ids, batch.positions, batch.key_mask);
+  const torch::Tensor predicting = hidden.narrow(1, batch.prompt_width - 1, 4);
+  const torch::Tensor logits =
+      torch::matmul(predicting.to(torch::kBFloat16), model->OutputWeight().to(torch::kBFloat16).t());
+  const torch::Tensor lsm = torch::log_softmax(logits.to(torch::kFloat32) / t, -1);
+  const torch::Tensor logprobs = lsm.gather(-1, batch.completion_ids.unsqueeze(-1)).squeeze(-1) * batch.completion_mask;
+  const torch::Tensor entropy = -(lsm.exp() * lsm).sum(-1) * batch.completion_mask;
+  ((logprobs * a).sum() + (entropy * b).sum()).backward();
+  const torch::Tensor reference_grad = gradients();
+
+  CHECK(torch::allclose(head.logprobs, logprobs, /*rtol=*/1e-5, /*atol=*/1e-5));
+  CHECK(torch::allclose(head.entropy, entropy, /*rtol=*/1e-5, /*atol=*/1e-5));
+  const double cosine =
+      (head_grad * reference_grad).sum().item<double>() / (head_grad.norm() * reference_grad.norm()).item<double>();
+  CHECK(cosine > 0.9999);
+  CHECK(head_grad.norm().item<double>() == Approx(reference_grad.norm().item<double>()).epsilon(0.005));
+}
