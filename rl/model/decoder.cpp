@@ -330,15 +330,22 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos,
   return x * cos + RotateHalf(x) * sin;  // [B,h,T,D]
 }
 
-// allowed [B,1,T,S]: query t (slot P + t) may see key slot j when j <= P + t and the key is real.
-torch::Tensor AttentionAllowed(const torch::Tensor& key_mask, int64_t past, int64_t T) {
+// The attention mask as a bias [B,1,T,S] in `dtype`, added to the scaled scores: 0 where query t
+// (slot P + t) may see key slot j (j <= P + t and the key is real), elsewhere the lowest finite
+// float rather than -inf, so that a fully masked row (a padding query) gives finite values
+// instead of NaNs that would reach the cache. The scores are small beside it, so a masked score
+// is that lowest value exactly, as a masked fill would write; one addition then widens and masks
+// bf16 scores in a single pass over [B,H,T,S] where two ran.
+torch::Tensor AttentionBias(const torch::Tensor& key_mask, int64_t past, int64_t T, torch::ScalarType dtype) {
   const int64_t S = key_mask.size(1);
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(key_mask.device());
   const torch::Tensor query_slot =
       torch::arange(past, past + T, long_options).unsqueeze(1);                   // [T,1]
   const torch::Tensor key_slot = torch::arange(0, S, long_options).unsqueeze(0);  // [1,S]
   const torch::Tensor causal = key_slot <= query_slot;                            // [T,S]
-  return causal.unsqueeze(0).unsqueeze(0) & key_mask.unsqueeze(1).unsqueeze(1);   // [B,1,T,S]
+  const torch::Tensor allowed = causal.unsqueeze(0).unsqueeze(0) & key_mask.unsqueeze(1).unsqueeze(1);
+  return torch::zeros(allowed.sizes(), key_mask.options().dtype(dtype))
+      .masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());  // [B,1,T,S]
 }
 
 void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
@@ -380,8 +387,8 @@ void CheckArguments(const torch::Tensor& ids, const torch::Tensor& positions,
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, DecoderImpl* model,
                                int64_t layer, const torch::Tensor& cos, const torch::Tensor& sin,
-                               const torch::Tensor& allowed) {
-    ctx->save_for_backward({x, cos, sin, allowed});
+                               const torch::Tensor& bias) {
+    ctx->save_for_backward({x, cos, sin, bias});
     // saved_data holds IValues; the model outlives the graph (the trainer owns both).
     ctx->saved_data["model"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(model));
     ctx->saved_data["layer"] = layer;
@@ -389,7 +396,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     // Recording on, as in the recomputation: LoRA dropout acts only while a gradient is recorded,
     // and both passes must draw the same mask. The graph is dropped with the detached result.
     torch::AutoGradMode recording(true);
-    return model->Layer(layer, x, cos, sin, allowed, nullptr).detach();
+    return model->Layer(layer, x, cos, sin, bias, nullptr).detach();
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -431,28 +438,28 @@ torch::Tensor DecoderImpl::Hidden(const torch::Tensor& input_ids, const torch::T
   }
   torch::Tensor x = model->embed_tokens(input_ids);  // [B,T,C], the residual stream in the model's dtype
   const auto [cos, sin] = RopeTables(positions, config_, compute_dtype());
-  const torch::Tensor allowed = AttentionAllowed(key_mask, past, T);  // [B,1,T,S]
+  const torch::Tensor bias = AttentionBias(key_mask, past, T, StatisticsDtype(compute_dtype()));  // [B,1,T,S]
   const bool checkpoint = checkpoint_layers_ && cache == nullptr && torch::GradMode::is_enabled();
   // A checkpointed layer is differentiable only through its input: with frozen embeddings
   // (LoRA) that input must itself ask for a gradient, or no layer's backward would run.
   if (checkpoint && !x.requires_grad()) x = x.detach().requires_grad_(true);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    x = checkpoint ? CheckpointedLayer::apply(x, this, l, cos, sin, allowed) : Layer(l, x, cos, sin, allowed, cache);
+    x = checkpoint ? CheckpointedLayer::apply(x, this, l, cos, sin, bias) : Layer(l, x, cos, sin, bias, cache);
   }
   if (cache != nullptr) cache->length_ = past + T;
   return model->norm(x);  // [B,T,C]
 }
 
 torch::Tensor DecoderImpl::Layer(int64_t l, const torch::Tensor& x_in, const torch::Tensor& cos,
-                                 const torch::Tensor& sin, const torch::Tensor& allowed, KvCache* cache) {
+                                 const torch::Tensor& sin, const torch::Tensor& bias, KvCache* cache) {
   DecoderLayerImpl& layer = *model->layers[l];
-  torch::Tensor x = x_in + Attention(*layer.self_attn, layer.input_layernorm(x_in), cos, sin, allowed, cache, l);
+  torch::Tensor x = x_in + Attention(*layer.self_attn, layer.input_layernorm(x_in), cos, sin, bias, cache, l);
   return x + layer.mlp(layer.post_attention_layernorm(x));
 }
 
 torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tensor& x,
                                    const torch::Tensor& cos, const torch::Tensor& sin,
-                                   const torch::Tensor& allowed, KvCache* cache, int64_t layer) {
+                                   const torch::Tensor& bias, KvCache* cache, int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = config_.num_attention_heads, K = config_.num_key_value_heads,
                 D = config_.head_dim;
@@ -483,14 +490,10 @@ torch::Tensor DecoderImpl::Attention(SelfAttentionImpl& attn, const torch::Tenso
   // so view queries as [B,K,R*T,D] and multiply against [B,K,D,S].
   const torch::Tensor qg = q.reshape({B, K, R * T, D});
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  // Scaled in the products' dtype, as transformers does (bf16 logits then match its bit for bit),
+  // then widened and masked by one addition, and the softmax in float32 at least (the bias's dtype).
   const torch::Tensor scores = torch::matmul(qg, k.transpose(2, 3)).mul(scale).view({B, H, T, S});
-  // Softmax in float32 at least. Masked keys get the lowest finite float, not -inf, so that a fully
-  // masked row (a padding query) gives finite values instead of NaNs that would reach the cache.
-  const torch::Tensor probs =
-      scores.to(StatisticsDtype(scores.scalar_type()))
-          .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
-          .softmax(-1)
-          .to(v.scalar_type());                                             // [B,H,T,S]
+  const torch::Tensor probs = torch::add(bias, scores).softmax(-1).to(v.scalar_type());  // [B,H,T,S]
   const torch::Tensor out = torch::matmul(probs.view({B, K, R * T, S}), v)  // [B,K,R*T,D]
                                 .view({B, H, T, D})
                                 .transpose(1, 2)

@@ -229,9 +229,10 @@ class DecoderImpl : public torch::nn::Module {
   // The [V,C] matrix of Logits(): lm_head's weight, or the embeddings when tied.
   torch::Tensor& OutputWeight();
   // Decoder layer `layer` on the residual stream x [B,T,C] (Hidden's loop body; public for the
-  // checkpointed recomputation). cos, sin [B,1,T,D] and allowed [B,1,T,S] as Hidden makes them.
+  // checkpointed recomputation). cos, sin [B,1,T,D] and the attention mask's bias [B,1,T,S] as
+  // Hidden makes them.
   torch::Tensor Layer(int64_t layer, const torch::Tensor& x, const torch::Tensor& cos,
-                      const torch::Tensor& sin, const torch::Tensor& allowed, KvCache* cache);
+                      const torch::Tensor& sin, const torch::Tensor& bias, KvCache* cache);
   // Chooses the CPU kernel of every bf16 product at inference (default: the fastest this CPU
   // runs; kNone: LibTorch's). Kernels round differently, so logits differ in the last bf16 bit.
   // Throws ModelError when this CPU cannot run `kernel`.
@@ -243,7 +244,7 @@ class DecoderImpl : public torch::nn::Module {
  private:
   torch::Tensor Attention(SelfAttentionImpl& attn, const torch::Tensor& x,
                           const torch::Tensor& cos, const torch::Tensor& sin,
-                          const torch::Tensor& allowed, KvCache* cache, int64_t layer);
+                          const torch::Tensor& bias, KvCache* cache, int64_t layer);
   DecoderConfig config_;
   Bf16Kernel bf16_kernel_ = BestBf16Kernel();
   torch::ScalarType compute_dtype_ = torch::ScalarType::Undefined;
