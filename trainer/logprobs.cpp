@@ -7,7 +7,7 @@
 #include <torch/autograd.h>
 
 #include "rl/model/bf16_gemm.h"
-#include "rl/model/bf16_logsoftmax.h"
+#include "rl/model/bf16_fused.h"
 #include "rl/model/decoder.h"
 
 namespace rl::trainer {
@@ -86,17 +86,17 @@ namespace {
 torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w) { return torch::matmul(h.to(w.scalar_type()), w.t()); }
 
 // Whether the log-softmax over the vocabulary runs on the fused kernels of
-// rl/model/bf16_logsoftmax.h (bf16 logits on a CPU with AVX-512) rather than on LibTorch's
+// rl/model/bf16_fused.h (bf16 logits on a CPU with AVX-512) rather than on LibTorch's
 // float32 operations.
 bool FusedHead(const torch::Tensor& w) {
-#if RL_HAVE_BF16_LOGSOFTMAX
+#if RL_HAVE_BF16_FUSED
   return w.scalar_type() == torch::kBFloat16 && w.is_cpu() && model::Bf16KernelSupported(model::Bf16Kernel::kAvx512);
 #else
   return false;
 #endif
 }
 
-#if RL_HAVE_BF16_LOGSOFTMAX
+#if RL_HAVE_BF16_FUSED
 uint16_t* Bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 const float* FloatsOrNull(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 #endif
@@ -105,7 +105,7 @@ const float* FloatsOrNull(const torch::Tensor& t) { return t.defined() ? t.data_
 // at temperature t.
 std::pair<torch::Tensor, torch::Tensor> ChunkLogprobs(const torch::Tensor& h, const torch::Tensor& w,
                                                       const torch::Tensor& targets, double t, bool with_entropy) {
-#if RL_HAVE_BF16_LOGSOFTMAX
+#if RL_HAVE_BF16_FUSED
   if (FusedHead(w)) {
     const torch::Tensor logits = ChunkLogits(h, w).contiguous(), ids = targets.contiguous();
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
@@ -130,7 +130,7 @@ std::pair<torch::Tensor, torch::Tensor> ChunkLogprobs(const torch::Tensor& h, co
 // lp = z_target − logsumexp(z) and H = −Σ p log p: ∂lp/∂z = onehot − p and ∂H/∂z = −p (log p + H).
 torch::Tensor ChunkLogitGradient(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& targets,
                                  double t, const torch::Tensor& g, const torch::Tensor& ge) {
-#if RL_HAVE_BF16_LOGSOFTMAX
+#if RL_HAVE_BF16_FUSED
   if (FusedHead(w)) {
     const torch::Tensor d_logits = ChunkLogits(h, w).contiguous(), ids = targets.contiguous();  // in place
     const torch::Tensor gc = g.defined() ? g.to(torch::kFloat32).contiguous() : g;

@@ -16,7 +16,7 @@
 // without gradient nor one with it holds more than B × chunk × V logits at once (the vocabulary
 // of real models is ~150k). The products run in the model's compute dtype (mixed precision:
 // DecoderImpl::SetComputeDtype), the log-softmax in float32: bf16 logits on an AVX-512 CPU go
-// through the fused kernels of rl/model/bf16_logsoftmax.h, which never write them out in
+// through the fused kernels of rl/model/bf16_fused.h, which never write them out in
 // float32, other logits through LibTorch's operations.
 //
 // Thread safety: pure functions; the model is only read.

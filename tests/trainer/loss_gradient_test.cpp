@@ -201,7 +201,7 @@ TEST_CASE("Mixed precision gives float32's loss and gradient within bf16's round
 }
 
 // The bf16 log-prob head against LibTorch's log-softmax of the same bf16 logits, through
-// autograd: on an AVX-512 CPU the head runs the fused kernels (rl/model/bf16_logsoftmax.h), so
+// autograd: on an AVX-512 CPU the head runs the fused kernels (rl/model/bf16_fused.h), so
 // this checks their wiring (chunks, temperature, the entropy's term, the gradient built in the
 // logits' storage). Both round ∂loss/∂logits to bf16 once, at different points of float32's
 // rounding, hence the bounds.

@@ -1,7 +1,7 @@
 // Compiled for AVX-512 (rl/model/CMakeLists.txt) and entered only after the caller's CPU check.
 // It includes C headers only: a shared C++ header's inline function compiled here could be the
 // copy the linker keeps, and then run with AVX-512 instructions on a CPU without them.
-#include "rl/model/bf16_logsoftmax.h"
+#include "rl/model/bf16_fused.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -141,7 +141,54 @@ void GradientRow(uint16_t* row, int64_t V, int64_t target, float scale, float g,
   row[target] = NarrowOne(d);
 }
 
+// Elementwise kernels over [begin, end): `body` maps loaded vectors to stored ones; the tail goes
+// through bounce buffers.
+template <int kInputs, int kOutputs, typename Body>
+void Elementwise(const uint16_t* const (&in)[kInputs], uint16_t* const (&out)[kOutputs], int64_t begin, int64_t end,
+                 Body body) {
+  __m512 x[kInputs];
+  __m256i y[kOutputs];
+  int64_t i = begin;
+  for (; i + kLanes <= end; i += kLanes) {
+    for (int k = 0; k < kInputs; ++k) x[k] = Load(in[k] + i);
+    body(x, y);
+    for (int k = 0; k < kOutputs; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[k] + i), y[k]);
+  }
+  if (i == end) return;
+  for (int k = 0; k < kInputs; ++k) x[k] = LoadTail(in[k] + i, end - i);
+  body(x, y);
+  for (int k = 0; k < kOutputs; ++k) {
+    uint16_t buffer[kLanes];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(buffer), y[k]);
+    memcpy(out[k] + i, buffer, static_cast<size_t>(end - i) * sizeof(uint16_t));
+  }
+}
+
+// 1 / (1 + exp(−x)).
+__m512 Sigmoid(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
 }  // namespace
+
+void Bf16SwiGlu(const uint16_t* gate, const uint16_t* up, uint16_t* out, int64_t begin, int64_t end) {
+  Elementwise<2, 1>({gate, up}, {out}, begin, end, [](const __m512* x, __m256i* y) {
+    y[0] = Narrow(_mm512_mul_ps(_mm512_mul_ps(x[0], Sigmoid(x[0])), x[1]));
+  });
+}
+
+void Bf16SwiGluGrad(const uint16_t* gate, const uint16_t* up, const uint16_t* d_out, uint16_t* d_gate,
+                    uint16_t* d_up, int64_t begin, int64_t end) {
+  Elementwise<3, 2>({gate, up, d_out}, {d_gate, d_up}, begin, end, [](const __m512* x, __m256i* y) {
+    const __m512 g = x[0], u = x[1], dy = x[2], one = _mm512_set1_ps(1.0f);
+    const __m512 sigmoid = Sigmoid(g);
+    // ∂silu/∂g = σ (1 + g (1 − σ))
+    const __m512 d_silu = _mm512_mul_ps(sigmoid, _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, sigmoid))));
+    y[0] = Narrow(_mm512_mul_ps(_mm512_mul_ps(dy, u), d_silu));
+    y[1] = Narrow(_mm512_mul_ps(dy, _mm512_mul_ps(g, sigmoid)));
+  });
+}
 
 void Bf16LogSoftmaxRows(const uint16_t* logits, int64_t V, const int64_t* targets, float scale,
                         int64_t row_begin, int64_t row_end, float* logprob, float* entropy) {

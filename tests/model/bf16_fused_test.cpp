@@ -1,17 +1,19 @@
-// The fused bf16 log-softmax kernels against a double-precision reference: log-probabilities,
+// The fused bf16 kernels against double-precision references. The log-softmax: log-probabilities,
 // entropies and ∂loss/∂logits for vocabularies that end inside a vector, inside an unrolled
-// block and exactly on one, at temperatures 1 and 0.7, with flat and peaked rows.
+// block and exactly on one, at temperatures 1 and 0.7, with flat and peaked rows. SwiGLU: values
+// and gradients over ranges with tails, and nothing written outside them.
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "rl/model/bf16_gemm.h"
-#include "rl/model/bf16_logsoftmax.h"
+#include "rl/model/bf16_fused.h"
 
-#if RL_HAVE_BF16_LOGSOFTMAX
+#if RL_HAVE_BF16_FUSED
 
 namespace {
 
@@ -69,7 +71,7 @@ Reference Exact(const uint16_t* row, int64_t V, int64_t target, double scale, do
 
 }  // namespace
 
-TEST_CASE("fused bf16 log-softmax matches a double-precision reference", "[model][bf16_logsoftmax]") {
+TEST_CASE("fused bf16 log-softmax matches a double-precision reference", "[model][bf16_fused]") {
   if (!rl::model::Bf16KernelSupported(rl::model::Bf16Kernel::kAvx512)) {
     WARN("this CPU has no AVX-512 F/BW with FMA: the kernels are not run");
     return;
@@ -107,7 +109,7 @@ TEST_CASE("fused bf16 log-softmax matches a double-precision reference", "[model
 }
 
 TEST_CASE("fused bf16 log-softmax writes only its rows, and null gradients count as zero",
-          "[model][bf16_logsoftmax]") {
+          "[model][bf16_fused]") {
   if (!rl::model::Bf16KernelSupported(rl::model::Bf16Kernel::kAvx512)) {
     WARN("this CPU has no AVX-512 F/BW with FMA: the kernels are not run");
     return;
@@ -142,4 +144,53 @@ TEST_CASE("fused bf16 log-softmax writes only its rows, and null gradients count
   for (uint16_t bits : gradient) CHECK((bits & 0x7FFF) == 0);
 }
 
-#endif  // RL_HAVE_BF16_LOGSOFTMAX
+namespace {
+
+// x rounded to the nearest bf16 (ties to even), as a double.
+double RoundBf16(double x) {
+  const float f = static_cast<float>(x);
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  u = (u + ((u >> 16) & 1) + 0x7FFF) & 0xFFFF0000u;
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
+// The kernels round float32 values once: where float32's own error crosses a rounding boundary,
+// the result is the neighbouring bf16, one step (2^-8 relative) away.
+bool NearBf16(double got, double want) { return std::abs(got - want) <= std::abs(want) * std::ldexp(1.0, -8) + 1e-30; }
+
+}  // namespace
+
+TEST_CASE("fused bf16 SwiGLU matches a double-precision reference", "[model][bf16_fused]") {
+  if (!rl::model::Bf16KernelSupported(rl::model::Bf16Kernel::kAvx512)) {
+    WARN("this CPU has no AVX-512 F/BW with FMA: the kernels are not run");
+    return;
+  }
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  const int64_t n = 1000;
+  std::vector<uint16_t> gate(n), up(n), d_out(n);
+  for (auto* v : {&gate, &up, &d_out})
+    for (auto& x : *v) x = ToBf16(normal(rng));
+  for (const auto& [begin, end] : std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {1, 16}, {16, 33}, {33, 1000}}) {
+    std::vector<uint16_t> out(n, 0xFFFF), d_gate(n, 0xFFFF), d_up(n, 0xFFFF);
+    rl::model::Bf16SwiGlu(gate.data(), up.data(), out.data(), begin, end);
+    rl::model::Bf16SwiGluGrad(gate.data(), up.data(), d_out.data(), d_gate.data(), d_up.data(), begin, end);
+    for (int64_t i = 0; i < n; ++i) {
+      INFO("element " << i << " of [" << begin << ", " << end << ")");
+      if (i < begin || i >= end) {
+        CHECK((out[i] == 0xFFFF && d_gate[i] == 0xFFFF && d_up[i] == 0xFFFF));
+        continue;
+      }
+      const double g = ToDouble(gate[i]), u = ToDouble(up[i]), dy = ToDouble(d_out[i]);
+      const double sigmoid = 1 / (1 + std::exp(-g)), silu = g * sigmoid;
+      CHECK(NearBf16(ToDouble(out[i]), RoundBf16(silu * u)));
+      CHECK(NearBf16(ToDouble(d_up[i]), RoundBf16(dy * silu)));
+      CHECK(NearBf16(ToDouble(d_gate[i]), RoundBf16(dy * u * sigmoid * (1 + g * (1 - sigmoid)))));
+    }
+  }
+}
+
+#endif  // RL_HAVE_BF16_FUSED
