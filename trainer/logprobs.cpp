@@ -83,22 +83,20 @@ namespace {
 
 // The [B,L,V] logits of hidden chunk h [B,L,H] in the compute dtype of w (the output weight
 // cast once per pass), as DecoderImpl::Logits makes them.
-torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w) { return torch::matmul(h.to(w.scalar_type()), w.t()); }
+torch::Tensor ChunkLogits(const torch::Tensor& h, const torch::Tensor& w) {
+  return torch::matmul(h.to(w.scalar_type()), w.t());
+}
 
+#if RL_HAVE_BF16_FUSED
 // Whether the log-softmax over the vocabulary runs on the fused kernels of
 // rl/model/bf16_fused.h (bf16 logits on a CPU with AVX-512) rather than on LibTorch's
 // float32 operations.
 bool FusedHead(const torch::Tensor& w) {
-#if RL_HAVE_BF16_FUSED
   return w.scalar_type() == torch::kBFloat16 && w.is_cpu() && model::Bf16KernelSupported(model::Bf16Kernel::kAvx512);
-#else
-  return false;
-#endif
 }
 
-#if RL_HAVE_BF16_FUSED
 uint16_t* Bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
-const float* FloatsOrNull(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+float* FloatsOrNull(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 #endif
 
 // Log-probabilities [B,L] of chunk targets [B,L] and, with_entropy, the entropies, float32,
@@ -113,7 +111,7 @@ std::pair<torch::Tensor, torch::Tensor> ChunkLogprobs(const torch::Tensor& h, co
     torch::Tensor entropy = with_entropy ? torch::empty(targets.sizes(), f32) : torch::Tensor();
     at::parallel_for(0, ids.numel(), 1, [&](int64_t begin, int64_t end) {
       model::Bf16LogSoftmaxRows(Bits(logits), logits.size(-1), ids.data_ptr<int64_t>(), static_cast<float>(1 / t),
-                                begin, end, logprob.data_ptr<float>(), with_entropy ? entropy.data_ptr<float>() : nullptr);
+                                begin, end, logprob.data_ptr<float>(), FloatsOrNull(entropy));
     });
     return {logprob, entropy};
   }
@@ -243,8 +241,11 @@ struct ChunkedTokenLogprobs : public torch::autograd::Function<ChunkedTokenLogpr
     for (int64_t start = 0; start < width; start += chunk) {
       const int64_t len = std::min(chunk, width - start);
       const torch::Tensor h = hidden.narrow(1, start, len);
-      const auto chunk_grad = [&](size_t i) { return grad.size() > i && grad[i].defined() ? grad[i].narrow(1, start, len) : torch::Tensor(); };
-      const torch::Tensor d_logits = ChunkLogitGradient(h, w, targets.narrow(1, start, len), t, chunk_grad(0), chunk_grad(1));  // [B,L,V]
+      const auto chunk_grad = [&](size_t i) {
+        return grad.size() > i && grad[i].defined() ? grad[i].narrow(1, start, len) : torch::Tensor();
+      };
+      const torch::Tensor d_logits =
+          ChunkLogitGradient(h, w, targets.narrow(1, start, len), t, chunk_grad(0), chunk_grad(1));  // [B,L,V]
       d_hidden.narrow(1, start, len).copy_(torch::matmul(d_logits, w));
       if (weight_grad) AddWeightGradient(d_weight, d_logits.flatten(0, 1), h.to(dtype).flatten(0, 1));
     }

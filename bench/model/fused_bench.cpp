@@ -133,13 +133,15 @@ int main(int argc, char** argv) {
     ff.push_back(a), fb.push_back(b), tf.push_back(c), tb.push_back(d);
     sf.push_back(e), sb.push_back(f), tsf.push_back(g), tsb.push_back(h);
   }
-  std::printf("log-softmax rows %lld x vocabulary %lld, SwiGLU %lld x %lld; threads %d (%s vector kernels), median of %d\n",
+  std::printf("log-softmax rows %lld x vocabulary %lld, SwiGLU %lld x %lld; threads %d (%s vector kernels), "
+              "median of %d\n",
               static_cast<long long>(rows), static_cast<long long>(vocab), static_cast<long long>(tokens),
               static_cast<long long>(intermediate), at::get_num_threads(), rl::model::TorchVectorKernels().c_str(),
               repeats);
   std::printf("%-21s %10s %10s %7s\n", "pass", "fused ms", "torch ms", "ratio");
   const auto row = [](const char* name, const std::vector<double>& ours, const std::vector<double>& theirs) {
-    std::printf("%-21s %10.2f %10.2f %6.2fx\n", name, Median(ours) * 1e3, Median(theirs) * 1e3, Median(theirs) / Median(ours));
+    const double a = Median(ours), b = Median(theirs);
+    std::printf("%-21s %10.2f %10.2f %6.2fx\n", name, a * 1e3, b * 1e3, b / a);
   };
   row("log-softmax forward", ff, tf);
   row("log-softmax backward", fb, tb);

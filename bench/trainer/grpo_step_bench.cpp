@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   int64_t mini_batches = 2;
   double beta = 0.04;
   int64_t prompts = 8, group = 8, new_tokens = 128, prompt_tokens = 32, steps = 3, threads = 0, micro = 16, ranks = 1, layers = 0;
-  int64_t lora = 0, decode_batch = TrainConfig().rollout.batch_size;
+  int64_t lora = 0, decode_batch = TrainConfig().rollout.batch_size, chunk = TrainConfig().grpo.logprob_chunk_size;
   app.add_option("--shape", shape, "tiny | qwen2.5-0.5b | qwen2.5-1.5b | qwen3-1.7b")
       ->check(CLI::IsMember({"tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen3-1.7b"}));
   app.add_option("--lora", lora, "LoRA rank on every linear module, alpha 2r (0: train every weight)");
@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
   app.add_option("--train-dtype", train_dtype, "grpo.train_dtype: bfloat16 is mixed precision")
       ->check(CLI::IsMember({"float32", "bfloat16"}));
   app.add_flag("--gradient-checkpointing", checkpointing, "grpo.gradient_checkpointing: recompute each layer");
+  app.add_option("--logprob-chunk", chunk, "grpo.logprob_chunk_size: completion positions per [B, chunk, V] logits")
+      ->check(CLI::PositiveNumber);
   app.add_option("--mini-batches", mini_batches, "grpo.num_mini_batches (1 with one iteration: no old log-prob pass)")
       ->check(CLI::PositiveNumber);
   app.add_option("--beta", beta, "grpo.beta (0: no reference log-prob pass)")->check(CLI::NonNegativeNumber);
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
                                             "}\ngrpo: {train_dtype: " + train_dtype + "}\n",
                                         "bench");
   config.grpo.gradient_checkpointing = checkpointing;
+  config.grpo.logprob_chunk_size = chunk;
   config.run.threads = threads;
   config.rollout.num_generations = group;
   config.rollout.max_new_tokens = new_tokens;

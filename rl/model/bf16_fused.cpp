@@ -101,10 +101,13 @@ RowStats Statistics(const uint16_t* row, int64_t V, float scale, bool with_entro
   }
   for (; j + kLanes <= V; j += kLanes) add(0, Load(row + j), 0xFFFF);
   if (j < V) add(0, LoadTail(row + j, V - j), TailMask(V - j));
-  const float total = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(sum[0], sum[1]), _mm512_add_ps(sum[2], sum[3])));
+  const auto reduce = [](const __m512* v) {
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(v[0], v[1]), _mm512_add_ps(v[2], v[3])));
+  };
+  const float total = reduce(sum);
   s.log_sum = logf(total);
   if (with_entropy) {
-    const float u = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(usum[0], usum[1]), _mm512_add_ps(usum[2], usum[3])));
+    const float u = reduce(usum);
     s.entropy = s.log_sum - u / total;
   }
   return s;
