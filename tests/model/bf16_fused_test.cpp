@@ -12,23 +12,14 @@
 
 #include "rl/model/bf16_gemm.h"
 #include "rl/model/bf16_fused.h"
+#include "tests/support/bf16_bits.h"
 
 #if RL_HAVE_BF16_FUSED
 
 namespace {
 
-uint16_t ToBf16(float f) {  // truncation is enough to make test inputs
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-double ToDouble(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+using rl::testing::ToBf16;
+using rl::testing::ToDouble;
 
 // Rows of `spread`-scaled normal logits; row 1 is peaked (one logit 30 above the rest).
 struct Rows {

@@ -9,23 +9,14 @@
 #include <catch2/catch.hpp>
 
 #include "rl/model/bf16_gemm.h"
+#include "tests/support/bf16_bits.h"
 
 namespace {
 
 using rl::model::Bf16Kernel;
 
-uint16_t ToBf16(float f) {  // truncation is enough to make test inputs
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-double ToDouble(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+using rl::testing::ToBf16;
+using rl::testing::ToDouble;
 
 std::vector<uint16_t> Random(size_t n, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
