@@ -265,9 +265,11 @@ struct FusedSwiGlu : public torch::autograd::Function<FusedSwiGlu> {
 };
 #endif
 
-torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up) {
+// silu(gate) · up; `mixed_precision` (the training passes) takes the fused kernels where they run,
+// while a bf16-stored model keeps LibTorch's operations, which round as transformers' do.
+torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up, bool mixed_precision) {
 #if RL_HAVE_BF16_FUSED
-  if (gate.scalar_type() == torch::kBFloat16 && up.scalar_type() == torch::kBFloat16 && gate.is_cpu() &&
+  if (mixed_precision && gate.scalar_type() == torch::kBFloat16 && up.scalar_type() == torch::kBFloat16 && gate.is_cpu() &&
       gate.sizes() == up.sizes() && gate.is_contiguous() && up.is_contiguous() &&
       Bf16KernelSupported(Bf16Kernel::kAvx512)) {
     return FusedSwiGlu::apply(gate, up);
@@ -279,10 +281,8 @@ torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up) {
 }  // namespace
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  // SwiGLU: [B,T,C] -> [B,T,F] -> [B,T,C]. Mixed precision (the training passes) takes the fused
-  // kernels; a bf16-stored model LibTorch's operations, which round as transformers' do.
-  const torch::Tensor gate = gate_proj(x), up = up_proj(x);
-  return down_proj(gate_proj->compute_dtype == torch::kBFloat16 ? SwiGlu(gate, up) : torch::silu(gate) * up);
+  // SwiGLU: [B,T,C] -> [B,T,F] -> [B,T,C]
+  return down_proj(SwiGlu(gate_proj(x), up_proj(x), gate_proj->compute_dtype == torch::kBFloat16));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const DecoderConfig& c,
