@@ -95,7 +95,6 @@ bool FusedHead(const torch::Tensor& w) {
   return w.scalar_type() == torch::kBFloat16 && w.is_cpu() && model::Bf16KernelSupported(model::Bf16Kernel::kAvx512);
 }
 
-uint16_t* Bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 float* FloatsOrNull(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 #endif
 
@@ -110,8 +109,9 @@ std::pair<torch::Tensor, torch::Tensor> ChunkLogprobs(const torch::Tensor& h, co
     torch::Tensor logprob = torch::empty(targets.sizes(), f32);
     torch::Tensor entropy = with_entropy ? torch::empty(targets.sizes(), f32) : torch::Tensor();
     at::parallel_for(0, ids.numel(), 1, [&](int64_t begin, int64_t end) {
-      model::Bf16LogSoftmaxRows(Bits(logits), logits.size(-1), ids.data_ptr<int64_t>(), static_cast<float>(1 / t),
-                                begin, end, logprob.data_ptr<float>(), FloatsOrNull(entropy));
+      model::Bf16LogSoftmaxRows(model::Bf16Words(logits), logits.size(-1), ids.data_ptr<int64_t>(),
+                                static_cast<float>(1 / t), begin, end, logprob.data_ptr<float>(),
+                                FloatsOrNull(entropy));
     });
     return {logprob, entropy};
   }
@@ -134,7 +134,7 @@ torch::Tensor ChunkLogitGradient(const torch::Tensor& h, const torch::Tensor& w,
     const torch::Tensor gc = g.defined() ? g.to(torch::kFloat32).contiguous() : g;
     const torch::Tensor gec = ge.defined() ? ge.to(torch::kFloat32).contiguous() : ge;
     at::parallel_for(0, ids.numel(), 1, [&](int64_t begin, int64_t end) {
-      model::Bf16LogSoftmaxGradRows(Bits(d_logits), d_logits.size(-1), ids.data_ptr<int64_t>(),
+      model::Bf16LogSoftmaxGradRows(model::Bf16Words(d_logits), d_logits.size(-1), ids.data_ptr<int64_t>(),
                                     static_cast<float>(1 / t), FloatsOrNull(gc), FloatsOrNull(gec), begin, end);
     });
     return d_logits;

@@ -25,6 +25,8 @@
 
 namespace {
 
+using rl::model::Bf16Words;
+
 using Clock = std::chrono::steady_clock;
 
 double Seconds(const std::function<void()>& run) {
@@ -37,8 +39,6 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
-
-uint16_t* Bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 }  // namespace
 
@@ -74,13 +74,13 @@ int main(int argc, char** argv) {
 
   const auto fused_forward = [&] {
     at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      rl::model::Bf16LogSoftmaxRows(Bits(logits), vocab, targets.data_ptr<int64_t>(), static_cast<float>(1 / t),
+      rl::model::Bf16LogSoftmaxRows(Bf16Words(logits), vocab, targets.data_ptr<int64_t>(), static_cast<float>(1 / t),
                                     begin, end, logprob.data_ptr<float>(), entropy.data_ptr<float>());
     });
   };
   const auto fused_backward = [&] {
     at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      rl::model::Bf16LogSoftmaxGradRows(Bits(work), vocab, targets.data_ptr<int64_t>(), static_cast<float>(1 / t),
+      rl::model::Bf16LogSoftmaxGradRows(Bf16Words(work), vocab, targets.data_ptr<int64_t>(), static_cast<float>(1 / t),
                                         g.data_ptr<float>(), ge.data_ptr<float>(), begin, end);
     });
   };
@@ -107,13 +107,14 @@ int main(int argc, char** argv) {
   const auto swiglu_forward = [&] {
     torch::Tensor out = torch::empty({tokens, intermediate}, bf16);
     at::parallel_for(0, out.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      rl::model::Bf16SwiGlu(Bits(gate), Bits(up), Bits(out), begin, end);
+      rl::model::Bf16SwiGlu(Bf16Words(gate), Bf16Words(up), Bf16Words(out), begin, end);
     });
   };
   const auto swiglu_backward = [&] {
     torch::Tensor d_gate = torch::empty({tokens, intermediate}, bf16), d_up = torch::empty_like(d_gate);
     at::parallel_for(0, d_gate.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      rl::model::Bf16SwiGluGrad(Bits(gate), Bits(up), Bits(d_out), Bits(d_gate), Bits(d_up), begin, end);
+      rl::model::Bf16SwiGluGrad(Bf16Words(gate), Bf16Words(up), Bf16Words(d_out), Bf16Words(d_gate), Bf16Words(d_up),
+                                begin, end);
     });
   };
   const auto torch_swiglu_forward = [&] { const torch::Tensor out = torch::silu(gate) * up; };

@@ -137,6 +137,10 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias,
   if (with_bias) bias = register_parameter("bias", torch::empty({out}, options));
 }
 
+uint16_t* Bf16Words(const torch::Tensor& t) {
+  return t.defined() ? reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()) : nullptr;
+}
+
 torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Bf16Kernel kernel) {
   const bool no_graph =
@@ -153,16 +157,13 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
   const torch::Tensor b1 = b.defined() ? b.contiguous() : b;
   const int64_t M = x2.size(0);
   torch::Tensor y = torch::empty({M, N}, x.options());
-  const auto bits = [](const torch::Tensor& t) {
-    return t.defined() ? reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()) : nullptr;
-  };
-  auto* out = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+  uint16_t* out = Bf16Words(y);
   // Threads take blocks of 64 weight rows, and at least 2 Mi weights (4 MiB) each: waking a
   // sleeping OpenMP thread costs more than a smaller product (k_proj: 0.1 Mi).
   constexpr int64_t kColumns = 64, kMinWeightsPerThread = int64_t{1} << 21;
   const int64_t grain = std::max<int64_t>(1, kMinWeightsPerThread / (kColumns * K));
   at::parallel_for(0, (N + kColumns - 1) / kColumns, grain, [&](int64_t begin, int64_t end) {
-    Bf16GemmColumns(kernel, bits(x2), bits(w), bits(b1), out, M, N, K, begin * kColumns,
+    Bf16GemmColumns(kernel, Bf16Words(x2), Bf16Words(w), Bf16Words(b1), out, M, N, K, begin * kColumns,
                     std::min(N, end * kColumns));
   });
   std::vector<int64_t> sizes = x.sizes().vec();
@@ -234,8 +235,6 @@ MlpImpl::MlpImpl(const DecoderConfig& c, const torch::TensorOptions& options) {
 namespace {
 
 #if RL_HAVE_BF16_FUSED
-uint16_t* Bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
-
 // silu(gate) · up on bf16 CPU tensors in one pass each way (rl/model/bf16_fused.h), where
 // LibTorch's silu, product and their gradients take five, silu itself far below the memory's
 // speed (5-10 ms per [8, 193, 4864] call on the Sapphire Rapids VM).
@@ -247,7 +246,7 @@ struct FusedSwiGlu : public torch::autograd::Function<FusedSwiGlu> {
     ctx->save_for_backward({gate, up});
     torch::Tensor out = torch::empty_like(gate);
     at::parallel_for(0, gate.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      Bf16SwiGlu(Bits(gate), Bits(up), Bits(out), begin, end);
+      Bf16SwiGlu(Bf16Words(gate), Bf16Words(up), Bf16Words(out), begin, end);
     });
     return out;
   }
@@ -258,7 +257,8 @@ struct FusedSwiGlu : public torch::autograd::Function<FusedSwiGlu> {
     const torch::Tensor d_out = grad[0].to(torch::kBFloat16).contiguous();
     torch::Tensor d_gate = torch::empty_like(saved[0]), d_up = torch::empty_like(saved[1]);
     at::parallel_for(0, d_out.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      Bf16SwiGluGrad(Bits(saved[0]), Bits(saved[1]), Bits(d_out), Bits(d_gate), Bits(d_up), begin, end);
+      Bf16SwiGluGrad(Bf16Words(saved[0]), Bf16Words(saved[1]), Bf16Words(d_out), Bf16Words(d_gate),
+                     Bf16Words(d_up), begin, end);
     });
     return {d_gate, d_up};
   }

@@ -107,6 +107,11 @@ class KvCache {
 torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Bf16Kernel kernel);
 
+// A bf16 tensor's storage as the 16-bit words the hand-written kernels read and write
+// (rl/model/bf16_gemm.h, rl/model/bf16_fused.h); null for an undefined tensor. Throws for
+// another dtype; the kernels expect it contiguous.
+uint16_t* Bf16Words(const torch::Tensor& t);
+
 // y = x W^T (+ b), with HF names "weight" and "bias", through LinearForward, plus a LoRA
 // adapter's update when one is attached and enabled (rl/model/lora.h; not a registered
 // parameter, so the model's named_parameters() stay the Hugging Face checkpoint's).
