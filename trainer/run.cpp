@@ -13,6 +13,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "common/blas_kernels.h"
 #include "common/json_file.h"
 #include "common/random.h"
 #include "rl/data/fraction_task.h"
@@ -335,8 +336,9 @@ RunSummary RunTraining(const TrainConfig& input, const RunOptions& options) {
   model::ConfigureThreads(static_cast<int>(ThreadsPerRank(config.run.threads, world)));
   if (world.is_main()) {
     PrepareOutputDir(config, options);
-    spdlog::info("cpu: {} LibTorch threads per rank, {} vector kernels", torch::get_num_threads(),
-                 model::TorchVectorKernels());
+    const std::string blas = common::BlasKernels();
+    spdlog::info("cpu: {} LibTorch threads per rank, {} vector kernels, OpenBLAS {}", torch::get_num_threads(),
+                 model::TorchVectorKernels(), blas.empty() ? "not loaded" : blas + " kernels");
   }
   const Datasets data = LoadData(config);
   const Scorer scorer = MakeScorer(config.rewards);  // fail on a bad reward spec before training

@@ -19,6 +19,7 @@
 #include <torch/utils.h>
 #include <CLI/CLI.hpp>
 
+#include "common/blas_kernels.h"
 #include "rl/model/bf16_gemm.h"
 #include "rl/model/bf16_fused.h"
 #include "rl/model/decoder.h"
@@ -43,6 +44,7 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rl::common::RestartForBlasKernels(argv);  // first: it may start the program again
   int64_t rows = 256, vocab = 151936, tokens = 1544, intermediate = 4864;
   int repeats = 7, threads = 0;
   CLI::App app{"the log-prob head's log-softmax: fused bf16 kernels against LibTorch's operations"};

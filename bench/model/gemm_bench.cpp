@@ -16,6 +16,7 @@
 #include <torch/utils.h>
 #include <CLI/CLI.hpp>
 
+#include "common/blas_kernels.h"
 #include "rl/model/decoder.h"
 
 namespace {
@@ -54,6 +55,7 @@ double SecondsPerCall(const torch::Tensor& x, const torch::Tensor& w, rl::model:
 }  // namespace
 
 int main(int argc, char** argv) {
+  rl::common::RestartForBlasKernels(argv);  // first: it may start the program again
   std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64, 128, 256};
   int repeats = 5, threads = 0;
   std::string kernel_name = "auto";

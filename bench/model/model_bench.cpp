@@ -20,6 +20,7 @@
 #include <torch/utils.h>
 #include <CLI/CLI.hpp>
 
+#include "common/blas_kernels.h"
 #include "rl/model/decoder.h"
 
 namespace {
@@ -147,6 +148,7 @@ rl::model::Bf16Kernel KernelNamed(const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rl::common::RestartForBlasKernels(argv);  // first: it may start the program again
   Options o;
   CLI::App app{"Qwen2 forward-pass throughput (prefill, KV-cache decode, recompute decode)"};
   app.add_option("--shape", o.shapes, "tiny and/or qwen0.5b")->delimiter(',');

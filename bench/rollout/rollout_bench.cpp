@@ -21,6 +21,7 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "common/blas_kernels.h"
 #include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "rollout/rollout.h"
@@ -111,6 +112,7 @@ Figure Measure(rl::model::DecoderImpl& model, const rl::text::Tokenizer& tokeniz
 }  // namespace
 
 int main(int argc, char** argv) {
+  rl::common::RestartForBlasKernels(argv);  // first: it may start the program again
   Options o;
   CLI::App app{"Rollout tokens/s, static against continuous batching, mixed completion lengths"};
   app.add_option("--shape", o.shapes, "tiny and/or small")->delimiter(',');

@@ -40,6 +40,7 @@
 #include <torch/utils.h>
 
 #include "cli/torch/launch.h"
+#include "common/blas_kernels.h"
 #include "rl/model/decoder.h"
 #include "rl/text/tokenizer.h"
 #include "trainer/config.h"
@@ -82,6 +83,7 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rl::common::RestartForBlasKernels(argv);  // first: it may start the program again
   CLI::App app{"GRPO step benchmark"};
   std::string shape = "tiny", rollout_dtype = "float32", train_dtype = "float32";
   bool checkpointing = false;
@@ -171,11 +173,11 @@ int main(int argc, char** argv) {
   for (const auto& p : TrainableParameters(policy)) trainable += p.numel();
   if (world.is_main()) {
     std::printf("shape %s, %lld layers (%.1fM parameters, %.1fM trained%s), %lld prompts x G=%lld, %lld new tokens, "
-                "%d rank(s) x %d thread(s) (%s vector kernels), rollout %s, training %s%s, decode batch %lld, micro-batch %lld, %lld mini-batch(es), beta %g\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
+                "%d rank(s) x %d thread(s) (%s vector kernels, OpenBLAS %s), rollout %s, training %s%s, decode batch %lld, micro-batch %lld, %lld mini-batch(es), beta %g\n", shape.c_str(), static_cast<long long>(model_config.num_hidden_layers),
                 static_cast<double>(parameters) / 1e6, static_cast<double>(trainable) / 1e6,
                 lora > 0 ? (", LoRA r " + std::to_string(lora)).c_str() : "", static_cast<long long>(prompts),
                 static_cast<long long>(group), static_cast<long long>(new_tokens), world.size(),
-                torch::get_num_threads(), rl::model::TorchVectorKernels().c_str(), rollout_dtype.c_str(), train_dtype.c_str(),
+                torch::get_num_threads(), rl::model::TorchVectorKernels().c_str(), rl::common::BlasKernels().c_str(), rollout_dtype.c_str(), train_dtype.c_str(),
                 checkpointing ? " checkpointed" : "", static_cast<long long>(decode_batch), static_cast<long long>(micro), static_cast<long long>(mini_batches), beta);
   }
 

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/blas_kernels.h"
 #include "common/config_yaml.h"
 #include "common/json_file.h"
 #include "common/names.h"
@@ -199,4 +200,16 @@ TEST_CASE("command-line overrides: malformed ones are refused as written", "[com
   const YamlOverride o = ParseYamlOverride("run.output_dir=/tmp/x=y");  // the first '=' splits
   CHECK(o.path == std::vector<std::string>{"run", "output_dir"});
   CHECK(o.value.Scalar() == "/tmp/x=y");
+}
+
+TEST_CASE("OpenBLAS's kernels: only a choice older than AVX2 on an AVX2 CPU is replaced", "[common]") {
+  const CpuVectorUnits none, avx2{.avx2_fma = true}, avx512{.avx2_fma = true, .avx512 = true};
+  CHECK(BetterBlasKernels("Prescott", avx512) == "SkylakeX");  // OpenBLAS 0.3.21 on an unknown CPU
+  CHECK(BetterBlasKernels("Prescott", avx2) == "Haswell");
+  CHECK(BetterBlasKernels("Sandybridge", avx2) == "Haswell");
+  CHECK(BetterBlasKernels("Prescott", none).empty());  // a CPU without AVX2 keeps them
+  CHECK(BetterBlasKernels("SkylakeX", avx512).empty());
+  CHECK(BetterBlasKernels("Haswell", avx512).empty());  // a choice with AVX2 is OpenBLAS's to make
+  CHECK(BetterBlasKernels("Zen", avx512).empty());
+  CHECK(BetterBlasKernels("", avx512).empty());  // no OpenBLAS in the process
 }

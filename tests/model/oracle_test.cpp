@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/blas_kernels.h"
 #include "rl/model/decoder.h"
 #include "rl/model/lora.h"
 #include "rl/model/safetensors.h"
@@ -133,7 +134,8 @@ double Compare(const std::string& name, const rl::model::DecoderConfig& config, 
 
 }  // namespace
 
-int main() {
+int main(int, char** argv) {
+  rl::common::RestartForBlasKernels(argv);  // first: it may start the program again
   rl::model::ConfigureThreads(1);
   if (std::system((Python() + " -c 'import torch' 2>/dev/null").c_str()) != 0) {
     std::cout << "SKIP: " << Python()
