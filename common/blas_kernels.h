@@ -7,7 +7,7 @@
 // OpenBLAS (0.3.21) chooses its kernels once, while it is loaded, from the CPU's family and
 // model numbers, and gives a model it does not know its generic SSE3 kernels ("Prescott"). An
 // Emerald Rapids VM (family 6, model 207, AVX-512 and AMX) got them: the float32 quickstart ran
-// 3.5x slower than with OPENBLAS_CORETYPE=SkylakeX, the kernels the CPU can run (README, "Fast
+// 2.7-3.2x slower than with OPENBLAS_CORETYPE=SkylakeX, the kernels the CPU can run (README, "Fast
 // steps"). OpenBLAS reads that variable only while loading, before main(); so where OpenBLAS
 // chose kernels older than AVX2 on a CPU with AVX2 and FMA, and the variable is unset, this
 // sets it (SkylakeX with AVX-512, Haswell with AVX2) and starts the same program again

@@ -47,9 +47,10 @@ double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
 
 }  // namespace
 
-// The test main, like every program that runs LibTorch (rl, the benches), starts through
-// RestartForBlasKernels: float32 products then run on kernels the CPU offers (on the Emerald
-// Rapids VM OpenBLAS 0.3.21 chose its SSE3 ones, 3.5x slower in the float32 quickstart).
+// The test main, like every program that runs LibTorch's products (rl train, the benches),
+// starts through RestartForBlasKernels: float32 products then run on kernels the CPU offers (on
+// the Emerald Rapids VM OpenBLAS 0.3.21 chose its SSE3 ones, 2.7-3.2x slower in the float32
+// quickstart).
 TEST_CASE("LibTorch's OpenBLAS runs kernels that fit the CPU", "[model]") {
   const std::string chosen = rl::common::BlasKernels();
   INFO("OpenBLAS kernels: " << (chosen.empty() ? "(no OpenBLAS)" : chosen));
