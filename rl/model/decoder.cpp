@@ -3,6 +3,7 @@
 // key/value head, D head_dim, F intermediate size, V vocabulary.
 #include "rl/model/decoder.h"
 
+#include "common/blas_kernels.h"
 #include "common/threads.h"
 #include "rl/model/bf16_fused.h"
 #include "rl/model/bf16_gemm.h"
@@ -31,12 +32,7 @@ namespace {
 // the CPU has the instructions LibTorch's AVX-512 kernels need, and never over the user's choice.
 void PreferAvx512Kernels() {
   if (std::getenv("ATEN_CPU_CAPABILITY") != nullptr) return;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("fma")) {
-    setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0);
-  }
+  if (common::DetectCpuVectorUnits().avx512) setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0);
 }
 
 }  // namespace
