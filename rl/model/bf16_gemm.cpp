@@ -1,8 +1,8 @@
 // Three kernels. The two vector kernels compute MR×NR tiles of dot products over slices of K,
 // walked by one blocking loop so that a block of x rows stays in cache while the weight rows
-// stream through once; the AMX kernel multiplies 16×16 tiles. Each is compiled for its
-// instruction set with function attributes and chosen at run time, so the binary still runs
-// on CPUs without them.
+// stream through once; the AMX kernel multiplies 16×16 tiles, two by two, over blocks of weight
+// rows that stay in cache while all of x passes. Each is compiled for its instruction set with
+// function attributes and chosen at run time, so the binary still runs on CPUs without them.
 #include "rl/model/bf16_gemm.h"
 
 #include <algorithm>
@@ -259,6 +259,10 @@ bool AmxPermitted() {
 constexpr int64_t kAmxTile = 16;        // rows of w, and of x, per tile
 constexpr int64_t kAmxChunk = 32;       // bf16 along K per tile
 constexpr int64_t kAmxTileWords = 256;  // 16 × 16 pairs of bf16
+// Weight rows per cache block: as many as fit in this (whole pairs of tiles), so that they
+// stay in L2 (2 MiB per core on Sapphire Rapids) while every group of x rows passes them, and
+// each weight is read from memory once per call.
+constexpr int64_t kAmxBlockBytes = int64_t{1} << 20;
 
 struct alignas(64) AmxConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -280,52 +284,96 @@ std::vector<uint32_t> PackRightTiles(const uint16_t* x, int64_t M, int64_t K, in
   return packed;
 }
 
-// Tile 0 accumulates, tile 1 holds 16 weight rows, tile 2 the packed x; 64 bytes per row each.
-// The next block's weight rows are prefetched alongside, as in the vector kernels.
-RL_TARGET_AMX void AmxBlock(const uint16_t* a, int64_t a_stride_bytes, const uint16_t* next_a,
-                            const uint32_t* right, int64_t chunks, float (&c)[kAmxTile][kAmxTile]) {
+// kA weight tiles (16 rows each, `a_stride` bytes apart, tiles 4 and 5) times kB groups of
+// packed x (tiles 6 and 7) into c[2i + j] (tiles 0-3). Two by two, each tile loaded feeds two
+// products: with one of each (the kernel before) the loads, not the tile unit, set the pace.
+// Each output still sums its chunks in order in one tile, so its bits do not depend on which
+// tiles or how many rows share its block. next_a, unless null, is prefetched alongside: the
+// weight rows of the next pair, while these come from memory.
+template <int kA, int kB>
+RL_TARGET_AMX void AmxBlock(const uint16_t* a, int64_t a_stride, const uint16_t* next_a, const uint32_t* right,
+                            int64_t chunks, float (*c)[kAmxTile][kAmxTile]) {
+  const int64_t right_group = chunks * kAmxTileWords, a_tile = kAmxTile * a_stride / 2;
   _tile_zero(0);
+  if constexpr (kB == 2) _tile_zero(1);
+  if constexpr (kA == 2) _tile_zero(2);
+  if constexpr (kA == 2 && kB == 2) _tile_zero(3);
   for (int64_t k = 0; k < chunks; ++k) {
-    for (int64_t i = 0; i < kAmxTile; ++i) {
-      _mm_prefetch(reinterpret_cast<const char*>(next_a + k * kAmxChunk) + i * a_stride_bytes,
-                   _MM_HINT_T0);
+    if (next_a != nullptr) {
+      for (int64_t i = 0; i < kA * kAmxTile; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(next_a + k * kAmxChunk) + i * a_stride, _MM_HINT_T0);
+      }
     }
-    _tile_loadd(1, a + k * kAmxChunk, a_stride_bytes);
-    _tile_loadd(2, right + k * kAmxTileWords, 64);
-    _tile_dpbf16ps(0, 1, 2);
+    _tile_loadd(4, a + k * kAmxChunk, a_stride);
+    _tile_loadd(6, right + k * kAmxTileWords, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (kB == 2) {
+      _tile_loadd(7, right + right_group + k * kAmxTileWords, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (kA == 2) {
+      _tile_loadd(5, a + a_tile + k * kAmxChunk, a_stride);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (kB == 2) _tile_dpbf16ps(3, 5, 7);
+    }
   }
-  _tile_stored(0, c, 64);
+  _tile_stored(0, c[0], 64);
+  if constexpr (kB == 2) _tile_stored(1, c[1], 64);
+  if constexpr (kA == 2) _tile_stored(2, c[2], 64);
+  if constexpr (kA == 2 && kB == 2) _tile_stored(3, c[3], 64);
 }
 
+RL_TARGET_AMX void AmxBlockOf(int tiles, int groups, const uint16_t* a, int64_t a_stride, const uint16_t* next_a,
+                              const uint32_t* right, int64_t chunks, float (*c)[kAmxTile][kAmxTile]) {
+  if (tiles == 2 && groups == 2) return AmxBlock<2, 2>(a, a_stride, next_a, right, chunks, c);
+  if (tiles == 2) return AmxBlock<2, 1>(a, a_stride, next_a, right, chunks, c);
+  if (groups == 2) return AmxBlock<1, 2>(a, a_stride, next_a, right, chunks, c);
+  AmxBlock<1, 1>(a, a_stride, next_a, right, chunks, c);
+}
+
+// Blocks of kAmxBlockRows weight rows; within one, pairs of x row groups pass pairs of weight
+// tiles. Tiles sit on multiples of 16 rows of w whatever [n_begin, n_end) is, so every output
+// is computed the same way however the columns are split.
 RL_TARGET_AMX void GemmColumnsAmx(const uint16_t* x, const uint16_t* w, const uint16_t* bias,
                                   uint16_t* y, int64_t M, int64_t N, int64_t K, int64_t n_begin,
                                   int64_t n_end) {
-  const int64_t chunks = (K + kAmxChunk - 1) / kAmxChunk;
+  const int64_t chunks = (K + kAmxChunk - 1) / kAmxChunk, groups = (M + kAmxTile - 1) / kAmxTile;
   const std::vector<uint32_t> right = PackRightTiles(x, M, K, chunks);
   AmxConfig config;
-  for (int t = 0; t < 3; ++t) config.bytes_per_row[t] = 64, config.rows[t] = kAmxTile;
+  for (int t = 0; t < 8; ++t) config.bytes_per_row[t] = 64, config.rows[t] = kAmxTile;
   _tile_loadconfig(&config);
   std::vector<uint16_t> padded;  // weight rows copied when a tile would read past a row's end
-  alignas(64) float c[kAmxTile][kAmxTile];
-  // Tiles sit on multiples of 16 rows of w whatever [n_begin, n_end) is, so every output is
-  // computed the same way however the columns are split.
-  for (int64_t n16 = n_begin / kAmxTile * kAmxTile; n16 < n_end; n16 += kAmxTile) {
-    const uint16_t* a = w + n16 * K;
-    int64_t a_stride = K * 2;
-    if (K % kAmxChunk != 0 || n16 + kAmxTile > N) {
-      padded.assign(kAmxTile * chunks * kAmxChunk, 0);
-      for (int64_t i = 0; i < kAmxTile && n16 + i < N; ++i)
-        std::copy(a + i * K, a + (i + 1) * K, padded.begin() + i * chunks * kAmxChunk);
-      a = padded.data();
-      a_stride = chunks * kAmxChunk * 2;
-    }
-    const int64_t lo = std::max(n_begin, n16), hi = std::min(n_end, n16 + kAmxTile);
-    const uint16_t* next_a = n16 + 2 * kAmxTile <= N && a != padded.data() ? a + kAmxTile * K : a;
-    for (int64_t m0 = 0; m0 < M; m0 += kAmxTile) {
-      AmxBlock(a, a_stride, next_a, right.data() + (m0 / kAmxTile) * chunks * kAmxTileWords, chunks,
-               c);
-      for (int64_t m = m0; m < std::min(M, m0 + kAmxTile); ++m) {
-        for (int64_t n = lo; n < hi; ++n) y[m * N + n] = Finish(c[n - n16][m - m0], bias, n);
+  alignas(64) float c[4][kAmxTile][kAmxTile];
+  const int64_t block_rows = std::max<int64_t>(1, kAmxBlockBytes / (2 * kAmxTile * chunks * kAmxChunk * 2)) * 2 * kAmxTile;
+  for (int64_t n0 = n_begin / kAmxTile * kAmxTile; n0 < n_end; n0 += block_rows) {
+    const int64_t n1 = std::min(n_end, n0 + block_rows);
+    for (int64_t g = 0; g < groups; g += 2) {
+      const int gs = groups - g >= 2 ? 2 : 1;
+      for (int64_t n = n0; n < n1; n += 2 * kAmxTile) {
+        const int tiles = n + kAmxTile < n1 ? 2 : 1;
+        const uint16_t* a = w + n * K;
+        int64_t a_stride = K * 2;
+        const bool in_place = K % kAmxChunk == 0 && n + tiles * kAmxTile <= N;
+        if (!in_place) {
+          padded.assign(tiles * kAmxTile * chunks * kAmxChunk, 0);
+          for (int64_t i = 0; i < tiles * kAmxTile && n + i < N; ++i)
+            std::copy(a + i * K, a + (i + 1) * K, padded.begin() + i * chunks * kAmxChunk);
+          a = padded.data();
+          a_stride = chunks * kAmxChunk * 2;
+        }
+        // Prefetch while the first groups pass: later ones find the block in cache.
+        const uint16_t* next_a = g == 0 && in_place && n + 4 * kAmxTile <= N ? a + 2 * kAmxTile * K : nullptr;
+        AmxBlockOf(tiles, gs, a, a_stride, next_a, right.data() + g * chunks * kAmxTileWords, chunks, c);
+        for (int i = 0; i < tiles; ++i) {
+          const int64_t lo = std::max(n_begin, n + i * kAmxTile), hi = std::min(n_end, n + (i + 1) * kAmxTile);
+          for (int j = 0; j < gs; ++j) {
+            const int64_t m0 = (g + j) * kAmxTile;
+            const float(&tile)[kAmxTile][kAmxTile] = c[2 * i + j];
+            for (int64_t m = m0; m < std::min(M, m0 + kAmxTile); ++m) {
+              for (int64_t col = lo; col < hi; ++col) y[m * N + col] = Finish(tile[col - n - i * kAmxTile][m - m0], bias, col);
+            }
+          }
+        }
       }
     }
   }

@@ -137,27 +137,18 @@ uint16_t* Bf16Words(const torch::Tensor& t) {
   return t.defined() ? reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()) : nullptr;
 }
 
-torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
-                            Bf16Kernel kernel) {
-  const bool no_graph =
-      !torch::GradMode::is_enabled() ||
-      !(x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+torch::Tensor Bf16Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, Bf16Kernel kernel) {
   const int64_t K = w.size(1), N = w.size(0);
-  if (kernel == Bf16Kernel::kNone || !no_graph || !x.device().is_cpu() ||
-      x.scalar_type() != torch::kBFloat16 || w.scalar_type() != torch::kBFloat16 ||
-      (b.defined() && b.scalar_type() != torch::kBFloat16) || !w.is_contiguous() ||
-      x.size(-1) != K || x.numel() / K > Bf16KernelMaxRows(kernel)) {
-    return torch::linear(x, w, b);
-  }
   const torch::Tensor x2 = x.reshape({-1, K}).contiguous();
   const torch::Tensor b1 = b.defined() ? b.contiguous() : b;
   const int64_t M = x2.size(0);
   torch::Tensor y = torch::empty({M, N}, x.options());
   uint16_t* out = Bf16Words(y);
-  // Threads take blocks of 64 weight rows, and at least 2 Mi weights (4 MiB) each: waking a
-  // sleeping OpenMP thread costs more than a smaller product (k_proj: 0.1 Mi).
-  constexpr int64_t kColumns = 64, kMinWeightsPerThread = int64_t{1} << 21;
-  const int64_t grain = std::max<int64_t>(1, kMinWeightsPerThread / (kColumns * K));
+  // Threads take blocks of 64 weight rows, and at least 2 Mi multiply-adds each (at one row, 2 Mi
+  // weights: 4 MiB): waking a sleeping OpenMP thread costs more than a smaller product (k_proj
+  // at one row: 0.1 Mi). More rows make each weight more work, so smaller shares pay.
+  constexpr int64_t kColumns = 64, kMinMacsPerThread = int64_t{1} << 21;
+  const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / (kColumns * K * std::max<int64_t>(M, 1)));
   at::parallel_for(0, (N + kColumns - 1) / kColumns, grain, [&](int64_t begin, int64_t end) {
     Bf16GemmColumns(kernel, Bf16Words(x2), Bf16Words(w), Bf16Words(b1), out, M, N, K, begin * kColumns,
                     std::min(N, end * kColumns));
@@ -165,6 +156,21 @@ torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, cons
   std::vector<int64_t> sizes = x.sizes().vec();
   sizes.back() = N;
   return y.view(sizes);
+}
+
+torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                            Bf16Kernel kernel) {
+  const bool no_graph =
+      !torch::GradMode::is_enabled() ||
+      !(x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+  const int64_t K = w.size(1);
+  if (kernel == Bf16Kernel::kNone || !no_graph || !x.device().is_cpu() ||
+      x.scalar_type() != torch::kBFloat16 || w.scalar_type() != torch::kBFloat16 ||
+      (b.defined() && b.scalar_type() != torch::kBFloat16) || !w.is_contiguous() ||
+      x.size(-1) != K || x.numel() / K > Bf16KernelMaxRows(kernel)) {
+    return torch::linear(x, w, b);
+  }
+  return Bf16Linear(x, w, b, kernel);
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x_in) {

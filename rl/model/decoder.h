@@ -106,6 +106,9 @@ class KvCache {
 // rows, another dtype or another device use torch::linear.
 torch::Tensor LinearForward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Bf16Kernel kernel);
+// The same product on `kernel` whatever the row count, split across LibTorch's threads: x
+// [..., K], w [N,K] contiguous and b [N] (or undefined), all bf16 on the CPU; no gradient.
+torch::Tensor Bf16Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, Bf16Kernel kernel);
 
 // A bf16 tensor's storage as the 16-bit words the hand-written kernels read and write
 // (rl/model/bf16_gemm.h, rl/model/bf16_fused.h); null for an undefined tensor. Throws for

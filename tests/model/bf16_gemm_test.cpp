@@ -107,6 +107,37 @@ TEST_CASE("a row's result does not depend on the batch or the column split", "[b
   }
 }
 
+TEST_CASE("products past one cache block of weights", "[bf16_gemm]") {
+  // The AMX kernel walks weights in blocks of about 1 MiB (256 rows at K = 2,016) and pairs of
+  // tiles within them: 600 rows are three blocks, the last ending in a partial pair and a
+  // partial tile; 37 rows of x are two groups and a partial one. K = 2,000 takes the padded path.
+  for (Bf16Kernel kernel : SupportedKernels()) {
+    for (int64_t K : {2016, 2000}) {
+      INFO(rl::model::Bf16KernelName(kernel) << " K=" << K);
+      const Problem p(37, 600, K, static_cast<uint32_t>(K));
+      const std::vector<uint16_t> y = p.Run(kernel, /*with_bias=*/true);
+      for (int64_t m : {int64_t{0}, int64_t{17}, int64_t{36}}) {
+        for (int64_t n : {int64_t{0}, int64_t{255}, int64_t{256}, int64_t{511}, int64_t{599}}) {
+          double ref = ToDouble(p.bias[n]), scale = std::fabs(ref);
+          for (int64_t k = 0; k < K; ++k) {
+            const double t = ToDouble(p.x[m * K + k]) * ToDouble(p.w[n * K + k]);
+            ref += t;
+            scale += std::fabs(t);
+          }
+          INFO("m=" << m << " n=" << n);
+          CHECK(std::fabs(ToDouble(y[m * p.N + n]) - ref) <= std::fabs(ref) * 0x1p-8 + scale * 1e-5 + 1e-30);
+        }
+      }
+      CHECK(p.Run(kernel, true, /*splits=*/7) == y);
+      Problem alone = p;
+      alone.M = 1;
+      alone.x.assign(p.x.begin() + 33 * K, p.x.begin() + 34 * K);
+      const std::vector<uint16_t> row = alone.Run(kernel, true);
+      CHECK(std::equal(row.begin(), row.end(), y.begin() + 33 * p.N));
+    }
+  }
+}
+
 TEST_CASE("without a bias, with zeros and with infinities", "[bf16_gemm]") {
   for (Bf16Kernel kernel : SupportedKernels()) {
     INFO(rl::model::Bf16KernelName(kernel));
