@@ -385,8 +385,8 @@ RL_TARGET_AMX void AmxBlockOf(int tiles, int groups, const uint16_t* a, int64_t 
   AmxBlock<1, 1>(a, a_stride, next_a, right, chunks, c);
 }
 
-// Blocks of kAmxBlockRows weight rows; within one, pairs of x row groups pass pairs of weight
-// tiles. Tiles sit on multiples of 16 rows of w whatever [n_begin, n_end) is, so every output
+// Blocks of weight rows of about kAmxBlockBytes; within one, pairs of x row groups pass pairs
+// of weight tiles. Tiles sit on multiples of 16 rows of w whatever [n_begin, n_end) is, so every output
 // is computed the same way however the columns are split.
 RL_TARGET_AMX void GemmColumnsAmx(const uint16_t* x, const uint16_t* w, const uint16_t* bias,
                                   uint16_t* y, int64_t M, int64_t N, int64_t K, int64_t n_begin,
