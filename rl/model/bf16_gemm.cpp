@@ -401,20 +401,23 @@ RL_TARGET_AMX void GemmColumnsAmx(const uint16_t* x, const uint16_t* w, const ui
   const int64_t block_rows = std::max<int64_t>(1, kAmxBlockBytes / (2 * kAmxTile * chunks * kAmxChunk * 2)) * 2 * kAmxTile;
   for (int64_t n0 = n_begin / kAmxTile * kAmxTile; n0 < n_end; n0 += block_rows) {
     const int64_t n1 = std::min(n_end, n0 + block_rows);
+    // The block's rows are read in place, or copied once, zero-padded, when a tile would read
+    // past a row's end (K not a multiple of 32) or past w's last row.
+    const int64_t rows = (n1 - n0 + kAmxTile - 1) / kAmxTile * kAmxTile;
+    const bool in_place = K % kAmxChunk == 0 && n0 + rows <= N;
+    const uint16_t* block = w + n0 * K;
+    const int64_t a_stride = in_place ? K * 2 : chunks * kAmxChunk * 2;
+    if (!in_place) {
+      padded.assign(rows * chunks * kAmxChunk, 0);
+      for (int64_t i = 0; i < rows && n0 + i < N; ++i)
+        std::copy(block + i * K, block + (i + 1) * K, padded.begin() + i * chunks * kAmxChunk);
+      block = padded.data();
+    }
     for (int64_t g = 0; g < groups; g += 2) {
       const int gs = groups - g >= 2 ? 2 : 1;
       for (int64_t n = n0; n < n1; n += 2 * kAmxTile) {
         const int tiles = n + kAmxTile < n1 ? 2 : 1;
-        const uint16_t* a = w + n * K;
-        int64_t a_stride = K * 2;
-        const bool in_place = K % kAmxChunk == 0 && n + tiles * kAmxTile <= N;
-        if (!in_place) {
-          padded.assign(tiles * kAmxTile * chunks * kAmxChunk, 0);
-          for (int64_t i = 0; i < tiles * kAmxTile && n + i < N; ++i)
-            std::copy(a + i * K, a + (i + 1) * K, padded.begin() + i * chunks * kAmxChunk);
-          a = padded.data();
-          a_stride = chunks * kAmxChunk * 2;
-        }
+        const uint16_t* a = block + (n - n0) * a_stride / 2;
         // Prefetch while the first groups pass: later ones find the block in cache.
         const uint16_t* next_a = g == 0 && in_place && n + 4 * kAmxTile <= N ? a + 2 * kAmxTile * K : nullptr;
         AmxBlockOf(tiles, gs, a, a_stride, next_a, right.data() + g * chunks * kAmxTileWords, chunks, c);

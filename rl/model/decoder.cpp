@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -138,6 +139,11 @@ uint16_t* Bf16Words(const torch::Tensor& t) {
 }
 
 torch::Tensor Bf16Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, Bf16Kernel kernel) {
+  if (w.dim() != 2 || !w.is_contiguous() || x.size(-1) != w.size(1) || (b.defined() && b.numel() != w.size(0)) ||
+      !x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != torch::kBFloat16 ||
+      w.scalar_type() != torch::kBFloat16 || (b.defined() && b.scalar_type() != torch::kBFloat16)) {
+    throw std::invalid_argument("Bf16Linear: needs bf16 CPU tensors x [..., K], w [N, K] contiguous, b [N]");
+  }
   const int64_t K = w.size(1), N = w.size(0);
   const torch::Tensor x2 = x.reshape({-1, K}).contiguous();
   const torch::Tensor b1 = b.defined() ? b.contiguous() : b;

@@ -345,6 +345,19 @@ TEST_CASE("bfloat16 products on the CPU kernels agree with LibTorch's", "[model]
   }
 }
 
+TEST_CASE("Bf16Linear refuses what its kernels cannot read", "[model]") {
+  const rl::model::Bf16Kernel kernel = rl::model::BestBf16Kernel();
+  if (kernel == rl::model::Bf16Kernel::kNone) return;  // no kernel on this CPU
+  const auto bf16 = torch::TensorOptions().dtype(torch::kBFloat16);
+  const torch::Tensor x = torch::randn({3, 8}).to(torch::kBFloat16), w = torch::randn({5, 8}).to(torch::kBFloat16);
+  const torch::Tensor y = rl::model::Bf16Linear(x, w, {}, kernel);
+  CHECK(MaxAbsDiff(y, torch::linear(x, w)) < 0.05 * torch::linear(x, w).abs().max().item<double>());
+  CHECK_THROWS_AS(rl::model::Bf16Linear(x.to(torch::kFloat32), w, {}, kernel), std::invalid_argument);
+  CHECK_THROWS_AS(rl::model::Bf16Linear(x, torch::randn({8, 5}, bf16).t(), {}, kernel), std::invalid_argument);
+  CHECK_THROWS_AS(rl::model::Bf16Linear(x, torch::randn({5, 7}, bf16), {}, kernel), std::invalid_argument);
+  CHECK_THROWS_AS(rl::model::Bf16Linear(x, w, torch::zeros({4}, bf16), kernel), std::invalid_argument);
+}
+
 TEST_CASE("gradients reach every parameter", "[model]") {
   Decoder model = TinyModel();
   model->train();
