@@ -2,7 +2,8 @@
 // for the weight shapes of Qwen2.5-0.5B and a range of row counts M (decode: M = batch; prefill
 // and log-prob passes: M = batch × tokens). Prints GFLOP/s and weight GB/s, medians of
 // --repeats, the candidates interleaved within each repeat so that load on a shared machine
-// hits them alike. It is what decides rl::model's kBf16KernelMaxRows.
+// hits them alike. It is what decides rl::model's Bf16KernelMaxRows. On a CPU with AMX,
+// ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 with --kernel avx512 compares what one without AMX runs.
 //
 //   gemm_bench                                   # all shapes, M = 1..256
 //   gemm_bench --rows 1,16 --repeats 7

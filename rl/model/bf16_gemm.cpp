@@ -486,8 +486,9 @@ int64_t Bf16KernelMaxRows(Bf16Kernel kernel) {
   switch (kernel) {
     case Bf16Kernel::kAmx:
       return 32;
-    case Bf16Kernel::kAvx2:
     case Bf16Kernel::kAvx512:
+      return 8;
+    case Bf16Kernel::kAvx2:
       return 4;
     default:
       return 0;
