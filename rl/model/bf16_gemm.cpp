@@ -485,7 +485,7 @@ std::string_view Bf16KernelName(Bf16Kernel kernel) {
 int64_t Bf16KernelMaxRows(Bf16Kernel kernel) {
   switch (kernel) {
     case Bf16Kernel::kAmx:
-      return 32;
+      return 64;
     case Bf16Kernel::kAvx512:
       return 8;
     case Bf16Kernel::kAvx2:
