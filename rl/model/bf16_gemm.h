@@ -42,10 +42,11 @@ bool Bf16KernelSupported(Bf16Kernel kernel);
 // Rapids VM, bench/model/gemm_bench (2 threads) puts kAmx at 1.04-2.2x oneDNN's rate up to 32
 // rows on every Qwen2.5-0.5B matrix, 0.91-1.38x at 64 (three runs; one matrix under 1 once),
 // 0.98-1.11x at 128 and 0.61-1.05x from 256 (prefill, log-prob passes); model_bench's decode at
-// batch 64 ran 1.19-1.39x faster with this bound at 64 than at 32 (two alternating pairs). kAvx512 against oneDNN kept off AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16,
-// the code a CPU with AVX512-BF16 and no AMX runs), same VM, two runs: 1.29-2.15x at 8 rows on
-// every matrix, 0.97-1.58x at 16, 0.85-1.51x at 32. kAvx2's 4 is unmeasured past 4 rows (an
-// AVX2-only CPU, where LibTorch does not use oneDNN for bf16, was not at hand).
+// batch 64 ran 1.19-1.39x faster with this bound at 64 than at 32 (two alternating pairs).
+// kAvx512 against oneDNN kept off AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16, the code a CPU with
+// AVX512-BF16 and no AMX runs), same VM, two runs: 1.29-2.15x at 8 rows on every matrix,
+// 0.97-1.58x at 16, 0.85-1.51x at 32. kAvx2's 4 is unmeasured past 4 rows (an AVX2-only CPU,
+// where LibTorch does not use oneDNN for bf16, was not at hand).
 int64_t Bf16KernelMaxRows(Bf16Kernel kernel);
 // "torch" (kNone: LibTorch computes), "avx2", "avx512", "amx".
 std::string_view Bf16KernelName(Bf16Kernel kernel);

@@ -1,5 +1,5 @@
 // The training configuration: a YAML document and the command line's overrides on it
-// ("grpo.steps=3", common/config_yaml.h), as `rl train FILE --set ...` reads them.
+// ("grpo.steps=3", common/config_yaml.h), as `rl train CONFIG.yaml KEY=VALUE ...` reads them.
 // Input (tests/fuzz/fuzz_input.h): a selector byte whose value modulo 4 is the number of
 // overrides, that many NUL-terminated overrides, then the document:
 //   printf '1%s\0%s' 'grpo.steps=3' "$(cat configs/quickstart.yaml)"
@@ -58,6 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string printed = rl::trainer::ToYaml(config);
   RequireReadBack(printed, {}, "ParseTrainConfig(ToYaml(c)) gives back c");
-  RequireReadBack(printed, overrides, "ToYaml(c) with c's overrides applied again gives back c");
+  if (!overrides.empty()) {  // without, the same check as the line above
+    RequireReadBack(printed, overrides, "ToYaml(c) with c's overrides applied again gives back c");
+  }
   return 0;
 }
