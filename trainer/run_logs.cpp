@@ -49,7 +49,7 @@ RunLogs::RunLogs(const RunSection& run, int64_t start_step) : run_(run) {
   metrics_ = OpenForAppend(out / "metrics.jsonl");
   DropLinesAfterStep(out / "completions.jsonl", start_step);
   if (run.log_completions_steps > 0) completions_ = OpenForAppend(out / "completions.jsonl");
-  if (run.tensorboard) tensorboard_.emplace((out / "tensorboard").string());
+  if (run.tensorboard) tensorboard_.emplace((out / "tensorboard").string(), start_step == 0 ? 0 : start_step + 1);
 }
 
 void RunLogs::Step(const nlohmann::ordered_json& metrics, std::span<const CompletionRecord> completions) {

@@ -6,7 +6,9 @@
 //                                 completion (trainer/completion_log.h); with several ranks, rank
 //                                 0's share of the groups (GrpoTrainer::completions)
 //   output_dir/tensorboard/       with run.tensorboard: an event file with every numeric metric
-//                                 of every step and the evaluations (trainer/tensorboard.h)
+//                                 of every step and the evaluations (trainer/tensorboard.h);
+//                                 TensorBoard then hides what earlier files hold from the
+//                                 steps this run logs on (a fresh run's: all of it)
 //   the terminal                  every run.logging_steps steps and the last: the caller's
 //                                 progress line, then run.num_completions_to_print completions
 //
@@ -45,7 +47,8 @@ void DropLinesAfterStep(const std::filesystem::path& path, int64_t step);
 class RunLogs {
  public:
   // Opens the files under run.output_dir (which must exist) after the step the run starts
-  // from: 0 for a fresh run, whose files start empty.
+  // from: 0 for a fresh run, whose files start empty (its event file from step 0, the
+  // evaluation before GRPO; a resumed run's from start_step + 1).
   RunLogs(const RunSection& run, int64_t start_step);
 
   RunLogs(const RunLogs&) = delete;

@@ -81,6 +81,19 @@ std::string EncodeFileVersionEvent(double wall_time) {
   return event;
 }
 
+std::string EncodeSessionStartEvent(double wall_time, int64_t step) {
+  std::string session_log;
+  PutKey(session_log, 1, kVarint);
+  PutVarint(session_log, 1);  // SessionLog.START
+  std::string event;
+  PutKey(event, 1, kFixed64);
+  PutLittleEndian<uint64_t>(event, std::bit_cast<uint64_t>(wall_time));
+  PutKey(event, 2, kVarint);
+  PutVarint(event, static_cast<uint64_t>(step));
+  PutBytesField(event, 7, session_log);
+  return event;
+}
+
 std::string EncodeScalarEvent(double wall_time, int64_t step, std::string_view tag, float value) {
   std::string summary_value;
   PutBytesField(summary_value, 1, tag);
@@ -102,7 +115,7 @@ std::string TensorBoardTag(std::string_view metric) {
   return "train/" + std::string(metric);
 }
 
-TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
+TensorBoardWriter::TensorBoardWriter(const std::string& dir, int64_t first_step) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("tensorboard: cannot create '" + dir + "': " + ec.message());
@@ -112,6 +125,7 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   out_.open(path_, std::ios::binary | std::ios::app);
   if (!out_) throw std::runtime_error("tensorboard: cannot open '" + path_ + "' for writing");
   out_ << FrameRecord(EncodeFileVersionEvent(WallTime()));
+  out_ << FrameRecord(EncodeSessionStartEvent(WallTime(), first_step));
   Flush();
 }
 

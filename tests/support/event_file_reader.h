@@ -4,8 +4,10 @@
 // Throws std::runtime_error naming the record and what is wrong with it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -20,6 +22,7 @@ struct TbEvent {
   int64_t step = 0;
   std::string file_version;
   std::vector<std::pair<std::string, float>> values;  // Summary.value: (tag, simple_value)
+  int64_t session_status = 0;                         // SessionLog.status; 1: START
 };
 
 inline uint32_t SpecCrc32c(const std::string& data) {
@@ -102,6 +105,13 @@ inline TbEvent ParseEvent(std::string bytes) {
       e.step = static_cast<int64_t>(c.Varint());
     } else if (key == ((3 << 3) | 2)) {
       e.file_version = c.Bytes();
+    } else if (key == ((7 << 3) | 2)) {
+      ProtoCursor session_log(c.Bytes());
+      while (!session_log.done()) {
+        const uint64_t k = session_log.Varint();
+        if (k == ((1 << 3) | 0)) e.session_status = static_cast<int64_t>(session_log.Varint());
+        else session_log.Skip(k & 7);
+      }
     } else if (key == ((5 << 3) | 2)) {
       ProtoCursor summary(c.Bytes());
       while (!summary.done()) {
@@ -134,6 +144,29 @@ inline std::vector<TbEvent> ReadEventFile(const std::string& path) {
     events.push_back(ParseEvent(std::move(data)));
   }
   return events;
+}
+
+// The scalar events TensorBoard keeps for the run directory `dir`, as its loader with
+// file_version 2 does (tensorboard/backend/event_processing/plugin_event_accumulator.py,
+// _CheckForRestartAndMaybePurge): the files in name order, and at every SessionLog START but
+// the directory's first, every scalar read so far at that step or later dropped.
+inline std::vector<TbEvent> ShownEvents(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  std::vector<TbEvent> shown;
+  bool started = false;
+  for (const std::filesystem::path& file : files) {
+    for (TbEvent& e : ReadEventFile(file.string())) {
+      if (e.session_status == 1) {
+        if (started) std::erase_if(shown, [&](const TbEvent& s) { return s.step >= e.step; });
+        started = true;
+      } else if (!e.values.empty()) {
+        shown.push_back(std::move(e));
+      }
+    }
+  }
+  return shown;
 }
 
 }  // namespace rl::testing

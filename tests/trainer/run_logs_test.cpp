@@ -3,7 +3,8 @@
 // (tests/support/event_file_reader.h) holds exactly metrics.jsonl's numbers and the
 // evaluations; completions.jsonl has its keys and one line per completion of every
 // run.log_completions_steps-th step; the terminal shows every run.logging_steps-th step with
-// run.num_completions_to_print completions; a resumed run drops what followed its checkpoint.
+// run.num_completions_to_print completions; a resumed run drops what followed its checkpoint,
+// and TensorBoard, reading the directory as its loader does, shows each step once.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +29,7 @@ namespace fs = std::filesystem;
 using rl::testing::ReadJsonLines;
 using namespace rl::trainer;
 using rl::testing::ReadEventFile;
+using rl::testing::ShownEvents;
 using rl::testing::TbEvent;
 using rl::testing::TempDir;
 
@@ -72,6 +74,35 @@ std::map<std::pair<std::string, int64_t>, float> Scalars(const std::vector<TbEve
     for (const auto& [tag, value] : e.values) {
       INFO(tag << " at step " << e.step);
       CHECK(scalars.emplace(std::pair(tag, e.step), value).second);  // each once
+    }
+  }
+  return scalars;
+}
+
+// What TensorBoard shows of the run: (tag, step) -> value, each once.
+std::map<std::pair<std::string, int64_t>, float> ShownScalars(const fs::path& run) {
+  return Scalars(ShownEvents(run / "tensorboard"));
+}
+
+// What it should show: every number of every metrics.jsonl line, as a float, under train/<key>
+// (eval/ keys as they are), and the evaluations before GRPO (step 0) and after it (the last
+// step), as eval.json has them.
+std::map<std::pair<std::string, int64_t>, float> LoggedScalars(const fs::path& run) {
+  std::map<std::pair<std::string, int64_t>, float> scalars;
+  int64_t last = 0;
+  for (const nlohmann::json& m : ReadJsonLines(run / "metrics.jsonl")) {
+    last = m["step"].get<int64_t>();
+    for (const auto& [key, value] : m.items()) {
+      if (key == "step") continue;
+      const std::string tag = key.rfind("eval/", 0) == 0 ? key : "train/" + key;
+      CHECK(scalars.emplace(std::pair(tag, last), static_cast<float>(value.get<double>())).second);
+    }
+  }
+  std::ifstream eval_file(run / "eval.json");
+  const nlohmann::json eval = nlohmann::json::parse(eval_file);
+  for (const auto& [name, step] : {std::pair<std::string, int64_t>("before_grpo", 0), {"after_grpo", last}}) {
+    for (const char* key : {"format_rate", "accuracy"}) {
+      CHECK(scalars.emplace(std::pair("eval/" + std::string(key), step), eval[name][key].get<float>()).second);
     }
   }
   return scalars;
@@ -135,32 +166,12 @@ TEST_CASE("a run's TensorBoard events equal its metrics.jsonl; completions.jsonl
   REQUIRE(files.size() == 1);
   CHECK(files[0].filename().string().rfind("events.out.tfevents.", 0) == 0);
   const std::vector<TbEvent> events = ReadEventFile(files[0].string());
-  REQUIRE(!events.empty());
+  REQUIRE(events.size() >= 2);
   CHECK(events[0].file_version == "brain.Event:2");
-  std::map<std::pair<std::string, int64_t>, float> scalars = Scalars(events);
-
-  // Every number of every metrics line, as a float, under train/<key> (eval/ keys as they are).
-  for (const nlohmann::json& m : metrics) {
-    const int64_t step = m["step"].get<int64_t>();
-    for (const auto& [key, value] : m.items()) {
-      if (key == "step") continue;
-      const std::string tag = key.rfind("eval/", 0) == 0 ? key : "train/" + key;
-      INFO(tag << " at step " << step);
-      REQUIRE(scalars.count({tag, step}) == 1);
-      CHECK(scalars[{tag, step}] == static_cast<float>(value.get<double>()));
-      scalars.erase({tag, step});
-    }
-  }
+  CHECK(events[1].session_status == 1);  // START at step 0, before the evaluation before GRPO
+  CHECK(events[1].step == 0);
   CHECK(metrics[1].contains("eval/accuracy"));  // evaluated during GRPO at step 2
-  // Left: the evaluations before (step 0) and after GRPO (step 4), as eval.json has them.
-  std::ifstream eval_file(run / "eval.json");
-  const nlohmann::json eval = nlohmann::json::parse(eval_file);
-  const std::map<std::pair<std::string, int64_t>, float> evaluations = {
-      {{"eval/format_rate", 0}, eval["before_grpo"]["format_rate"].get<float>()},
-      {{"eval/accuracy", 0}, eval["before_grpo"]["accuracy"].get<float>()},
-      {{"eval/format_rate", 4}, eval["after_grpo"]["format_rate"].get<float>()},
-      {{"eval/accuracy", 4}, eval["after_grpo"]["accuracy"].get<float>()}};
-  CHECK(scalars == evaluations);
+  CHECK(ShownScalars(run) == LoggedScalars(run));
 
   // completions.jsonl: steps 2 and 4, one line per completion (2 prompts x 4).
   const std::vector<nlohmann::json> completions = ReadJsonLines(run / "completions.jsonl");
@@ -190,10 +201,16 @@ TEST_CASE("a run's TensorBoard events equal its metrics.jsonl; completions.jsonl
   CHECK(std::vector(again.begin() + 8, again.end()) == std::vector(completions.begin() + 8, completions.end()));
   const std::vector<fs::path> now = EventFiles(run);
   CHECK(now.size() <= 2);  // a new file, unless opened within the same second (then appended to)
-  std::set<int64_t> steps;
+  std::set<int64_t> steps, starts;
   for (const TbEvent& e : ReadEventFile(now.back().string())) {
     if (!e.values.empty()) steps.insert(e.step);
+    if (e.session_status == 1) starts.insert(e.step);
   }
   CHECK(steps.count(3) == 1);
   CHECK(steps.count(4) == 1);
+  CHECK(starts.count(3) == 1);  // the first step the resumed run logs
+  // Steps 3 and 4 were logged twice, but TensorBoard shows each once, the resumed run's value:
+  // exactly the rewritten metrics.jsonl, the evaluation before GRPO (from the checkpoint) and
+  // the resumed run's after it.
+  CHECK(ShownScalars(run) == LoggedScalars(run));
 }

@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -18,6 +21,7 @@
 namespace fs = std::filesystem;
 using namespace rl::trainer;
 using rl::testing::ReadEventFile;
+using rl::testing::ShownEvents;
 using rl::testing::TbEvent;
 using rl::testing::TempDir;
 
@@ -50,7 +54,7 @@ TEST_CASE("scalars written by the writer read back through the specification's r
   const TempDir tmp;
   std::string path;
   {
-    TensorBoardWriter tb(tmp / "tensorboard");
+    TensorBoardWriter tb(tmp / "tensorboard", 1);
     path = tb.path();
     tb.AddScalar("train/reward", 0.75, 1);
     tb.AddScalar("train/kl", -1.5e-3, 2);
@@ -58,18 +62,23 @@ TEST_CASE("scalars written by the writer read back through the specification's r
     tb.Flush();
     // Flushed: the file is complete while the writer is still open (a killed run keeps it).
     const std::vector<TbEvent> flushed = ReadEventFile(path);
-    CHECK(flushed.size() == 4);
+    CHECK(flushed.size() == 5);
   }
   const std::vector<TbEvent> events = ReadEventFile(path);
-  REQUIRE(events.size() == 4);
+  REQUIRE(events.size() == 5);
   CHECK(events[0].file_version == "brain.Event:2");
   CHECK(events[0].values.empty());
+  CHECK(events[0].session_status == 0);
   const double now = static_cast<double>(::time(nullptr));
   CHECK(std::abs(events[0].wall_time - now) < 60);
+  CHECK(events[1].session_status == 1);  // START, at the first step the writer logs
+  CHECK(events[1].step == 1);
+  CHECK(events[1].values.empty());
+  CHECK(events[1].file_version.empty());
   const std::vector<std::tuple<std::string, float, int64_t>> expected = {
       {"train/reward", 0.75f, 1}, {"train/kl", -1.5e-3f, 2}, {"eval/accuracy ü", 1e30f, int64_t{1} << 40}};
   for (size_t i = 0; i < expected.size(); ++i) {
-    const TbEvent& e = events[i + 1];
+    const TbEvent& e = events[i + 2];
     INFO(i);
     REQUIRE(e.values.size() == 1);
     CHECK(e.values[0].first == std::get<0>(expected[i]));
@@ -80,10 +89,44 @@ TEST_CASE("scalars written by the writer read back through the specification's r
   }
 }
 
+TEST_CASE("a writer started at step T hides the steps from T on that the directory's earlier writers logged",
+          "[tensorboard]") {
+  const TempDir tmp;
+  const std::string dir = tmp / "tensorboard";
+  // (tag, step, value) of what TensorBoard shows, in the order read.
+  const auto shown = [&] {
+    std::vector<std::tuple<std::string, int64_t, float>> out;
+    for (const TbEvent& e : ShownEvents(dir)) {
+      for (const auto& [tag, value] : e.values) out.emplace_back(tag, e.step, value);
+    }
+    return out;
+  };
+  {
+    TensorBoardWriter first(dir, 0);  // the directory's first START: a start, nothing hidden
+    for (int64_t step = 0; step <= 5; ++step) first.AddScalar("train/loss", static_cast<double>(step), step);
+    first.Flush();
+  }
+  CHECK(shown().size() == 6);
+  {
+    TensorBoardWriter resumed(dir, 4);  // a run resumed from step 3's checkpoint
+    resumed.AddScalar("train/loss", 40.0, 4);
+    resumed.Flush();
+  }
+  using Shown = std::vector<std::tuple<std::string, int64_t, float>>;
+  CHECK(shown() == Shown{{"train/loss", 0, 0.0f}, {"train/loss", 1, 1.0f}, {"train/loss", 2, 2.0f},
+                         {"train/loss", 3, 3.0f}, {"train/loss", 4, 40.0f}});
+  {
+    TensorBoardWriter fresh(dir, 0);  // a fresh run in the same directory: all of the above hidden
+    fresh.AddScalar("eval/accuracy", 0.5, 0);
+    fresh.Flush();
+  }
+  CHECK(shown() == Shown{{"eval/accuracy", 0, 0.5f}});
+}
+
 TEST_CASE("the file is named events.out.tfevents.<unix time>.<hostname>", "[tensorboard]") {
   const TempDir tmp;
   const auto before = ::time(nullptr);
-  TensorBoardWriter tb((tmp.path() / "a" / "b").string());  // directories created
+  TensorBoardWriter tb((tmp.path() / "a" / "b").string(), 0);  // directories created
   char host[256] = {};
   REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
   const std::string name = fs::path(tb.path()).filename().string();
@@ -102,7 +145,7 @@ TEST_CASE("a metrics line becomes train/ scalars; eval/ keeps its name; non-numb
   const TempDir tmp;
   std::string path;
   {
-    TensorBoardWriter tb(tmp.str());
+    TensorBoardWriter tb(tmp.str(), 7);
     path = tb.path();
     const nlohmann::ordered_json m = {{"step", 7},          {"reward", 0.5},          {"unscorable", 2},
                                       {"note", "text"},     {"flag", true},           {"missing", nullptr},
@@ -112,7 +155,7 @@ TEST_CASE("a metrics line becomes train/ scalars; eval/ keeps its name; non-numb
   }
   const std::vector<TbEvent> events = ReadEventFile(path);
   std::vector<std::pair<std::string, float>> got;
-  for (size_t i = 1; i < events.size(); ++i) {
+  for (size_t i = 2; i < events.size(); ++i) {  // after the file_version and the START
     CHECK(events[i].step == 7);
     got.push_back(events[i].values.at(0));
   }
@@ -124,6 +167,6 @@ TEST_CASE("a metrics line becomes train/ scalars; eval/ keeps its name; non-numb
 TEST_CASE("a directory that cannot be made is an error naming it", "[tensorboard]") {
   const TempDir tmp;
   std::ofstream(tmp / "file") << "not a directory";
-  CHECK_THROWS_WITH(TensorBoardWriter((tmp.path() / "file" / "tensorboard").string()),
+  CHECK_THROWS_WITH(TensorBoardWriter((tmp.path() / "file" / "tensorboard").string(), 0),
                     Catch::Contains("tensorboard: cannot create") && Catch::Contains("file/tensorboard"));
 }

@@ -8,7 +8,8 @@ run with run.tensorboard does. The file is read here twice, independently of the
   * the Event through Google's protobuf runtime (Debian's python3-protobuf), its message types
     built from the field numbers and types of TensorBoard's tensorboard/compat/proto/event.proto
     and summary.proto (Apache-2.0): only the fields the writer uses.
-Every number of every line must come back as that number rounded to float32, tagged
+The file must start with the file_version and a SessionLog START at the first line's step; every
+number of every line must then come back as that number rounded to float32, tagged
 "train/<key>" ("eval/<key>" kept), at the line's step.
 """
 
@@ -102,8 +103,8 @@ def fields(data):
 
 
 def decode_with_struct(body):
-    """An Event as (wall_time, step, file_version, [(tag, value)])."""
-    wall_time, step, version, values = None, 0, None, []
+    """An Event as (wall_time, step, file_version, [(tag, value)], session_log status)."""
+    wall_time, step, version, values, status = None, 0, None, [], None
     for number, wire, raw in fields(body):
         if (number, wire) == (1, 1):
             (wall_time,) = struct.unpack("<d", raw)
@@ -121,9 +122,13 @@ def decode_with_struct(body):
                     elif (vn, vw) == (2, 5):
                         (scalar,) = struct.unpack("<f", vraw)
                 values.append((tag, scalar))
+        elif (number, wire) == (7, 2):
+            for n, w, value in fields(raw):
+                assert (n, w) == (1, 0)
+                status = value
         else:
             raise AssertionError(f"unexpected field {number} (wire type {wire})")
-    return wall_time, step, version, values
+    return wall_time, step, version, values, status
 
 
 def event_class():
@@ -137,12 +142,20 @@ def event_class():
     value.field.add(name="simple_value", number=2, type=T.TYPE_FLOAT, label=T.LABEL_OPTIONAL)
     summary.field.add(name="value", number=1, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
                       type_name=".tensorboard.Summary.Value")
+    session_log = f.message_type.add(name="SessionLog")
+    status = session_log.enum_type.add(name="SessionStatus")
+    for name, number in [("STATUS_UNSPECIFIED", 0), ("START", 1), ("STOP", 2), ("CHECKPOINT", 3)]:
+        status.value.add(name=name, number=number)
+    session_log.field.add(name="status", number=1, type=T.TYPE_ENUM, label=T.LABEL_OPTIONAL,
+                          type_name=".tensorboard.SessionLog.SessionStatus")
     event = f.message_type.add(name="Event")
     event.field.add(name="wall_time", number=1, type=T.TYPE_DOUBLE, label=T.LABEL_OPTIONAL)
     event.field.add(name="step", number=2, type=T.TYPE_INT64, label=T.LABEL_OPTIONAL)
     event.field.add(name="file_version", number=3, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
     event.field.add(name="summary", number=5, type=T.TYPE_MESSAGE, label=T.LABEL_OPTIONAL,
                     type_name=".tensorboard.Summary")
+    event.field.add(name="session_log", number=7, type=T.TYPE_MESSAGE, label=T.LABEL_OPTIONAL,
+                    type_name=".tensorboard.SessionLog")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
     descriptor = pool.FindMessageTypeByName("tensorboard.Event")
@@ -155,7 +168,8 @@ def decode_with_protobuf(body):
     event = event_class()()
     event.ParseFromString(body)
     return event.wall_time, event.step, event.file_version or None, [
-        (v.tag, v.simple_value) for v in event.summary.value]
+        (v.tag, v.simple_value) for v in event.summary.value], (
+        event.session_log.status if event.HasField("session_log") else None)
 
 
 def expected_scalars(lines):
@@ -170,11 +184,13 @@ def expected_scalars(lines):
 
 
 def check_events(events, lines):
-    wall_time, step, version, values = events[0]
-    assert version == "brain.Event:2" and values == []
+    wall_time, step, version, values, status = events[0]
+    assert version == "brain.Event:2" and values == [] and status is None
+    _, step, version, values, status = events[1]
+    assert (step, version, values, status) == (lines[0]["step"], None, [], 1)  # SessionLog.START
     got = []
-    for wall, step, version, values in events[1:]:
-        assert version is None and len(values) == 1
+    for wall, step, version, values, status in events[2:]:
+        assert version is None and len(values) == 1 and status is None
         assert wall >= wall_time
         got.append((step, values[0][0], values[0][1]))
     assert got == expected_scalars(lines)
