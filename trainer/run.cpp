@@ -3,8 +3,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <fmt/format.h>
@@ -253,23 +255,51 @@ nlohmann::ordered_json EvalMetrics(const EvalResult& r) {
   return {{"eval/format_rate", r.format_rate}, {"eval/accuracy", r.accuracy}};
 }
 
+// What GRPO trains against: the directory of its starting weights (the KL term's reference and
+// a LoRA adapter's base; empty when neither is needed) and, with beta > 0 and no LoRA, the
+// reference as a second model. Attaches the adapters a fresh LoRA run trains.
+struct GrpoReference {
+  std::string dir;
+  std::optional<Policy> model;
+};
+
+GrpoReference PrepareReference(const TrainConfig& config, StartingPoint& start, const World& world) {
+  GrpoReference reference;
+  if (config.grpo.beta > 0 || config.grpo.lora.enabled()) {
+    reference.dir = StartingWeightsDir(config, start.policy, start.state, world);
+  }
+  if (config.grpo.lora.enabled() && !start.policy.lora.enabled()) {
+    AttachAdapters(start.policy, config.grpo.lora, reference.dir,
+                   common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo lora"));
+    spdlog::info("grpo: LoRA r {} on {} ({} trainable parameters)", config.grpo.lora.r, reference.dir,
+                 Numel(TrainableParameters(start.policy)));
+  }
+  reference.model = LoadReference(config, start.policy, reference.dir);
+  return reference;
+}
+
+// checkpoint-<step> of the output directory: the policy, AdamW's and the trainer's state, and a
+// reference that moves (sync_ref_model), which a resumed run then continues from.
+void SaveGrpoCheckpoint(const TrainConfig& config, Policy& policy, GrpoTrainer& trainer, GrpoReference& reference,
+                        const RunSummary& summary) {
+  const fs::path out(config.run.output_dir);
+  const int64_t step = trainer.step();
+  Policy* moving = config.grpo.sync_ref_model && reference.model ? &*reference.model : nullptr;
+  const std::string saved_reference =
+      moving ? (out / ("checkpoint-" + std::to_string(step)) / "reference").string() : reference.dir;
+  nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", saved_reference}, {"seed", config.run.seed}};
+  if (summary.before) saved["before"] = ToJson(*summary.before);
+  SaveCheckpoint(out.string(), step, policy, trainer.optimizer(), saved, config.checkpoint.keep_last, moving,
+                 ShardBytes(config));
+}
+
 // GRPO steps until grpo.steps: metrics, progress, evaluations and checkpoints as configured.
 // Rank 0 opens `logs` (trainer/run_logs.h) at the step GRPO starts from.
 void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scorer, StartingPoint& start,
              const World& world, RunSummary& summary, std::optional<RunLogs>& logs) {
-  const fs::path out(config.run.output_dir);
-  std::string reference_dir;
-  if (config.grpo.beta > 0 || config.grpo.lora.enabled()) {
-    reference_dir = StartingWeightsDir(config, start.policy, start.state, world);
-  }
-  if (config.grpo.lora.enabled() && !start.policy.lora.enabled()) {
-    AttachAdapters(start.policy, config.grpo.lora, reference_dir,
-                   common::DeriveSeed(static_cast<uint64_t>(config.run.seed), "grpo lora"));
-    spdlog::info("grpo: LoRA r {} on {} ({} trainable parameters)", config.grpo.lora.r, reference_dir,
-                 Numel(TrainableParameters(start.policy)));
-  }
-  std::optional<Policy> reference = LoadReference(config, start.policy, reference_dir);
-  GrpoTrainer trainer(config, start.policy, reference ? &*reference : nullptr, data.train, scorer.score, world);
+  GrpoReference reference = PrepareReference(config, start, world);
+  GrpoTrainer trainer(config, start.policy, reference.model ? &*reference.model : nullptr, data.train, scorer.score,
+                      world);
   if (start.checkpoint) {
     LoadCheckpointState(*start.checkpoint, trainer.optimizer());
     trainer.Restore(start.state.at("grpo"));
@@ -297,14 +327,7 @@ void RunGrpo(const TrainConfig& config, const Datasets& data, const Scorer& scor
       logs->PrintCompletions(trainer.completions());
     }
     if (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
-      // A reference that moves (sync_ref_model) is saved with the checkpoint and resumed from there.
-      Policy* moving = config.grpo.sync_ref_model && reference ? &*reference : nullptr;
-      const std::string saved_reference =
-          moving ? (out / ("checkpoint-" + std::to_string(step)) / "reference").string() : reference_dir;
-      nlohmann::json saved = {{"grpo", trainer.State()}, {"reference_dir", saved_reference}, {"seed", config.run.seed}};
-      if (summary.before) saved["before"] = ToJson(*summary.before);
-      SaveCheckpoint(out.string(), step, start.policy, trainer.optimizer(), saved, config.checkpoint.keep_last, moving,
-                     ShardBytes(config));
+      SaveGrpoCheckpoint(config, start.policy, trainer, reference, summary);
     }
   }
   summary.grpo_steps = trainer.step();
