@@ -50,6 +50,16 @@ std::string Hostname() {
   return name.data();
 }
 
+// The start of an Event at a step: its wall_time and step fields.
+std::string EventAt(double wall_time, int64_t step) {
+  std::string event;
+  PutKey(event, 1, kFixed64);
+  PutLittleEndian<uint64_t>(event, std::bit_cast<uint64_t>(wall_time));
+  PutKey(event, 2, kVarint);
+  PutVarint(event, static_cast<uint64_t>(step));  // int64: negative steps take ten bytes, as in protobuf
+  return event;
+}
+
 }  // namespace
 
 uint32_t Crc32c(std::string_view data) {
@@ -85,11 +95,7 @@ std::string EncodeSessionStartEvent(double wall_time, int64_t step) {
   std::string session_log;
   PutKey(session_log, 1, kVarint);
   PutVarint(session_log, 1);  // SessionLog.START
-  std::string event;
-  PutKey(event, 1, kFixed64);
-  PutLittleEndian<uint64_t>(event, std::bit_cast<uint64_t>(wall_time));
-  PutKey(event, 2, kVarint);
-  PutVarint(event, static_cast<uint64_t>(step));
+  std::string event = EventAt(wall_time, step);
   PutBytesField(event, 7, session_log);
   return event;
 }
@@ -101,11 +107,7 @@ std::string EncodeScalarEvent(double wall_time, int64_t step, std::string_view t
   PutLittleEndian<uint32_t>(summary_value, std::bit_cast<uint32_t>(value));
   std::string summary;
   PutBytesField(summary, 1, summary_value);
-  std::string event;
-  PutKey(event, 1, kFixed64);
-  PutLittleEndian<uint64_t>(event, std::bit_cast<uint64_t>(wall_time));
-  PutKey(event, 2, kVarint);
-  PutVarint(event, static_cast<uint64_t>(step));  // int64: negative steps take ten bytes, as in protobuf
+  std::string event = EventAt(wall_time, step);
   PutBytesField(event, 5, summary);
   return event;
 }
